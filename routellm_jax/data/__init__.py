@@ -1,0 +1,1 @@
+"""Routing data: sources -> canonical records -> labels -> mixtures -> batches."""

@@ -1,0 +1,1 @@
+"""Router architectures (one file each) and the encoders they stand on."""

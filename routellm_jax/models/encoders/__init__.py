@@ -1,0 +1,1 @@
+"""Pretrained encoders in Flax: BERT family (bert.py), Llama family (llama.py), fetch + import."""

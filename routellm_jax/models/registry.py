@@ -1,0 +1,118 @@
+"""The architecture table: router name -> everything the trainer, exporter and API need.
+
+The trainer, the zoo exporter and the inference API only ever talk to an :class:`Architecture`;
+adding a router means writing one module that builds an ``Architecture`` and registering it, with
+no change to the framework. The built-in table is a static mapping from name to the module that
+defines it (imported lazily on first lookup, so ``import routellm_jax`` stays cheap); users add
+their own at run time with :func:`register`.
+
+Contract (all functions pure; ``config`` is an instance of ``config_cls``, a frozen dataclass):
+
+* ``init(rng, config) -> params``: fresh parameters; loads pretrained encoder weights when the
+  config says so. ``params`` is a plain pytree of arrays (no boxing).
+* ``make_featurizer(config) -> featurizer``: host-side preprocessing (a tokenizer, or a frozen
+  embedder); built once per process and passed to the two functions below.
+* ``examples_from_records(records, featurizer, config) -> dict[str, np.ndarray]``: training
+  examples from a :class:`~routellm_jax.data.records.ComparisonTable`, every array with leading
+  dimension = number of examples and a fixed trailing shape, so any slice is a batch.
+* ``loss(params, batch, rng, config) -> (scalar loss, dict of scalar metrics)``: jittable.
+* ``prompt_inputs(prompts, featurizer, config) -> dict[str, np.ndarray]``: inference inputs.
+* ``win_rate(params, inputs, strong, weak, config) -> [batch] float``: P(strong beats weak);
+  ``strong``/``weak`` are indices into ``config.models`` (ignored by pair-specific routers).
+* ``fit(records, featurizer, config, rng) -> params`` (optional): for routers built rather than
+  trained by gradient descent (``sw_ranking``); the trainer calls it instead of the step loop.
+* ``partition_rules``: ``((regex over "/"-joined param path, logical axis name per dim), ...)``.
+  Logical names map to mesh axes in ``training/sharding.py``; unmatched params are replicated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+Params = Any
+Batch = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One router architecture. See the module docstring for the contract."""
+
+    name: str
+    config_cls: type
+    init: Callable[..., Params]
+    make_featurizer: Callable[[Any], Any]
+    examples_from_records: Callable[..., dict[str, Any]]
+    loss: Callable[..., tuple[Any, dict[str, Any]]]
+    prompt_inputs: Callable[..., dict[str, Any]]
+    win_rate: Callable[..., Any]
+    fit: Callable[..., Params] | None = None
+    partition_rules: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
+    description: str = ""
+
+    def make_config(self, **overrides: Any) -> Any:
+        """Build this architecture's config, with field overrides.
+
+        Example:
+            >>> get_architecture("random").make_config(seed=3).seed  # doctest: +SKIP
+            3
+        """
+        names = {f.name for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise KeyError(
+                f"architecture {self.name!r}: unknown config key(s) {unknown}; known: {sorted(names)}"
+            )
+        return self.config_cls(**overrides)
+
+
+# Built-in architectures: name -> module whose ARCHITECTURE attribute defines it.
+_BUILTIN: dict[str, str] = {
+    "random": "routellm_jax.models.random",
+    "sw_ranking": "routellm_jax.models.sw_ranking",
+    "mf": "routellm_jax.models.mf",
+    "bert": "routellm_jax.models.bert_classifier",
+    "causal_llm": "routellm_jax.models.causal_llm",
+    "model_aware": "routellm_jax.models.model_aware",
+}
+
+_USER: dict[str, Architecture] = {}
+
+
+def register(arch: Architecture, *, overwrite: bool = False) -> Architecture:
+    """Add a user architecture to the table (returns it, so it can decorate a builder's result).
+
+    Example:
+        >>> register(my_arch)  # doctest: +SKIP
+    """
+    if not overwrite and (arch.name in _USER or arch.name in _BUILTIN):
+        raise ValueError(f"architecture {arch.name!r} is already registered")
+    _USER[arch.name] = arch
+    return arch
+
+
+def unregister(name: str) -> None:
+    """Remove a user architecture (tests use this to clean up)."""
+    _USER.pop(name, None)
+
+
+def get_architecture(name: str) -> Architecture:
+    """Look an architecture up by name.
+
+    Example:
+        >>> get_architecture("mf").name  # doctest: +SKIP
+        'mf'
+    """
+    if name in _USER:
+        return _USER[name]
+    if name in _BUILTIN:
+        module = importlib.import_module(_BUILTIN[name])
+        return module.ARCHITECTURE
+    raise KeyError(f"unknown architecture {name!r}; known: {sorted(names())}")
+
+
+def names() -> list[str]:
+    """All architecture names, built-in and user-registered."""
+    return sorted(set(_BUILTIN) | set(_USER))
