@@ -291,3 +291,22 @@ def _load_parquet(path: str | os.PathLike[str], columns: list[str]) -> dict[str,
         else:
             out[c] = col.to_numpy()
     return out
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a training mixture yields and what ``Architecture.examples_from_records`` reads:
+    battles and per-model outcomes (either may be empty; each architecture uses what it can)."""
+
+    comparisons: ComparisonTable
+    outcomes: OutcomeTable
+
+    @classmethod
+    def of(
+        cls, comparisons: ComparisonTable | None = None, outcomes: OutcomeTable | None = None
+    ) -> TrainingData:
+        """Example: ``TrainingData.of(comparisons=table)``."""
+        return cls(
+            comparisons if comparisons is not None else ComparisonTable.empty(),
+            outcomes if outcomes is not None else OutcomeTable.empty(),
+        )

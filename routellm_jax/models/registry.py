@@ -12,14 +12,16 @@ Contract (all functions pure; ``config`` is an instance of ``config_cls``, a fro
   config says so. ``params`` is a plain pytree of arrays (no boxing).
 * ``make_featurizer(config) -> featurizer``: host-side preprocessing (a tokenizer, or a frozen
   embedder); built once per process and passed to the two functions below.
-* ``examples_from_records(records, featurizer, config) -> dict[str, np.ndarray]``: training
-  examples from a :class:`~routellm_jax.data.records.ComparisonTable`, every array with leading
-  dimension = number of examples and a fixed trailing shape, so any slice is a batch.
+* ``examples_from_records(data, featurizer, config) -> dict[str, np.ndarray]``: training
+  examples from a :class:`~routellm_jax.data.records.TrainingData` (battles and/or per-model
+  outcomes; each architecture uses what it can), every array with leading dimension = number of
+  examples and a fixed trailing shape, so any slice is a batch. An optional ``"weight"`` array
+  [n] weights examples in the loss.
 * ``loss(params, batch, rng, config) -> (scalar loss, dict of scalar metrics)``: jittable.
 * ``prompt_inputs(prompts, featurizer, config) -> dict[str, np.ndarray]``: inference inputs.
 * ``win_rate(params, inputs, strong, weak, config) -> [batch] float``: P(strong beats weak);
   ``strong``/``weak`` are indices into ``config.models`` (ignored by pair-specific routers).
-* ``fit(records, featurizer, config, rng) -> params`` (optional): for routers built rather than
+* ``fit(data, featurizer, config, rng) -> params`` (optional): for routers built rather than
   trained by gradient descent (``sw_ranking``); the trainer calls it instead of the step loop.
 * ``partition_rules``: ``((regex over "/"-joined param path, logical axis name per dim), ...)``.
   Logical names map to mesh axes in ``training/sharding.py``; unmatched params are replicated.
@@ -75,7 +77,7 @@ _BUILTIN: dict[str, str] = {
     "mf": "routellm_jax.models.mf",
     "bert": "routellm_jax.models.bert_classifier",
     "causal_llm": "routellm_jax.models.causal_llm",
-    "model_aware": "routellm_jax.models.model_aware",
+    "irt": "routellm_jax.models.irt",
 }
 
 _USER: dict[str, Architecture] = {}
