@@ -1,0 +1,357 @@
+"""A BERT-family encoder as pure Flax Linen modules (MiniLM, BERT-base, ...).
+
+The parameter tree mirrors the Hugging Face ``BertModel`` layout so the importer
+(:mod:`routellm_jax.models.encoders.hf_import`) is a mechanical rename + transpose::
+
+    embeddings/{word_embeddings,position_embeddings,token_type_embeddings}/embedding
+    embeddings/LayerNorm/{scale,bias}
+    encoder/layer_<i>/attention/self/{query,key,value}/{kernel,bias}
+    encoder/layer_<i>/attention/output/dense/{kernel,bias}, .../output/LayerNorm/{scale,bias}
+    encoder/layer_<i>/intermediate/dense/{kernel,bias}
+    encoder/layer_<i>/output/dense/{kernel,bias}, encoder/layer_<i>/output/LayerNorm/{scale,bias}
+    pooler/dense/{kernel,bias}                       (only with ``add_pooler=True``)
+
+``dtype`` is the compute dtype (``bfloat16`` halves the matmul cost on CPUs with AVX512-BF16);
+``param_dtype`` the storage dtype. LayerNorm statistics, the attention softmax and the pooling
+always run in float32, so a bf16 encoder stays close to the float32 one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# Activations by their Hugging Face ``hidden_act`` name. HF "gelu" is the exact (erf) GELU.
+_ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """Shape and hyper-parameters of a BERT encoder (the fields of HF ``config.json``).
+
+    Example:
+        >>> BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+        ...            num_attention_heads=4, intermediate_size=64).head_dim
+        8
+    """
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of "
+                f"num_attention_heads {self.num_attention_heads}"
+            )
+        if self.hidden_act not in _ACTIVATIONS:
+            raise ValueError(
+                f"hidden_act {self.hidden_act!r} not supported; known: {sorted(_ACTIVATIONS)}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_hf_dict(cls, d: dict[str, Any], source: str = "config") -> BertConfig:
+        """Build from a parsed HF ``config.json`` (unknown keys are ignored, missing required ones
+        are an error naming ``source``).
+
+        Example:
+            >>> BertConfig.from_hf_dict({"vocab_size": 10, "hidden_size": 8,
+            ...     "num_hidden_layers": 1, "num_attention_heads": 2,
+            ...     "intermediate_size": 16}).num_hidden_layers
+            1
+        """
+        model_type = d.get("model_type", "bert")
+        if model_type not in ("bert",):
+            raise ValueError(f"{source}: model_type {model_type!r} is not a BERT encoder")
+        pet = d.get("position_embedding_type", "absolute")
+        if pet != "absolute":
+            raise ValueError(f"{source}: position_embedding_type {pet!r} not supported")
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise KeyError(f"{source}: missing key(s) {missing}")
+        kwargs = {k: v for k, v in d.items() if k in names}
+        if kwargs.get("pad_token_id") is None:
+            kwargs.pop("pad_token_id", None)
+        try:
+            return cls(**kwargs)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from err
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> BertConfig:
+        """Read an HF ``config.json``.
+
+        Example:
+            >>> BertConfig.from_json("minilm/config.json").hidden_size  # doctest: +SKIP
+            384
+        """
+        path = Path(path)
+        with open(path, encoding="utf-8") as f:
+            return cls.from_hf_dict(json.load(f), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Logical axis names per parameter dim ("/"-joined path regex -> names), see registry.py.
+# Unmatched parameters (LayerNorm, biases) are small and stay replicated.
+BERT_PARTITION_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
+    (r"embeddings/word_embeddings/embedding$", ("vocab", "embed")),
+    (r"embeddings/(position|token_type)_embeddings/embedding$", (None, "embed")),
+    (r"attention/self/(query|key|value)/kernel$", ("embed", "heads")),
+    (r"attention/self/(query|key|value)/bias$", ("heads",)),
+    (r"attention/output/dense/kernel$", ("heads", "embed")),
+    (r"intermediate/dense/kernel$", ("embed", "mlp")),
+    (r"intermediate/dense/bias$", ("mlp",)),
+    (r"layer_\d+/output/dense/kernel$", ("mlp", "embed")),
+    (r"pooler/dense/kernel$", ("embed", None)),
+)
+
+
+def _dense(features: int, cfg: BertConfig, dtype: Any, param_dtype: Any, name: str) -> nn.Dense:
+    init = nn.initializers.normal(stddev=0.02)
+    return nn.Dense(features, dtype=dtype, param_dtype=param_dtype, kernel_init=init, name=name)
+
+
+def _layer_norm(cfg: BertConfig, dtype: Any, param_dtype: Any, name: str) -> nn.LayerNorm:
+    # Flax computes the statistics in float32 even for bf16 inputs.
+    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+class BertEmbeddings(nn.Module):
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, input_ids, token_type_ids, deterministic: bool):
+        cfg = self.config
+        init = nn.initializers.normal(stddev=0.02)
+
+        def embed(n: int, name: str) -> nn.Embed:
+            return nn.Embed(
+                n,
+                cfg.hidden_size,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                embedding_init=init,
+                name=name,
+            )
+
+        seq = input_ids.shape[-1]
+        if seq > cfg.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {seq} > max_position_embeddings {cfg.max_position_embeddings}"
+            )
+        x = embed(cfg.vocab_size, "word_embeddings")(input_ids)  # [b, s, h]
+        x = x + embed(cfg.max_position_embeddings, "position_embeddings")(jnp.arange(seq))[None]
+        x = x + embed(cfg.type_vocab_size, "token_type_embeddings")(token_type_ids)
+        x = _layer_norm(cfg, self.dtype, self.param_dtype, "LayerNorm")(x)
+        return nn.Dropout(cfg.hidden_dropout_prob)(x, deterministic=deterministic)
+
+
+class BertSelfAttention(nn.Module):
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, bias, deterministic: bool):
+        cfg = self.config
+        b, s, _ = x.shape
+        nh, hd = cfg.num_attention_heads, cfg.head_dim
+
+        def proj(name: str):
+            y = _dense(cfg.hidden_size, cfg, self.dtype, self.param_dtype, name)(x)
+            return y.reshape(b, s, nh, hd)  # [b, s, heads, head_dim]
+
+        q, k, v = proj("query"), proj("key"), proj("value")
+        q = q * jnp.asarray(hd**-0.5, q.dtype)
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+        scores = scores + bias  # bias [b, 1, 1, k]: 0 on tokens, large negative on padding
+        probs = jax.nn.softmax(scores, axis=-1)
+        probs = nn.Dropout(cfg.attention_probs_dropout_prob)(probs, deterministic=deterministic)
+        out = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(self.dtype), v)
+        return out.reshape(b, s, cfg.hidden_size)
+
+
+class BertAttention(nn.Module):
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, bias, deterministic: bool):
+        cfg = self.config
+        h = BertSelfAttention(cfg, self.dtype, self.param_dtype, name="self")(
+            x, bias, deterministic
+        )
+        return BertSelfOutput(cfg, self.dtype, self.param_dtype, name="output")(h, x, deterministic)
+
+
+class BertSelfOutput(nn.Module):
+    """dense -> dropout -> LayerNorm(residual + .): the post-LN block shared by both sublayers."""
+
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, h, residual, deterministic: bool):
+        cfg = self.config
+        h = _dense(cfg.hidden_size, cfg, self.dtype, self.param_dtype, "dense")(h)
+        h = nn.Dropout(cfg.hidden_dropout_prob)(h, deterministic=deterministic)
+        return _layer_norm(cfg, self.dtype, self.param_dtype, "LayerNorm")(h + residual)
+
+
+class BertIntermediate(nn.Module):
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        cfg = self.config
+        h = _dense(cfg.intermediate_size, cfg, self.dtype, self.param_dtype, "dense")(x)
+        return _ACTIVATIONS[cfg.hidden_act](h)
+
+
+class BertLayer(nn.Module):
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, bias, deterministic: bool):
+        cfg = self.config
+        x = BertAttention(cfg, self.dtype, self.param_dtype, name="attention")(
+            x, bias, deterministic
+        )
+        h = BertIntermediate(cfg, self.dtype, self.param_dtype, name="intermediate")(x)
+        return BertSelfOutput(cfg, self.dtype, self.param_dtype, name="output")(h, x, deterministic)
+
+
+class BertEncoder(nn.Module):
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, bias, deterministic: bool):
+        for i in range(self.config.num_hidden_layers):
+            x = BertLayer(self.config, self.dtype, self.param_dtype, name=f"layer_{i}")(
+                x, bias, deterministic
+            )
+        return x
+
+
+class BertModel(nn.Module):
+    """The encoder: ``(input_ids, attention_mask) -> (hidden [b, s, h], pooled [b, h] | None)``.
+
+    ``pooled`` is HF's pooler output (tanh(dense(hidden[:, 0]))), present with ``add_pooler``.
+
+    Example:
+        >>> cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+        ...                  num_attention_heads=2, intermediate_size=32)
+        >>> ids = jnp.ones((2, 5), jnp.int32)
+        >>> params = BertModel(cfg).init(jax.random.key(0), ids, jnp.ones_like(ids))["params"]
+        >>> BertModel(cfg).apply({"params": params}, ids, jnp.ones_like(ids))[0].shape
+        (2, 5, 16)
+    """
+
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+    add_pooler: bool = True
+
+    @nn.compact
+    def __call__(self, input_ids, attention_mask, token_type_ids=None, deterministic: bool = True):
+        cfg = self.config
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        x = BertEmbeddings(cfg, self.dtype, self.param_dtype, name="embeddings")(
+            input_ids, token_type_ids, deterministic
+        )
+        # Additive key mask in float32: 0 for tokens, the most negative float for padding (as HF).
+        bias = jnp.where(attention_mask[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
+        x = BertEncoder(cfg, self.dtype, self.param_dtype, name="encoder")(x, bias, deterministic)
+        pooled = None
+        if self.add_pooler:
+            pooled = BertPooler(cfg, self.dtype, self.param_dtype, name="pooler")(x)
+        return x, pooled
+
+
+class BertPooler(nn.Module):
+    config: BertConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # [b, s, h] -> [b, h]: tanh(dense(first token))
+        cfg = self.config
+        return jnp.tanh(
+            _dense(cfg.hidden_size, cfg, self.dtype, self.param_dtype, "dense")(x[:, 0])
+        )
+
+
+def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """Mean of the token vectors under the mask, in float32 (sentence-transformers' pooling).
+
+    Example:
+        >>> mean_pool(jnp.ones((1, 3, 2)), jnp.array([[1, 1, 0]])).tolist()
+        [[1.0, 1.0]]
+    """
+    mask = attention_mask.astype(jnp.float32)[..., None]  # [b, s, 1]
+    total = jnp.sum(hidden.astype(jnp.float32) * mask, axis=1)
+    return total / jnp.clip(jnp.sum(mask, axis=1), 1e-9)
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """``x / max(||x||, eps)`` along the last axis (as ``torch.nn.functional.normalize``).
+
+    Example:
+        >>> l2_normalize(jnp.array([[3.0, 4.0]])).tolist()
+        [[0.6000000238418579, 0.800000011920929]]
+    """
+    norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
+    return x / jnp.maximum(norm, eps)
+
+
+def count_params(params: Any) -> int:
+    """Number of scalars in a parameter tree.
+
+    Example:
+        >>> count_params({"a": jnp.zeros((2, 3))})
+        6
+    """
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))

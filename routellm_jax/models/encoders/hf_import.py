@@ -1,0 +1,305 @@
+"""Hugging Face checkpoints (safetensors + ``config.json``) -> Flax parameter trees, strictly.
+
+Strict means: every tensor in the files is used (or explicitly ignored by the caller), every
+parameter of the Flax model is filled, and every shape is checked; any mismatch is an error that
+names the tensor key and the file it came from. No pickle is ever read (safetensors only).
+
+The generic pieces (:func:`read_safetensors`, :func:`read_hf_config`, :func:`flatten_params`,
+:func:`unflatten_params`, :func:`assign_strict`) know nothing about BERT, so a Llama importer can
+reuse them with its own key-renaming function; :func:`load_bert` is the BERT-specific part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from routellm_jax.models.encoders.bert import BertConfig, BertModel
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not match the model: names the key and the file."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor read from a checkpoint, with the file it came from (for error messages)."""
+
+    value: np.ndarray
+    file: str
+
+
+def read_hf_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse ``<folder>/config.json``.
+
+    Example:
+        >>> read_hf_config("minilm")["hidden_size"]  # doctest: +SKIP
+        384
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no config.json in the checkpoint folder")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from err
+
+
+def safetensors_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The safetensors files of a checkpoint folder: the shards named by
+    ``model.safetensors.index.json`` if present, else ``model.safetensors``, else a single
+    ``*.safetensors`` file.
+
+    Example:
+        >>> safetensors_files("minilm")  # doctest: +SKIP
+        [PosixPath('minilm/model.safetensors')]
+    """
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        with open(index, encoding="utf-8") as f:
+            weight_map = json.load(f).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{index}: no 'weight_map' object")
+        return [folder / name for name in sorted(set(weight_map.values()))]
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    found = sorted(folder.glob("*.safetensors"))
+    if len(found) == 1:
+        return found
+    raise FileNotFoundError(
+        f"{folder}: expected model.safetensors (or an index of shards), found {found or 'none'}"
+    )
+
+
+def read_safetensors(files: Iterable[str | os.PathLike[str]]) -> dict[str, Tensor]:
+    """Read every tensor of the given safetensors files as numpy arrays (bf16 is widened to
+    float32, since numpy has no bfloat16). A key present in two files is an error.
+
+    Example:
+        >>> sorted(read_safetensors(["model.safetensors"]))[:1]  # doctest: +SKIP
+        ['embeddings.LayerNorm.bias']
+    """
+    from safetensors import safe_open
+
+    out: dict[str, Tensor] = {}
+    for file in files:
+        file = str(file)
+        try:
+            handle = safe_open(file, framework="np")
+        except Exception as err:  # safetensors raises its own error types for bad headers
+            raise CheckpointError(f"{file}: not a readable safetensors file ({err})") from err
+        with handle as f:
+            for key in f.keys():
+                if key in out:
+                    raise CheckpointError(f"{file}: tensor {key!r} also in {out[key].file}")
+                try:
+                    value = f.get_tensor(key)
+                except TypeError:  # bfloat16: read raw bits through the flax-free path
+                    value = _read_bf16(file, key)
+                out[key] = Tensor(value, file)
+    return out
+
+
+def _read_bf16(file: str, key: str) -> np.ndarray:
+    from safetensors import safe_open
+
+    with safe_open(file, framework="flax") as f:
+        return np.asarray(f.get_tensor(key).astype(jnp.float32))
+
+
+def flatten_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> ``{"a/b/c": leaf}``.
+
+    Example:
+        >>> flatten_params({"a": {"b": 1}})
+        {'a/b': 1}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+def unflatten_params(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a/b/c": leaf}`` -> nested dict (inverse of :func:`flatten_params`).
+
+    Example:
+        >>> unflatten_params({"a/b": 1})
+        {'a': {'b': 1}}
+    """
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split("/")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+# A key converter maps an HF tensor key to (flax path, transform of the array), or None for a
+# tensor that is consumed without becoming a parameter (a buffer, checked by the converter).
+KeyConverter = Callable[[str, np.ndarray], "tuple[str, np.ndarray] | None"]
+
+
+def assign_strict(
+    template: Mapping[str, Any],
+    tensors: Mapping[str, Tensor],
+    convert: KeyConverter,
+    *,
+    ignore: Iterable[str] = (),
+    dtype: Any = jnp.float32,
+) -> dict[str, Any]:
+    """Fill a Flax parameter template (a tree of arrays or ``ShapeDtypeStruct``) from HF tensors.
+
+    ``convert(key, array)`` renames/transposes one tensor; ``ignore`` holds regexes of HF keys the
+    caller knowingly drops (e.g. a task head). Errors name the key and file: a tensor with no
+    parameter, a parameter with no tensor, a shape mismatch, a parameter filled twice.
+
+    Example:
+        >>> params = assign_strict(template, read_safetensors(files), bert_key_converter)  # doctest: +SKIP
+    """
+    want = flatten_params(template)
+    ignore_re = [re.compile(p) for p in ignore]
+    filled: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key, tensor in tensors.items():
+        if any(r.search(key) for r in ignore_re):
+            continue
+        try:
+            converted = convert(key, tensor.value)
+        except CheckpointError as err:
+            raise CheckpointError(f"{tensor.file}: tensor {key!r}: {err}") from None
+        if converted is None:
+            continue
+        path, value = converted
+        if path not in want:
+            raise CheckpointError(
+                f"{tensor.file}: tensor {key!r} (-> {path}) has no parameter in the model"
+            )
+        if path in filled:
+            raise CheckpointError(
+                f"{tensor.file}: tensor {key!r} fills {path}, already filled by {source[path]!r}"
+            )
+        expected = tuple(want[path].shape)
+        if tuple(value.shape) != expected:
+            raise CheckpointError(
+                f"{tensor.file}: tensor {key!r} has shape {tuple(value.shape)} after conversion, "
+                f"the model's {path} has {expected}"
+            )
+        filled[path] = jnp.asarray(value, dtype=dtype)
+        source[path] = key
+    missing = sorted(set(want) - set(filled))
+    if missing:
+        files = sorted({t.file for t in tensors.values()})
+        raise CheckpointError(
+            f"{', '.join(files)}: no tensor for model parameter(s) {missing[:8]}"
+            + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        )
+    return unflatten_params(filled)
+
+
+# --- BERT -------------------------------------------------------------------------------------
+
+_LN_NAMES = {"weight": "scale", "gamma": "scale", "bias": "bias", "beta": "bias"}
+
+
+def bert_key_converter(key: str, value: np.ndarray) -> tuple[str, np.ndarray] | None:
+    """HF ``BertModel`` tensor key -> our Flax path (linear weights transposed to kernels).
+
+    Example:
+        >>> bert_key_converter("encoder.layer.0.intermediate.dense.weight", np.zeros((4, 2)))[0]
+        'encoder/layer_0/intermediate/dense/kernel'
+    """
+    if key.startswith("bert."):  # BertFor* checkpoints nest the encoder under "bert."
+        key = key[len("bert.") :]
+    if key == "embeddings.position_ids" or key == "embeddings.token_type_ids":
+        # Buffers of absolute positions / zero token types: consumed, but checked.
+        flat = value.reshape(-1)
+        expect = np.arange(flat.size) if key.endswith("position_ids") else np.zeros(flat.size)
+        if not np.array_equal(flat, expect):
+            raise CheckpointError("buffer does not hold the default values this model assumes")
+        return None
+    parts = re.sub(r"\.layer\.(\d+)\.", r".layer_\1.", key).split(".")
+    *parent, leaf = parts
+    if not parent:
+        raise CheckpointError("not a BERT parameter name")
+    if parent[-1] == "LayerNorm":
+        if leaf not in _LN_NAMES:
+            raise CheckpointError(f"unknown LayerNorm tensor {leaf!r}")
+        return "/".join([*parent, _LN_NAMES[leaf]]), value
+    if parent[-1].endswith("_embeddings") and leaf == "weight":
+        return "/".join([*parent, "embedding"]), value
+    if leaf == "weight":
+        if value.ndim != 2:
+            raise CheckpointError(f"linear weight with {value.ndim} dims")
+        return "/".join([*parent, "kernel"]), np.ascontiguousarray(value.T)  # [out,in]->[in,out]
+    if leaf == "bias":
+        return "/".join([*parent, "bias"]), value
+    raise CheckpointError(f"unknown tensor kind {leaf!r}")
+
+
+def bert_template(
+    config: BertConfig, *, add_pooler: bool = True, param_dtype: Any = jnp.float32
+) -> dict[str, Any]:
+    """Shapes of a BERT parameter tree (``ShapeDtypeStruct`` leaves, nothing allocated).
+
+    Example:
+        >>> bert_template(cfg)["embeddings"]["word_embeddings"]["embedding"].shape  # doctest: +SKIP
+        (30522, 384)
+    """
+    model = BertModel(config, param_dtype=param_dtype, add_pooler=add_pooler)
+    ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
+    shapes = jax.eval_shape(lambda i: model.init(jax.random.key(0), i, i), ids)
+    return shapes["params"]
+
+
+def load_bert(
+    folder: str | os.PathLike[str],
+    *,
+    add_pooler: bool = True,
+    param_dtype: Any = jnp.float32,
+    ignore: Iterable[str] = (),
+) -> tuple[BertConfig, dict[str, Any]]:
+    """Load an HF BERT checkpoint folder (``config.json`` + safetensors) as ``(config, params)``.
+
+    With ``add_pooler=False`` the checkpoint's pooler tensors are dropped (the embedder does not
+    use them); ``ignore`` adds more key regexes to drop (e.g. ``r"^classifier\\."``).
+
+    Example:
+        >>> cfg, params = load_bert(fetch_encoder("all-MiniLM-L6-v2"))  # doctest: +SKIP
+        >>> cfg.hidden_size
+        384
+    """
+    folder = Path(folder)
+    config = BertConfig.from_hf_dict(read_hf_config(folder), source=str(folder / "config.json"))
+    tensors = read_safetensors(safetensors_files(folder))
+    ignore = list(ignore)
+    if not add_pooler:
+        ignore.append(r"^(bert\.)?pooler\.")
+    params = assign_strict(
+        bert_template(config, add_pooler=add_pooler, param_dtype=param_dtype),
+        tensors,
+        bert_key_converter,
+        ignore=ignore,
+        dtype=param_dtype,
+    )
+    return config, params

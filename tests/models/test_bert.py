@@ -1,0 +1,164 @@
+"""BERT encoder + HF importer: parity with torch ``transformers.BertModel`` (float32, 1e-4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from routellm_jax.models.encoders.bert import (
+    BERT_PARTITION_RULES,
+    BertConfig,
+    BertModel,
+    count_params,
+    l2_normalize,
+    mean_pool,
+)
+from routellm_jax.models.encoders.hf_import import (
+    CheckpointError,
+    flatten_params,
+    load_bert,
+)
+
+torch = pytest.importorskip("torch", reason="torch is the parity reference (dev extra)")
+transformers = pytest.importorskip("transformers")
+
+TOL = 1e-4
+
+
+def _torch_reference(folder: Path, ids: np.ndarray, mask: np.ndarray):
+    model = transformers.BertModel.from_pretrained(folder, attn_implementation="eager").eval()
+    with torch.inference_mode():
+        out = model(
+            input_ids=torch.from_numpy(ids).long(), attention_mask=torch.from_numpy(mask).long()
+        )
+    hidden = out.last_hidden_state.numpy()
+    m = mask[..., None].astype(np.float32)
+    pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+    return hidden, pooled, out.pooler_output.numpy()
+
+
+def _ours(folder: Path, ids: np.ndarray, mask: np.ndarray):
+    cfg, params = load_bert(folder)
+    hidden, pooler = BertModel(cfg).apply({"params": params}, jnp.asarray(ids), jnp.asarray(mask))
+    return cfg, params, np.asarray(hidden), np.asarray(mean_pool(hidden, mask)), np.asarray(pooler)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+    )
+    model = transformers.BertModel(cfg).eval()
+    # Non-trivial LayerNorm/bias values so a wrong mapping cannot hide behind ones/zeros.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _padded_batch(lengths: list[int], vocab: int, seq: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((len(lengths), seq), np.int32)
+    mask = np.zeros((len(lengths), seq), np.int32)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = rng.integers(1, vocab, size=n)
+        mask[i, :n] = 1
+    return ids, mask
+
+
+def test_tiny_random_bert_matches_torch(tiny_checkpoint: Path) -> None:
+    ids, mask = _padded_batch([3, 17, 1, 25, 9], vocab=97, seq=25)
+    ref_hidden, ref_pooled, ref_pooler = _torch_reference(tiny_checkpoint, ids, mask)
+    cfg, params, hidden, pooled, pooler = _ours(tiny_checkpoint, ids, mask)
+    assert cfg.num_hidden_layers == 2 and cfg.hidden_size == 32
+    np.testing.assert_allclose(hidden, ref_hidden, atol=TOL, rtol=0)
+    np.testing.assert_allclose(pooled, ref_pooled, atol=TOL, rtol=0)
+    np.testing.assert_allclose(pooler, ref_pooler, atol=TOL, rtol=0)
+    torch_count = sum(
+        p.numel() for p in transformers.BertModel.from_pretrained(tiny_checkpoint).parameters()
+    )
+    assert count_params(params) == torch_count
+
+
+def test_bf16_compute_stays_close(tiny_checkpoint: Path) -> None:
+    ids, mask = _padded_batch([4, 20, 11], vocab=97, seq=20, seed=1)
+    cfg, params = load_bert(tiny_checkpoint)
+    f32 = BertModel(cfg).apply({"params": params}, ids, mask)[0]
+    bf16 = BertModel(cfg, dtype=jnp.bfloat16).apply({"params": params}, ids, mask)[0]
+    assert bf16.dtype == jnp.bfloat16
+    a = np.asarray(l2_normalize(mean_pool(f32, mask)))
+    b = np.asarray(l2_normalize(mean_pool(bf16, mask)))
+    assert np.min(np.sum(a * b, axis=-1)) > 0.99  # cosine similarity of the embeddings
+
+
+def test_dropout_needs_rng_and_changes_output(tiny_checkpoint: Path) -> None:
+    ids, mask = _padded_batch([5, 8], vocab=97, seq=8)
+    cfg, params = load_bert(tiny_checkpoint)
+    model = BertModel(cfg)
+    a = model.apply(
+        {"params": params}, ids, mask, deterministic=False, rngs={"dropout": jax.random.key(1)}
+    )[0]
+    b = model.apply({"params": params}, ids, mask, deterministic=True)[0]
+    assert not np.allclose(np.asarray(a), np.asarray(b))
+
+
+def test_partition_rules_cover_the_big_matrices(tiny_checkpoint: Path) -> None:
+    import re
+
+    _, params = load_bert(tiny_checkpoint)
+    for path, value in flatten_params(params).items():
+        rules = [axes for rx, axes in BERT_PARTITION_RULES if re.search(rx, path)]
+        if value.ndim == 2:
+            assert rules, f"no partition rule for {path}"
+        for axes in rules[:1]:
+            assert len(axes) == value.ndim, (path, axes)
+
+
+def _edit_checkpoint(src: Path, dst: Path, edit) -> Path:
+    from safetensors.numpy import load_file, save_file
+
+    dst.mkdir()
+    (dst / "config.json").write_text((src / "config.json").read_text())
+    tensors = load_file(src / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, dst / "model.safetensors")
+    return dst
+
+
+def test_import_is_strict(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    key = "encoder.layer.1.output.dense.weight"
+    missing = _edit_checkpoint(tiny_checkpoint, tmp_path / "m", lambda t: t.pop(key))
+    with pytest.raises(CheckpointError, match="encoder/layer_1/output/dense/kernel"):
+        load_bert(missing)
+    extra = _edit_checkpoint(
+        tiny_checkpoint, tmp_path / "e", lambda t: t.update(extra_head=np.zeros(3, np.float32))
+    )
+    with pytest.raises(
+        CheckpointError, match=r"extra_head.*model.safetensors|model.safetensors.*extra_head"
+    ):
+        load_bert(extra)
+    shape = _edit_checkpoint(
+        tiny_checkpoint, tmp_path / "s", lambda t: t.update({key: np.zeros((3, 3), np.float32)})
+    )
+    with pytest.raises(CheckpointError, match=f"{key}.*shape"):
+        load_bert(shape)
+
+
+def test_config_errors_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    with pytest.raises(KeyError, match="config.json"):
+        BertConfig.from_json(tmp_path / "config.json")
