@@ -1,0 +1,375 @@
+"""Prompt -> fixed-size embedding featurizers shared by the embedding routers (sw_ranking, mf, irt).
+
+A featurizer is built once per process from a spec string (stored in the router's config, so a zoo
+checkpoint says how its inputs were made) and turns prompts into a float32 matrix ``[n, dim]``:
+
+* ``"all-MiniLM-L6-v2"`` (or any other name the embedder module knows): the frozen sentence
+  encoder from :mod:`routellm_jax.models.encoders.embedder` (L2-normalised mean pooling, 384-d).
+* ``"precomputed:<path>"``: a lookup table prompt -> embedding read from ``.npz`` (arrays
+  ``prompts`` and ``embeddings``) or ``.parquet`` (columns ``prompt`` and ``embedding``), so the
+  paper's OpenAI ``text-embedding-3-small`` vectors (1536-d) can be used without an API call.
+* ``"hashing:<dim>"``: a deterministic hashed bag of words and word bigrams (sublinear counts,
+  signed hashing, L2-normalised). No weights, microseconds per prompt: for tests and as a
+  baseline that shows what a learned encoder adds.
+
+Every featurizer caches embeddings per prompt text in a dict on the object (``.cache``), because
+training data repeats prompts many times (one prompt, dozens of battles or model outcomes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from routellm_jax.data.records import (
+    OUTCOME_A,
+    OUTCOME_B,
+    OUTCOME_TIE,
+    ComparisonTable,
+    TrainingData,
+)
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+
+
+class Featurizer(Protocol):
+    """What the routers need from a featurizer."""
+
+    spec: str
+    dim: int
+
+    def embed(self, prompts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Return ``[len(prompts), dim]`` float32 embeddings."""
+        ...
+
+
+class CachedFeaturizer:
+    """Base class: per-prompt embedding cache around a batch embedding function.
+
+    Subclasses implement ``_embed_new(prompts, batch_size) -> [n, dim]`` for prompts not yet cached.
+
+    Example:
+        >>> f = make_embedding_featurizer("hashing:16")
+        >>> f.embed(["a b", "a b"]).shape, len(f.cache)
+        ((2, 16), 1)
+    """
+
+    spec: str = ""
+    dim: int = 0
+
+    def __init__(self) -> None:
+        self.cache: dict[str, np.ndarray] = {}
+
+    def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, prompts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed ``prompts`` -> ``[n, dim]`` float32, computing each distinct prompt once.
+
+        Example:
+            >>> make_embedding_featurizer("hashing:8").embed(["hello world"]).shape
+            (1, 8)
+        """
+        if isinstance(prompts, str):
+            raise TypeError("embed() takes a sequence of prompts, got a single str")
+        prompts = [str(p) for p in prompts]
+        new = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if new:
+            vectors = np.asarray(self._embed_new(new, batch_size), dtype=np.float32)
+            if vectors.shape != (len(new), self.dim):
+                raise ValueError(
+                    f"featurizer {self.spec!r} returned shape {vectors.shape}, "
+                    f"expected {(len(new), self.dim)}"
+                )
+            for p, v in zip(new, vectors):
+                self.cache[p] = v
+        if not prompts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self.cache[p] for p in prompts]).astype(np.float32, copy=False)
+
+    def clear_cache(self) -> None:
+        """Forget cached embeddings (e.g. between data mixes, to bound memory)."""
+        self.cache.clear()
+
+
+class HashingFeaturizer(CachedFeaturizer):
+    """Hashed bag of lower-cased words and word bigrams, signed, log-scaled and L2-normalised.
+
+    Deterministic across processes and machines (blake2b of the token, not Python's salted hash).
+
+    Example:
+        >>> f = HashingFeaturizer(32)
+        >>> bool(np.allclose(np.linalg.norm(f.embed(["What is 2+2?"])), 1.0))
+        True
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        if dim <= 0:
+            raise ValueError(f"hashing featurizer: dim must be positive, got {dim}")
+        self.dim = int(dim)
+        self.spec = f"hashing:{self.dim}"
+
+    def _token_slot(self, token: str) -> tuple[int, float]:
+        digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        # The low bit picks the sign so colliding tokens cancel on average instead of piling up.
+        return (value >> 1) % self.dim, (1.0 if value & 1 else -1.0)
+
+    def _embed_one(self, prompt: str) -> np.ndarray:
+        words = _WORD_RE.findall(prompt.lower())
+        tokens = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+        vec = np.zeros(self.dim, dtype=np.float64)
+        counts: dict[str, int] = {}
+        for t in tokens:
+            counts[t] = counts.get(t, 0) + 1
+        for t, c in counts.items():
+            slot, sign = self._token_slot(t)
+            vec[slot] += sign * (1.0 + np.log(c))
+        norm = np.linalg.norm(vec)
+        if norm > 0:  # an empty prompt stays the zero vector
+            vec /= norm
+        return vec.astype(np.float32)
+
+    def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        del batch_size
+        return np.stack([self._embed_one(p) for p in prompts])
+
+
+class PrecomputedFeaturizer(CachedFeaturizer):
+    """Lookup of precomputed embeddings (e.g. OpenAI text-embedding-3-small, 1536-d).
+
+    ``.npz``: arrays ``prompts`` [n] (str) and ``embeddings`` [n, d]. ``.parquet``: columns
+    ``prompt`` (string) and ``embedding`` (list of floats). A prompt not in the table is an error
+    that names it and the file: silently embedding it some other way would mix two spaces.
+
+    Example:
+        >>> f = PrecomputedFeaturizer("/data/openai_emb.npz")  # doctest: +SKIP
+        >>> f.embed(["What is 2+2?"]).shape  # doctest: +SKIP
+        (1, 1536)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.spec = f"precomputed:{path}"
+        prompts, matrix = _load_table(self.path)
+        self.dim = int(matrix.shape[1])
+        self._index = {p: i for i, p in enumerate(prompts)}
+        self._matrix = matrix
+
+    def __contains__(self, prompt: str) -> bool:
+        return prompt in self._index
+
+    def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        del batch_size
+        rows = []
+        for p in prompts:
+            i = self._index.get(p)
+            if i is None:
+                shown = p if len(p) <= 80 else p[:77] + "..."
+                raise KeyError(
+                    f"{self.path}: no precomputed embedding for prompt {shown!r} "
+                    f"({len(self._index)} prompts in the table)"
+                )
+            rows.append(i)
+        return self._matrix[np.asarray(rows, dtype=np.int64)]
+
+
+def _load_table(path: Path) -> tuple[list[str], np.ndarray]:
+    if not path.exists():
+        raise FileNotFoundError(f"precomputed embeddings file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("prompts", "embeddings") if k not in z.files]
+            if missing:
+                raise ValueError(f"{path}: missing array(s) {missing}; has {z.files}")
+            prompts = [str(p) for p in z["prompts"].tolist()]
+            matrix = np.asarray(z["embeddings"], dtype=np.float32)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        missing = [c for c in ("prompt", "embedding") if c not in table.column_names]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; has {table.column_names}")
+        prompts = [str(p) for p in table.column("prompt").to_pylist()]
+        rows = table.column("embedding").to_pylist()
+        lengths = {len(r) for r in rows}
+        if len(lengths) > 1:
+            bad = next(i for i, r in enumerate(rows) if len(r) != len(rows[0]))
+            raise ValueError(
+                f"{path}: row {bad} has an embedding of length {len(rows[bad])}, "
+                f"row 0 has {len(rows[0])}"
+            )
+        matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+    else:
+        raise ValueError(f"{path}: precomputed embeddings must be .npz or .parquet")
+    if matrix.ndim != 2 or matrix.shape[0] != len(prompts):
+        raise ValueError(
+            f"{path}: embeddings shape {matrix.shape} does not match {len(prompts)} prompts"
+        )
+    return prompts, matrix
+
+
+class EncoderFeaturizer(CachedFeaturizer):
+    """A frozen sentence encoder (an object with ``.embed(prompts, batch_size)`` and ``.dim``).
+
+    Example:
+        >>> f = make_embedding_featurizer("all-MiniLM-L6-v2")  # doctest: +SKIP
+        >>> f.dim  # doctest: +SKIP
+        384
+    """
+
+    def __init__(self, spec: str, embedder: object) -> None:
+        super().__init__()
+        self.spec = spec
+        self.embedder = embedder
+        self.dim = int(embedder.dim)  # type: ignore[attr-defined]
+
+    def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        return self.embedder.embed(prompts, batch_size=batch_size)  # type: ignore[attr-defined]
+
+
+def make_embedding_featurizer(spec: str, **encoder_kwargs: object) -> CachedFeaturizer:
+    """Build the featurizer a spec string names (see the module docstring).
+
+    ``encoder_kwargs`` (e.g. ``dtype``) go to ``load_embedder`` for encoder specs.
+
+    Example:
+        >>> make_embedding_featurizer("hashing:64").dim
+        64
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"featurizer spec must be a non-empty string, got {spec!r}")
+    kind, sep, arg = spec.partition(":")
+    if sep and kind == "hashing":
+        try:
+            dim = int(arg)
+        except ValueError:
+            raise ValueError(
+                f"featurizer spec {spec!r}: 'hashing:<dim>' needs an int dim"
+            ) from None
+        return HashingFeaturizer(dim)
+    if sep and kind == "precomputed":
+        if not arg:
+            raise ValueError(f"featurizer spec {spec!r}: 'precomputed:<path>' needs a path")
+        return PrecomputedFeaturizer(arg)
+    # Anything else names an encoder; import lazily so hashing/precomputed users need no weights.
+    from routellm_jax.models.encoders.embedder import load_embedder
+
+    return EncoderFeaturizer(spec, load_embedder(name=spec, **encoder_kwargs))
+
+
+def featurizer_dim(spec: str) -> int | None:
+    """The embedding width a spec gives, when knowable without loading anything (else None).
+
+    Example:
+        >>> featurizer_dim("hashing:128"), featurizer_dim("all-MiniLM-L6-v2")
+        (128, 384)
+    """
+    kind, sep, arg = spec.partition(":")
+    if sep and kind == "hashing":
+        return int(arg)
+    if spec == DEFAULT_ENCODER:
+        return 384
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Record indexing shared by the embedding routers: battles -> (model_a, model_b, label, weight).
+
+TIES = ("drop", "half")
+
+
+def comparison_arrays(
+    table: ComparisonTable, models: Sequence[str], ties: str = "drop"
+) -> dict[str, np.ndarray]:
+    """Index battles by a router's model table.
+
+    Returns ``row`` (kept row numbers of ``table``), ``model_a``/``model_b`` (int32 indices into
+    ``models``), ``label`` (float32: 1 = model_a won, 0 = model_b won, 0.5 = tie) and ``weight``.
+    Battles with a model outside ``models``, or a model against itself, carry no usable signal and
+    are dropped. ``ties="drop"`` drops ties (the reference MF trainer does), ``"half"`` keeps them
+    as half a win each (the reference Bradley-Terry fit does).
+
+    Example:
+        >>> from routellm_jax.data.records import Comparison
+        >>> t = ComparisonTable.from_records([Comparison("q", "x", "y", "b")])
+        >>> comparison_arrays(t, ["y", "x"])["model_a"].tolist()
+        [1]
+    """
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    index = {m: i for i, m in enumerate(models)}
+    a = np.fromiter((index.get(m, -1) for m in table.model_a), dtype=np.int64, count=len(table))
+    b = np.fromiter((index.get(m, -1) for m in table.model_b), dtype=np.int64, count=len(table))
+    keep = (a >= 0) & (b >= 0) & (a != b)
+    if ties == "drop":
+        keep &= table.outcome != OUTCOME_TIE
+    row = np.flatnonzero(keep)
+    outcome = table.outcome[row]
+    label = np.where(outcome == OUTCOME_A, 1.0, np.where(outcome == OUTCOME_B, 0.0, 0.5))
+    return {
+        "row": row,
+        "model_a": a[row].astype(np.int32),
+        "model_b": b[row].astype(np.int32),
+        "label": label.astype(np.float32),
+        "weight": table.weight[row].astype(np.float32),
+    }
+
+
+def battles_with_outcomes(data: TrainingData, use_outcomes: bool) -> ComparisonTable:
+    """The battles of ``data``, plus its per-model outcomes turned into battles when asked.
+
+    Outcome -> battle conversion is ``routellm_jax.data.elo.outcomes_to_comparisons`` (every pair
+    of models graded on the same prompt becomes one battle, the better score winning).
+
+    Example:
+        >>> battles_with_outcomes(TrainingData.of(), use_outcomes=False).__len__()
+        0
+    """
+    table = data.comparisons
+    if use_outcomes and len(data.outcomes):
+        from routellm_jax.data.elo import outcomes_to_comparisons
+
+        table = ComparisonTable.concat([table, outcomes_to_comparisons(data.outcomes)])
+    return table
+
+
+def check_models(models: Sequence[str], arch: str) -> tuple[str, ...]:
+    """Validate a router's model table (non-empty, no duplicates) and return it as a tuple.
+
+    Example:
+        >>> check_models(["gpt-4", "mixtral"], "mf")
+        ('gpt-4', 'mixtral')
+    """
+    models = tuple(models)
+    if not models:
+        raise ValueError(
+            f"{arch}: config.models is empty; set it to the model table "
+            "(e.g. sorted(data.comparisons.models()))"
+        )
+    dup = sorted({m for m in models if models.count(m) > 1})
+    if dup:
+        raise ValueError(f"{arch}: config.models lists {dup} more than once")
+    return models
+
+
+def check_pair(strong: object, weak: object, n_models: int, arch: str) -> None:
+    """Raise if a concrete strong/weak index is outside the model table (traced values pass).
+
+    Example:
+        >>> check_pair(0, 1, 2, "mf")
+    """
+    for name, value in (("strong", strong), ("weak", weak)):
+        if isinstance(value, (int, np.integer)) and not 0 <= int(value) < n_models:
+            raise IndexError(f"{arch}: {name} index {int(value)} outside 0..{n_models - 1}")
