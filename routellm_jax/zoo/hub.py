@@ -1,0 +1,728 @@
+"""The zoo index and downloads: manifest, fetch with resume, sha256 verification, cache.
+
+A zoo is one JSON manifest (``model_zoo/manifest.json`` in the repository) listing entries::
+
+    {"format": 1,
+     "entries": [{"name": "mf-minilm", "version": "0.1.0", "description": "...",
+                  "architecture": "mf",
+                  "files": [{"path": "mf-minilm-0.1.0.tar", "size": 812345, "sha256": "...",
+                             "urls": ["mf-minilm-0.1.0.tar", "https://host/mf-minilm-0.1.0.tar"]}]}]}
+
+Each file has one or more URLs, tried in order: ``https://``, ``http://``, ``file://``, ``gs://`` (and
+anything else :mod:`etils.epath` opens), or a path relative to the manifest (how bundled entries are
+referenced). A file whose path ends in ``.tar`` is unpacked into the entry folder, any other file is
+placed there as is. Downloads go to ``<cache>/zoo/downloads`` as ``*.partial`` files that a later try
+resumes (HTTP ``Range``); the size and sha256 are checked before anything is unpacked or loaded, and
+only then is the file renamed into place. Unpacked entries live in ``<cache>/zoo/entries/NAME/VERSION``
+and are themselves created under a temporary name and renamed, so a reader never sees half an entry.
+Nothing here (or anywhere in the zoo) unpickles anything: entries are JSON + Orbax (tensorstore) files.
+
+``gs://`` goes through :mod:`etils.epath` (needs ``gcsfs``); it is not tested offline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from routellm_jax import paths
+
+MANIFEST_FORMAT = 1
+BUNDLED_LIMIT_BYTES = 5 * 1024 * 1024  # bundled entries stay under 5 MB; bigger ones go by URL
+SOURCE_RECORD = ".zoo_source.json"  # written into an unpacked entry: where it came from, hashes
+_CHUNK = 1 << 16
+
+
+class ZooError(Exception):
+    """Base class of zoo errors."""
+
+
+class EntryNotFound(ZooError, KeyError):
+    """A name (or name@version) that the manifest does not list."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IntegrityError(ZooError, ValueError):
+    """A file whose size or sha256 differs from what the manifest or card says."""
+
+
+class DownloadError(ZooError, OSError):
+    """Every URL of a file failed; the message lists each URL and why."""
+
+
+class ManifestError(ZooError, ValueError):
+    """A malformed manifest; the message names the file and the key."""
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+
+
+@dataclasses.dataclass
+class ManifestFile:
+    """One downloadable file of an entry."""
+
+    path: str  # name inside the entry (``*.tar`` is unpacked)
+    size: int
+    sha256: str
+    urls: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class ManifestEntry:
+    """One zoo entry: a name, a version and its files."""
+
+    name: str
+    version: str
+    description: str
+    files: list[ManifestFile]
+    architecture: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "architecture": self.architecture,
+            "files": [f.to_json() for f in self.files],
+        }
+
+
+def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise ManifestError(f"{where}: missing key {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ManifestError(f"{where}.{key}: expected {kind}, got {type(value).__name__}")
+    return value
+
+
+def _parse_entry(obj: Any, where: str) -> ManifestEntry:
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where}: expected an object")
+    files = []
+    for i, f in enumerate(_require(obj, "files", list, where)):
+        fw = f"{where}.files[{i}]"
+        if not isinstance(f, dict):
+            raise ManifestError(f"{fw}: expected an object")
+        sha = _require(f, "sha256", str, fw).lower()
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ManifestError(f"{fw}.sha256: not a 64-hex-digit sha256: {sha!r}")
+        urls = _require(f, "urls", list, fw)
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ManifestError(f"{fw}.urls: expected a non-empty list of strings")
+        path = _require(f, "path", str, fw)
+        if path.startswith("/") or ".." in Path(path).parts or not path:
+            raise ManifestError(f"{fw}.path: must be a relative path inside the entry: {path!r}")
+        size = _require(f, "size", int, fw)
+        if size < 0:
+            raise ManifestError(f"{fw}.size: negative")
+        files.append(ManifestFile(path=path, size=size, sha256=sha, urls=list(urls)))
+    if not files:
+        raise ManifestError(f"{where}.files: an entry needs at least one file")
+    return ManifestEntry(
+        name=_require(obj, "name", str, where),
+        version=_require(obj, "version", str, where),
+        description=str(obj.get("description", "")),
+        architecture=str(obj.get("architecture", "")),
+        files=files,
+    )
+
+
+@dataclasses.dataclass
+class Manifest:
+    """The zoo index. ``location`` (a path or URL) is what relative URLs are resolved against.
+
+    Example:
+        >>> m = Manifest.load("model_zoo/manifest.json")  # doctest: +SKIP
+        >>> m.get("mf-minilm").version  # doctest: +SKIP
+        '0.1.0'
+    """
+
+    entries: list[ManifestEntry]
+    location: str = ""
+
+    @classmethod
+    def load(cls, location: str | os.PathLike[str] | None = None) -> Manifest:
+        """Read a manifest from a path or URL (default: :func:`default_manifest`)."""
+        location = str(location if location is not None else default_manifest())
+        try:
+            text = _read_text(location)
+        except OSError as err:
+            raise ManifestError(f"cannot read zoo manifest {location}: {err}") from err
+        return cls.from_json_text(text, location)
+
+    @classmethod
+    def from_json_text(cls, text: str, location: str = "") -> Manifest:
+        where = location or "manifest"
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{where}: not valid JSON (line {err.lineno}): {err.msg}") from err
+        if not isinstance(obj, dict):
+            raise ManifestError(f"{where}: expected a JSON object")
+        fmt = obj.get("format")
+        if fmt != MANIFEST_FORMAT:
+            raise ManifestError(f"{where}.format: expected {MANIFEST_FORMAT}, got {fmt!r}")
+        raw = _require(obj, "entries", list, where)
+        entries = [_parse_entry(e, f"{where}: entries[{i}]") for i, e in enumerate(raw)]
+        seen: set[str] = set()
+        for e in entries:
+            if e.key in seen:
+                raise ManifestError(f"{where}: entry {e.key} listed twice")
+            seen.add(e.key)
+        return cls(entries=entries, location=location)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": MANIFEST_FORMAT, "entries": [e.to_json() for e in self.entries]}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (temp file + rename), entries sorted by name then version."""
+        self.entries.sort(key=lambda e: (e.name, e.version))
+        _atomic_write_text(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
+
+    def names(self) -> list[str]:
+        return sorted({e.name for e in self.entries})
+
+    def get(self, name: str, version: str | None = None) -> ManifestEntry:
+        """The entry ``name`` (``name@version`` also accepted); the newest version by default."""
+        if version is None and "@" in name:
+            name, version = name.split("@", 1)
+        found = [e for e in self.entries if e.name == name]
+        if not found:
+            raise EntryNotFound(
+                f"zoo entry {name!r} is not in the manifest {self.location or '(in memory)'}; "
+                f"known: {self.names()}"
+            )
+        if version is not None:
+            for e in found:
+                if e.version == version:
+                    return e
+            raise EntryNotFound(
+                f"zoo entry {name!r} has no version {version!r} in {self.location}; "
+                f"versions: {sorted(e.version for e in found)}"
+            )
+        return max(found, key=lambda e: _version_key(e.version))
+
+    def upsert(self, entry: ManifestEntry) -> None:
+        """Add ``entry``, replacing one with the same name and version."""
+        self.entries = [e for e in self.entries if e.key != entry.key] + [entry]
+
+    def resolve_url(self, url: str) -> str:
+        """An absolute URL or path for ``url`` (relative ones are relative to the manifest)."""
+        if _scheme(url) or os.path.isabs(url) or not self.location:
+            return url
+        if _scheme(self.location) in ("http", "https", "gs", "file"):
+            return urllib.parse.urljoin(self.location, url)
+        return str(Path(self.location).resolve().parent / url)
+
+
+def _version_key(version: str) -> tuple:
+    parts = []
+    for p in version.replace("-", ".").split("."):
+        parts.append((0, int(p), "") if p.isdigit() else (1, 0, p))
+    return tuple(parts)
+
+
+def default_manifest() -> str:
+    """``$ROUTELLM_JAX_ZOO_MANIFEST`` if set, else the repository's ``model_zoo/manifest.json``."""
+    return os.environ.get(
+        "ROUTELLM_JAX_ZOO_MANIFEST", str(paths.repo_root() / "model_zoo" / "manifest.json")
+    )
+
+
+def zoo_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<cache>/zoo`` (created): where pulled entries and partial downloads live."""
+    root = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+    path = root / "zoo"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Hashing and small file helpers
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in chunks.
+
+    Example:
+        >>> sha256_file("model_zoo/manifest.json")  # doctest: +SKIP
+        '3f1c...'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_tree(root: str | os.PathLike[str], *, skip: Sequence[str] = ()) -> dict[str, dict]:
+    """``{relative posix path: {"size", "sha256"}}`` for every regular file under ``root``.
+
+    Example:
+        >>> hash_tree("entry/params")  # doctest: +SKIP
+        {'manifest.ocdbt': {'size': 123, 'sha256': '...'}, ...}
+    """
+    root = Path(root)
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and rel not in skip:
+            out[rel] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+    return out
+
+
+def verify_tree(root: str | os.PathLike[str], expected: dict[str, dict]) -> None:
+    """Raise :class:`IntegrityError` naming the first missing or altered file under ``root``.
+
+    Example:
+        >>> verify_tree("entry/params", card.checkpoint["files"])  # doctest: +SKIP
+    """
+    root = Path(root)
+    for rel, want in sorted(expected.items()):
+        path = root / rel
+        if not path.is_file():
+            raise IntegrityError(f"{path}: missing (listed with sha256 {want['sha256']})")
+        size = path.stat().st_size
+        if size != want["size"]:
+            raise IntegrityError(f"{path}: size {size} bytes, expected {want['size']}")
+        got = sha256_file(path)
+        if got != want["sha256"]:
+            raise IntegrityError(f"{path}: sha256 {got}, expected {want['sha256']}")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _scheme(url: str) -> str:
+    parsed = urllib.parse.urlparse(url)
+    # A Windows drive letter ("C:\\") is not a scheme.
+    return parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
+
+
+def _local_path(url: str) -> Path | None:
+    scheme = _scheme(url)
+    if scheme == "file":
+        return Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    if not scheme:
+        return Path(url)
+    return None
+
+
+def _read_text(location: str) -> str:
+    local = _local_path(location)
+    if local is not None:
+        return local.read_text(encoding="utf-8")
+    if _scheme(location) in ("http", "https"):
+        with urllib.request.urlopen(location, timeout=30) as resp:
+            return resp.read().decode("utf-8")
+    from etils import epath
+
+    return epath.Path(location).read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# Downloading one file
+
+
+class _Interrupted(Exception):
+    """The transfer stopped early; the partial file is kept for a resume."""
+
+
+def _http_fetch(url: str, partial: Path, timeout: float, progress: Callable | None) -> None:
+    have = partial.stat().st_size if partial.exists() else 0
+    headers = {"User-Agent": "routellm-jax", "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        resp = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # our partial is at least as long as the file: start over
+            partial.unlink()
+            raise _Interrupted(f"HTTP 416 for a resume at byte {have}; restarting") from err
+        raise
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+        raise _Interrupted(f"cannot connect: {err}") from err
+    with resp:
+        if have and resp.status == 206:
+            content_range = resp.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {have}-"):
+                partial.unlink()
+                raise _Interrupted(f"server answered Range {have}- with {content_range!r}")
+            mode = "ab"
+        else:  # the server ignored the Range header (200): the body is the whole file
+            mode, have = "wb", 0
+        length = resp.headers.get("Content-Length")
+        expected = int(length) if length is not None else None
+        received = 0
+        with open(partial, mode) as f:
+            try:
+                while chunk := resp.read(_CHUNK):
+                    f.write(chunk)
+                    received += len(chunk)
+                    if progress is not None:
+                        progress(have + received)
+            except (http.client.IncompleteRead, ConnectionError, TimeoutError) as err:
+                raise _Interrupted(f"connection lost after {have + received} bytes: {err}") from err
+        # http.client returns b"" (no error) when the peer closes early: compare with the length.
+        if expected is not None and received < expected:
+            raise _Interrupted(
+                f"connection closed after {have + received} of {have + expected} bytes"
+            )
+
+
+def _epath_fetch(url: str, partial: Path, progress: Callable | None) -> None:
+    from etils import epath
+
+    have = partial.stat().st_size if partial.exists() else 0
+    try:
+        with epath.Path(url).open("rb") as src, open(partial, "ab") as dst:
+            if have:
+                src.seek(have)
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk)
+                have += len(chunk)
+                if progress is not None:
+                    progress(have)
+    except (ConnectionError, TimeoutError) as err:
+        raise _Interrupted(f"transfer lost after {have} bytes: {err}") from err
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Download one URL to ``dest``: resumable, verified, atomically renamed into place.
+
+    Bytes go to ``dest + ".partial"``; a dropped connection is resumed (HTTP ``Range``) up to
+    ``retries`` times, and a partial file left by an earlier call is resumed too. ``size`` and
+    ``sha256``, when given, are checked before the rename; a mismatch deletes the partial file and
+    raises :class:`IntegrityError` naming the file and URL. Local paths and ``file://`` are copied.
+
+    Example:
+        >>> download("https://host/mf-minilm-0.1.0.tar", "/tmp/e.tar", sha256="ab12...")  # doctest: +SKIP
+        PosixPath('/tmp/e.tar')
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    name = dest.name
+    local = _local_path(url)
+    if local is not None:
+        if not local.is_file():
+            raise FileNotFoundError(f"{local}: no such file (for {name})")
+        _check(local, size, sha256, f"{name} (from {url})")
+        tmp = dest.with_name(dest.name + ".copying")
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, dest)
+        return dest
+    scheme = _scheme(url)
+    attempt = 0
+    while True:
+        if size is not None and partial.exists() and partial.stat().st_size > size:
+            partial.unlink()  # longer than the file can be: not a prefix of it
+        try:
+            if size is not None and partial.exists() and partial.stat().st_size == size:
+                pass  # complete from an earlier try; verify below
+            elif scheme in ("http", "https"):
+                _http_fetch(url, partial, timeout, progress)
+            else:
+                _epath_fetch(url, partial, progress)
+            break
+        except _Interrupted as err:
+            attempt += 1
+            if attempt > retries:
+                raise DownloadError(
+                    f"{name}: download from {url} interrupted {attempt} times; "
+                    f"last: {err}; the partial file {partial} is kept for a resume"
+                ) from err
+    try:
+        _check(partial, size, sha256, f"{name} (from {url})")
+    except IntegrityError:
+        partial.unlink(missing_ok=True)  # a wrong complete file cannot be resumed into a right one
+        raise
+    os.replace(partial, dest)
+    return dest
+
+
+def _check(path: Path, size: int | None, sha256: str | None, what: str) -> None:
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        raise IntegrityError(f"{what}: size {actual} bytes, expected {size} (truncated or altered)")
+    if sha256 is not None:
+        got = sha256_file(path)
+        if got != sha256.lower():
+            raise IntegrityError(f"{what}: sha256 mismatch: got {got}, expected {sha256.lower()}")
+
+
+def fetch_file(
+    file: ManifestFile,
+    dest_dir: str | os.PathLike[str],
+    *,
+    base: Manifest | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+) -> Path:
+    """Get one manifest file, trying its URLs in order; returns the verified local path.
+
+    A local source (bundled entry) is verified in place and not copied.
+
+    Example:
+        >>> fetch_file(entry.files[0], zoo_cache() / "downloads", base=manifest)  # doctest: +SKIP
+    """
+    dest = Path(dest_dir) / f"{file.sha256[:16]}-{Path(file.path).name}"
+    if dest.is_file():
+        try:
+            _check(dest, file.size, file.sha256, str(dest))
+            return dest
+        except IntegrityError:
+            dest.unlink()
+    failures = []
+    for url in file.urls:
+        resolved = base.resolve_url(url) if base is not None else url
+        try:
+            local = _local_path(resolved)
+            if local is not None:
+                if not local.is_file():
+                    raise FileNotFoundError(f"{local}: no such file")
+                _check(local, file.size, file.sha256, f"{file.path} (at {local})")
+                return local
+            return download(
+                resolved,
+                dest,
+                size=file.size,
+                sha256=file.sha256,
+                retries=retries,
+                timeout=timeout,
+            )
+        except (OSError, IntegrityError, ValueError) as err:
+            failures.append(f"  {resolved}: {err}")
+    raise DownloadError(f"{file.path}: every URL failed:\n" + "\n".join(failures))
+
+
+# --------------------------------------------------------------------------------------------
+# Entries: unpack, pull, verify
+
+
+def _safe_members(archive: tarfile.TarFile, what: str) -> list[tarfile.TarInfo]:
+    members = []
+    for m in archive.getmembers():
+        parts = Path(m.name).parts
+        if m.name.startswith("/") or ".." in parts:
+            raise IntegrityError(f"{what}: unsafe path in archive: {m.name!r}")
+        if not (m.isfile() or m.isdir()):
+            raise IntegrityError(f"{what}: archive member {m.name!r} is not a file or folder")
+        members.append(m)
+    return members
+
+
+def unpack_files(files: Sequence[tuple[ManifestFile, Path]], target: Path, record: dict) -> Path:
+    """Place verified files into ``target`` (``*.tar`` unpacked), atomically.
+
+    Everything is written into a temporary sibling folder which is renamed to ``target`` last.
+
+    Example:
+        >>> unpack_files([(mf, Path("/tmp/e.tar"))], Path("/tmp/entry"), {})  # doctest: +SKIP
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.unpacking."))
+    try:
+        for file, local in files:
+            if file.path.endswith(".tar"):
+                with tarfile.open(local, "r:") as archive:
+                    members = _safe_members(archive, file.path)
+                    archive.extractall(tmp, members=members, filter="data")
+            else:
+                (tmp / file.path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local, tmp / file.path)
+        (tmp / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def entry_cache_dir(entry: ManifestEntry, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where ``entry`` is unpacked: ``<cache>/zoo/entries/NAME/VERSION``."""
+    return zoo_cache(cache_dir) / "entries" / entry.name / entry.version
+
+
+def _record_for(entry: ManifestEntry, source: str) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "version": entry.version,
+        "manifest": source,
+        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in entry.files],
+    }
+
+
+def _cached_matches(target: Path, entry: ManifestEntry) -> bool:
+    record_path = target / SOURCE_RECORD
+    if not record_path.is_file():
+        return False
+    try:
+        record = json.loads(record_path.read_text())
+    except json.JSONDecodeError:
+        return False
+    want = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in entry.files]
+    return record.get("files") == want
+
+
+def pull(
+    name: str,
+    *,
+    version: str | None = None,
+    manifest: Manifest | str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    retries: int = 3,
+    timeout: float = 30.0,
+) -> Path:
+    """Download, verify and unpack a zoo entry; return its folder (``card.json`` + ``params/``).
+
+    An entry already unpacked from the same files (same sha256s) is returned without any network
+    access. Every file is verified before anything is unpacked.
+
+    Example:
+        >>> pull("mf-minilm")  # doctest: +SKIP
+        PosixPath('/root/.cache/routellm_jax/zoo/entries/mf-minilm/0.1.0')
+    """
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.load(manifest)
+    entry = manifest.get(name, version)
+    target = entry_cache_dir(entry, cache_dir)
+    if not force and _cached_matches(target, entry):
+        return target
+    downloads = zoo_cache(cache_dir) / "downloads"
+    fetched = [
+        (f, fetch_file(f, downloads, base=manifest, retries=retries, timeout=timeout))
+        for f in entry.files
+    ]
+    return unpack_files(fetched, target, _record_for(entry, manifest.location))
+
+
+def pull_url(
+    url: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+) -> Path:
+    """Download and unpack an entry archive given by URL (or a local ``.tar``).
+
+    ``url#sha256=HEX`` pins the archive's hash; without it the archive is only checked against
+    the per-file hashes its own card lists (done by :func:`routellm_jax.api.load`), which catches
+    corruption but not a substituted file.
+
+    Example:
+        >>> pull_url("https://host/mf-minilm-0.1.0.tar#sha256=ab12...")  # doctest: +SKIP
+    """
+    parsed = urllib.parse.urlparse(url)
+    pinned = None
+    if parsed.fragment.startswith("sha256="):
+        pinned = parsed.fragment.split("=", 1)[1].lower()
+        url = urllib.parse.urlunparse(parsed._replace(fragment=""))
+    downloads = zoo_cache(cache_dir) / "downloads"
+    url_key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    base = Path(urllib.parse.urlparse(url).path).name or "entry.tar"
+    local = _local_path(url)
+    if local is not None:
+        if not local.is_file():
+            raise FileNotFoundError(f"{local}: no such zoo entry archive")
+        _check(local, None, pinned, str(local))
+        archive = local
+    else:
+        archive = download(
+            url,
+            downloads / f"url-{url_key}-{base}",
+            sha256=pinned,
+            retries=retries,
+            timeout=timeout,
+        )
+    digest = sha256_file(archive)
+    file = ManifestFile(path=base, size=archive.stat().st_size, sha256=digest, urls=[url])
+    target = zoo_cache(cache_dir) / "entries" / "_by_hash" / digest[:32]
+    record = {"url": url, "files": [{"path": base, "size": file.size, "sha256": digest}]}
+    if (target / SOURCE_RECORD).is_file():
+        return target
+    return unpack_files([(file, archive)], target, record)
+
+
+def verify_cached(
+    name: str,
+    *,
+    version: str | None = None,
+    manifest: Manifest | str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Check that a pulled entry still matches the manifest (source record) and its card's hashes.
+
+    Raises :class:`IntegrityError` naming the altered file, or :class:`EntryNotFound` if the entry
+    was never pulled.
+
+    Example:
+        >>> verify_cached("mf-minilm")  # doctest: +SKIP
+    """
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.load(manifest)
+    entry = manifest.get(name, version)
+    target = entry_cache_dir(entry, cache_dir)
+    if not target.is_dir():
+        raise EntryNotFound(f"{entry.key} is not in the cache {target.parent}; pull it first")
+    if not _cached_matches(target, entry):
+        raise IntegrityError(
+            f"{target / SOURCE_RECORD}: the cached {entry.key} was not unpacked from the files "
+            "the manifest lists now; pull it again (zoo pull --force)"
+        )
+    verify_entry_dir(target)
+    return target
+
+
+def verify_entry_dir(entry_dir: str | os.PathLike[str]) -> None:
+    """Check an entry folder's ``card.json`` and every file its card lists (size + sha256).
+
+    Example:
+        >>> verify_entry_dir("model_zoo_build/mf-minilm")  # doctest: +SKIP
+    """
+    from routellm_jax.zoo.card import ModelCard
+
+    entry_dir = Path(entry_dir)
+    card = ModelCard.load(entry_dir / "card.json")
+    verify_tree(entry_dir / card.checkpoint.path, card.checkpoint.files)
