@@ -1,0 +1,1 @@
+"""Training framework: configs, mesh + partition rules, the compiled train step, checkpoints."""

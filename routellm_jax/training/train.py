@@ -1,0 +1,569 @@
+"""Training: a pure train step, compiled once over a mesh, and the loop around it.
+
+The step is ``train_step(state, batch, rng) -> (state, metrics)`` with
+``state = {"step", "params", "opt_state", "rng"}``; :class:`Trainer` jits it once with explicit
+``in_shardings``/``out_shardings`` (params and optimizer state placed by the architecture's
+partition rules, the batch split over ``data``/``fsdp``) and donates the old state. The per-step
+key is ``fold_in(state["rng"], state["step"])``, so a resumed run draws the same keys.
+
+:func:`train` is the whole run: config -> training data (a mixture or a saved records folder) ->
+featurizer -> examples -> held-out split -> grain pipeline -> steps (progress bar with rate and
+ETA) -> eval every N steps (held-out loss/metrics, benchmark APGR when configured) -> Orbax
+checkpoints. Architectures with ``fit`` (built, not trained) are fitted and saved instead.
+
+Example:
+    >>> from routellm_jax.training.config import load_config
+    >>> result = train(load_config("mf_minilm_judge"), "runs/mf")  # doctest: +SKIP
+    >>> result.step, result.metrics["eval/loss"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from routellm_jax.training import sharding as sharding_lib
+
+log = logging.getLogger(__name__)
+
+State = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# The pure functions
+# ---------------------------------------------------------------------------------------------
+
+
+def init_state(arch: Any, arch_cfg: Any, tx: Any, rng: jax.Array) -> State:
+    """Fresh train state: params from ``arch.init``, optimizer state, step 0, a base key.
+
+    Example:
+        >>> state = init_state(arch, cfg, tx, jax.random.PRNGKey(0))  # doctest: +SKIP
+    """
+    init_rng, base_rng = jax.random.split(rng)
+    params = arch.init(init_rng, arch_cfg)
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "opt_state": tx.init(params),
+        "rng": base_rng,
+    }
+
+
+def train_step(
+    state: State,
+    batch: Mapping[str, jax.Array],
+    rng: jax.Array,
+    *,
+    arch: Any,
+    arch_cfg: Any,
+    tx: Any,
+    schedule: Callable[[Any], Any] | None = None,
+    accum_steps: int = 1,
+) -> tuple[State, dict[str, jax.Array]]:
+    """One optimizer (micro-)step on ``batch`` with the architecture's own loss.
+
+    Example:
+        >>> new_state, metrics = train_step(state, batch, key, arch=a, arch_cfg=c, tx=tx)  # doctest: +SKIP
+    """
+    import optax
+
+    def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+        return arch.loss(params, batch, rng, arch_cfg)
+
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    metrics.update({k: jnp.asarray(v, jnp.float32) for k, v in aux.items() if k != "loss"})
+    if schedule is not None:
+        metrics["lr"] = jnp.asarray(schedule(state["step"] // accum_steps), jnp.float32)
+    new_state = {
+        "step": state["step"] + 1,
+        "params": params,
+        "opt_state": opt_state,
+        "rng": state["rng"],
+    }
+    return new_state, metrics
+
+
+def eval_step(
+    params: Any, batch: Mapping[str, jax.Array], rng: jax.Array, *, arch: Any, arch_cfg: Any
+) -> dict[str, jax.Array]:
+    """Loss and the architecture's metrics on one held-out batch.
+
+    Example:
+        >>> eval_step(params, batch, key, arch=a, arch_cfg=c)["loss"]  # doctest: +SKIP
+    """
+    loss, aux = arch.loss(params, batch, rng, arch_cfg)
+    out = {"loss": loss}
+    out.update({k: jnp.asarray(v, jnp.float32) for k, v in aux.items() if k != "loss"})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled, sharded versions
+# ---------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """The jitted, sharded init/train/eval functions of one architecture on one mesh.
+
+    ``example_batch`` gives the batch structure (shapes/dtypes; any leading size).
+
+    Example:
+        >>> t = Trainer(arch, cfg, tx, mesh, batch_spec)  # doctest: +SKIP
+        >>> state = t.init(jax.random.PRNGKey(0)); state, m = t.step(state, batch)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        arch: Any,
+        arch_cfg: Any,
+        tx: Any,
+        mesh: jax.sharding.Mesh,
+        *,
+        schedule: Callable[[Any], Any] | None = None,
+        accum_steps: int = 1,
+        batch_keys: Sequence[str] | None = None,
+    ) -> None:
+        self.arch, self.arch_cfg, self.tx, self.mesh = arch, arch_cfg, tx, mesh
+        repl = sharding_lib.replicated(mesh)
+        abstract = jax.eval_shape(
+            lambda r: init_state(arch, arch_cfg, tx, r), jax.random.PRNGKey(0)
+        )
+        p_shard = sharding_lib.param_shardings(abstract["params"], arch.partition_rules, mesh)
+        o_shard = sharding_lib.opt_state_shardings(tx, abstract["opt_state"], p_shard, mesh)
+        self.state_shardings: State = {
+            "step": repl,
+            "params": p_shard,
+            "opt_state": o_shard,
+            "rng": repl,
+        }
+        self.abstract_state = jax.tree_util.tree_map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+            abstract,
+            self.state_shardings,
+        )
+        self.batch_sharding = sharding_lib.batch_sharding(mesh)
+        self.param_shardings = p_shard
+
+        def step_fn(state: State, batch: Mapping[str, jax.Array]) -> tuple[State, Any]:
+            rng = jax.random.fold_in(state["rng"], state["step"])
+            return train_step(
+                state,
+                batch,
+                rng,
+                arch=arch,
+                arch_cfg=arch_cfg,
+                tx=tx,
+                schedule=schedule,
+                accum_steps=accum_steps,
+            )
+
+        def eval_fn(params: Any, batch: Mapping[str, jax.Array]) -> Any:
+            # Eval keys are fixed: held-out numbers stay comparable across evaluations.
+            return eval_step(params, batch, jax.random.PRNGKey(0), arch=arch, arch_cfg=arch_cfg)
+
+        # A dict of one sharding per batch key would need the keys up front; a single sharding
+        # is a pytree prefix of any batch dict, so the jit below serves every batch structure.
+        self.init = jax.jit(
+            lambda r: init_state(arch, arch_cfg, tx, r), out_shardings=self.state_shardings
+        )
+        self.step = jax.jit(
+            step_fn,
+            in_shardings=(self.state_shardings, self.batch_sharding),
+            out_shardings=(self.state_shardings, repl),
+            donate_argnums=(0,),
+        )
+        self.eval = jax.jit(
+            eval_fn, in_shardings=(p_shard, self.batch_sharding), out_shardings=repl
+        )
+
+    def compile_count(self) -> int:
+        """How many times the train step has been compiled (the jit cache size)."""
+        return int(self.step._cache_size())
+
+    def place_params(self, params: Any) -> Any:
+        """Put host params onto this trainer's param shardings."""
+        return jax.device_put(params, self.param_shardings)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    workdir: Path
+    step: int
+    params: Any  # final params (jax.Arrays on the run's mesh)
+    metrics: dict[str, float]  # last eval metrics ("eval/...") and last train metrics ("train/...")
+    history: list[dict[str, Any]]
+    arch: str
+    checkpoint_steps: list[int]
+
+
+def load_training_data(config: Any) -> Any:
+    """The run's :class:`TrainingData`: ``data.records`` folder, or ``data.mixture`` by name.
+
+    Example:
+        >>> data = load_training_data(load_config("mf_minilm_judge").data)  # doctest: +SKIP
+    """
+    from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
+
+    if config.records:
+        folder = Path(config.records)
+        comp, outc = folder / "comparisons.parquet", folder / "outcomes.parquet"
+        if not comp.exists() and not outc.exists():
+            raise FileNotFoundError(
+                f"data.records={folder}: expected comparisons.parquet and/or outcomes.parquet"
+            )
+        return TrainingData.of(
+            ComparisonTable.load(comp) if comp.exists() else None,
+            OutcomeTable.load(outc) if outc.exists() else None,
+        )
+    if config.mixture:
+        from routellm_jax.data import mixtures
+
+        kwargs = dict(config.mixture_args.to_dict()) if config.mixture_args else {}
+        if config.data_dir:
+            kwargs.setdefault("data_dir", config.data_dir)
+        return mixtures.build(config.mixture, **kwargs)
+    raise ValueError("config.data: set either data.records (a folder) or data.mixture (a name)")
+
+
+def save_training_data(data: Any, folder: str | os.PathLike[str]) -> Path:
+    """Write a :class:`TrainingData` as the ``data.records`` folder :func:`train` reads.
+
+    Example:
+        >>> save_training_data(TrainingData.of(comparisons=table), "/tmp/recs")  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data.comparisons.save(folder / "comparisons.parquet")
+    data.outcomes.save(folder / "outcomes.parquet")
+    return folder
+
+
+def _mean_metrics(items: list[dict[str, Any]]) -> dict[str, float]:
+    if not items:
+        return {}
+    host = jax.device_get(items)
+    return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+
+
+def evaluate(
+    trainer: Trainer, params: Any, iterator: Any, max_batches: int = 0
+) -> dict[str, float]:
+    """Mean of the eval metrics over the batches of ``iterator`` (a fresh, non-repeating one).
+
+    Example:
+        >>> evaluate(trainer, state["params"], eval_iterator)  # doctest: +SKIP
+    """
+    out = []
+    for i, batch in enumerate(iterator):
+        if max_batches and i >= max_batches:
+            break
+        out.append(trainer.eval(params, batch))
+    return _mean_metrics(out)
+
+
+def _benchmark_metrics(config: Any, arch: Any, arch_cfg: Any, params: Any, featurizer: Any) -> dict:
+    """APGR on the configured benchmark, through ``routellm_jax.eval`` (when present)."""
+    if not config.eval.benchmark:
+        return {}
+    from routellm_jax.eval import benchmarks
+
+    kwargs = dict(config.eval.benchmark_args.to_dict()) if config.eval.benchmark_args else {}
+    result = benchmarks.evaluate_architecture(
+        config.eval.benchmark, arch, arch_cfg, jax.device_get(params), featurizer, **kwargs
+    )
+    return {f"bench/{k}": float(v) for k, v in result.items() if np.isscalar(v)}
+
+
+class _Logger:
+    """Metrics to stdout (process 0), ``metrics.jsonl`` and optionally TensorBoard."""
+
+    def __init__(self, workdir: Path, tensorboard: bool) -> None:
+        self.primary = jax.process_index() == 0
+        self.path = workdir / "metrics.jsonl"
+        self.tb = None
+        if self.primary and tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self.tb = SummaryWriter(str(workdir / "tb"))
+
+    def write(self, step: int, metrics: Mapping[str, float], pbar: Any = None) -> None:
+        if not self.primary:
+            return
+        import json
+
+        record = {
+            "step": int(step),
+            "time": time.time(),
+            **{k: float(v) for k, v in metrics.items()},
+        }
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        (pbar.write if pbar is not None else print)(f"step {step}: {text}")
+        if self.tb is not None:
+            for k, v in metrics.items():
+                self.tb.add_scalar(k, float(v), int(step))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(
+    config: Any,
+    workdir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    data: Any = None,
+    on_step: Callable[[int, Any], None] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or build) the router described by ``config``, checkpointing into ``workdir``.
+
+    ``resume=True`` continues from the latest checkpoint in ``workdir`` (same batches, same keys,
+    so the result equals an uninterrupted run). ``data`` (a :class:`TrainingData`) overrides
+    ``config.data``; ``on_step(step, state)`` is called after each step (hooks, tests).
+
+    Example:
+        >>> result = train(load_config("mf_minilm_judge", ["--config.steps=20"]), "/tmp/mf")  # doctest: +SKIP
+    """
+    from routellm_jax.models.registry import get_architecture
+    from routellm_jax.training import config as config_lib
+    from routellm_jax.training.checkpoints import Checkpointer
+
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    arch = get_architecture(config.arch)
+    arch_cfg = config_lib.arch_config(config)
+    config_json = config_lib.to_json(config)
+    rng = jax.random.PRNGKey(int(config.seed))
+    logger = _Logger(workdir, bool(config.tensorboard))
+    ck = config.checkpoint
+    checkpointer = Checkpointer(
+        workdir,
+        keep=int(ck.keep),
+        best_metric=str(ck.best_metric),
+        best_mode=str(ck.best_mode),
+        async_save=bool(ck.async_save),
+    )
+    if not resume and checkpointer.latest_step() is not None:
+        raise FileExistsError(
+            f"{checkpointer.directory} already has checkpoints (step "
+            f"{checkpointer.latest_step()}): pass --resume or use a new --workdir"
+        )
+
+    t0 = time.time()
+    if data is None:
+        data = load_training_data(config.data)
+    featurizer = arch.make_featurizer(arch_cfg)
+    log.info("training data loaded in %.1fs", time.time() - t0)
+
+    if arch.fit is not None:
+        return _fit(
+            config,
+            config_json,
+            arch,
+            arch_cfg,
+            data,
+            featurizer,
+            rng,
+            workdir,
+            checkpointer,
+            logger,
+        )
+
+    t0 = time.time()
+    examples = arch.examples_from_records(data, featurizer, arch_cfg)
+    train_ex, hold_ex = split_examples(examples, config.data)
+    log.info(
+        "examples: %d train, %d held out (%.1fs)",
+        len(next(iter(train_ex.values()))),
+        len(next(iter(hold_ex.values()))),
+        time.time() - t0,
+    )
+
+    mesh = sharding_lib.make_mesh(config.mesh.to_dict(), devices)
+    divisor = sharding_lib.batch_divisor(mesh)
+    if config.batch_size % divisor:
+        raise ValueError(
+            f"batch_size {config.batch_size} not divisible by the mesh's batch axes ({divisor})"
+        )
+    total_steps = int(config.steps)
+    accum = max(1, int(config.optimizer.accum_steps))
+    tx, schedule = config_lib.make_optimizer(config.optimizer, total_steps)
+    trainer = Trainer(arch, arch_cfg, tx, mesh, schedule=schedule, accum_steps=accum)
+
+    from routellm_jax.data.pipeline import BatchIterator
+
+    train_it = BatchIterator(
+        train_ex, int(config.batch_size), seed=int(config.seed), sharding=trainer.batch_sharding
+    )
+    start = 0
+    if resume and checkpointer.latest_step() is not None:
+        start = int(checkpointer.latest_step())
+        state, _ = checkpointer.restore(start, trainer.abstract_state, train_it.grain_iterator)
+        log.info("resumed from %s/%d", checkpointer.directory, start)
+    else:
+        state = trainer.init(rng)
+
+    def make_eval_iterator() -> Any:
+        n_hold = len(next(iter(hold_ex.values()))) if hold_ex else 0
+        bs = min(int(config.eval.batch_size), n_hold)
+        bs -= bs % divisor
+        if bs <= 0:
+            return None
+        return BatchIterator(
+            hold_ex, bs, shuffle=False, repeat=False, sharding=trainer.batch_sharding
+        )
+
+    def run_eval(params: Any) -> dict[str, float]:
+        it = make_eval_iterator()
+        out = {}
+        if it is not None:
+            out.update(
+                {
+                    f"eval/{k}": v
+                    for k, v in evaluate(trainer, params, it, int(config.eval.max_batches)).items()
+                }
+            )
+        out.update(_benchmark_metrics(config, arch, arch_cfg, params, featurizer))
+        return out
+
+    history: list[dict[str, Any]] = []
+    pending: list[Any] = []
+    last_train: dict[str, float] = {}
+    last_eval: dict[str, float] = {}
+    meta = {"arch": config.arch, "kind": "train"}
+    pbar = None
+    if progress and jax.process_index() == 0:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True)
+    eval_every, ckpt_every, log_every = (
+        int(config.eval.every),
+        int(ck.every),
+        max(1, int(config.log_every)),
+    )
+    t_start, n_start = time.time(), start
+    try:
+        for step in range(start + 1, total_steps + 1):
+            batch = next(train_it)
+            state, metrics = trainer.step(state, batch)
+            pending.append(metrics)
+            if pbar is not None:
+                pbar.update(1)
+            if step % log_every == 0 or step == total_steps:
+                last_train = {f"train/{k}": v for k, v in _mean_metrics(pending).items()}
+                pending = []
+                rate = (step - n_start) * int(config.batch_size) / max(time.time() - t_start, 1e-9)
+                last_train["train/examples_per_s"] = rate
+                logger.write(step, last_train, pbar)
+                history.append({"step": step, **last_train})
+            step_metrics: dict[str, float] = {}
+            if (eval_every and step % eval_every == 0) or step == total_steps:
+                last_eval = run_eval(state["params"])
+                step_metrics = last_eval
+                if last_eval:
+                    logger.write(step, last_eval, pbar)
+                    history.append({"step": step, **last_eval})
+            if (ckpt_every and step % ckpt_every == 0) or step == total_steps:
+                checkpointer.save(
+                    step, state, train_it.grain_iterator, config_json, meta, step_metrics or None
+                )
+            if on_step is not None:
+                on_step(step, state)
+        checkpointer.wait()
+    finally:
+        if pbar is not None:
+            pbar.close()
+        logger.close()
+    steps = checkpointer.all_steps()
+    checkpointer.close()
+    final_step = int(jax.device_get(state["step"]))
+    return TrainResult(
+        workdir=workdir,
+        step=final_step,
+        params=state["params"],
+        metrics={**last_train, **last_eval},
+        history=history,
+        arch=config.arch,
+        checkpoint_steps=steps,
+    )
+
+
+def split_examples(examples: Mapping[str, np.ndarray], data_cfg: Any) -> tuple[dict, dict]:
+    """Held-out split by ``data.holdout_fraction`` / ``data.holdout_seed``.
+
+    Example:
+        >>> tr, ho = split_examples({"a": np.arange(20)}, default_config().data)  # doctest: +SKIP
+    """
+    from routellm_jax.data.pipeline import split_holdout
+
+    return split_holdout(examples, float(data_cfg.holdout_fraction), int(data_cfg.holdout_seed))
+
+
+def _fit(
+    config: Any,
+    config_json: Mapping[str, Any],
+    arch: Any,
+    arch_cfg: Any,
+    data: Any,
+    featurizer: Any,
+    rng: jax.Array,
+    workdir: Path,
+    checkpointer: Any,
+    logger: _Logger,
+) -> TrainResult:
+    """Build a router with ``arch.fit`` and save it as step 0 (no optimizer, no data state)."""
+    t0 = time.time()
+    params = arch.fit(data, featurizer, arch_cfg, rng)
+    metrics: dict[str, float] = {"fit/seconds": time.time() - t0}
+    metrics.update(_benchmark_metrics(config, arch, arch_cfg, params, featurizer))
+    logger.write(0, metrics)
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": {}, "rng": rng}
+    checkpointer.save(0, state, None, config_json, {"arch": config.arch, "kind": "fit"}, None)
+    checkpointer.wait()
+    steps = checkpointer.all_steps()
+    checkpointer.close()
+    logger.close()
+    return TrainResult(
+        workdir=workdir,
+        step=0,
+        params=params,
+        metrics=metrics,
+        history=[{"step": 0, **metrics}],
+        arch=config.arch,
+        checkpoint_steps=steps,
+    )
+
+
+def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+    """Full batches in one pass over ``n_examples``.
+
+    Example:
+        >>> steps_per_epoch(1000, 64)
+        15
+    """
+    return math.floor(n_examples / batch_size)

@@ -1,0 +1,42 @@
+"""Fixtures of the training-framework tests: the tiny router, its records, 8 CPU devices."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import tiny_router  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_arch():
+    arch = tiny_router.register()
+    yield arch
+    from routellm_jax.models import registry
+
+    registry.unregister(arch.name)
+
+
+@pytest.fixture(scope="session")
+def tiny_records(tmp_path_factory):
+    from routellm_jax.training.train import save_training_data
+
+    return save_training_data(tiny_router.make_data(256), tmp_path_factory.mktemp("records"))
+
+
+@pytest.fixture(scope="session")
+def eight_devices():
+    import jax
+
+    if jax.device_count() < 8:
+        pytest.fail(
+            f"this test needs 8 devices, found {jax.device_count()}: run with "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=8"
+        )
+    return jax.devices()[:8]
