@@ -1,0 +1,177 @@
+"""``routellm-jax eval``: score a router on a benchmark and print the results table.
+
+Examples::
+
+    routellm-jax eval --benchmark mmlu --router random
+    routellm-jax eval --benchmark gsm8k --router oracle --out results/gsm8k
+    routellm-jax eval --benchmark mt-bench --strong unify --weak martian --router prompt_length
+    routellm-jax eval --benchmark scores.parquet --strong gpt-4 --weak mixtral --router my-zoo-entry
+
+Every table also shows the random router (expected curve, and the mean over ``--random-seeds``
+seeds) and the oracle, so the router is always seen against them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from routellm_jax.eval.baselines import BASELINES
+
+_ROUTER_HELP = (
+    "a baseline (random: seeded uniform win rates; oracle: from the benchmark's labels, reported as "
+    "the paper's oracle curve; prompt_length: longer prompt -> strong) or a zoo name / checkpoint "
+    "path loaded with routellm_jax.load(NAME)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``eval`` arguments on ``parser``.
+
+    Example:
+        >>> p = argparse.ArgumentParser(); add_arguments(p)
+        >>> p.parse_args(["--benchmark", "gsm8k"]).router
+        'random'
+    """
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("Examples::", 1)[1].rstrip()
+    parser.add_argument(
+        "--benchmark",
+        required=True,
+        help="mmlu | gsm8k | mt-bench | path to an outcome table (.parquet from "
+        "OutcomeTable.save, or a long prompt,model,score CSV, or a wide CSV with a prompt column "
+        "and one score column per model)",
+    )
+    parser.add_argument("--router", default="random", help=_ROUTER_HELP)
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="routing data folder (default: $ROUTELLM_JAX_DATA or ../shared/data)",
+    )
+    parser.add_argument("--strong", default=None, help="strong model (mt-bench, outcome tables)")
+    parser.add_argument("--weak", default=None, help="weak model (mt-bench, outcome tables)")
+    parser.add_argument(
+        "--judgments",
+        default=None,
+        help="mt-bench: FastChat single-answer judgment file (default: the shared gpt-4_single.jsonl)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random router (default 0)")
+    parser.add_argument(
+        "--random-seeds",
+        type=int,
+        default=20,
+        help="number of seeds averaged for the 'random (mean)' reference row (default 20)",
+    )
+    parser.add_argument(
+        "--exclude-golden",
+        action="store_true",
+        help="drop the 1,500-question MMLU golden split (required when the router trained on it)",
+    )
+    parser.add_argument(
+        "--num-thresholds",
+        type=int,
+        default=10,
+        help="quantile bins of the win rates; curve points = this + 1 (reference: 10)",
+    )
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="MODEL=IN,OUT",
+        help="USD per 1M input/output tokens for a model (repeatable; defaults: gpt-4-1106-preview "
+        "10,30 and Mixtral-8x7B 0.24,0.24)",
+    )
+    parser.add_argument("--input-tokens", type=float, default=95, help="tokens per request in")
+    parser.add_argument("--output-tokens", type=float, default=264, help="tokens per request out")
+    parser.add_argument("--out", default=None, help="folder for <benchmark>.png/.json/.md")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+
+
+def _cost_model(args: argparse.Namespace, strong: str, weak: str):
+    from routellm_jax.eval.cost import DEFAULT_PRICES, cost_model, parse_price
+
+    prices = dict(DEFAULT_PRICES)
+    for spec in args.price:
+        name, price = parse_price(spec)
+        prices[name] = price
+    if strong not in prices or weak not in prices:
+        return None  # no prices known: the table leaves the cost columns empty
+    return cost_model(
+        strong, weak, prices, input_tokens=args.input_tokens, output_tokens=args.output_tokens
+    )
+
+
+def _zoo_win_rates(name: str, prompts: list[str]):
+    import numpy as np
+
+    import routellm_jax
+
+    router = routellm_jax.load(name)
+    return np.asarray(router.win_rate(prompts), dtype=np.float64)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation; returns the exit code (2 on bad input, with the reason on stderr).
+
+    Example:
+        >>> run(argparse.Namespace(benchmark="gsm8k", router="random", ...))  # doctest: +SKIP
+        0
+    """
+    from routellm_jax.eval import evaluate as E
+    from routellm_jax.eval.baselines import baseline_win_rates
+    from routellm_jax.eval.benchmarks import load_benchmark
+    from routellm_jax.eval.plots import results_json, results_markdown, write_results
+    from routellm_jax.paths import DataDirNotFound
+
+    if args.num_thresholds < 1:
+        print("error: --num-thresholds must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        bench = load_benchmark(
+            args.benchmark,
+            data_dir=args.data_dir,
+            strong=args.strong,
+            weak=args.weak,
+            exclude_golden=args.exclude_golden,
+            judgments=args.judgments,
+        )
+        cm = _cost_model(args, bench.strong_model, bench.weak_model)
+    except (ValueError, KeyError, FileNotFoundError, DataDirNotFound) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    k = args.num_thresholds
+    refs = E.reference_results(
+        bench, num_thresholds=k, random_seeds=range(args.random_seeds), cost_model=cm
+    )
+    if args.router == "oracle":
+        results = refs  # the oracle row is the router asked for
+    else:
+        if args.router in BASELINES:
+            win_rates = baseline_win_rates(args.router, bench, seed=args.seed)
+            name = f"random (seed {args.seed})" if args.router == "random" else args.router
+        else:
+            try:
+                win_rates = _zoo_win_rates(args.router, list(bench.prompts))
+            except (ImportError, FileNotFoundError, KeyError, ValueError) as err:
+                print(f"error: cannot load router {args.router!r}: {err}", file=sys.stderr)
+                return 2
+            name = args.router
+        try:
+            mine = E.evaluate_win_rates(
+                bench, win_rates, name=name, num_thresholds=k, cost_model=cm
+            )
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        results = [mine, *refs]
+
+    if args.json:
+        print(json.dumps(results_json(bench, results), indent=2, default=str))
+    else:
+        print(results_markdown(bench, results))
+    if args.out:
+        paths = write_results(args.out, bench, results)
+        print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return 0

@@ -1,0 +1,221 @@
+"""Run routers on a benchmark: curve + every metric + cost, as one :class:`RouterResult` each.
+
+The trainer and experiments call :func:`evaluate_win_rates` with a router's win rates on
+``benchmark.prompts``; :func:`reference_results` adds the random (expected and over seeds) and
+oracle rows that every report shows next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from routellm_jax.eval import metrics as M
+from routellm_jax.eval.benchmarks import Benchmark
+from routellm_jax.eval.cost import CostModel, cost_report
+
+
+@dataclass(frozen=True)
+class RouterResult:
+    """One router's evaluation.
+
+    Example:
+        >>> r = evaluate_random_expected(toy_benchmark())  # doctest: +SKIP
+        >>> r.metrics.apgr_trapezoid  # doctest: +SKIP
+        0.5
+    """
+
+    name: str
+    curve: M.Curve
+    metrics: M.RouterMetrics
+    cost: dict | None = None
+    notes: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict. Example: ``json.dumps(result.to_dict())``."""
+        return {
+            "name": self.name,
+            "metrics": self.metrics.to_dict(),
+            "curve": self.curve.to_dict(),
+            "cost": self.cost,
+            "notes": self.notes,
+        }
+
+
+def _result(
+    name: str, curve: M.Curve, benchmark: Benchmark, cost_model: CostModel | None, **notes
+) -> RouterResult:
+    metrics = M.compute_metrics(curve, benchmark.strong_quality, benchmark.weak_quality)
+    cost = cost_report(metrics, cost_model, curve.strong_share) if cost_model else None
+    return RouterResult(name, curve, metrics, cost, notes)
+
+
+def evaluate_win_rates(
+    benchmark: Benchmark,
+    win_rates: np.ndarray,
+    *,
+    name: str = "router",
+    num_thresholds: int = M.DEFAULT_NUM_THRESHOLDS,
+    cost_model: CostModel | None = None,
+) -> RouterResult:
+    """Score a router from its win rates on ``benchmark.prompts`` (quantile-threshold curve).
+
+    Example:
+        >>> from routellm_jax.eval.metrics import random_win_rates
+        >>> r = evaluate_win_rates(bench, random_win_rates(len(bench), 0))  # doctest: +SKIP
+    """
+    win_rates = np.asarray(win_rates, dtype=np.float64)
+    if win_rates.shape != (len(benchmark),):
+        raise ValueError(
+            f"router {name!r} gave win rates of shape {win_rates.shape} for "
+            f"{len(benchmark)} prompts of {benchmark.name!r}"
+        )
+    curve = M.threshold_curve(
+        win_rates, benchmark.strong_scores, benchmark.weak_scores, num_thresholds, label=name
+    )
+    return _result(name, curve, benchmark, cost_model, num_thresholds=num_thresholds)
+
+
+def evaluate_router(
+    benchmark: Benchmark,
+    router: Callable[[Sequence[str]], np.ndarray],
+    *,
+    name: str = "router",
+    num_thresholds: int = M.DEFAULT_NUM_THRESHOLDS,
+    cost_model: CostModel | None = None,
+) -> RouterResult:
+    """Call ``router(prompts) -> win rates`` once on all prompts and score it.
+
+    Example:
+        >>> from routellm_jax.eval.baselines import prompt_length_router
+        >>> r = evaluate_router(bench, prompt_length_router, name="len")  # doctest: +SKIP
+    """
+    win_rates = router(list(benchmark.prompts))
+    return evaluate_win_rates(
+        benchmark,
+        np.asarray(win_rates),
+        name=name,
+        num_thresholds=num_thresholds,
+        cost_model=cost_model,
+    )
+
+
+def evaluate_oracle(
+    benchmark: Benchmark,
+    *,
+    num_thresholds: int = M.DEFAULT_NUM_THRESHOLDS,
+    budget_rounding: str = "interpolate",
+    cost_model: CostModel | None = None,
+) -> RouterResult:
+    """The oracle's budget curve (``metrics.oracle_curve``) and metrics.
+
+    Example:
+        >>> evaluate_oracle(mmlu_benchmark()).metrics.apgr_trapezoid  # doctest: +SKIP
+        1.2896...
+    """
+    curve = M.oracle_curve(
+        benchmark.strong_scores,
+        benchmark.weak_scores,
+        num_thresholds,
+        budget_rounding=budget_rounding,
+    )
+    return _result("oracle", curve, benchmark, cost_model, budget_rounding=budget_rounding)
+
+
+def evaluate_random_expected(
+    benchmark: Benchmark,
+    *,
+    num_thresholds: int = M.DEFAULT_NUM_THRESHOLDS,
+    cost_model: CostModel | None = None,
+) -> RouterResult:
+    """The random router's expected (analytic) curve: PGR(c) = c.
+
+    Example:
+        >>> evaluate_random_expected(bench).metrics.cpt[0.5]  # doctest: +SKIP
+        0.5
+    """
+    curve = M.random_expected_curve(
+        benchmark.strong_quality, benchmark.weak_quality, num_thresholds
+    )
+    return _result(curve.label, curve, benchmark, cost_model)
+
+
+def evaluate_random_seeds(
+    benchmark: Benchmark,
+    seeds: Iterable[int] = range(20),
+    *,
+    num_thresholds: int = M.DEFAULT_NUM_THRESHOLDS,
+    cost_model: CostModel | None = None,
+) -> RouterResult:
+    """The random router over several seeds: the mean curve (point by point) and the mean of each
+    metric, with standard deviations in ``notes``.
+
+    Example:
+        >>> r = evaluate_random_seeds(bench, range(5))  # doctest: +SKIP
+        >>> r.notes["apgr_trapezoid_std"]  # doctest: +SKIP
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("evaluate_random_seeds needs at least one seed")
+    runs = [
+        evaluate_win_rates(
+            benchmark,
+            M.random_win_rates(len(benchmark), s),
+            name=f"random (seed {s})",
+            num_thresholds=num_thresholds,
+        )
+        for s in seeds
+    ]
+    label = f"random (mean of {len(seeds)} seeds)"
+    curve = M.Curve(
+        np.mean([r.curve.strong_share for r in runs], axis=0),
+        np.mean([r.curve.quality for r in runs], axis=0),
+        None,
+        label,
+    )
+    dicts = [r.metrics.to_dict() for r in runs]
+    mean = {
+        k: float(np.nanmean([d[k] for d in dicts])) for k in dicts[0] if dicts[0][k] is not None
+    }
+    std = {f"{k}_std": float(np.nanstd([d[k] for d in dicts])) for k in mean}
+    levels = tuple(runs[0].metrics.cpt)
+    metrics = M.RouterMetrics(
+        apgr_trapezoid=mean["apgr_trapezoid"],
+        apgr_trapezoid_capped=mean["apgr_trapezoid_capped"],
+        apgr_10pt=mean["apgr_10pt"],
+        apgr_10pt_capped=mean["apgr_10pt_capped"],
+        auc=mean["auc"],
+        cpt={lv: float(np.nanmean([r.metrics.cpt[lv] for r in runs])) for lv in levels},
+        cpt_reference_interp={
+            lv: float(np.mean([r.metrics.cpt_reference_interp[lv] for r in runs])) for lv in levels
+        },
+        strong_quality=benchmark.strong_quality,
+        weak_quality=benchmark.weak_quality,
+        max_pgr=mean["max_pgr"],
+    )
+    cost = cost_report(metrics, cost_model, curve.strong_share) if cost_model else None
+    return RouterResult(label, curve, metrics, cost, {"seeds": seeds, **std})
+
+
+def reference_results(
+    benchmark: Benchmark,
+    *,
+    num_thresholds: int = M.DEFAULT_NUM_THRESHOLDS,
+    random_seeds: Iterable[int] = range(20),
+    cost_model: CostModel | None = None,
+) -> list[RouterResult]:
+    """The rows every report shows: random (expected), random (mean over seeds), oracle.
+
+    Example:
+        >>> [r.name for r in reference_results(bench, random_seeds=range(2))]  # doctest: +SKIP
+        ['random (expected)', 'random (mean of 2 seeds)', 'oracle']
+    """
+    return [
+        evaluate_random_expected(benchmark, num_thresholds=num_thresholds, cost_model=cost_model),
+        evaluate_random_seeds(
+            benchmark, random_seeds, num_thresholds=num_thresholds, cost_model=cost_model
+        ),
+        evaluate_oracle(benchmark, num_thresholds=num_thresholds, cost_model=cost_model),
+    ]
