@@ -29,6 +29,11 @@ CARD_FILE = "card.json"
 CALIBRATION_SHARES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
+# The paper's strong/weak pair (canonical names of routellm_jax.data.model_names).
+PAPER_STRONG = "gpt-4-1106-preview"
+PAPER_WEAK = "mixtral-8x7b-instruct-v0.1"
+
+
 class CardError(ValueError):
     """A malformed card; the message names the file and the key."""
 
@@ -447,3 +452,59 @@ def config_from_json(config_cls: type, obj: Any, where: str = "config") -> Any:
         return config_cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise CardError(f"{where}: {config_cls.__name__} rejected the values: {err}") from err
+
+
+def threshold_at_share(win_rates: Any, share: float) -> float:
+    """The threshold sending ``share`` of these win rates to the strong model.
+
+    Route strong when ``win_rate >= threshold``: the threshold is the k-th largest win rate with
+    ``k = round(share * n)`` (at least one prompt), so exactly k prompts go strong, ties aside.
+
+    Example:
+        >>> threshold_at_share([0.1, 0.2, 0.3, 0.4], 0.5)
+        0.3
+    """
+    import numpy as np
+
+    values = np.sort(np.asarray(win_rates, dtype=np.float64).ravel())[::-1]
+    if values.size == 0:
+        raise ValueError("cannot calibrate on zero prompts")
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"strong share must lie in [0, 1], got {share}")
+    if share == 0.0:
+        # Nothing reaches it; the next float32 up, so float32 and float64 comparisons agree.
+        return float(np.nextafter(np.float32(values[0]), np.float32(np.inf)))
+    k = min(values.size, max(1, int(round(share * values.size))))
+    return float(values[k - 1])
+
+
+def calibration_from_win_rates(
+    win_rates: Any,
+    *,
+    strong: str,
+    weak: str,
+    reference: str,
+    shares: tuple[float, ...] = CALIBRATION_SHARES,
+) -> Calibration:
+    """The calibration table (one threshold per strong share) of a reference set's win rates.
+
+    Example:
+        >>> c = calibration_from_win_rates([0.2, 0.9], strong="s", weak="w", reference="2 prompts")
+        >>> c.thresholds[0], c.thresholds[-1]
+        (0.9, 0.2)
+    """
+    import numpy as np
+
+    values = np.asarray(win_rates, dtype=np.float64).ravel()
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        raise ValueError(f"calibration needs finite win rates, got {values.size} values")
+    return Calibration(
+        reference=reference,
+        n_prompts=int(values.size),
+        strong=strong,
+        weak=weak,
+        shares=[float(s) for s in shares],
+        thresholds=[threshold_at_share(values, s) for s in shares],
+        min_win_rate=float(values.min()),
+        max_win_rate=float(values.max()),
+    )

@@ -1,0 +1,574 @@
+"""The thin inference API: ``load()`` a zoo entry, then ``win_rate`` / ``route`` / ``calibrate``.
+
+Example::
+
+    import routellm_jax
+    router = routellm_jax.load("mf-minilm")              # a zoo name, a URL or an entry folder
+    router.win_rate(["What is 2+2?"])                    # -> array([0.31], dtype=float32)
+    router.route(prompts, strong_share=0.3)              # -> bool array, True = strong model
+    router.decide(["Prove Fermat's last theorem"], threshold=0.5)
+    # -> [{"win_rate": 0.77, "strong": True, "model": "gpt-4-1106-preview", "threshold": 0.5}]
+
+How it stays fast: prompts are featurized in chunks of at most ``max_batch``; each chunk is padded
+to one of a few batch sizes (``batch_buckets``) and, for token inputs with an ``attention_mask``,
+to one of a few sequence lengths (``seq_buckets``), so a warm router sees a small fixed set of
+shapes. The architecture's ``win_rate`` is compiled ahead of time once per shape
+(``jit(...).lower(...).compile()``), which is what lets :attr:`Router.stats` report compile time
+apart from steady-state time, and makes a recompile impossible to miss (``stats["compiles"]``).
+The strong/weak indices are traced arguments, so changing the model pair never recompiles.
+
+Parameters are restored from the Orbax checkpoint as host arrays and put on the default device:
+nothing about the exporting machine's devices or sharding is stored, so the same entry loads on
+one CPU, a GPU or a TPU host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routellm_jax.zoo.card import (
+    CARD_FILE,
+    Calibration,
+    ModelCard,
+    calibration_from_win_rates,
+    threshold_at_share,
+)
+
+DEFAULT_ROUTER = "mf-minilm"
+BATCH_BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 256)
+SEQ_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+# Featurizers cache embeddings per prompt text; a long-running router bounds that memory.
+_FEATURIZER_CACHE_LIMIT = 200_000
+
+
+class RouterError(ValueError):
+    """A request the router cannot serve (unknown model name, no calibration for a pair...)."""
+
+
+def _bucket(n: int, buckets: Sequence[int]) -> int:
+    for b in buckets:
+        if n <= b:
+            return b
+    return n  # larger than every bucket: exact size (callers chunk so this stays rare)
+
+
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    if x.shape[0] == rows:
+        return x
+    # Repeat the last real row: padding rows are then valid inputs (no all-zero attention masks).
+    return np.concatenate([x, np.repeat(x[-1:], rows - x.shape[0], axis=0)], axis=0)
+
+
+def _pad_inputs(
+    inputs: dict[str, Any], n: int, batch_buckets: Sequence[int], seq_buckets: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Pad a featurized chunk to bucketed shapes (batch always; sequence when masked)."""
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
+    mask = arrays.get("attention_mask")
+    if mask is not None and mask.ndim == 2 and seq_buckets:
+        used = np.flatnonzero(mask.any(axis=0))
+        length = int(used[-1]) + 1 if used.size else 1
+        target = _bucket(length, seq_buckets)
+        seq = mask.shape[1]
+        for key, x in arrays.items():
+            if x.ndim >= 2 and x.shape[:2] == (n, seq):
+                if target <= seq:  # trailing columns are padding in every row: drop them
+                    arrays[key] = x[:, :target]
+                else:  # pad with zeros (= [PAD] ids, mask 0) up to the bucket
+                    pad = [(0, 0), (0, target - seq)] + [(0, 0)] * (x.ndim - 2)
+                    arrays[key] = np.pad(x, pad)
+    rows = _bucket(n, batch_buckets)
+    return {k: _pad_rows(x, rows) if x.ndim and x.shape[0] == n else x for k, x in arrays.items()}
+
+
+@dataclasses.dataclass
+class _Stats:
+    compiles: int = 0
+    compile_s: float = 0.0
+    shapes: list[str] = dataclasses.field(default_factory=list)
+    calls: int = 0
+    prompts: int = 0
+    featurize_s: float = 0.0
+    steady_s: float = 0.0  # forward time of already-compiled shapes (featurizing excluded)
+
+
+class Router:
+    """A loaded router. Build it with :func:`load` (or :meth:`from_params` for fresh params).
+
+    Attributes: ``name``, ``card`` (:class:`~routellm_jax.zoo.card.ModelCard`), ``models`` (the
+    model-name table), ``default_strong`` / ``default_weak``, ``stats`` (timings).
+
+    Example:
+        >>> router = load("mf-minilm")  # doctest: +SKIP
+        >>> router.route(["hi"], strong_share=0.5)  # doctest: +SKIP
+        array([False])
+    """
+
+    def __init__(
+        self,
+        card: ModelCard,
+        params: Any,
+        *,
+        featurizer: Any = None,
+        max_batch: int = 256,
+        batch_buckets: Sequence[int] = BATCH_BUCKETS,
+        seq_buckets: Sequence[int] = SEQ_BUCKETS,
+        source: str = "",
+    ) -> None:
+        import jax
+
+        from routellm_jax.models.registry import get_architecture
+
+        self.card = card
+        self.name = card.name
+        self.source = source
+        self.arch = get_architecture(card.architecture)
+        self.config = card.arch_config(self.arch.config_cls)
+        self.featurizer = (
+            featurizer if featurizer is not None else self.arch.make_featurizer(self.config)
+        )
+        self.models: list[str] = list(card.models)
+        self.default_strong = card.default_strong
+        self.default_weak = card.default_weak
+        self.max_batch = int(max_batch)
+        self.batch_buckets = tuple(sorted(b for b in batch_buckets if b <= self.max_batch))
+        if not self.batch_buckets or self.batch_buckets[-1] != self.max_batch:
+            self.batch_buckets = (*self.batch_buckets, self.max_batch)
+        self.seq_buckets = tuple(sorted(seq_buckets))
+        # Host arrays -> the default device; no sharding from the exporting machine survives.
+        self.params = jax.device_put(params)
+        self._calibrations: dict[tuple[str, str], Calibration] = {}
+        if card.calibration is not None:
+            c = card.calibration
+            self._calibrations[(c.strong, c.weak)] = c
+        config = self.config
+        arch = self.arch
+
+        def forward(params: Any, inputs: dict[str, Any], strong: Any, weak: Any) -> Any:
+            return arch.win_rate(params, inputs, strong, weak, config)
+
+        self._jitted = jax.jit(forward)
+        self._compiled: dict[tuple, Any] = {}
+        self._stats = _Stats()
+
+    # ---- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def from_params(
+        cls,
+        arch_name: str,
+        config: Any,
+        params: Any,
+        *,
+        name: str = "unsaved",
+        strong: str | None = None,
+        weak: str | None = None,
+        featurizer: Any = None,
+        **kwargs: Any,
+    ) -> Router:
+        """A router on in-memory parameters (no card on disk; no calibration until calibrated).
+
+        Example:
+            >>> r = Router.from_params("mf", cfg, params, strong="gpt-4", weak="mixtral")  # doctest: +SKIP
+        """
+        from routellm_jax.zoo.card import CheckpointRef, config_to_json
+
+        models = [str(m) for m in getattr(config, "models", ())]
+        strong, weak = _default_pair(models, strong, weak)
+        card = ModelCard(
+            name=name,
+            version="0",
+            architecture=arch_name,
+            config=config_to_json(config),
+            models=models,
+            default_strong=strong,
+            default_weak=weak,
+            checkpoint=CheckpointRef(),
+        )
+        return cls(card, params, featurizer=featurizer, **kwargs)
+
+    # ---- model pair -------------------------------------------------------------------------
+
+    def _pair(self, strong: str | None, weak: str | None) -> tuple[str, str, int, int]:
+        strong = strong or self.default_strong
+        weak = weak or self.default_weak
+        if not self.models:  # a pair-specific router: only its own pair exists
+            if (strong, weak) != (self.default_strong, self.default_weak):
+                raise RouterError(
+                    f"router {self.name!r} is trained for {self.default_strong} vs "
+                    f"{self.default_weak} only; got {strong} vs {weak}"
+                )
+            return strong, weak, 0, 0
+        index = {m: i for i, m in enumerate(self.models)}
+        for role, model in (("strong", strong), ("weak", weak)):
+            if model not in index:
+                raise RouterError(
+                    f"router {self.name!r}: {role} model {model!r} is not in its model table "
+                    f"({len(self.models)} models, e.g. {self.models[:5]})"
+                )
+        if strong == weak:
+            raise RouterError(f"strong and weak are the same model {strong!r}")
+        return strong, weak, index[strong], index[weak]
+
+    # ---- win rates --------------------------------------------------------------------------
+
+    def _forward(self, inputs: dict[str, np.ndarray], strong: int, weak: int) -> np.ndarray:
+        import jax
+        import jax.numpy as jnp
+
+        key = tuple(sorted((k, v.shape, str(v.dtype)) for k, v in inputs.items()))
+        args = (self.params, inputs, jnp.int32(strong), jnp.int32(weak))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            start = time.perf_counter()
+            compiled = self._jitted.lower(*args).compile()
+            self._stats.compile_s += time.perf_counter() - start
+            self._stats.compiles += 1
+            self._stats.shapes.append(", ".join(f"{k}{list(s)}" for k, s, _ in key))
+            self._compiled[key] = compiled
+        start = time.perf_counter()
+        out = np.asarray(jax.device_get(compiled(*args)))
+        self._stats.steady_s += time.perf_counter() - start
+        return out
+
+    def win_rate(
+        self, prompts: Sequence[str], strong: str | None = None, weak: str | None = None
+    ) -> np.ndarray:
+        """``[n]`` float32 P(strong model beats weak model) for each prompt.
+
+        ``strong``/``weak`` are model names from :attr:`models` (default: the card's pair).
+
+        Example:
+            >>> load("mf-minilm").win_rate(["What is 2+2?", "Prove the Riemann hypothesis"])  # doctest: +SKIP
+            array([0.28, 0.71], dtype=float32)
+        """
+        if isinstance(prompts, str):
+            raise TypeError("win_rate() takes a sequence of prompts; wrap one prompt in a list")
+        prompts = [str(p) for p in prompts]
+        _, _, s, w = self._pair(strong, weak)
+        out = np.empty(len(prompts), dtype=np.float32)
+        for start in range(0, len(prompts), self.max_batch):
+            chunk = prompts[start : start + self.max_batch]
+            t0 = time.perf_counter()
+            raw = self.arch.prompt_inputs(chunk, self.featurizer, self.config)
+            inputs = _pad_inputs(raw, len(chunk), self.batch_buckets, self.seq_buckets)
+            self._stats.featurize_s += time.perf_counter() - t0
+            out[start : start + len(chunk)] = self._forward(inputs, s, w)[: len(chunk)]
+            self._stats.calls += 1
+        self._stats.prompts += len(prompts)
+        cache = getattr(self.featurizer, "cache", None)
+        if isinstance(cache, dict) and len(cache) > _FEATURIZER_CACHE_LIMIT:
+            cache.clear()
+        return out
+
+    # ---- thresholds -------------------------------------------------------------------------
+
+    def calibration(self, strong: str | None = None, weak: str | None = None) -> Calibration:
+        """The calibration table for a model pair (the card's, or one made by :meth:`calibrate`).
+
+        Example:
+            >>> load("mf-minilm").calibration().thresholds[:2]  # doctest: +SKIP
+            [0.71, 0.66]
+        """
+        strong, weak, _, _ = self._pair(strong, weak)
+        table = self._calibrations.get((strong, weak))
+        if table is None:
+            raise RouterError(
+                f"router {self.name!r} has no calibration table for {strong} vs {weak}; "
+                "call router.calibrate(prompts, strong_share, strong=..., weak=...) or pass "
+                "threshold= instead"
+            )
+        return table
+
+    def threshold_for_share(
+        self, share: float, strong: str | None = None, weak: str | None = None
+    ) -> float:
+        """The win-rate threshold that sends ``share`` of the reference prompts to the strong
+        model, interpolated linearly in the calibration table (extended to shares 0 and 1).
+
+        Example:
+            >>> load("mf-minilm").threshold_for_share(0.3)  # doctest: +SKIP
+            0.52
+        """
+        share = float(share)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"strong share must lie in [0, 1], got {share}")
+        table = self.calibration(strong, weak)
+        # Share 0: nothing reaches it (next float32 up, so float32 comparisons agree too).
+        top = float(np.nextafter(np.float32(table.max_win_rate), np.float32(np.inf)))
+        xs = np.array([0.0, *table.shares, 1.0])
+        ys = np.array([top, *table.thresholds, table.min_win_rate])
+        return float(np.interp(share, xs, ys))
+
+    def _threshold(
+        self,
+        threshold: float | None,
+        strong_share: float | None,
+        strong: str | None,
+        weak: str | None,
+    ) -> float:
+        if (threshold is None) == (strong_share is None):
+            raise ValueError("give exactly one of threshold= and strong_share=")
+        if threshold is not None:
+            return float(threshold)
+        return self.threshold_for_share(float(strong_share), strong, weak)
+
+    def route(
+        self,
+        prompts: Sequence[str],
+        *,
+        threshold: float | None = None,
+        strong_share: float | None = None,
+        strong: str | None = None,
+        weak: str | None = None,
+    ) -> np.ndarray:
+        """``[n]`` bool, True = send to the strong model (``win_rate >= threshold``).
+
+        Give ``threshold`` directly or ``strong_share`` (through the calibration table).
+
+        Example:
+            >>> load("mf-minilm").route(["hi", "prove P != NP"], strong_share=0.5)  # doctest: +SKIP
+            array([False,  True])
+        """
+        t = self._threshold(threshold, strong_share, strong, weak)
+        # Compare in float64: a float32 array against a Python float compares in float32.
+        return self.win_rate(prompts, strong, weak).astype(np.float64) >= t
+
+    def decide(
+        self,
+        prompts: Sequence[str],
+        *,
+        threshold: float | None = None,
+        strong_share: float | None = None,
+        strong: str | None = None,
+        weak: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One dict per prompt: ``win_rate``, ``strong`` (bool), ``model`` (the chosen model's
+        name) and ``threshold``.
+
+        Example:
+            >>> load("mf-minilm").decide(["hi"], threshold=0.5)  # doctest: +SKIP
+            [{'win_rate': 0.31, 'strong': False, 'model': 'mixtral-8x7b-instruct-v0.1', 'threshold': 0.5}]
+        """
+        s_name, w_name, _, _ = self._pair(strong, weak)
+        t = self._threshold(threshold, strong_share, strong, weak)
+        rates = self.win_rate(prompts, strong, weak).astype(np.float64)
+        return [
+            {
+                "win_rate": float(r),
+                "strong": bool(r >= t),
+                "model": s_name if r >= t else w_name,
+                "threshold": t,
+            }
+            for r in rates
+        ]
+
+    def calibrate(
+        self,
+        prompts: Sequence[str],
+        strong_share: float,
+        *,
+        strong: str | None = None,
+        weak: str | None = None,
+        update: bool = True,
+        reference: str | None = None,
+    ) -> float:
+        """Threshold sending ``strong_share`` of *these* prompts (your traffic) to the strong model.
+
+        With ``update=True`` (default) the router's calibration table for this pair is replaced by
+        one computed on ``prompts`` (in memory only; the card on disk is unchanged), so later
+        ``route(strong_share=...)`` calls use it.
+
+        Example:
+            >>> router.calibrate(my_last_week_prompts, 0.2)  # doctest: +SKIP
+            0.61
+        """
+        s_name, w_name, _, _ = self._pair(strong, weak)
+        rates = self.win_rate(prompts, s_name, w_name)
+        threshold = threshold_at_share(rates, float(strong_share))
+        if update:
+            table = calibration_from_win_rates(
+                rates,
+                strong=s_name,
+                weak=w_name,
+                reference=reference or f"user prompts ({len(rates)}, calibrate())",
+            )
+            self._calibrations[(s_name, w_name)] = table
+            if (s_name, w_name) == (self.default_strong, self.default_weak):
+                self.card.calibration = table
+        return threshold
+
+    # ---- stats --------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Timings: ``compile_s`` (first call per shape), ``steady_s`` (forward passes of compiled
+        shapes), ``featurize_s`` (tokenizing/embedding on the host), ``compiles``, ``shapes``,
+        ``calls``, ``prompts``, and ``steady_prompts_per_s``.
+
+        Example:
+            >>> load("mf-minilm").stats["compiles"]  # doctest: +SKIP
+            0
+        """
+        s = dataclasses.asdict(self._stats)
+        busy = s["steady_s"] + s["featurize_s"]
+        s["steady_prompts_per_s"] = s["prompts"] / busy if busy > 0 else None
+        return s
+
+    def reset_stats(self) -> None:
+        """Zero the counters (compiled shapes are kept, so later calls stay warm)."""
+        self._stats = _Stats()
+
+    def warmup(self, batch_sizes: Sequence[int] | None = None) -> None:
+        """Compile the batch buckets ahead of the first real request.
+
+        Example:
+            >>> router.warmup([1, 8])  # doctest: +SKIP
+        """
+        for n in batch_sizes or self.batch_buckets:
+            self.win_rate(["warm-up prompt"] * int(n))
+
+    def __repr__(self) -> str:
+        return (
+            f"Router(name={self.name!r}, architecture={self.card.architecture!r}, "
+            f"pair=({self.default_strong!r}, {self.default_weak!r}), models={len(self.models)})"
+        )
+
+
+def _default_pair(models: Sequence[str], strong: str | None, weak: str | None) -> tuple[str, str]:
+    from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
+
+    strong = strong or (PAPER_STRONG if not models or PAPER_STRONG in models else None)
+    weak = weak or (PAPER_WEAK if not models or PAPER_WEAK in models else None)
+    if strong is None or weak is None:
+        raise RouterError(
+            "name the default strong and weak models (strong=..., weak=...): the paper's pair "
+            f"{PAPER_STRONG} / {PAPER_WEAK} is not in config.models"
+        )
+    return strong, weak
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tuple[ModelCard, Any]:
+    """Read ``card.json`` and restore the parameters (host arrays) of an entry folder.
+
+    With ``verify`` every checkpoint file is checked against the card's sizes and sha256 first, and
+    the card's encoder pins against the encoder table; nothing is restored from a mismatching file.
+
+    Example:
+        >>> card, params = read_entry("model_zoo_build/mf-minilm")  # doctest: +SKIP
+    """
+    import orbax.checkpoint as ocp
+
+    from routellm_jax.zoo.hub import IntegrityError, verify_tree
+
+    entry_dir = Path(entry_dir).resolve()
+    card = ModelCard.load(entry_dir / CARD_FILE)
+    ckpt = entry_dir / card.checkpoint.path
+    if verify:
+        if not card.checkpoint.files:
+            raise IntegrityError(f"{entry_dir / CARD_FILE}: checkpoint.files is empty")
+        verify_tree(ckpt, card.checkpoint.files)
+        check_encoder_pins(card, str(entry_dir / CARD_FILE))
+    if not ckpt.is_dir():
+        raise FileNotFoundError(f"{ckpt}: checkpoint folder missing (card {card.name})")
+    params = ocp.StandardCheckpointer().restore(ckpt)
+    return card, params
+
+
+def check_encoder_pins(card: ModelCard, where: str) -> None:
+    """Raise if the card pins encoder files whose hashes differ from the encoder table's.
+
+    The encoder itself is fetched (and every file verified against the table) by the featurizer;
+    this check makes sure the table and the entry agree on which bytes that is.
+
+    Example:
+        >>> check_encoder_pins(card, "card.json")  # doctest: +SKIP
+    """
+    from routellm_jax.zoo.hub import IntegrityError
+
+    if card.encoder is None or not card.encoder.files:
+        return
+    try:
+        from routellm_jax.models.encoders.fetch import get_spec
+
+        spec = get_spec(card.encoder.name)
+    except (ImportError, KeyError):
+        raise IntegrityError(
+            f"{where}: encoder {card.encoder.name!r} is not in this installation's encoder table "
+            "(routellm_jax.models.encoders.fetch.ENCODERS); add it to load this entry"
+        ) from None
+    table = {f.path: f.sha256 for f in spec.files}
+    if card.encoder.revision and spec.revision != card.encoder.revision:
+        raise IntegrityError(
+            f"{where}: encoder.revision {card.encoder.revision} but the encoder table pins "
+            f"{spec.revision} for {spec.name}"
+        )
+    for path, sha in card.encoder.files.items():
+        if table.get(path) != sha:
+            raise IntegrityError(
+                f"{where}: encoder.files[{path!r}] = {sha} but the encoder table pins "
+                f"{table.get(path)} for {spec.name}"
+            )
+
+
+def resolve_entry(
+    name_or_url_or_path: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The local entry folder for a zoo name (``name`` or ``name@version``), a URL or a path.
+
+    Example:
+        >>> resolve_entry("mf-minilm")  # doctest: +SKIP
+        PosixPath('/root/.cache/routellm_jax/zoo/entries/mf-minilm/0.1.0')
+    """
+    from routellm_jax.zoo import hub
+
+    text = os.fspath(name_or_url_or_path)
+    local = Path(text)
+    if local.is_dir() and (local / CARD_FILE).is_file():
+        return local
+    if local.is_file() and local.suffix == ".tar":
+        return hub.pull_url(str(local.resolve()), cache_dir=cache_dir)
+    if len(urllib.parse.urlparse(text).scheme) > 1:
+        return hub.pull_url(text, cache_dir=cache_dir)
+    if local.is_dir():
+        raise FileNotFoundError(f"{local}: a folder without {CARD_FILE} is not a zoo entry")
+    return hub.pull(text, manifest=manifest, cache_dir=cache_dir)
+
+
+def load(
+    name_or_url_or_path: str | os.PathLike[str] = DEFAULT_ROUTER,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+    verify: bool = True,
+    **router_kwargs: Any,
+) -> Router:
+    """Load a router: a zoo name from the manifest (``"mf-minilm"``, ``"mf-minilm@0.1.0"``), a URL
+    of an entry archive (``https://.../x.tar#sha256=...``) or a local entry folder / ``.tar``.
+
+    Files are verified (sha256) before anything is restored. ``router_kwargs`` go to
+    :class:`Router` (``max_batch``, ``batch_buckets``, ``seq_buckets``, ``featurizer``).
+
+    Example:
+        >>> router = load("mf-minilm")  # doctest: +SKIP
+        >>> router.win_rate(["What is 2+2?"]).shape  # doctest: +SKIP
+        (1,)
+    """
+    entry_dir = resolve_entry(name_or_url_or_path, cache_dir=cache_dir, manifest=manifest)
+    card, params = read_entry(entry_dir, verify=verify)
+    return Router(card, params, source=str(entry_dir), **router_kwargs)

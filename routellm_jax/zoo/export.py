@@ -1,0 +1,336 @@
+"""Export a trained router as a zoo entry: Orbax checkpoint + ``card.json``, packed as one ``.tar``.
+
+An entry folder::
+
+    NAME/
+      card.json          # routellm_jax.zoo.card.ModelCard (lists every params/ file's sha256)
+      params/            # orbax StandardCheckpointer checkpoint of the inference params (host arrays)
+
+The calibration table is computed here: the router's win rates over a stated reference prompt set,
+one threshold for each strong-call share 5%..95%. Before the entry is renamed into place it is
+loaded back through :func:`routellm_jax.api.read_entry` and its win rates compared with the
+in-memory ones, so an entry that does not round-trip is never written. The archive is a
+deterministic tar (sorted names, zero mtimes/owners) so re-exporting the same params gives the same
+bytes for everything but Orbax's own timestamps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routellm_jax.zoo.card import (
+    CARD_FILE,
+    CheckpointRef,
+    DataCard,
+    EncoderRef,
+    EvalResult,
+    ModelCard,
+    calibration_from_win_rates,
+    config_to_json,
+)
+from routellm_jax.zoo.hub import (
+    BUNDLED_LIMIT_BYTES,
+    Manifest,
+    ManifestEntry,
+    ManifestFile,
+    hash_tree,
+    sha256_file,
+)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What :func:`export_entry` wrote."""
+
+    entry_dir: Path
+    archive: Path | None
+    sha256: str
+    size: int
+    card: ModelCard
+
+
+def git_commit(repo: str | os.PathLike[str] | None = None) -> str:
+    """``git rev-parse HEAD`` of the repository (``+dirty`` when tracked files are modified), or
+    ``""`` outside a git checkout.
+
+    Example:
+        >>> len(git_commit()) >= 40  # doctest: +SKIP
+        True
+    """
+    from routellm_jax import paths
+
+    cwd = str(repo or paths.repo_root())
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head + ("+dirty" if dirty else "")
+
+
+def encoder_ref_for(featurizer_spec: str) -> EncoderRef | None:
+    """The encoder reference (name, revision, file hashes) for a featurizer spec, when it names an
+    encoder in the encoder table; None for weight-free featurizers (``hashing:``) and
+    ``precomputed:`` tables.
+
+    Example:
+        >>> encoder_ref_for("all-MiniLM-L6-v2").revision[:7]  # doctest: +SKIP
+        '1110a24'
+    """
+    if not featurizer_spec or ":" in featurizer_spec:
+        return None
+    from routellm_jax.models.encoders.fetch import get_spec
+
+    spec = get_spec(featurizer_spec)
+    return EncoderRef(
+        name=spec.name,
+        revision=spec.revision,
+        files={f.path: f.sha256 for f in spec.files},
+        frozen=True,
+    )
+
+
+def pack_entry(entry_dir: str | os.PathLike[str], archive: str | os.PathLike[str]) -> Path:
+    """Pack an entry folder into a deterministic uncompressed tar (written atomically).
+
+    Example:
+        >>> pack_entry("build/mf-minilm", "model_zoo/mf-minilm-0.1.0.tar")  # doctest: +SKIP
+    """
+    entry_dir, archive = Path(entry_dir), Path(archive)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    tmp = archive.with_name(archive.name + ".tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(entry_dir.rglob("*")):
+            rel = path.relative_to(entry_dir).as_posix()
+            info = tarfile.TarInfo(rel)
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if path.is_dir():
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            elif path.is_file():
+                data = path.read_bytes()
+                info.size = len(data)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, archive)
+    return archive
+
+
+def export_entry(
+    arch_name: str,
+    arch_config: Any,
+    params: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    calibration_prompts: Sequence[str],
+    calibration_reference: str,
+    version: str = "0.1.0",
+    description: str = "",
+    data_card: DataCard | dict[str, Any] | None = None,
+    eval_results: Sequence[EvalResult | dict[str, Any]] = (),
+    strong: str | None = None,
+    weak: str | None = None,
+    license: str = "",
+    encoder: EncoderRef | None = None,
+    tokenizer: dict[str, Any] | None = None,
+    featurizer: Any = None,
+    commit: str | None = None,
+    pack: bool = True,
+    bundle_limit: int | None = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write ``out_dir/NAME/`` (card + Orbax params) and, with ``pack``, ``out_dir/NAME-VERSION.tar``.
+
+    The calibration table comes from the router's win rates over ``calibration_prompts`` (say
+    what they are in ``calibration_reference``). ``encoder`` defaults to the encoder table's pins
+    for ``arch_config.featurizer``; ``commit`` to ``git rev-parse HEAD``. ``bundle_limit`` (bytes)
+    makes an archive over it an error (bundled entries stay under 5 MB).
+
+    Example:
+        >>> res = export_entry("mf", cfg, params, "build", name="mf-minilm",
+        ...                    calibration_prompts=prompts,
+        ...                    calibration_reference="2,000 arena-bench + AlpacaEval prompts")  # doctest: +SKIP
+        >>> res.archive.name  # doctest: +SKIP
+        'mf-minilm-0.1.0.tar'
+    """
+    import jax
+    import orbax.checkpoint as ocp
+
+    from routellm_jax.api import Router, read_entry
+    from routellm_jax.models.registry import get_architecture
+
+    arch = get_architecture(arch_name)
+    if not isinstance(arch_config, arch.config_cls):
+        raise TypeError(
+            f"arch_config is a {type(arch_config).__name__}, expected {arch.config_cls.__name__}"
+        )
+    if not calibration_prompts:
+        raise ValueError("calibration_prompts is empty: the calibration table needs prompts")
+    out_dir = Path(out_dir)
+    final = out_dir / name
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    host_params = jax.tree.map(np.asarray, jax.device_get(params))
+    # Calibrate on the in-memory params first: the same code path load() will use.
+    router = Router.from_params(
+        arch_name,
+        arch_config,
+        host_params,
+        name=name,
+        strong=strong,
+        weak=weak,
+        featurizer=featurizer,
+    )
+    rates = router.win_rate(list(calibration_prompts))
+    calibration = calibration_from_win_rates(
+        rates,
+        strong=router.default_strong,
+        weak=router.default_weak,
+        reference=calibration_reference,
+    )
+
+    if isinstance(data_card, dict):
+        data_card = DataCard(**data_card)
+    evals = [e if isinstance(e, EvalResult) else EvalResult(**e) for e in eval_results]
+    spec = getattr(arch_config, "featurizer", "")
+    if encoder is None and isinstance(spec, str):
+        encoder = encoder_ref_for(spec)
+    if tokenizer is None:
+        tokenizer = {"name": encoder.name, "revision": encoder.revision} if encoder else {}
+        if spec:
+            tokenizer["featurizer"] = spec
+
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.exporting."))
+    try:
+        ckpt = tmp / "params"
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(ckpt.resolve(), host_params)
+        checkpointer.wait_until_finished()
+        card = ModelCard(
+            name=name,
+            version=version,
+            architecture=arch_name,
+            config=config_to_json(arch_config),
+            models=list(router.models),
+            default_strong=router.default_strong,
+            default_weak=router.default_weak,
+            checkpoint=CheckpointRef(path="params", files=hash_tree(ckpt)),
+            description=description,
+            encoder=encoder,
+            tokenizer=tokenizer,
+            data=data_card or DataCard(),
+            calibration=calibration,
+            evals=evals,
+            license=license,
+            commit=git_commit() if commit is None else commit,
+            created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        card.save(tmp / CARD_FILE)
+        # Round trip: the entry as written must restore and give the same win rates.
+        card_back, params_back = read_entry(tmp)
+        check = Router(card_back, params_back, featurizer=router.featurizer)
+        probe = list(calibration_prompts[:16])
+        again = check.win_rate(probe)
+        if not np.allclose(again, rates[: len(probe)], atol=1e-5):
+            raise RuntimeError(
+                f"export of {name}: the written entry gives different win rates "
+                f"(max diff {np.max(np.abs(again - rates[: len(probe)])):.3g})"
+            )
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    archive = None
+    digest, size = "", 0
+    if pack:
+        archive = pack_entry(final, out_dir / f"{name}-{version}.tar")
+        digest, size = sha256_file(archive), archive.stat().st_size
+        if bundle_limit is not None and size > bundle_limit:
+            raise ValueError(
+                f"{archive}: {size} bytes, over the bundling limit of {bundle_limit} bytes; "
+                "publish it by URL instead"
+            )
+    return ExportResult(entry_dir=final, archive=archive, sha256=digest, size=size, card=card)
+
+
+def update_manifest(
+    manifest_path: str | os.PathLike[str],
+    result: ExportResult,
+    *,
+    urls: Sequence[str] = (),
+    bundled: bool = True,
+) -> ManifestEntry:
+    """Add (or replace) the exported entry in a manifest file (created if missing).
+
+    With ``bundled`` the archive must sit under the manifest's folder and be under 5 MB; its
+    relative path becomes the first URL. ``urls`` adds published locations (tried after it).
+
+    Example:
+        >>> update_manifest("model_zoo/manifest.json", res)  # doctest: +SKIP
+    """
+    manifest_path = Path(manifest_path)
+    if result.archive is None:
+        raise ValueError("the export was not packed (pack=False): nothing to list")
+    all_urls = list(urls)
+    if bundled:
+        try:
+            rel = result.archive.resolve().relative_to(manifest_path.resolve().parent)
+        except ValueError:
+            raise ValueError(
+                f"{result.archive} is not under {manifest_path.parent}: a bundled entry must sit "
+                "next to the manifest"
+            ) from None
+        if result.size > BUNDLED_LIMIT_BYTES:
+            raise ValueError(f"{result.archive}: {result.size} bytes, over the 5 MB bundle limit")
+        all_urls.insert(0, rel.as_posix())
+    if not all_urls:
+        raise ValueError("an entry needs at least one URL (bundled=True or urls=[...])")
+    manifest = (
+        Manifest.load(manifest_path)
+        if manifest_path.exists()
+        else Manifest(entries=[], location=str(manifest_path))
+    )
+    card = result.card
+    entry = ManifestEntry(
+        name=card.name,
+        version=card.version,
+        description=card.description,
+        architecture=card.architecture,
+        files=[
+            ManifestFile(
+                path=result.archive.name, size=result.size, sha256=result.sha256, urls=all_urls
+            )
+        ],
+    )
+    manifest.upsert(entry)
+    manifest.save(manifest_path)
+    return entry
