@@ -12,15 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, evals_dir, read_mmlu
-from routellm_jax.eval.golden import compute_golden_split, golden_split_path, render_golden_file
-
-
-def golden_file_text(data_dir: str | None = None) -> str:
-    """The golden-split file's text computed from the data (decontaminated MMLU rows)."""
-    table = read_mmlu(evals_dir(data_dir), decontaminate=True)
-    prompts = table.prompt[table.model == STRONG_MODEL].tolist()  # one entry per MMLU row
-    return render_golden_file(compute_golden_split(prompts), source_rows=len(prompts))
+from routellm_jax.eval.golden import golden_file_text, golden_split_path, parse_golden_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}: {'up to date' if same else 'DIFFERS from the data'}")
         return 0 if same else 1
     out.write_text(text, encoding="utf-8")
-    print(f"wrote {out} ({text.count(chr(10)) - 5} ids)")
+    print(f"wrote {out} ({len(parse_golden_file(text))} ids)")
     return 0
 
 

@@ -62,6 +62,21 @@ def compute_golden_split(
     return sorted(prompt_id(p) for p in chosen)
 
 
+def golden_file_text(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """The golden-split file's text computed from the data (the decontaminated MMLU rows); what
+    ``tools/make_golden_split.py`` writes.
+
+    Example:
+        >>> golden_file_text() == golden_split_path().read_text()  # doctest: +SKIP
+        True
+    """
+    from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, evals_dir, read_mmlu
+
+    table = read_mmlu(evals_dir(data_dir), decontaminate=True)
+    prompts = table.prompt[table.model == STRONG_MODEL].tolist()  # one entry per MMLU row
+    return render_golden_file(compute_golden_split(prompts), source_rows=len(prompts))
+
+
 def render_golden_file(ids: Iterable[str], *, seed: str = GOLDEN_SEED, source_rows: int) -> str:
     """The text of the golden-split file: header comment lines, then one id per line.
 
