@@ -135,7 +135,7 @@ def benchmark_from_outcomes(
 ) -> Benchmark:
     """Build a benchmark from any outcome table and a strong/weak pair.
 
-    Prompts keep first-appearance order. A prompt scored for only one of the two models is left
+    Prompts keep first-appearance order. A prompt of the table not scored for both models is left
     out and counted in ``metadata["prompts_missing_a_model"]``. A prompt that appears several times
     per model: ``duplicates="pair"`` keeps each occurrence as its own benchmark row, the k-th strong
     outcome with the k-th weak outcome (MMLU repeats some question texts), and fails if the counts
@@ -149,9 +149,12 @@ def benchmark_from_outcomes(
     """
     if duplicates not in ("pair", "mean"):
         raise ValueError(f"duplicates must be 'pair' or 'mean', got {duplicates!r}")
+    models = set(table.models())
+    # Accept any spelling the model table knows (tables carry canonical names).
+    strong = strong if strong in models else rev.canonical_model(strong)
+    weak = weak if weak in models else rev.canonical_model(weak)
     if strong == weak:
         raise ValueError(f"strong and weak model are the same: {strong!r}")
-    models = set(table.models())
     for role, m in (("strong", strong), ("weak", weak)):
         if m not in models:
             raise ValueError(
@@ -182,6 +185,8 @@ def benchmark_from_outcomes(
         prompts.extend([p] * len(ss))
         strong_scores.extend(ss)
         weak_scores.extend(ws)
+    # Prompts of the table scored for neither model count as missing too.
+    missing += len(set(table.prompt.tolist())) - len(per)
     both = np.concatenate([strong_scores, weak_scores]) if prompts else np.array([])
     kinds = set(table.kind[np.isin(table.model, [strong, weak])].tolist())
     kind = "correct" if kinds == {"correct"} and np.isin(both, (0.0, 1.0)).all() else "grade"
@@ -400,7 +405,7 @@ def load_benchmark(
             ("strong", strong, rev.STRONG_MODEL),
             ("weak", weak, rev.WEAK_MODEL),
         ):
-            if given is not None and given != expected:
+            if given is not None and rev.canonical_model(given) != expected:
                 raise ValueError(f"{spec} only has the paper's pair: --{role} must be {expected!r}")
         build = mmlu_benchmark if spec == "mmlu" else gsm8k_benchmark
         return build(data_dir, exclude_golden=exclude_golden)

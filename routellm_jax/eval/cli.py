@@ -79,8 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODEL=IN,OUT",
-        help="USD per 1M input/output tokens for a model (repeatable; defaults: gpt-4-1106-preview "
-        "10,30 and Mixtral-8x7B 0.24,0.24)",
+        help="USD per 1M input/output tokens for a model (repeatable; defaults: the paper's "
+        "gpt-4-1106-preview 10,30 and Mixtral-8x7B 0.24,0.24, then the model table's prices)",
     )
     parser.add_argument("--input-tokens", type=float, default=95, help="tokens per request in")
     parser.add_argument("--output-tokens", type=float, default=264, help="tokens per request out")
@@ -95,11 +95,14 @@ def _cost_model(args: argparse.Namespace, strong: str, weak: str):
     for spec in args.price:
         name, price = parse_price(spec)
         prices[name] = price
-    if strong not in prices or weak not in prices:
-        return None  # no prices known: the table leaves the cost columns empty
-    return cost_model(
-        strong, weak, prices, input_tokens=args.input_tokens, output_tokens=args.output_tokens
-    )
+    try:
+        return cost_model(
+            strong, weak, prices, input_tokens=args.input_tokens, output_tokens=args.output_tokens
+        )
+    except KeyError as err:
+        # No price for a model: the table leaves the cost columns empty and says why.
+        print(f"note: no cost columns: {err}", file=sys.stderr)
+        return None
 
 
 def _zoo_win_rates(name: str, prompts: list[str]):

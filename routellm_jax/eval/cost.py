@@ -35,9 +35,10 @@ class ModelPrice:
         return (input_tokens * self.input_per_m + output_tokens * self.output_per_m) / 1e6
 
 
+# The paper's prices, keyed by canonical model name (routellm_jax.data.model_names).
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gpt-4-1106-preview": ModelPrice(10.0, 30.0),
-    "mistralai/Mixtral-8x7B-Instruct-v0.1": ModelPrice(0.24, 0.24),
+    "mixtral-8x7b-instruct-v0.1": ModelPrice(0.24, 0.24),
 }
 DEFAULT_INPUT_TOKENS = 95
 DEFAULT_OUTPUT_TOKENS = 264
@@ -109,6 +110,22 @@ class CostModel:
         return 1.0 - float(self.relative_cost(strong_share))
 
 
+def _lookup_price(name: str, table: Mapping[str, ModelPrice]) -> ModelPrice | None:
+    if name in table:
+        return table[name]
+    from routellm_jax.data.model_names import UnknownModelError, default_table
+
+    models = default_table()
+    try:
+        canon = models.canonical(name)
+    except UnknownModelError:
+        return None
+    if canon in table:
+        return table[canon]
+    known = models.price(canon)  # the model table's own price, when it has one
+    return ModelPrice(*known) if known else None
+
+
 def cost_model(
     strong: str,
     weak: str,
@@ -117,21 +134,23 @@ def cost_model(
     input_tokens: float = DEFAULT_INPUT_TOKENS,
     output_tokens: float = DEFAULT_OUTPUT_TOKENS,
 ) -> CostModel:
-    """A cost model for the pair, prices looked up in ``prices`` (default: the paper's table);
-    an unknown model is an error naming the known ones.
+    """A cost model for the pair. Prices are looked up by name, then by canonical name, in
+    ``prices`` (default: the paper's table), then in the canonical model table's price fields;
+    a model without a price is an error.
 
     Example:
         >>> cost_model("a", "b", {"a": ModelPrice(1, 1), "b": ModelPrice(0, 0)}).relative_cost(0.3)
         0.3
     """
     table = dict(DEFAULT_PRICES if prices is None else prices)
-    missing = [m for m in (strong, weak) if m not in table]
+    found = {m: _lookup_price(m, table) for m in (strong, weak)}
+    missing = [m for m, p in found.items() if p is None]
     if missing:
         raise KeyError(
-            f"no price for model(s) {missing}; known: {sorted(table)} "
-            "(pass prices, or --price MODEL=IN,OUT on the command line)"
+            f"no price for model(s) {missing}; known: {sorted(table)} and the model table's "
+            "priced models (pass prices, or --price MODEL=IN,OUT on the command line)"
         )
-    return CostModel(strong, weak, table[strong], table[weak], input_tokens, output_tokens)
+    return CostModel(strong, weak, found[strong], found[weak], input_tokens, output_tokens)
 
 
 def cost_report(metrics: RouterMetrics, cm: CostModel, shares: np.ndarray) -> dict:

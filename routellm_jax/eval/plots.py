@@ -98,6 +98,10 @@ def results_markdown(benchmark: Benchmark, results: Sequence[RouterResult]) -> s
             f"- decontaminated: {s['rows_before_decontamination']} -> "
             f"{s['rows_before_decontamination'] - s['removed_by_decontamination']}"
         )
+    if s.get("prompts_missing_a_model"):
+        lines.append(
+            f"- left out: {s['prompts_missing_a_model']} prompts not scored for both models"
+        )
     if s.get("golden_split_excluded"):
         lines.append(
             f"- MMLU golden split excluded: {s['golden_split_removed']} prompts removed "

@@ -10,11 +10,12 @@ import pytest
 
 from routellm_jax.data.sources import routellm_evals as rev
 
-S, W = rev.STRONG_MODEL, rev.WEAK_MODEL
+S, W = rev.STRONG_MODEL, rev.WEAK_MODEL  # canonical names in the tables
+SC, WC = rev.STRONG_COLUMN, rev.WEAK_COLUMN  # column names in the files
 
 
 def _write_csv(path: Path, rows: list[str], header: str | None = None) -> Path:
-    header = header or f"prompt,{W},{S},{W}_response,{S}_response"
+    header = header or f"prompt,{WC},{SC},{WC}_response,{SC}_response"
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     return path
 
@@ -51,6 +52,11 @@ def fake_evals(tmp_path: Path) -> Path:
     )
     _jsonl(evals / "mt_bench" / "contaminated_prompts.jsonl", [{"eval_prompt": "t3b"}])
     return evals
+
+
+def test_column_names_map_to_canonical_names():
+    assert rev.canonical_model(SC) == S and rev.canonical_model(WC) == W
+    assert rev.canonical_model("martian") == "martian"  # unknown to the table: kept as written
 
 
 def test_read_mmlu_small(fake_evals):
@@ -117,19 +123,19 @@ def test_judgment_errors_name_file_and_line(tmp_path, obj, message):
 
 def test_bad_csv_value_names_file_row_and_column(tmp_path):
     path = _write_csv(tmp_path / "mmlu_x.csv", ["q1,True,True,a,b", "q2,maybe,True,a,b"])
-    with pytest.raises(ValueError, match=r"row 2 \(after the header\), column '" + W):
-        rev.read_correctness_csv(path, [W, S])
+    with pytest.raises(ValueError, match=r"row 2 \(after the header\), column '" + WC):
+        rev.read_correctness_csv(path, [WC, SC])
     # a number other than 0/1 is a valid grade for the generic reader, but not for MMLU
     path2 = _write_csv(tmp_path / "mmlu_y.csv", ["q1,True,True,a,b", "q2,0.5,True,a,b"])
-    assert rev.read_correctness_csv(path2, [W, S]).kind[0] == "grade"
+    assert rev.read_correctness_csv(path2, [WC, SC]).kind[0] == "grade"
 
 
 def test_missing_column_and_empty_cells(tmp_path):
     path = _write_csv(tmp_path / "x.csv", ["q1,True,,a,b"])
     with pytest.raises(ValueError, match="no column"):
         rev.read_correctness_csv(path, ["other-model"])
-    with pytest.raises(ValueError, match=r"row 1 .* column '" + S):
-        rev.read_correctness_csv(path, [W, S])
+    with pytest.raises(ValueError, match=r"row 1 .* column '" + SC):
+        rev.read_correctness_csv(path, [WC, SC])
     t = rev.read_correctness_csv(path, allow_missing=True)  # models found from the header
     assert t.model.tolist() == [W]
 

@@ -27,9 +27,9 @@ def test_pairs_repeated_prompts_in_order():
 
 
 def test_missing_model_rows_are_counted_not_hidden():
-    t = _table([("q", "s", 1), ("q", "w", 0), ("r", "s", 1), ("r", "x", 0)])
+    t = _table([("q", "s", 1), ("q", "w", 0), ("r", "s", 1), ("r", "x", 0), ("z", "x", 1)])
     b = benchmark_from_outcomes(t, "s", "w")
-    assert len(b) == 1 and b.metadata["prompts_missing_a_model"] == 1
+    assert len(b) == 1 and b.metadata["prompts_missing_a_model"] == 2
 
 
 def test_builder_errors():
@@ -67,8 +67,10 @@ def test_outcome_files_long_wide_parquet(tmp_path):
     long.write_text("prompt,model,score\nq,s,1\nq,w,0\n", encoding="utf-8")
     assert benchmark_from_outcomes(read_outcome_file(long), "s", "w").strong_scores.tolist() == [1]
     wide = tmp_path / "wide.csv"
-    wide.write_text("question_id,prompt,s,w\n1,q,9,\n2,r,8,7\n", encoding="utf-8")
-    b = benchmark_from_outcomes(read_outcome_file(wide), "s", "w")
+    wide.write_text("question_id,prompt,s,w,note\n1,q,9,,x\n2,r,8,7,y\n3,t,,,z\n", encoding="utf-8")
+    t = read_outcome_file(wide)
+    assert t.models() == ["s", "w"]  # the text column 'note' is not a model
+    b = benchmark_from_outcomes(t, "s", "w")
     assert b.prompts.tolist() == ["r"] and b.metadata["prompts_missing_a_model"] == 1
     pq = tmp_path / "t.parquet"
     _table([("q", "s", 1), ("q", "w", 0)]).save(pq)

@@ -73,3 +73,14 @@ def test_random_and_length_baselines(toy):
     assert np.argsort(lengths).tolist() == [3, 0, 2, 1]  # longer -> higher win rate
     with pytest.raises(ValueError, match="unknown baseline"):
         B.baseline_win_rates("nope", toy)
+
+
+def test_prices_fall_back_to_the_model_table():
+    # the canonical model table prices claude-3-opus at $15 / $75 per 1M tokens
+    cm = cost_model("claude-3-opus-20240229", MIXTRAL)
+    assert cm.strong_request_cost == pytest.approx((95 * 15 + 264 * 75) / 1e6)
+    # an explicit price wins over the table
+    cm2 = cost_model(
+        "claude-3-opus-20240229", MIXTRAL, {"claude-3-opus-20240229": ModelPrice(1, 1)}
+    )
+    assert cm2.strong_request_cost == pytest.approx(359 / 1e6)

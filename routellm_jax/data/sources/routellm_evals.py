@@ -17,6 +17,9 @@ Decontamination follows the reference: MMLU and GSM8K drop rows whose ``prompt``
 ``eval_prompt`` of the list (14,042 -> 14,037 and 1,319 -> 1,307 rows); MT-Bench drops a question
 when its first or second turn is listed (80 -> 72).
 
+Model names are mapped to canonical names (``mistralai/Mixtral-8x7B-Instruct-v0.1`` ->
+``mixtral-8x7b-instruct-v0.1``, :data:`WEAK_MODEL`); names unknown to the model table stay as written.
+
 MMLU contains repeated prompt texts (14,037 rows, 13,932 distinct texts): rows are kept as rows, in
 file order (subjects sorted by file name), and an :class:`OutcomeTable` holds one outcome per model per
 row, so the k-th outcome of a prompt for one model belongs with the k-th outcome for the other.
@@ -34,8 +37,12 @@ import numpy as np
 
 from routellm_jax.data.records import OutcomeTable, _str_array
 
+# Column names in the RouteLLM files, and the canonical names (routellm_jax.data.model_names) the
+# tables carry; a test checks that the table maps the former to the latter.
+STRONG_COLUMN = "gpt-4-1106-preview"
+WEAK_COLUMN = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG_MODEL = "gpt-4-1106-preview"
-WEAK_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+WEAK_MODEL = "mixtral-8x7b-instruct-v0.1"
 
 EVALS_SUBDIR = Path("lm-sys__RouteLLM") / "routellm" / "evals"
 MT_BENCH_JUDGMENTS_SUBPATH = (
@@ -62,20 +69,20 @@ def evals_dir(data_root: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
-def _canonical_model(name: str) -> str:
-    """Map a model name through the canonical model table when it exists (the names in these files
-    are already the canonical spellings of the paper's pair)."""
+def canonical_model(name: str, where: str | None = None) -> str:
+    """The canonical spelling of a model name (:func:`routellm_jax.data.model_names.canonical`).
+    A name the model table does not know is kept exactly as written (never guessed): commercial
+    routers such as ``martian`` or a user's own model names are valid benchmark sides.
+
+    Example:
+        >>> canonical_model("mistralai/Mixtral-8x7B-Instruct-v0.1")
+        'mixtral-8x7b-instruct-v0.1'
+    """
+    from routellm_jax.data.model_names import UnknownModelError, canonical
+
     try:
-        from routellm_jax.data import model_names  # written by another module owner
-    except ImportError:
-        return name
-    fn = getattr(model_names, "canonical_name", None)
-    if fn is None:
-        return name
-    try:
-        return fn(name)
-    except (KeyError, ValueError):
-        # Names that the table does not know are kept as written: these files are the reference.
+        return canonical(name, where=where)
+    except UnknownModelError:
         return name
 
 
@@ -139,6 +146,20 @@ def _parse_score_column(path: Path, column: str, values: Sequence[str], allow_mi
     return out
 
 
+def _looks_numeric(values: Sequence[str]) -> bool:
+    """Whether every non-empty cell is True/False or a number (auto-detected model columns; text
+    columns such as RouterBench's ``oracle_model_to_route_to`` are not models)."""
+    for raw in values:
+        v = raw.strip()
+        if not v or v.lower() in _TRUE or v.lower() in _FALSE:
+            continue
+        try:
+            float(v)
+        except ValueError:
+            return False
+    return True
+
+
 def read_correctness_csv(
     path: str | os.PathLike[str],
     models: Sequence[str] | None = None,
@@ -149,7 +170,8 @@ def read_correctness_csv(
 ) -> OutcomeTable:
     """Read a wide per-model score CSV: a prompt column and one column per model, cells True/False
     (correctness) or numbers (grades). Without ``models``, every column other than the prompt whose
-    name does not end in ``_response``/``|model_response`` and is not an id column is a model.
+    name does not end in ``_response``/``|model_response``/``|total_cost``, is not an id column and
+    holds only booleans/numbers is a model.
 
     The table has, for each CSV row, one outcome per model in ``models`` order. ``allow_missing``
     lets empty cells be skipped (a model without a score on that row); otherwise they are errors.
@@ -176,6 +198,7 @@ def read_correctness_csv(
             and not c.endswith("_response")
             and not c.endswith("|model_response")
             and not c.endswith("|total_cost")
+            and _looks_numeric(df[c].tolist())
         ]
     else:
         missing = [m for m in models if m not in df.columns]
@@ -193,7 +216,7 @@ def read_correctness_csv(
     scores = np.stack(
         [_parse_score_column(path, c, df[c].tolist(), allow_missing) for c in models], axis=1
     )  # [n, m]
-    canon = [_canonical_model(c) for c in models]
+    canon = [canonical_model(c, where=f"{path} column {c!r}") for c in models]
     keep = ~np.isnan(scores).reshape(-1)  # row-major: row 0 model 0, row 0 model 1, ...
     prompt_col = np.repeat(np.asarray(prompts, dtype=object), m)[keep]
     model_col = np.tile(np.asarray(canon, dtype=object), n)[keep]
@@ -250,7 +273,7 @@ def read_mmlu(evals: str | os.PathLike[str], *, decontaminate: bool = True) -> O
     evals = Path(evals)
     tables = [
         read_correctness_csv(
-            f, [WEAK_MODEL, STRONG_MODEL], source=f"routellm/mmlu/{f.stem.removeprefix('mmlu_')}"
+            f, [WEAK_COLUMN, STRONG_COLUMN], source=f"routellm/mmlu/{f.stem.removeprefix('mmlu_')}"
         )
         for f in mmlu_files(evals)
     ]
@@ -273,7 +296,7 @@ def read_gsm8k(evals: str | os.PathLike[str], *, decontaminate: bool = True) -> 
     """
     evals = Path(evals)
     path = evals / "gsm8k" / "gsm8k_responses.csv"
-    table = read_correctness_csv(path, [WEAK_MODEL, STRONG_MODEL], source="routellm/gsm8k")
+    table = read_correctness_csv(path, [WEAK_COLUMN, STRONG_COLUMN], source="routellm/gsm8k")
     _check_binary(table, path)
     if decontaminate:
         table, _ = drop_prompts(
@@ -377,7 +400,11 @@ def read_single_judgments(path: str | os.PathLike[str]) -> list[SingleJudgment]:
             raise ValueError(f"{path}:{line_no}: field 'score' must be a number, got {score!r}")
         if score != -1 and not 1 <= score <= 10:
             raise ValueError(f"{path}:{line_no}: field 'score' must be 1-10 or -1, got {score}")
-        out.append(SingleJudgment(qid, _canonical_model(model), int(turn), float(score)))
+        out.append(
+            SingleJudgment(
+                qid, canonical_model(model, f"{path}:{line_no}"), int(turn), float(score)
+            )
+        )
     return out
 
 
