@@ -162,13 +162,16 @@ def export_entry(
     pack: bool = True,
     bundle_limit: int | None = None,
     overwrite: bool = False,
+    eval_benchmarks: Sequence[str] = (),
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
     """Write ``out_dir/NAME/`` (card + Orbax params) and, with ``pack``, ``out_dir/NAME-VERSION.tar``.
 
     The calibration table comes from the router's win rates over ``calibration_prompts`` (say
     what they are in ``calibration_reference``). ``encoder`` defaults to the encoder table's pins
     for ``arch_config.featurizer``; ``commit`` to ``git rev-parse HEAD``. ``bundle_limit`` (bytes)
-    makes an archive over it an error (bundled entries stay under 5 MB).
+    makes an archive over it an error (bundled entries stay under 5 MB). ``eval_benchmarks``
+    (``mmlu``, ``gsm8k``, ...) are evaluated on the written entry and added to the card's evals.
 
     Example:
         >>> res = export_entry("mf", cfg, params, "build", name="mf-minilm",
@@ -262,6 +265,11 @@ def export_entry(
                 f"export of {name}: the written entry gives different win rates "
                 f"(max diff {np.max(np.abs(again - rates[: len(probe)])):.3g})"
             )
+        if eval_benchmarks:
+            card.evals = card.evals + evaluate_router_on(
+                check, eval_benchmarks, entry_name=name, data_dir=data_dir
+            )
+            card.save(tmp / CARD_FILE)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -334,3 +342,168 @@ def update_manifest(
     manifest.upsert(entry)
     manifest.save(manifest_path)
     return entry
+
+
+def evaluate_router_on(
+    router: Any,
+    benchmarks: Sequence[str],
+    *,
+    entry_name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> list[EvalResult]:
+    """APGR and CPT of ``router`` on each benchmark, via :mod:`routellm_jax.eval` (MMLU always
+    without the golden split, so a router trained on it is never scored on it).
+
+    ``command`` records the CLI call that reproduces each number once the entry is in the zoo.
+
+    Example:
+        >>> evaluate_router_on(load("mf-minilm"), ["gsm8k"], entry_name="mf-minilm")  # doctest: +SKIP
+    """
+    from routellm_jax.eval.benchmarks import load_benchmark
+    from routellm_jax.eval.evaluate import evaluate_win_rates
+
+    results = []
+    for spec in benchmarks:
+        exclude_golden = spec == "mmlu"
+        bench = load_benchmark(spec, data_dir=data_dir, exclude_golden=exclude_golden)
+        rates = router.win_rate(list(bench.prompts))
+        res = evaluate_win_rates(bench, np.asarray(rates, np.float64), name=entry_name)
+        metrics = res.metrics
+        command = f"routellm-jax eval --benchmark {spec} --router {entry_name}"
+        if exclude_golden:
+            command += " --exclude-golden"
+        results.append(
+            EvalResult(
+                benchmark=spec,
+                apgr=float(metrics.apgr_trapezoid),
+                cpt={
+                    f"{round(level * 100)}%": float(v)
+                    for level, v in metrics.cpt.items()
+                    if v == v  # NaN: level never reached
+                },
+                command=command,
+                notes=(
+                    f"{len(bench)} prompts, strong {bench.strong_model} vs weak "
+                    f"{bench.weak_model}; apgr = trapezoid APGR; cpt = strong-call share first "
+                    "reaching each PGR level; computed at export by the same code as the command"
+                    + ("; MMLU golden split excluded" if exclude_golden else "")
+                ),
+                extra={
+                    k: v
+                    for k, v in metrics.to_dict().items()
+                    if isinstance(v, (int, float)) and v == v  # drop NaN: not JSON
+                },
+            )
+        )
+    return results
+
+
+REFERENCE_SETS = ("alpaca_eval+arena_bench_v1",)
+
+
+def reference_prompts(
+    name: str = REFERENCE_SETS[0], data_dir: str | os.PathLike[str] | None = None
+) -> tuple[list[str], str]:
+    """The prompts a zoo entry is calibrated on, and a sentence saying what they are.
+
+    ``alpaca_eval+arena_bench_v1``: the 805 AlpacaEval instructions and the 300 Arena-Hard
+    (arena-bench-v1) prompts from the shared data: chat-style traffic, none of it an evaluation
+    prompt (MMLU/GSM8K/MT-Bench).
+
+    Example:
+        >>> prompts, what = reference_prompts()  # doctest: +SKIP
+        >>> len(prompts)  # doctest: +SKIP
+        1105
+    """
+    import csv
+    import json
+
+    from routellm_jax import paths
+
+    if name not in REFERENCE_SETS:
+        raise ValueError(f"unknown reference prompt set {name!r}; known: {list(REFERENCE_SETS)}")
+    root = paths.data_dir(data_dir)
+    alpaca_path = root / "derived" / "alpaca_eval_prompts.jsonl"
+    arena_path = root / "derived" / "arena_bench_v1_score_matrix.csv"
+    alpaca = []
+    for lineno, line in enumerate(alpaca_path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if not isinstance(row.get("instruction"), str):
+                raise ValueError(f"{alpaca_path}:{lineno}: no 'instruction' string")
+            alpaca.append(row["instruction"])
+    with open(arena_path, newline="", encoding="utf-8") as f:
+        arena = [row["prompt"] for row in csv.DictReader(f)]
+    prompts = list(dict.fromkeys(alpaca + arena))
+    what = (
+        f"{name}: {len(alpaca)} AlpacaEval instructions ({alpaca_path.name}) + {len(arena)} "
+        f"Arena-Hard v1 prompts ({arena_path.name}), {len(prompts)} distinct"
+    )
+    return prompts, what
+
+
+def _find_data_card(workdir: Path) -> DataCard | None:
+    import json
+
+    for path in (workdir / "data_card.json", workdir / "data" / "data_card.json"):
+        if path.is_file():
+            obj = json.loads(path.read_text())
+            known = {f.name for f in dataclasses.fields(DataCard)}
+            return DataCard(**{k: v for k, v in obj.items() if k in known})
+    return None
+
+
+def export_from_workdir(
+    workdir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    version: str = "0.1.0",
+    step: int | None = None,
+    description: str = "",
+    license: str = "",
+    data_card: DataCard | None = None,
+    reference: str = REFERENCE_SETS[0],
+    eval_benchmarks: Sequence[str] = ("mmlu", "gsm8k"),
+    data_dir: str | os.PathLike[str] | None = None,
+    strong: str | None = None,
+    weak: str | None = None,
+    bundle_limit: int | None = None,
+    overwrite: bool = True,
+) -> ExportResult:
+    """Export a training run's checkpoint (``training.checkpoints.load_params``) as a zoo entry.
+
+    The data card is ``data_card`` if given, else ``WORKDIR/data_card.json`` when the trainer wrote
+    one, else a card that says none was recorded.
+
+    Example:
+        >>> export_from_workdir("runs/mf", "model_zoo", name="mf-minilm")  # doctest: +SKIP
+    """
+    from routellm_jax.training.checkpoints import load_params
+
+    workdir = Path(workdir)
+    arch_name, arch_config, params = load_params(workdir, step)
+    if data_card is None:
+        data_card = _find_data_card(workdir) or DataCard(
+            notes=f"no data card was recorded in {workdir.name}; see the experiment config"
+        )
+    prompts, what = reference_prompts(reference, data_dir)
+    return export_entry(
+        arch_name,
+        arch_config,
+        params,
+        out_dir,
+        name=name,
+        version=version,
+        description=description,
+        calibration_prompts=prompts,
+        calibration_reference=what,
+        data_card=data_card,
+        license=license,
+        strong=strong,
+        weak=weak,
+        bundle_limit=bundle_limit,
+        overwrite=overwrite,
+        eval_benchmarks=eval_benchmarks,
+        data_dir=data_dir,
+    )

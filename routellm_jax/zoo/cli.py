@@ -1,0 +1,153 @@
+"""``routellm-jax zoo list|pull|verify|export``.
+
+Examples::
+
+    routellm-jax zoo list
+    routellm-jax zoo pull mf-minilm
+    routellm-jax zoo verify mf-minilm            # or a local entry folder
+    routellm-jax zoo export --workdir runs/mf --name mf-minilm --description "..." \\
+        --license Apache-2.0 --bundle               # into model_zoo/ + manifest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``routellm-jax zoo``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("Examples::", 1)[1].rstrip()
+    sub = parser.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--manifest", default=None, help="manifest path or URL")
+        p.add_argument("--cache-dir", default=None, help="cache root (default: ROUTELLM_JAX_CACHE)")
+
+    p = sub.add_parser("list", help="list the manifest's entries")
+    common(p)
+    p.add_argument("--json", action="store_true", help="print the manifest entries as JSON")
+
+    p = sub.add_parser("pull", help="download, verify and unpack an entry into the cache")
+    common(p)
+    p.add_argument("name", help="entry name (name or name@version)")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+
+    p = sub.add_parser("verify", help="re-check a pulled entry (or an entry folder) file by file")
+    common(p)
+    p.add_argument("name", help="entry name, or a local entry folder")
+
+    p = sub.add_parser("export", help="export a training run's checkpoint as a zoo entry")
+    p.add_argument("--workdir", required=True, help="the training run's folder")
+    p.add_argument("--name", required=True, help="entry name, e.g. mf-minilm")
+    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    p.add_argument("--description", default="")
+    p.add_argument("--license", default="")
+    p.add_argument("--out-dir", default=None, help="where to write (default: model_zoo/)")
+    p.add_argument(
+        "--manifest", default=None, help="manifest to update (default: OUT_DIR/manifest.json)"
+    )
+    p.add_argument("--bundle", action="store_true", help="list as a bundled entry (< 5 MB)")
+    p.add_argument("--url", action="append", default=[], help="published URL (repeatable)")
+    p.add_argument(
+        "--eval",
+        default="mmlu,gsm8k",
+        help="benchmarks to evaluate into the card (comma-separated; '' for none)",
+    )
+    p.add_argument("--data-card", default=None, help="JSON data card (default: the run's)")
+    p.add_argument("--data-dir", default=None, help="routing data folder")
+    p.add_argument("--strong", default=None, help="default strong model of the card")
+    p.add_argument("--weak", default=None, help="default weak model of the card")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from routellm_jax.zoo import hub
+
+    manifest = hub.Manifest.load(args.manifest)
+    if args.json:
+        print(json.dumps(manifest.to_json()["entries"], indent=2))
+        return 0
+    print(f"# {manifest.location}")
+    print(f"{'name':<22} {'version':<9} {'arch':<12} {'size':>9}  {'where':<8} cached  description")
+    for e in sorted(manifest.entries, key=lambda e: (e.name, e.version)):
+        size = sum(f.size for f in e.files)
+        first = e.files[0].urls[0]
+        where = "bundled" if not hub._scheme(first) else hub._scheme(first)
+        cached = hub._cached_matches(hub.entry_cache_dir(e, args.cache_dir), e)
+        print(
+            f"{e.name:<22} {e.version:<9} {e.architecture:<12} {size / 1e6:>7.2f}MB  {where:<8} "
+            f"{'yes' if cached else 'no':<6}  {e.description}"
+        )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from routellm_jax.zoo import hub
+
+    local = Path(args.name)
+    if local.is_dir():
+        hub.verify_entry_dir(local)
+        print(f"ok: {local}: every checkpoint file matches its card")
+        return 0
+    path = hub.verify_cached(args.name, manifest=args.manifest, cache_dir=args.cache_dir)
+    print(f"ok: {args.name}: {path} matches the manifest and its card")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from routellm_jax import paths
+    from routellm_jax.zoo import export
+    from routellm_jax.zoo.card import DataCard
+
+    out_dir = Path(args.out_dir) if args.out_dir else paths.repo_root() / "model_zoo"
+    manifest = Path(args.manifest) if args.manifest else out_dir / "manifest.json"
+    data_card = None
+    if args.data_card:
+        data_card = DataCard(**json.loads(Path(args.data_card).read_text()))
+    result = export.export_from_workdir(
+        args.workdir,
+        out_dir,
+        name=args.name,
+        version=args.version,
+        step=args.step,
+        description=args.description,
+        license=args.license,
+        data_card=data_card,
+        eval_benchmarks=[b for b in args.eval.split(",") if b],
+        data_dir=args.data_dir,
+        strong=args.strong,
+        weak=args.weak,
+        bundle_limit=export.BUNDLED_LIMIT_BYTES if args.bundle else None,
+    )
+    entry = export.update_manifest(manifest, result, urls=args.url, bundled=args.bundle)
+    print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
+    for e in result.card.evals:
+        print(f"  {e.benchmark}: APGR {e.apgr:.4f}  ({e.command})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``zoo ACTION``; errors are printed (naming the file/entry) with exit code 1."""
+    from routellm_jax.zoo import hub
+    from routellm_jax.zoo.card import CardError
+
+    try:
+        if args.zoo_command == "list":
+            return _list(args)
+        if args.zoo_command == "pull":
+            path = hub.pull(
+                args.name, manifest=args.manifest, cache_dir=args.cache_dir, force=args.force
+            )
+            hub.verify_entry_dir(path)
+            print(path)
+            return 0
+        if args.zoo_command == "verify":
+            return _verify(args)
+        return _export(args)
+    except (hub.ZooError, CardError, FileNotFoundError) as err:
+        print(f"routellm-jax zoo {args.zoo_command}: {err}", file=sys.stderr)
+        return 1
