@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         'random'
     """
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = __doc__.split("Examples::", 1)[1].rstrip()
+    parser.epilog = "examples:" + __doc__.split("Examples::", 1)[1].rstrip()
     parser.add_argument(
         "--benchmark",
         required=True,
@@ -105,12 +105,22 @@ def _cost_model(args: argparse.Namespace, strong: str, weak: str):
         return None
 
 
-def _zoo_win_rates(name: str, prompts: list[str]):
+def _zoo_win_rates(name: str, prompts: list[str], strong: str, weak: str):
+    """Win rates of a zoo entry / checkpoint for the benchmark's pair when the router knows both
+    models, else for the router's own default pair (said on stderr)."""
     import numpy as np
 
     import routellm_jax
 
     router = routellm_jax.load(name)
+    models = set(getattr(router, "models", ()) or ())
+    if strong in models and weak in models:
+        return np.asarray(router.win_rate(prompts, strong=strong, weak=weak), dtype=np.float64)
+    print(
+        f"note: router {name!r} does not know both {strong!r} and {weak!r}; "
+        "using its default strong/weak pair",
+        file=sys.stderr,
+    )
     return np.asarray(router.win_rate(prompts), dtype=np.float64)
 
 
@@ -156,8 +166,10 @@ def run(args: argparse.Namespace) -> int:
             name = f"random (seed {args.seed})" if args.router == "random" else args.router
         else:
             try:
-                win_rates = _zoo_win_rates(args.router, list(bench.prompts))
-            except (ImportError, FileNotFoundError, KeyError, ValueError) as err:
+                win_rates = _zoo_win_rates(
+                    args.router, list(bench.prompts), bench.strong_model, bench.weak_model
+                )
+            except (ImportError, OSError, KeyError, ValueError) as err:
                 print(f"error: cannot load router {args.router!r}: {err}", file=sys.stderr)
                 return 2
             name = args.router
