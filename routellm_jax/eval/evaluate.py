@@ -106,15 +106,20 @@ def evaluate_oracle(
     benchmark: Benchmark,
     *,
     num_thresholds: int = M.DEFAULT_NUM_THRESHOLDS,
-    budget_rounding: str = "interpolate",
+    budget_rounding: str = "auto",
     cost_model: CostModel | None = None,
 ) -> RouterResult:
-    """The oracle's budget curve (``metrics.oracle_curve``) and metrics.
+    """The oracle's budget curve (``metrics.oracle_curve``) and metrics. ``budget_rounding="auto"``
+    follows the reference per benchmark: ``"floor"`` (``int(c * n)`` calls) for ``mt-bench``, as
+    its ``MTBench.get_optimal_accuracy``; ``"interpolate"`` otherwise, which for 0/1 scores is the
+    reference's MMLU/GSM8K ``weak + min(c * n, #strong-only-correct)``.
 
     Example:
         >>> evaluate_oracle(mmlu_benchmark()).metrics.apgr_trapezoid  # doctest: +SKIP
         1.2896...
     """
+    if budget_rounding == "auto":
+        budget_rounding = "floor" if benchmark.name == "mt-bench" else "interpolate"
     curve = M.oracle_curve(
         benchmark.strong_scores,
         benchmark.weak_scores,

@@ -34,6 +34,9 @@ def test_counts_and_metadata(mmlu, gsm8k, data_dir):
     mt = mt_bench_benchmark(strong="unify", weak="martian", data_dir=data_dir)
     assert len(mt) == 72 and mt.kind == "grade"
     assert mt.metadata["removed_by_decontamination"] == 8
+    assert mt.metadata["failed_scores_dropped"] == 1  # one -1 grade in the file
+    assert E.evaluate_oracle(mt).notes["budget_rounding"] == "floor"  # as the reference's MT-Bench
+    assert E.evaluate_oracle(mmlu).notes["budget_rounding"] == "interpolate"
 
 
 # The paper's notes (routellm_v4_tables.md): oracle APGR trapezoid (capped) recomputed from these
