@@ -24,13 +24,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+import certifi
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,6 +65,7 @@ Role = Literal["strong", "weak"]
 _OTHER: dict[str, Role] = {"strong": "weak", "weak": "strong"}
 # Upstream statuses worth another try (server faults and rate limits); other 4xx go back as-is.
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+_CONNECTIONS_PER_CLIENT = 16
 # Paths counted by name in the metrics (anything else is "other", so scans cannot add labels).
 _KNOWN_PATHS = frozenset({"/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics"})
 
@@ -278,19 +282,28 @@ class _State:
             )
             for name, router in routers.items()
         }
-        limits = httpx.Limits(
-            max_connections=settings.max_upstream_connections,
-            max_keepalive_connections=settings.max_upstream_connections,
-        )
+        # httpcore scans every pooled connection on each request (O(connections) per call, with a
+        # poll() each), which collapses throughput at ~64 concurrent requests on one client; a few
+        # small clients used round-robin keep that scan short.
+        per_client = min(_CONNECTIONS_PER_CLIENT, settings.max_upstream_connections)
+        shards = -(-settings.max_upstream_connections // per_client)
+        limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+        # One TLS context for all of them (loading the CA bundle costs tens of ms per client).
+        tls = ssl.create_default_context(cafile=certifi.where())
         self.clients = {
-            role: httpx.AsyncClient(
-                base_url=up.base_url,
-                headers={"Authorization": f"Bearer {up.api_key}"} if up.api_key else {},
-                timeout=httpx.Timeout(settings.upstream_timeout_s),
-                limits=limits,
-            )
+            role: [
+                httpx.AsyncClient(
+                    base_url=up.base_url,
+                    headers={"Authorization": f"Bearer {up.api_key}"} if up.api_key else {},
+                    timeout=httpx.Timeout(settings.upstream_timeout_s),
+                    limits=limits,
+                    verify=tls,
+                )
+                for _ in range(shards)
+            ]
             for role, up in (("strong", settings.strong), ("weak", settings.weak))
         }
+        self._next_client = itertools.count()
         self.threshold_cache: dict[tuple[str, float], float] = {}
         self.started = int(time.time())
 
@@ -312,8 +325,9 @@ class _State:
     async def aclose(self) -> None:
         for batcher in self.batchers.values():
             await batcher.close()
-        for client in self.clients.values():
-            await client.aclose()
+        for clients in self.clients.values():
+            for client in clients:
+                await client.aclose()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # --- routing ---------------------------------------------------------------------------
@@ -344,7 +358,8 @@ class _State:
 
     async def _attempt(self, role: Role, body: dict, stream: bool) -> httpx.Response:
         """One request to an upstream; the response is open (unread) when streaming."""
-        client = self.clients[role]
+        clients = self.clients[role]
+        client = clients[next(self._next_client) % len(clients)]
         request = client.build_request("POST", "chat/completions", json=body)
         return await client.send(request, stream=stream)
 

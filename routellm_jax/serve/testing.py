@@ -100,7 +100,8 @@ class FakeUpstream:
     from another thread:
 
     * ``mode``: ``"ok"``; ``"error"`` (HTTP 500); ``"hang"`` (sleep ``hang_s`` before answering);
-      ``"bad_request"`` (HTTP 400 OpenAI error); ``"break_stream"`` (streams one chunk, then drops
+      ``"bad_request"`` (HTTP 400 OpenAI error that echoes the Authorization header, as OpenAI
+      echoes a wrong key); ``"break_stream"`` (streams one chunk, then drops
       the connection).
     * ``fail_next``: this many requests answer 500 before ``mode`` applies again.
 
@@ -182,7 +183,11 @@ class FakeUpstream:
         if mode == "hang":
             await asyncio.sleep(self.hang_s)
         if mode == "bad_request":
-            error = {"message": "fake upstream rejects this", "type": "invalid_request_error"}
+            # Like OpenAI's "Incorrect API key provided: sk-...": the key comes back in the body.
+            error = {
+                "message": f"fake upstream rejects this (authorization: {auth!r})",
+                "type": "invalid_request_error",
+            }
             await _send_json(send, 400, {"error": error})
             return
         model = str(body.get("model"))
@@ -276,6 +281,9 @@ class ServerThread:
             port=port,
             log_level=log_level,
             timeout_graceful_shutdown=1,
+            # Long keep-alive: on a busy machine a pooled client connection can sit idle for
+            # seconds, and a server-side close racing its reuse would fail the request.
+            timeout_keep_alive=60,
             access_log=False,
         )
         self._server = uvicorn.Server(self._config)

@@ -1,0 +1,139 @@
+"""``routellm-jax serve``: run the OpenAI-compatible routing server under uvicorn.
+
+Example::
+
+    export OPENAI_API_KEY=...
+    routellm-jax serve --router mf-minilm \\
+        --strong-model gpt-4o --strong-base-url https://api.openai.com/v1 \\
+        --strong-api-key-env OPENAI_API_KEY \\
+        --weak-model llama-3.1-8b --weak-base-url http://127.0.0.1:8000/v1 \\
+        --port 6060
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from routellm_jax.serve.routing import ROUTE_ON_CHOICES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``serve`` arguments.
+
+    Example:
+        >>> p = argparse.ArgumentParser(); add_arguments(p)
+        >>> p.parse_args(["--router", "mf-minilm", "--strong-model", "a", "--weak-model", "b",
+        ...     "--strong-base-url", "http://x/v1", "--weak-base-url", "http://y/v1"]).port
+        6060
+    """
+    g = parser.add_argument_group("routers")
+    g.add_argument(
+        "--router",
+        dest="routers",
+        action="append",
+        required=True,
+        metavar="NAME_OR_PATH",
+        help="zoo name or path of a router (repeat for several); requests pick one by name",
+    )
+    g.add_argument(
+        "--router-strong",
+        default=None,
+        help="strong model's name in the router's own model table (default: the router's pair)",
+    )
+    g.add_argument("--router-weak", default=None, help="weak model's name in that table")
+    g.add_argument(
+        "--route-on",
+        choices=ROUTE_ON_CHOICES,
+        default="last",
+        help="score the last user message (default) or the whole conversation",
+    )
+    g.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=5.0,
+        help="how long a router batch waits for more concurrent requests (default 5)",
+    )
+    g.add_argument("--max-batch", type=int, default=64, help="most prompts per forward pass")
+
+    u = parser.add_argument_group("upstreams (any OpenAI-compatible endpoint)")
+    u.add_argument("--strong-model", required=True, help="model name sent to the strong upstream")
+    u.add_argument("--weak-model", required=True, help="model name sent to the weak upstream")
+    u.add_argument("--strong-base-url", required=True, help="e.g. https://api.openai.com/v1")
+    u.add_argument("--weak-base-url", required=True, help="e.g. http://127.0.0.1:8000/v1")
+    u.add_argument(
+        "--strong-api-key-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding the strong upstream's API key (never a key itself)",
+    )
+    u.add_argument("--weak-api-key-env", default=None, metavar="VAR", help="same, weak upstream")
+    u.add_argument(
+        "--upstream-timeout", type=float, default=60.0, metavar="S", help="seconds (default 60)"
+    )
+    u.add_argument("--retries", type=int, default=1, help="retries per upstream (default 1)")
+    u.add_argument(
+        "--fallback",
+        choices=("other", "error"),
+        default="other",
+        help="when the routed upstream keeps failing: ask the other model, or answer 502",
+    )
+
+    s = parser.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=6060)
+    s.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error", "critical")
+    )
+
+
+def _key_from_env(var: str | None, flag: str) -> str | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        # Name the variable, never a value.
+        raise SystemExit(f"routellm-jax serve: {flag} {var}: environment variable is not set")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the routers, build the app, run uvicorn until interrupted.
+
+    Example:
+        >>> run(build_parser(argv).parse_args(argv))  # doctest: +SKIP
+    """
+    import uvicorn
+
+    from routellm_jax.serve.client import load_routers
+    from routellm_jax.serve.server import ServeSettings, Upstream, create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    strong_key = _key_from_env(args.strong_api_key_env, "--strong-api-key-env")
+    weak_key = _key_from_env(args.weak_api_key_env, "--weak-api-key-env")
+    try:
+        settings = ServeSettings(
+            strong=Upstream("strong", args.strong_model, args.strong_base_url, strong_key),
+            weak=Upstream("weak", args.weak_model, args.weak_base_url, weak_key),
+            route_on=args.route_on,
+            batch_window_ms=args.batch_window_ms,
+            max_batch=args.max_batch,
+            upstream_timeout_s=args.upstream_timeout,
+            retries=args.retries,
+            fallback=args.fallback,
+            router_strong=args.router_strong,
+            router_weak=args.router_weak,
+        )
+    except ValueError as err:
+        print(f"routellm-jax serve: {err}", file=sys.stderr)
+        return 2
+    routers = load_routers(args.routers)
+    print(f"routers: {', '.join(sorted(routers))}; listening on http://{args.host}:{args.port}")
+    uvicorn.run(
+        create_app(routers, settings), host=args.host, port=args.port, log_level=args.log_level
+    )
+    return 0

@@ -1,0 +1,371 @@
+"""Route locally, no server: a drop-in for ``openai.OpenAI().chat.completions.create``.
+
+Like RouteLLM's ``Controller``: the ``model`` argument names the router and threshold
+(``router-<name>-<threshold>``) or strong share (``router-<name>@<share>``); the prompt is scored
+in-process and the call goes to the strong or weak client with ``model`` set to that client's model
+name. The answer is the upstream's own response object (stream or not), with ``model`` naming the
+routed model.
+
+Example::
+
+    import openai
+    from routellm_jax.serve import Controller
+
+    controller = Controller(
+        routers=["mf-minilm"],
+        strong_model="gpt-4o",
+        weak_model="llama-3.1-8b-instruct",
+        strong_client=openai.OpenAI(),
+        weak_client=openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none"),
+    )
+    reply = controller.chat.completions.create(
+        model="router-mf-minilm@0.3", messages=[{"role": "user", "content": "Prove Fermat's..."}]
+    )
+    print(reply.model, reply.choices[0].message.content)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any, Literal
+
+from routellm_jax.serve.routing import (
+    ROUTE_ON_CHOICES,
+    RouteOn,
+    RouterLike,
+    RouteSpec,
+    RoutingError,
+    choose_strong,
+    parse_model,
+    routing_prompt,
+)
+
+Role = Literal["strong", "weak"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteDecision:
+    """One routing decision: the router, threshold used, win rate and the chosen model."""
+
+    router: str
+    threshold: float
+    win_rate: float
+    role: Role
+    model: str
+
+
+def load_routers(routers: Mapping[str, RouterLike] | Sequence[str | RouterLike]) -> dict:
+    """Name -> router: loads names/paths with ``routellm_jax.api.load``, keeps router objects.
+
+    Example:
+        >>> from routellm_jax.serve.testing import HashRouter
+        >>> sorted(load_routers([HashRouter("a"), HashRouter("b")]))
+        ['a', 'b']
+    """
+    if isinstance(routers, Mapping):
+        out = dict(routers)
+    else:
+        out = {}
+        for item in routers:
+            if isinstance(item, str):
+                from routellm_jax import api  # heavy (JAX); only when a name must be loaded
+
+                router = api.load(item)
+            else:
+                router = item
+            if router.name in out:
+                raise ValueError(f"two routers are named {router.name!r}")
+            out[router.name] = router
+    if not out:
+        raise ValueError("give at least one router")
+    for name, router in out.items():
+        if not isinstance(router, RouterLike):
+            raise TypeError(f"router {name!r} lacks name/win_rate/threshold_for_share")
+    return out
+
+
+def _retryable_errors() -> tuple[type[BaseException], ...]:
+    """Errors after which the other model may answer: connection, timeout, 5xx, rate limit."""
+    try:
+        import openai
+    except ImportError:  # duck-typed clients without the openai package: nothing is known
+        return ()
+    return (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
+
+
+class _RoutedStream:
+    """Wraps an upstream stream so each chunk names the routed model; otherwise the same."""
+
+    def __init__(self, stream: Any, model: str) -> None:
+        self._stream = stream
+        self._model = model
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self._stream:
+            yield _set_model(chunk, self._model)
+
+    def __enter__(self) -> _RoutedStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+    def __getattr__(self, name: str) -> Any:  # response, etc. of the wrapped stream
+        return getattr(self._stream, name)
+
+
+class _AsyncRoutedStream:
+    def __init__(self, stream: Any, model: str) -> None:
+        self._stream = stream
+        self._model = model
+
+    async def __aiter__(self):
+        async for chunk in self._stream:
+            yield _set_model(chunk, self._model)
+
+    async def __aenter__(self) -> _AsyncRoutedStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _set_model(obj: Any, model: str) -> Any:
+    if isinstance(obj, dict):
+        obj["model"] = model
+    elif hasattr(obj, "model"):
+        try:
+            obj.model = model
+        except (AttributeError, TypeError, ValueError):  # a frozen object: leave it as it came
+            pass
+    return obj
+
+
+class Controller:
+    """Routes chat completions between two OpenAI-style clients, in-process.
+
+    ``routers``: names or paths for ``routellm_jax.api.load``, router objects, or a mapping
+    name -> router. ``strong_client``/``weak_client``: anything with
+    ``.chat.completions.create(**kwargs)`` (``openai.OpenAI``, ``openai.AsyncOpenAI`` for
+    ``acreate``); ``None`` builds ``openai.OpenAI()`` from the environment. ``fallback="other"``
+    sends a call whose client failed (connection, timeout, 5xx, 429, after the client's own
+    retries) to the other model. ``model_counts[router][model]`` counts decisions.
+
+    Example:
+        >>> controller = Controller(routers=[router], strong_model="big", weak_model="small",
+        ...                         strong_client=big, weak_client=small)  # doctest: +SKIP
+        >>> controller.chat.completions.create(model="router-hash-0.5",
+        ...     messages=[{"role": "user", "content": "hi"}]).model  # doctest: +SKIP
+        'small'
+    """
+
+    def __init__(
+        self,
+        routers: Mapping[str, RouterLike] | Sequence[str | RouterLike],
+        strong_model: str,
+        weak_model: str,
+        strong_client: Any = None,
+        weak_client: Any = None,
+        *,
+        route_on: RouteOn = "last",
+        fallback: Literal["other", "error"] = "error",
+        router_strong: str | None = None,
+        router_weak: str | None = None,
+    ) -> None:
+        if route_on not in ROUTE_ON_CHOICES:
+            raise ValueError(f"route_on must be one of {ROUTE_ON_CHOICES}, got {route_on!r}")
+        if fallback not in ("other", "error"):
+            raise ValueError(f"fallback must be 'other' or 'error', got {fallback!r}")
+        self.routers = load_routers(routers)
+        self.models: dict[Role, str] = {"strong": strong_model, "weak": weak_model}
+        self._clients: dict[Role, Any] = {"strong": strong_client, "weak": weak_client}
+        self.route_on = route_on
+        self.fallback = fallback
+        self.router_strong = router_strong
+        self.router_weak = router_weak
+        self.model_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._lock = threading.Lock()
+        self._thresholds: dict[tuple[str, float], float] = {}
+        # The OpenAI SDK's shape: controller.chat.completions.create(...)
+        self.chat = SimpleNamespace(
+            completions=SimpleNamespace(create=self.completion, acreate=self.acompletion)
+        )
+
+    # --- routing ---------------------------------------------------------------------------
+
+    def _spec(
+        self,
+        model: str | None,
+        router: str | None,
+        threshold: float | None,
+        strong_share: float | None,
+    ) -> RouteSpec:
+        if model is not None:
+            return parse_model(model, list(self.routers))
+        if router is None or (threshold is None) == (strong_share is None):
+            raise RoutingError(
+                "give model='router-<name>-<threshold>' (or '@<share>'), or router= with exactly "
+                "one of threshold= and strong_share="
+            )
+        if router not in self.routers:
+            raise RoutingError(f"unknown router {router!r}; known: {sorted(self.routers)}")
+        value = threshold if threshold is not None else strong_share
+        if not 0.0 <= float(value) <= 1.0:
+            raise RoutingError(
+                f"{'threshold' if threshold is not None else 'strong_share'} "
+                f"{value} is out of range; it must lie in [0, 1]"
+            )
+        return RouteSpec(router, threshold=threshold, strong_share=strong_share)
+
+    def _threshold(self, spec: RouteSpec) -> float:
+        if spec.threshold is not None:
+            return spec.threshold
+        key = (spec.router, spec.strong_share)
+        with self._lock:
+            if key not in self._thresholds:
+                self._thresholds[key] = spec.resolve_threshold(self.routers[spec.router])
+            return self._thresholds[key]
+
+    def route(
+        self,
+        messages: Any,
+        *,
+        model: str | None = None,
+        router: str | None = None,
+        threshold: float | None = None,
+        strong_share: float | None = None,
+    ) -> RouteDecision:
+        """Decide without calling a model. ``messages``: a chat message list or a prompt string.
+
+        Example:
+            >>> controller.route("What is 2+2?", model="router-hash-0.5").model  # doctest: +SKIP
+            'small'
+        """
+        spec = self._spec(model, router, threshold, strong_share)
+        prompt = messages if isinstance(messages, str) else routing_prompt(messages, self.route_on)
+        if not prompt.strip():
+            raise RoutingError("the prompt has no text to route on")
+        chosen = self.routers[spec.router]
+        win_rate = float(
+            chosen.win_rate([prompt], strong=self.router_strong, weak=self.router_weak)[0]
+        )
+        t = self._threshold(spec)
+        role: Role = "strong" if choose_strong(win_rate, t) else "weak"
+        with self._lock:
+            self.model_counts[spec.router][self.models[role]] += 1
+        return RouteDecision(spec.router, t, win_rate, role, self.models[role])
+
+    # --- calling ---------------------------------------------------------------------------
+
+    def _client(self, role: Role) -> Any:
+        if self._clients[role] is None:
+            import openai
+
+            self._clients[role] = openai.OpenAI()
+        return self._clients[role]
+
+    def completion(
+        self,
+        *,
+        messages: Any,
+        model: str | None = None,
+        router: str | None = None,
+        threshold: float | None = None,
+        strong_share: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``chat.completions.create``: route, then call the chosen client with its model name.
+
+        Example:
+            >>> controller.chat.completions.create(model="router-mf-minilm-0.116",
+            ...     messages=[{"role": "user", "content": "hi"}], stream=True)  # doctest: +SKIP
+        """
+        decision = self.route(
+            messages, model=model, router=router, threshold=threshold, strong_share=strong_share
+        )
+        order: list[Role] = [decision.role]
+        if self.fallback == "other":
+            order.append("weak" if decision.role == "strong" else "strong")
+        errors = _retryable_errors()
+        for i, role in enumerate(order):
+            try:
+                result = self._client(role).chat.completions.create(
+                    model=self.models[role], messages=messages, **kwargs
+                )
+            except errors:
+                if i + 1 == len(order):
+                    raise
+                continue
+            if kwargs.get("stream"):
+                return _RoutedStream(result, self.models[role])
+            return _set_model(result, self.models[role])
+        raise AssertionError("unreachable")
+
+    async def acompletion(
+        self,
+        *,
+        messages: Any,
+        model: str | None = None,
+        router: str | None = None,
+        threshold: float | None = None,
+        strong_share: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Async ``create`` (``chat.completions.acreate``); the router runs in a worker thread.
+
+        Use ``openai.AsyncOpenAI`` clients (sync clients work but block the event loop).
+
+        Example:
+            >>> await controller.chat.completions.acreate(model="router-hash@0.5",
+            ...     messages=[{"role": "user", "content": "hi"}])  # doctest: +SKIP
+        """
+        decision = await asyncio.to_thread(
+            self.route,
+            messages,
+            model=model,
+            router=router,
+            threshold=threshold,
+            strong_share=strong_share,
+        )
+        order: list[Role] = [decision.role]
+        if self.fallback == "other":
+            order.append("weak" if decision.role == "strong" else "strong")
+        errors = _retryable_errors()
+        for i, role in enumerate(order):
+            try:
+                result = self._client(role).chat.completions.create(
+                    model=self.models[role], messages=messages, **kwargs
+                )
+                if inspect.isawaitable(result):
+                    result = await result
+            except errors:
+                if i + 1 == len(order):
+                    raise
+                continue
+            if kwargs.get("stream"):
+                if hasattr(result, "__aiter__"):
+                    return _AsyncRoutedStream(result, self.models[role])
+                return _RoutedStream(result, self.models[role])
+            return _set_model(result, self.models[role])
+        raise AssertionError("unreachable")
