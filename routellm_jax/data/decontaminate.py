@@ -17,7 +17,6 @@ training rows against all evaluation rows, so 100k x 15k never materialises (pea
 from __future__ import annotations
 
 import os
-import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,6 @@ EmbedFn = Callable[[list[str]], np.ndarray]
 T = TypeVar("T", ComparisonTable, OutcomeTable, TrainingData)
 
 DEFAULT_THRESHOLD = 0.95
-_WS = re.compile(r"\s+")
 
 
 def _is_edge_junk(ch: str) -> bool:
@@ -47,7 +45,7 @@ def normalize_text(text: str) -> str:
         >>> normalize_text("  What   is 2+2?\\n")
         'what is 2+2'
     """
-    t = _WS.sub(" ", unicodedata.normalize("NFKC", text).lower())
+    t = " ".join(unicodedata.normalize("NFKC", text).lower().split())  # split(): any Unicode space
     start, end = 0, len(t)
     while start < end and _is_edge_junk(t[start]):
         start += 1
@@ -134,9 +132,45 @@ def max_cosine(
     return best, arg
 
 
+@dataclass
+class EvalIndex:
+    """Evaluation prompts prepared once (normalised, exact-match index, optional embeddings) so
+    several training tables can be checked without redoing that work.
+
+    Example:
+        >>> idx = EvalIndex.build({"gsm8k": ["What is 2+2?"]})
+        >>> idx.exact["what is 2+2"]
+        0
+    """
+
+    names: list[str]  # eval set of each prompt
+    raw: list[str]
+    exact: dict[str, int]  # normalised text -> first prompt index
+    sizes: dict[str, int]
+    embeddings: np.ndarray | None = None  # [n_eval, d] unit-norm, when an embed_fn was given
+
+    @classmethod
+    def build(
+        cls,
+        eval_sets: Mapping[str, Sequence[str]],
+        embed_fn: EmbedFn | None = None,
+        embed_batch_size: int = 1024,
+    ) -> EvalIndex:
+        names, raw = [], []
+        for name, prompts in eval_sets.items():
+            for p in prompts:
+                names.append(name)
+                raw.append(p)
+        exact: dict[str, int] = {}
+        for i, p in enumerate(raw):
+            exact.setdefault(normalize_text(p), i)
+        emb = embed_in_batches(embed_fn, raw, embed_batch_size) if embed_fn and raw else None
+        return cls(names, raw, exact, {k: len(v) for k, v in eval_sets.items()}, emb)
+
+
 def decontaminate(
     data: T,
-    eval_sets: Mapping[str, Sequence[str]],
+    eval_sets: Mapping[str, Sequence[str]] | EvalIndex,
     *,
     embed_fn: EmbedFn | None = None,
     threshold: float = DEFAULT_THRESHOLD,
@@ -149,6 +183,8 @@ def decontaminate(
     ``data`` is a :class:`ComparisonTable`, :class:`OutcomeTable` or :class:`TrainingData` (both
     tables filtered). ``eval_sets`` maps a set name (e.g. ``"mmlu"``) to its prompts. Without
     ``embed_fn`` only exact matches are removed (the report's threshold is then None).
+    Pass an :class:`EvalIndex` instead of the mapping to reuse the normalised (and embedded)
+    evaluation prompts across several calls.
 
     Example:
         >>> from routellm_jax.data.records import Comparison
@@ -164,7 +200,6 @@ def decontaminate(
     else:
         tables = [data]
     report = DecontaminationReport(threshold=threshold if embed_fn is not None else None)
-    report.eval_set_sizes = {name: len(p) for name, p in eval_sets.items()}
     report.rows_before = sum(len(t) for t in tables)
 
     # Distinct normalised training prompts across all tables: normalise each distinct raw
@@ -181,15 +216,10 @@ def decontaminate(
     raw_first = {j: raw_uniques[first_raw_index[j]] for j in range(len(uniq))}
 
     # Evaluation prompts, normalised, with the set each came from.
-    eval_names, eval_raw = [], []
-    for name, prompts in eval_sets.items():
-        for p in prompts:
-            eval_names.append(name)
-            eval_raw.append(p)
-    eval_norm = [normalize_text(p) for p in eval_raw]
-    exact_set: dict[str, int] = {}
-    for i, p in enumerate(eval_norm):
-        exact_set.setdefault(p, i)
+    if not isinstance(eval_sets, EvalIndex):
+        eval_sets = EvalIndex.build(eval_sets)
+    index = eval_sets
+    eval_names, eval_raw, exact_set = index.names, index.raw, index.exact
 
     reason = np.full(len(uniq), "", dtype=object)  # per distinct prompt
     match = np.full(len(uniq), -1, dtype=np.int64)
@@ -202,7 +232,10 @@ def decontaminate(
     if embed_fn is not None and len(eval_raw) and len(uniq):
         todo = np.flatnonzero(reason == "")
         if len(todo):
-            eval_emb = embed_in_batches(embed_fn, eval_raw, embed_batch_size)
+            if index.embeddings is not None:
+                eval_emb = index.embeddings
+            else:
+                eval_emb = embed_in_batches(embed_fn, eval_raw, embed_batch_size)
             # Embed the raw text of one row per distinct prompt (the encoder sees real text).
             train_text = [str(raw_first[j]) for j in todo.tolist()]
             best = np.empty(len(todo), dtype=np.float32)
@@ -251,6 +284,7 @@ def decontaminate(
                 "similarity": round(float(sim[j]), 4),
             }
         )
+    report.eval_set_sizes = dict(index.sizes)
     report.rows_after = sum(len(t) for t in outs)
     if isinstance(data, TrainingData):
         return TrainingData(outs[0], outs[1]), report  # type: ignore[return-value]

@@ -1,0 +1,543 @@
+"""Training mixtures: sources + weights -> one :class:`TrainingData`, deterministic from a seed,
+decontaminated against the evaluation prompts, with a data card.
+
+A :class:`MixtureSpec` lists :class:`SourceSpec` entries. Each entry names a built-in source
+(:data:`BUILTIN_SOURCES`, reading the real shared data through ``paths.data_dir()``) or carries its
+own ``loader(data_root) -> TrainingData``. Per source, in order:
+
+1. load (bad rows of the built-in real files are skipped and counted, never silently);
+2. filter (``filters``: ``models``, ``source_prefixes``, ``kinds``; see :func:`apply_filters`);
+3. optionally turn outcomes into battles (``to_comparisons`` with ``tie_band`` / ``pairs``);
+4. decontaminate against the evaluation sets (exact + near-duplicate when an ``embed_fn`` is
+   given), unless ``decontaminate=False`` (e.g. the golden split, which is evaluation data by
+   design and is then excluded from evaluation by the harness);
+5. sample: ``rows`` units exactly, or ``weight`` x the available units (``weight`` > 1
+   repeats rows), or -- when the spec has ``total_rows`` -- ``total_rows`` split in proportion to
+   the weights. A unit is a battle for comparisons and a prompt (all its outcomes) for outcomes.
+   Sampling uses ``numpy.random.default_rng([seed, crc32(source name)])``: the same spec and seed
+   give the same rows.
+
+The built-in training sources use only training files: never the RouterBench / RouterDC /
+LLMRouter ``*_test`` files (available under their own ``*_test`` names for a spec that asks) and
+never the evaluation sets. RouterDC's un-suffixed files (MATH_prealgebra, ceval, javascript, mbpp)
+are its out-of-distribution test sets and are not used either.
+
+:func:`save_mixture` writes ``comparisons.parquet``, ``outcomes.parquet`` and ``data_card.json``
+(sources, row counts at every step, removed counts by reason and evaluation set, seed, model table
+version) into one folder; :func:`load_mixture` reads them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from routellm_jax.data.decontaminate import (
+    DEFAULT_THRESHOLD,
+    EmbedFn,
+    EvalIndex,
+    decontaminate,
+    standard_eval_sets,
+)
+from routellm_jax.data.elo import outcomes_to_comparisons
+from routellm_jax.data.model_names import ModelTable, default_table
+from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
+from routellm_jax.data.sources._common import ReadReport
+from routellm_jax.paths import data_dir
+
+Loader = Callable[[Path], TrainingData]
+CARD_NAME = "data_card.json"
+CARD_VERSION = 1
+
+_ROUTERBENCH = Path("shuhao02__RouterDC/datasets/routerbench_zs")
+_ROUTERDC = Path("shuhao02__RouterDC/datasets/split2_model7")
+_LLMROUTER = Path("ulab-uiuc__LLMRouter/data/dcrouter_preprocessed")
+_ALPACA = Path("derived/alpaca_eval_pairwise_labels.csv")
+_JUDGE_EXAMPLE = Path("anyscale__templates/templates/llm-router/assets/labeled_test_dataset.json")
+
+
+# ------------------------------------------------------------------------ built-in sources
+def _report_into(report: ReadReport | None) -> ReadReport:
+    return report if report is not None else ReadReport()
+
+
+def _load_alpaca_eval(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
+    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
+
+    return TrainingData.of(
+        comparisons=read_alpaca_eval_pairwise(
+            root / _ALPACA, skip_bad_rows=True, report=_report_into(report), **options
+        )
+    )
+
+
+def _load_arena_bench(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
+    from routellm_jax.data.sources.fastchat import read_arena_bench_v1
+
+    return TrainingData.of(
+        outcomes=read_arena_bench_v1(
+            root, skip_bad_rows=True, report=_report_into(report), **options
+        )
+    )
+
+
+def _routerbench(split: str) -> Callable[..., TrainingData]:
+    def load(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
+        from routellm_jax.data.sources.correctness import read_routerbench_csv
+
+        files = sorted((root / _ROUTERBENCH).glob(f"*_{split}.csv"))
+        if not files:
+            raise FileNotFoundError(f"no *_{split}.csv files in {root / _ROUTERBENCH}")
+        rep = _report_into(report)
+        return TrainingData.of(
+            outcomes=OutcomeTable.concat(
+                [read_routerbench_csv(f, skip_bad_rows=True, report=rep, **options) for f in files]
+            )
+        )
+
+    return load
+
+
+def _routerdc(split: str) -> Callable[..., TrainingData]:
+    def load(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
+        from routellm_jax.data.sources.correctness import read_scores_json
+
+        folder = root / _ROUTERDC
+        files = sorted(
+            p for p in folder.glob("*.json") if p.stem.endswith((f"_{split}", f"-{split}"))
+        )
+        if not files:
+            raise FileNotFoundError(f"no *_{split}.json files in {folder}")
+        rep = _report_into(report)
+        return TrainingData.of(
+            outcomes=OutcomeTable.concat(
+                [
+                    read_scores_json(
+                        f, skip_bad_rows=True, report=rep, source=f"routerdc/{f.stem}", **options
+                    )
+                    for f in files
+                ]
+            )
+        )
+
+    return load
+
+
+def _llmrouter(split: str) -> Callable[..., TrainingData]:
+    def load(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
+        from routellm_jax.data.sources.correctness import read_scores_json
+
+        path = root / _LLMROUTER / f"{split}.json"
+        return TrainingData.of(
+            outcomes=read_scores_json(
+                path,
+                skip_bad_rows=True,
+                report=_report_into(report),
+                source=f"llmrouter/{split}",
+                **options,
+            )
+        )
+
+    return load
+
+
+def _load_judge_example(
+    root: Path, report: ReadReport | None = None, **options: Any
+) -> TrainingData:
+    from routellm_jax.data.sources.judge_battles import read_judge_battles
+
+    return TrainingData.of(
+        comparisons=read_judge_battles(
+            root / _JUDGE_EXAMPLE, report=_report_into(report), **options
+        )
+    )
+
+
+def _load_chatbot_arena(
+    root: Path, report: ReadReport | None = None, **options: Any
+) -> TrainingData:
+    from routellm_jax.data.sources.chatbot_arena import ARENA_55K_REPO, load_arena_battles
+
+    path = options.pop("path", ARENA_55K_REPO)
+    return TrainingData.of(
+        comparisons=load_arena_battles(
+            path, skip_bad_rows=True, report=_report_into(report), **options
+        )
+    )
+
+
+BUILTIN_SOURCES: dict[str, Callable[..., TrainingData]] = {
+    # training sources
+    "alpaca_eval": _load_alpaca_eval,
+    "arena_bench_v1": _load_arena_bench,
+    "routerbench_train": _routerbench("train"),
+    "routerdc_train": _routerdc("train"),
+    "llmrouter_train": _llmrouter("train"),
+    "judge_example": _load_judge_example,
+    "chatbot_arena": _load_chatbot_arena,  # options: path= local file or Hub repo id
+    # held-out splits: only when a spec names them
+    "routerbench_test": _routerbench("test"),
+    "routerdc_test": _routerdc("test"),
+    "llmrouter_test": _llmrouter("test"),
+}
+
+
+# ------------------------------------------------------------------------ specs
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source of a mixture (see the module docstring for the meaning of each field).
+
+    Example:
+        >>> SourceSpec("alpaca_eval", weight=0.5).name
+        'alpaca_eval'
+    """
+
+    name: str
+    weight: float | None = None
+    rows: int | None = None
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # passed to the built-in loader
+    loader: Loader | None = None  # custom: data_root -> TrainingData
+    decontaminate: bool = True
+    to_comparisons: bool = False
+    tie_band: float = 0.0
+    pairs: Sequence[tuple[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight is not None and self.rows is not None:
+            raise ValueError(f"source {self.name!r}: give weight or rows, not both")
+        if self.weight is not None and self.weight < 0:
+            raise ValueError(f"source {self.name!r}: weight must be >= 0")
+        if self.rows is not None and self.rows < 0:
+            raise ValueError(f"source {self.name!r}: rows must be >= 0")
+        if self.loader is None and self.name not in BUILTIN_SOURCES:
+            raise ValueError(
+                f"unknown source {self.name!r}: give a loader or one of {sorted(BUILTIN_SOURCES)}"
+            )
+        unknown = set(self.filters) - set(FILTER_KEYS)
+        if unknown:
+            raise ValueError(
+                f"source {self.name!r}: unknown filter(s) {sorted(unknown)}; known {FILTER_KEYS}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "loader"}
+        d["filters"] = dict(self.filters)
+        d["options"] = dict(self.options)
+        d["pairs"] = None if self.pairs is None else [list(p) for p in self.pairs]
+        d["loader"] = (
+            None if self.loader is None else getattr(self.loader, "__qualname__", repr(self.loader))
+        )
+        return d
+
+
+@dataclass(frozen=True)
+class MixtureSpec:
+    """A mixture: sources, a seed, the evaluation sets to decontaminate against.
+
+    Example:
+        >>> spec = MixtureSpec([SourceSpec("alpaca_eval"), SourceSpec("routerbench_train", rows=500)])
+        >>> spec.seed
+        0
+    """
+
+    sources: Sequence[SourceSpec]
+    seed: int = 0
+    eval_sets: Sequence[str] = ("mmlu", "gsm8k", "mt_bench")
+    threshold: float = DEFAULT_THRESHOLD
+    total_rows: int | None = None
+    name: str = "mixture"
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be distinct, got {names}")
+        if self.total_rows is not None and any(s.rows is not None for s in self.sources):
+            raise ValueError("with total_rows, give sources weights, not rows")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "eval_sets": list(self.eval_sets),
+            "threshold": self.threshold,
+            "total_rows": self.total_rows,
+            "sources": [s.to_dict() for s in self.sources],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MixtureSpec:
+        """Inverse of :meth:`to_dict` for built-in sources (custom loaders are code, not data).
+
+        Example:
+            >>> MixtureSpec.from_dict({"sources": [{"name": "alpaca_eval"}], "seed": 3}).seed
+            3
+        """
+        sources = []
+        for s in d["sources"]:
+            s = dict(s)
+            if s.pop("loader", None):
+                raise ValueError(
+                    f"source {s.get('name')!r} needs a custom loader; build it in code"
+                )
+            if s.get("pairs") is not None:
+                s["pairs"] = [tuple(p) for p in s["pairs"]]
+            sources.append(SourceSpec(**s))
+        rest = {k: v for k, v in d.items() if k != "sources"}
+        if "eval_sets" in rest:
+            rest["eval_sets"] = tuple(rest["eval_sets"])
+        return cls(sources=sources, **rest)
+
+
+# ------------------------------------------------------------------------ steps
+FILTER_KEYS = ("models", "source_prefixes", "kinds")
+
+
+def apply_filters(
+    data: TrainingData, filters: Mapping[str, Any], table: ModelTable | None = None
+) -> TrainingData:
+    """Keep rows matching every filter.
+
+    * ``models``: battles whose two models are both listed; outcomes of listed models (any alias);
+    * ``source_prefixes``: rows whose ``source`` starts with one of the prefixes;
+    * ``kinds``: outcomes of these kinds (``"correct"``, ``"grade"``).
+
+    Example:
+        >>> from routellm_jax.data.records import Outcome
+        >>> d = TrainingData.of(outcomes=OutcomeTable.from_records(
+        ...     [Outcome("q", "gpt-4-1106-preview", 1.0), Outcome("q", "claude-2.1", 0.0)]))
+        >>> len(apply_filters(d, {"models": ["gpt4_1106_preview"]}).outcomes)
+        1
+    """
+    comps, outs = data.comparisons, data.outcomes
+    if "models" in filters:
+        table = default_table() if table is None else table
+        keep = {table.canonical(m, where="mixture filter 'models'") for m in filters["models"]}
+        comps = comps.take(
+            pd.Series(comps.model_a).isin(keep).to_numpy()
+            & pd.Series(comps.model_b).isin(keep).to_numpy()
+        )
+        outs = outs.take(pd.Series(outs.model).isin(keep).to_numpy())
+    if "source_prefixes" in filters:
+        prefixes = tuple(filters["source_prefixes"])
+        comps = comps.take(np.array([s.startswith(prefixes) for s in comps.source], dtype=bool))
+        outs = outs.take(np.array([s.startswith(prefixes) for s in outs.source], dtype=bool))
+    if "kinds" in filters:
+        outs = outs.take(pd.Series(outs.kind).isin(list(filters["kinds"])).to_numpy())
+    return TrainingData(comps, outs)
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+
+
+def _sample_index(n_units: int, target: int, rng: np.random.Generator) -> np.ndarray:
+    """``target`` unit indices: without replacement up to ``n_units``, whole repeats beyond."""
+    if n_units == 0 or target == 0:
+        return np.zeros(0, dtype=np.int64)
+    full, rest = divmod(target, n_units)
+    parts = [np.arange(n_units)] * full
+    if rest:
+        parts.append(np.sort(rng.choice(n_units, size=rest, replace=False)))
+    return np.concatenate(parts)
+
+
+def _units(data: TrainingData) -> int:
+    return len(data.comparisons) + len(set(data.outcomes.prompt.tolist()))
+
+
+def _sample(data: TrainingData, target: int, rng: np.random.Generator) -> TrainingData:
+    """Sample ``target`` units over comparisons (rows) and outcomes (prompts), proportionally."""
+    n_c = len(data.comparisons)
+    codes, uniques = pd.factorize(pd.Series(data.outcomes.prompt, dtype=object))
+    n_p = len(uniques)
+    total = n_c + n_p
+    if total == 0:
+        return data
+    t_c = int(round(target * n_c / total))
+    t_p = target - t_c
+    comps = data.comparisons.take(_sample_index(n_c, t_c, rng))
+    chosen = _sample_index(n_p, t_p, rng)
+    # All outcome rows of each chosen prompt, repeated as often as the prompt was chosen.
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(n_p))
+    ends = np.searchsorted(codes[order], np.arange(n_p), side="right")
+    rows = (
+        np.concatenate([order[starts[p] : ends[p]] for p in chosen.tolist()])
+        if len(chosen)
+        else np.zeros(0, dtype=np.int64)
+    )
+    return TrainingData(comps, data.outcomes.take(rows))
+
+
+def _counts(data: TrainingData) -> dict[str, int]:
+    # A Python set: str hashes are cached, so repeated counts over the same prompts are cheap.
+    prompts = set(data.comparisons.prompt.tolist()) | set(data.outcomes.prompt.tolist())
+    return {
+        "comparisons": len(data.comparisons),
+        "outcomes": len(data.outcomes),
+        "prompts": len(prompts),
+    }
+
+
+def build_mixture(
+    spec: MixtureSpec,
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    embed_fn: EmbedFn | None = None,
+    embedder_name: str | None = None,
+    eval_prompts: Mapping[str, Sequence[str]] | None = None,
+    table: ModelTable | None = None,
+) -> tuple[TrainingData, dict[str, Any]]:
+    """Build the mixture; return ``(TrainingData, data card dict)``.
+
+    ``eval_prompts`` overrides the evaluation sets read from the data folder
+    (:func:`~routellm_jax.data.decontaminate.standard_eval_sets` of ``spec.eval_sets``).
+    Without ``embed_fn`` only exact duplicates are removed and the card says so.
+
+    Example:
+        >>> data, card = build_mixture(MixtureSpec([SourceSpec("alpaca_eval", weight=0.1)]))  # doctest: +SKIP
+        >>> card["totals"]["comparisons"]  # doctest: +SKIP
+    """
+    table = default_table() if table is None else table
+    needs_root = any(s.loader is None for s in spec.sources) or eval_prompts is None
+    root = data_dir(data_root) if needs_root else Path(data_root or ".")
+    if eval_prompts is None:
+        eval_prompts = (
+            standard_eval_sets(root, names=tuple(spec.eval_sets)) if spec.eval_sets else {}
+        )
+    eval_index = EvalIndex.build(eval_prompts, embed_fn) if eval_prompts else None
+
+    # Load, filter, decontaminate every source first: proportional targets need the counts.
+    stages = []
+    for s in spec.sources:
+        report = ReadReport()
+        if s.loader is not None:
+            data = s.loader(root)
+        else:
+            data = BUILTIN_SOURCES[s.name](root, report=report, **dict(s.options))
+        entry: dict[str, Any] = {"name": s.name, "spec": s.to_dict(), "loaded": _counts(data)}
+        if report.files:
+            entry["read_report"] = report.to_dict()
+        data = apply_filters(data, s.filters, table)
+        entry["after_filters"] = _counts(data)
+        if s.to_comparisons and len(data.outcomes):
+            battles = outcomes_to_comparisons(data.outcomes, tie_band=s.tie_band, pairs=s.pairs)
+            data = TrainingData(
+                ComparisonTable.concat([data.comparisons, battles]), OutcomeTable.empty()
+            )
+            entry["after_to_comparisons"] = _counts(data)
+        if s.decontaminate and eval_prompts:
+            data, rep = decontaminate(data, eval_index, embed_fn=embed_fn, threshold=spec.threshold)
+            entry["decontamination"] = rep.to_dict()
+        else:
+            entry["decontamination"] = None
+        entry["after_decontamination"] = _counts(data)
+        stages.append((s, data, entry))
+
+    if spec.total_rows is not None:
+        weights = np.array([1.0 if s.weight is None else s.weight for s, _, _ in stages])
+        if weights.sum() <= 0:
+            raise ValueError("with total_rows, at least one source needs a positive weight")
+        raw = spec.total_rows * weights / weights.sum()
+        targets = np.floor(raw).astype(int)
+        # Largest remainders get the leftover rows, ties by spec order: deterministic.
+        leftover = spec.total_rows - int(targets.sum())
+        targets[np.argsort(-(raw - targets), kind="stable")[:leftover]] += 1
+    else:
+        targets = []
+        for s, data, _ in stages:
+            units = _units(data)
+            if s.rows is not None:
+                targets.append(s.rows)
+            elif s.weight is not None:
+                targets.append(int(round(s.weight * units)))
+            else:
+                targets.append(units)
+    comps, outs, card_sources = [], [], []
+    for (s, data, entry), target in zip(stages, targets):
+        if int(target) != _units(data):
+            data = _sample(data, int(target), _rng(spec.seed, s.name))
+        entry["sampled_units"] = int(target)
+        entry["final"] = _counts(data)
+        comps.append(data.comparisons)
+        outs.append(data.outcomes)
+        card_sources.append(entry)
+    result = TrainingData(ComparisonTable.concat(comps), OutcomeTable.concat(outs))
+    removed: dict[str, int] = {}
+    for e in card_sources:
+        for reason, n in ((e["decontamination"] or {}).get("removed") or {}).items():
+            removed[reason] = removed.get(reason, 0) + n
+    card = {
+        "card_version": CARD_VERSION,
+        "name": spec.name,
+        "seed": spec.seed,
+        "spec": spec.to_dict(),
+        "model_table_version": table.version,
+        "decontamination": {
+            "eval_sets": {k: len(v) for k, v in eval_prompts.items()},
+            "threshold": spec.threshold if embed_fn is not None else None,
+            "near_duplicates_checked": embed_fn is not None,
+            "embedder": embedder_name,
+            "removed_rows": removed,
+        },
+        "sources": card_sources,
+        "totals": _counts(result),
+        "models": sorted(set(result.comparisons.models()) | set(result.outcomes.models())),
+    }
+    return result, card
+
+
+def save_mixture(
+    data: TrainingData, card: Mapping[str, Any], out_dir: str | os.PathLike[str]
+) -> Path:
+    """Write ``comparisons.parquet``, ``outcomes.parquet`` and ``data_card.json``; return the folder.
+
+    Example:
+        >>> save_mixture(data, card, "runs/mix1")  # doctest: +SKIP
+        PosixPath('runs/mix1')
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data.comparisons.save(out / "comparisons.parquet")
+    data.outcomes.save(out / "outcomes.parquet")
+    card = dict(card)
+    card["files"] = {"comparisons": "comparisons.parquet", "outcomes": "outcomes.parquet"}
+    tmp = out / (CARD_NAME + ".tmp")
+    tmp.write_text(json.dumps(card, indent=1, sort_keys=False, default=_json_default))
+    os.replace(tmp, out / CARD_NAME)
+    return out
+
+
+def load_mixture(out_dir: str | os.PathLike[str]) -> tuple[TrainingData, dict[str, Any]]:
+    """Read a folder written by :func:`save_mixture`.
+
+    Example:
+        >>> data, card = load_mixture("runs/mix1")  # doctest: +SKIP
+    """
+    out = Path(out_dir)
+    card = json.loads((out / CARD_NAME).read_text())
+    return (
+        TrainingData(
+            ComparisonTable.load(out / "comparisons.parquet"),
+            OutcomeTable.load(out / "outcomes.parquet"),
+        ),
+        card,
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
