@@ -127,7 +127,6 @@ class Checkpointer:
         import grain
         import orbax.checkpoint as ocp
 
-        self._write_manifests()
         items: dict[str, Any] = {
             "state": ocp.args.StandardSave(state),
             "config": ocp.args.JsonSave(dict(config_json)),
@@ -139,6 +138,8 @@ class Checkpointer:
         saved = self.manager.save(
             int(step), args=ocp.args.Composite(**items), metrics=clean or None, force=True
         )
+        # manager.save waited for the previous async save to finalise: manifest those steps now.
+        self._write_manifests()
         if saved:
             self._unmanifested.append(int(step))
         return bool(saved)
@@ -153,10 +154,9 @@ class Checkpointer:
         self.manager.close()
 
     def _write_manifests(self) -> None:
-        """Record file sizes of completed saves (the manager has finalised them)."""
+        """Record file sizes of the steps whose saves have finalised (callers make sure)."""
         if not self._unmanifested:
             return
-        self.manager.wait_until_finished()
         if jax.process_index() == 0:
             for step in self._unmanifested:
                 step_dir = self.directory / str(step)

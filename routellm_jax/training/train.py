@@ -282,17 +282,80 @@ def evaluate(
     return _mean_metrics(out)
 
 
-def _benchmark_metrics(config: Any, arch: Any, arch_cfg: Any, params: Any, featurizer: Any) -> dict:
-    """APGR on the configured benchmark, through ``routellm_jax.eval`` (when present)."""
-    if not config.eval.benchmark:
-        return {}
-    from routellm_jax.eval import benchmarks
+class BenchmarkEval:
+    """APGR of the router on ``config.eval.benchmark`` (loaded once), via ``routellm_jax.eval``.
 
-    kwargs = dict(config.eval.benchmark_args.to_dict()) if config.eval.benchmark_args else {}
-    result = benchmarks.evaluate_architecture(
-        config.eval.benchmark, arch, arch_cfg, jax.device_get(params), featurizer, **kwargs
-    )
-    return {f"bench/{k}": float(v) for k, v in result.items() if np.isscalar(v)}
+    ``eval.benchmark`` is a name (``mmlu``, ``gsm8k``, ``mt-bench``) or an outcome-file path;
+    ``eval.benchmark_args`` go to ``load_benchmark`` (``strong``, ``weak``, ``exclude_golden``,
+    ``data_dir``) plus ``max_prompts`` (a seeded subset, to keep mid-run evals cheap). The strong
+    and weak models are looked up in the architecture's ``models`` table by canonical name.
+
+    Example:
+        >>> bench = BenchmarkEval(config, arch, arch_cfg, featurizer)  # doctest: +SKIP
+        >>> bench(params)["bench/mmlu/apgr"]  # doctest: +SKIP
+    """
+
+    def __init__(self, config: Any, arch: Any, arch_cfg: Any, featurizer: Any) -> None:
+        from routellm_jax.data.model_names import canonical
+        from routellm_jax.eval.benchmarks import load_benchmark
+
+        args = dict(config.eval.benchmark_args.to_dict()) if config.eval.benchmark_args else {}
+        max_prompts = int(args.pop("max_prompts", 0))
+        batch_size = int(args.pop("batch_size", 512))
+        if config.data.data_dir and "data_dir" not in args:
+            args["data_dir"] = config.data.data_dir
+        self.bench = load_benchmark(config.eval.benchmark, **args)
+        self.name = self.bench.name
+        prompts = list(self.bench.prompts)
+        self.index = np.arange(len(prompts))
+        if max_prompts and max_prompts < len(prompts):
+            self.index = np.sort(
+                np.random.default_rng(0).choice(len(prompts), max_prompts, replace=False)
+            )
+        models = [canonical(m) for m in getattr(arch_cfg, "models", ()) or ()]
+        self.strong = self.weak = 0
+        if models:
+            for role in ("strong", "weak"):
+                name = canonical(getattr(self.bench, f"{role}_model"))
+                if name not in models:
+                    raise ValueError(
+                        f"eval.benchmark {config.eval.benchmark!r}: {role} model {name!r} is not "
+                        f"in the architecture's models {models}"
+                    )
+                setattr(self, role, models.index(name))
+        self.inputs = arch.prompt_inputs([prompts[i] for i in self.index], featurizer, arch_cfg)
+        self.arch, self.arch_cfg, self.batch_size = arch, arch_cfg, batch_size
+
+    def win_rates(self, params: Any) -> np.ndarray:
+        n = len(self.index)
+        out = []
+        for lo in range(0, n, self.batch_size):
+            chunk = {k: v[lo : lo + self.batch_size] for k, v in self.inputs.items()}
+            out.append(
+                np.asarray(self.arch.win_rate(params, chunk, self.strong, self.weak, self.arch_cfg))
+            )
+        return np.concatenate(out)
+
+    def __call__(self, params: Any) -> dict[str, float]:
+        import dataclasses as dc
+
+        from routellm_jax.eval.evaluate import evaluate_win_rates
+
+        bench = self.bench
+        if len(self.index) < len(bench):
+            bench = dc.replace(
+                bench,
+                prompts=bench.prompts[self.index],
+                strong_scores=bench.strong_scores[self.index],
+                weak_scores=bench.weak_scores[self.index],
+            )
+        result = evaluate_win_rates(bench, self.win_rates(jax.device_get(params)))
+        m = result.metrics
+        return {
+            f"bench/{self.name}/apgr": float(m.apgr_trapezoid),
+            f"bench/{self.name}/apgr_10pt": float(m.apgr_10pt),
+            f"bench/{self.name}/auc": float(m.auc),
+        }
 
 
 class _Logger:
@@ -374,6 +437,11 @@ def train(
             f"{checkpointer.latest_step()}): pass --resume or use a new --workdir"
         )
 
+    if resume and checkpointer.latest_step() is not None:
+        # Fail before the (possibly long) data preparation when the checkpoint is damaged.
+        from routellm_jax.training.checkpoints import verify_manifest
+
+        verify_manifest(checkpointer.directory / str(checkpointer.latest_step()))
     t0 = time.time()
     if data is None:
         data = load_training_data(config.data)
@@ -428,6 +496,8 @@ def train(
     else:
         state = trainer.init(rng)
 
+    bench = BenchmarkEval(config, arch, arch_cfg, featurizer) if config.eval.benchmark else None
+
     def make_eval_iterator() -> Any:
         n_hold = len(next(iter(hold_ex.values()))) if hold_ex else 0
         bs = min(int(config.eval.batch_size), n_hold)
@@ -448,7 +518,8 @@ def train(
                     for k, v in evaluate(trainer, params, it, int(config.eval.max_batches)).items()
                 }
             )
-        out.update(_benchmark_metrics(config, arch, arch_cfg, params, featurizer))
+        if bench is not None:
+            out.update(bench(params))
         return out
 
     history: list[dict[str, Any]] = []
@@ -540,7 +611,8 @@ def _fit(
     t0 = time.time()
     params = arch.fit(data, featurizer, arch_cfg, rng)
     metrics: dict[str, float] = {"fit/seconds": time.time() - t0}
-    metrics.update(_benchmark_metrics(config, arch, arch_cfg, params, featurizer))
+    if config.eval.benchmark:
+        metrics.update(BenchmarkEval(config, arch, arch_cfg, featurizer)(params))
     logger.write(0, metrics)
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": {}, "rng": rng}
     checkpointer.save(0, state, None, config_json, {"arch": config.arch, "kind": "fit"}, None)

@@ -1,0 +1,101 @@
+"""``routellm-jax train CONFIG --workdir DIR [--resume] [--config.a.b=value ...]``.
+
+``CONFIG`` is an experiment file (``experiments/mf_minilm_judge.py``), a bare experiment name
+(``mf_minilm_judge``) or a module path, each with a ``get_config()``. Multi-host: pass
+``--coordinator HOST:PORT --num-processes N --process-id I`` on every host (or rely on the
+cluster auto-detection of ``jax.distributed.initialize`` with ``--distributed``).
+
+Example:
+    routellm-jax train experiments/mf_minilm_judge.py --workdir runs/mf --config.optimizer.lr=3e-5
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+OVERRIDE_PREFIX = "--config."
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate ``--config.a.b=value`` (or ``--config.a.b value``) from the other arguments.
+
+    Example:
+        >>> split_overrides(["x.py", "--config.steps=3", "--config.seed", "2", "--resume"])
+        (['x.py', '--resume'], ['--config.steps=3', '--config.seed=2'])
+    """
+    rest: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith(OVERRIDE_PREFIX):
+            if "=" in arg:
+                overrides.append(arg)
+            elif i + 1 < len(argv):
+                overrides.append(f"{arg}={argv[i + 1]}")
+                i += 1
+            else:
+                raise SystemExit(f"routellm-jax train: {arg} needs a value ({arg}=VALUE)")
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``train`` arguments (called by ``routellm_jax.cli``)."""
+    parser.add_argument("config", help="experiment file, experiments/ name, or module")
+    parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tb/")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    parser.add_argument(
+        "--data-dir", default=None, help="routing-data folder (config.data.data_dir)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--distributed", action="store_true", help="jax.distributed.initialize()")
+    parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    parser.add_argument("--num-processes", type=int, default=None)
+    parser.add_argument("--process-id", type=int, default=None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="INFO logging")
+    parser.epilog = "Override any config field with --config.<key>=<value> (repeatable)."
+    # argparse rejects unknown options such as --config.optimizer.lr=3e-5; the sub-command parser
+    # is handed its own arguments by the top-level one, so pull the overrides out first.
+    original = parser.parse_known_args
+
+    def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        rest, overrides = split_overrides(args or [])
+        ns, extra = original(rest, namespace)
+        ns.config_overrides = [*getattr(ns, "config_overrides", []), *overrides]
+        return ns, extra
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, apply overrides, train. Returns the exit code."""
+    import jax
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
+    if args.distributed or args.coordinator:
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    from routellm_jax.training.config import load_config
+    from routellm_jax.training.train import train
+
+    config = load_config(args.config, getattr(args, "config_overrides", []))
+    if args.data_dir:
+        config.data.data_dir = args.data_dir
+    result = train(config, args.workdir, resume=args.resume, progress=not args.no_progress)
+    if jax.process_index() == 0:
+        metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
+        print(f"done: {result.arch} step {result.step} -> {result.workdir} {metrics}")
+    return 0

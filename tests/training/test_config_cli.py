@@ -1,0 +1,100 @@
+"""Config files, ``--config.x=y`` overrides, the optimizer factory and the ``train`` CLI."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import ml_collections
+import optax
+import pytest
+
+from routellm_jax.cli import build_parser
+from routellm_jax.training import config as C
+
+
+def test_overrides_are_typed_like_the_field_they_replace():
+    cfg = C.default_config()
+    C.apply_overrides(
+        cfg,
+        [
+            "--config.optimizer.lr=3e-5",
+            "--config.optimizer.lr=1",  # int literal into a float field stays a float
+            "--config.steps=7",
+            "--config.arch=mf",
+            "--config.checkpoint.async_save=False",
+            "--config.arch_config.models=('a', 'b')",  # new key in the open arch_config dict
+            "--config.data.mixture_args.judge=True",
+        ],
+    )
+    assert cfg.optimizer.lr == 1.0 and isinstance(cfg.optimizer.lr, float)
+    assert cfg.steps == 7 and cfg.arch == "mf" and cfg.checkpoint.async_save is False
+    assert cfg.arch_config.models == ("a", "b") and cfg.data.mixture_args.judge is True
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("--config.optimizer.lrr=1", "no config key 'optimizer.lrr'"),
+        ("--config.nothere.x=1", "no config key 'nothere'"),
+        ("--config.steps=abc", "expected int"),
+        ("--steps=3", "expected --config"),
+    ],
+)
+def test_bad_overrides_name_the_key(bad, match):
+    with pytest.raises(C.ConfigError, match=match):
+        C.apply_overrides(C.default_config(), [bad])
+
+
+def test_config_json_round_trip_and_file_loading(tmp_path):
+    path = tmp_path / "exp.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from routellm_jax.training.config import default_config
+
+            def get_config():
+                c = default_config()
+                c.arch = "mf"
+                c.arch_config.dim = 8
+                return c
+            """
+        )
+    )
+    cfg = C.load_config(str(path), ["--config.arch_config.dim=4", "--config.batch_size=32"])
+    assert cfg.arch_config.dim == 4 and cfg.batch_size == 32
+    back = C.from_json(json.loads(json.dumps(C.to_json(cfg))))
+    assert back.to_dict() == cfg.to_dict()
+    with pytest.raises(C.ConfigError, match="does not exist"):
+        C.load_config(str(tmp_path / "missing.py"))
+
+
+def test_optimizer_schedule_warmup_and_accumulation():
+    oc = C.default_config().optimizer
+    oc.lr, oc.warmup_steps, oc.schedule, oc.accum_steps = 0.1, 4, "linear", 2
+    tx, schedule = C.make_optimizer(oc, total_steps=20)  # 10 optimizer updates
+    assert float(schedule(0)) == 0.0 and float(schedule(4)) == pytest.approx(0.1)
+    assert float(schedule(10)) == pytest.approx(0.0, abs=1e-7)
+    assert isinstance(tx, optax.MultiSteps)
+    with pytest.raises(C.ConfigError, match="schedule"):
+        oc.schedule = "exp"
+        C.make_optimizer(oc, 10)
+
+
+def test_train_cli_parses_overrides_in_both_forms(tmp_path):
+    argv = [
+        "train",
+        "exp.py",
+        "--workdir",
+        str(tmp_path),
+        "--config.optimizer.lr=3e-5",
+        "--resume",
+        "--config.steps",
+        "5",
+    ]
+    args = build_parser(argv).parse_args(argv)
+    assert args.config == "exp.py" and args.resume and args.workdir == str(tmp_path)
+    assert args.config_overrides == ["--config.optimizer.lr=3e-5", "--config.steps=5"]
+    cfg = C.apply_overrides(C.default_config(), args.config_overrides)
+    assert cfg.optimizer.lr == 3e-5 and cfg.steps == 5
+    assert isinstance(cfg, ml_collections.ConfigDict)
