@@ -244,7 +244,9 @@ class Controller:
         key = (spec.router, spec.strong_share)
         with self._lock:
             if key not in self._thresholds:
-                self._thresholds[key] = spec.resolve_threshold(self.routers[spec.router])
+                self._thresholds[key] = spec.resolve_threshold(
+                    self.routers[spec.router], self.router_strong, self.router_weak
+                )
             return self._thresholds[key]
 
     def route(

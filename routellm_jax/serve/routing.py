@@ -38,7 +38,9 @@ class RouterLike(Protocol):
         self, prompts: Sequence[str], strong: str | None = None, weak: str | None = None
     ) -> np.ndarray: ...
 
-    def threshold_for_share(self, share: float) -> float: ...
+    def threshold_for_share(
+        self, share: float, strong: str | None = None, weak: str | None = None
+    ) -> float: ...
 
 
 class RoutingError(ValueError):
@@ -58,8 +60,12 @@ class RouteSpec:
     threshold: float | None = None
     strong_share: float | None = None
 
-    def resolve_threshold(self, router: RouterLike) -> float:
+    def resolve_threshold(
+        self, router: RouterLike, strong: str | None = None, weak: str | None = None
+    ) -> float:
         """The threshold to compare win rates with (a share goes through calibration).
+
+        ``strong``/``weak`` pick the pair's calibration table in multi-model routers.
 
         Example:
             >>> RouteSpec("fake", threshold=0.3).resolve_threshold(router)  # doctest: +SKIP
@@ -69,7 +75,10 @@ class RouteSpec:
             return self.threshold
         assert self.strong_share is not None
         try:
-            threshold = float(router.threshold_for_share(self.strong_share))
+            if strong is None and weak is None:
+                threshold = float(router.threshold_for_share(self.strong_share))
+            else:
+                threshold = float(router.threshold_for_share(self.strong_share, strong, weak))
         except Exception as err:  # the router's own reason (no calibration table, ...) goes back
             raise RoutingError(
                 f"router {self.router!r} cannot turn strong share {self.strong_share} into a "

@@ -337,7 +337,9 @@ class _State:
             return spec.threshold
         key = (spec.router, spec.strong_share)
         if key not in self.threshold_cache:
-            self.threshold_cache[key] = spec.resolve_threshold(self.routers[spec.router])
+            self.threshold_cache[key] = spec.resolve_threshold(
+                self.routers[spec.router], self.settings.router_strong, self.settings.router_weak
+            )
         return self.threshold_cache[key]
 
     async def decide(self, spec: RouteSpec, prompt: str, endpoint: str) -> _Decision:

@@ -54,7 +54,9 @@ class HashRouter:
             time.sleep(self.delay_s)
         return np.array([self._score(p) for p in prompts], dtype=np.float64)
 
-    def threshold_for_share(self, share: float) -> float:
+    def threshold_for_share(
+        self, share: float, strong: str | None = None, weak: str | None = None
+    ) -> float:
         """The threshold sending about ``share`` of the calibration prompts to the strong model."""
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"share must lie in [0, 1], got {share}")

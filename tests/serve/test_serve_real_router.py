@@ -1,0 +1,58 @@
+"""The server with a real ``routellm_jax.api`` router (mf architecture, hashing featurizer, exported
+and loaded like a zoo entry): the protocol fits, and share-based routing goes through the card's
+calibration table exactly as ``Router.route`` does."""
+
+from __future__ import annotations
+
+import httpx
+import jax
+import numpy as np
+import pytest
+
+from routellm_jax import api
+from routellm_jax.models import registry
+from routellm_jax.serve.routing import RouterLike
+from routellm_jax.zoo import export
+from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
+
+PROMPTS = [f"question {i}: " + "word " * (i % 11) + f"topic{i % 5}" for i in range(48)]
+
+
+@pytest.fixture(scope="module")
+def real_router(tmp_path_factory) -> api.Router:
+    arch = registry.get_architecture("mf")
+    cfg = arch.make_config(
+        models=(PAPER_STRONG, PAPER_WEAK), featurizer="hashing:32", text_dim=32, dim=8
+    )
+    params = arch.init(jax.random.key(0), cfg)
+    result = export.export_entry(
+        "mf",
+        cfg,
+        params,
+        tmp_path_factory.mktemp("zoo"),
+        name="mf-serve-test",
+        calibration_prompts=PROMPTS,
+        calibration_reference="48 synthetic serving-test prompts",
+        description="serving test router",
+        license="Apache-2.0",
+        commit="0" * 40,
+    )
+    return api.load(result.entry_dir)
+
+
+def test_real_router_behind_the_server(real_router, start_server):
+    assert isinstance(real_router, RouterLike)
+    server = start_server({real_router.name: real_router})
+    share = 0.3
+    got = httpx.post(
+        server.url + "/v1/route",
+        json={"model": f"router-{real_router.name}@{share}", "prompt": PROMPTS},
+        timeout=60,
+    ).json()["data"]
+    expected = real_router.route(PROMPTS, strong_share=share)
+    assert [d["routed_to"] == "strong" for d in got] == expected.tolist()
+    np.testing.assert_allclose(
+        [d["win_rate"] for d in got], real_router.win_rate(PROMPTS), rtol=1e-6
+    )
+    assert got[0]["threshold"] == pytest.approx(real_router.threshold_for_share(share))
+    assert 0 < expected.sum() < len(PROMPTS)
