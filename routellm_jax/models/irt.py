@@ -1,0 +1,389 @@
+"""Multidimensional item-response-theory (IRT) router: one latent space for correctness and battles.
+
+Why (issue 3, item 6, and the transfer question of issue 6): the paper's routers learn from battles
+of one pair, or of Arena's model mix, and correctness labels only enter as battles. But most public
+routing data is per-model correctness or grades on the same prompts (RouterBench: 11 models,
+RouterDC: 7, LLMRouter: 9, arena-bench: 15 graded). Item response theory is the model psychometrics
+built for exactly this table: a prompt is an *item* with a difficulty and a skill profile, a model is
+a *respondent* with abilities. Correctness of many models on a prompt pins the prompt's difficulty
+and skill profile independently of any particular pair, and each model's abilities are estimated
+from all prompts; a strong/weak pair never seen together (or never seen in battles at all) is then
+routed through its two ability vectors. That is why it should need little data per pair.
+
+Model (``k`` = ``latent_dim``)::
+
+    [a(q), b(q)] = MLP(e_q)                       a(q) in R^k (skill profile), b(q) difficulty
+    s(m, q)      = a(q) . theta_m + c_m - b(q)      theta_m in R^k abilities, c_m a scalar bias
+    P(m answers q well) = sigmoid(s(m, q))          (per-model outcomes; grades scaled to [0, 1])
+    P(m1 beats m2 on q) = sigmoid(s(m1, q) - s(m2, q))   (battles: Bradley-Terry on the same score;
+                                                        b(q) cancels, ties count as half a win)
+
+Loss: weighted BCE on outcomes (soft targets for grades) + weighted BT loss on battles, each row
+weighted by its source weight times ``outcome_weight`` / ``battle_weight``, normalised by the total
+weight of the batch; ``theta_l2`` fixes the scale ambiguity between ``a`` and ``theta``. Gaussian noise
+``alpha`` on the prompt embedding during training, as mf.
+
+``win_rate`` (``win_rate_mode``):
+
+* ``"gain"`` (default): ``P(strong right, weak wrong) + 0.5 * P(both right or both wrong)`` with the
+  two answers independent given ``q``, which simplifies to ``0.5 + 0.5 * (p_s - p_w)``. It is monotone
+  in the expected quality gain of calling the strong model, the quantity PGR/APGR measure, and it
+  says "no gain" on prompts both models solve (where ``sigmoid(s_s - s_w)`` can still be near 1 because
+  the strong model is *more* certain of an answer the weak model also gets right).
+* ``"bt"``: ``sigmoid(s_s - s_w)``, the battle probability the model is trained on (for judge-style
+  preference data, where "both right" is not a thing).
+
+``score_models`` gives ``P(correct)`` for any set of models, and :func:`cheapest_adequate` picks the
+cheapest model whose predicted success reaches a target, so one checkpoint routes among N models
+with a price per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from routellm_jax.data.records import TrainingData
+from routellm_jax.models.featurizers import (
+    DEFAULT_ENCODER,
+    CachedFeaturizer,
+    check_models,
+    check_pair,
+    comparison_arrays,
+    make_embedding_featurizer,
+)
+from routellm_jax.models.registry import Architecture
+
+Params = Any
+WIN_RATE_MODES = ("gain", "bt")
+
+
+@dataclasses.dataclass(frozen=True)
+class IRTConfig:
+    """Configuration of the ``irt`` router.
+
+    Example:
+        >>> IRTConfig(models=("a", "b")).latent_dim
+        16
+    """
+
+    models: tuple[str, ...] = ()  # the model table (abilities are learned for each)
+    featurizer: str = DEFAULT_ENCODER
+    text_dim: int = 384
+    latent_dim: int = 16  # k: skills
+    hidden_dim: int = 256  # prompt MLP width; 0 = a linear map from the embedding
+    alpha: float = 0.1  # training-time Gaussian noise on prompt embeddings
+    outcome_weight: float = 1.0  # loss weight of a per-model outcome
+    battle_weight: float = 1.0  # loss weight of a battle
+    grade_range: tuple[float, float] = (
+        1.0,
+        10.0,
+    )  # grades -> (g - lo) / (hi - lo); below lo: dropped
+    theta_l2: float = 1e-4  # L2 on abilities (fixes the a / theta scale)
+    win_rate_mode: str = "gain"  # "gain" or "bt", see the module docstring
+
+    def __post_init__(self) -> None:
+        if self.win_rate_mode not in WIN_RATE_MODES:
+            raise ValueError(
+                f"IRTConfig.win_rate_mode must be one of {WIN_RATE_MODES}, got {self.win_rate_mode!r}"
+            )
+        lo, hi = self.grade_range
+        if not hi > lo:
+            raise ValueError(f"IRTConfig.grade_range must be (lo, hi) with hi > lo, got {(lo, hi)}")
+
+
+class IRTModule(nn.Module):
+    """Latent scores ``s(m, q)``: ``__call__(embedding [batch, text_dim]) -> [batch, n_models]``."""
+
+    num_models: int
+    latent_dim: int
+    hidden_dim: int
+
+    @nn.compact
+    def __call__(self, embedding: jax.Array) -> jax.Array:
+        x = embedding
+        if self.hidden_dim:
+            x = nn.gelu(nn.Dense(self.hidden_dim, name="hidden")(x))
+        out = nn.Dense(self.latent_dim + 1, name="item")(x)  # [batch, k + 1]
+        a, b = out[:, : self.latent_dim], out[:, self.latent_dim]
+        theta = self.param(
+            "theta",
+            nn.initializers.normal(stddev=1.0 / np.sqrt(self.latent_dim)),
+            (self.num_models, self.latent_dim),
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.num_models,))
+        return a @ theta.T + bias[None, :] - b[:, None]  # [batch, n_models]
+
+
+def _module(config: IRTConfig) -> IRTModule:
+    return IRTModule(len(config.models), config.latent_dim, config.hidden_dim)
+
+
+def init(rng: jax.Array, config: IRTConfig) -> Params:
+    """Fresh parameters ``{"hidden", "item", "theta" [n_models, k], "bias" [n_models]}``.
+
+    Example:
+        >>> init(jax.random.key(0), IRTConfig(models=("a", "b"), text_dim=8))["theta"].shape
+        (2, 16)
+    """
+    check_models(config.models, "irt")
+    # One compiled call instead of dozens of eager initialiser ops.
+    emb = jnp.zeros((1, config.text_dim), jnp.float32)
+    return jax.jit(_module(config).init)(rng, emb)["params"]
+
+
+def make_featurizer(config: IRTConfig) -> CachedFeaturizer:
+    """The embedding featurizer of ``config.featurizer``, checked against ``text_dim``.
+
+    Example:
+        >>> make_featurizer(IRTConfig(featurizer="hashing:8", text_dim=8)).dim
+        8
+    """
+    featurizer = make_embedding_featurizer(config.featurizer)
+    if featurizer.dim != config.text_dim:
+        raise ValueError(
+            f"irt: featurizer {config.featurizer!r} gives {featurizer.dim}-d embeddings but "
+            f"config.text_dim = {config.text_dim}"
+        )
+    return featurizer
+
+
+def _embed(prompts: Sequence[str], featurizer: Any, text_dim: int) -> np.ndarray:
+    emb = np.asarray(featurizer.embed(list(prompts)), dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[1] != text_dim:
+        raise ValueError(f"irt: featurizer gave shape {emb.shape}, expected [n, {text_dim}]")
+    return emb
+
+
+def outcome_targets(
+    data: TrainingData, config: IRTConfig
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per-prompt outcome targets over the model table: ``(prompts, target [n, M], weight [n, M])``.
+
+    Correctness scores are used as they are (0/1, or a fraction), grades are scaled by
+    ``grade_range`` to [0, 1]; a grade below the range (e.g. MT-Bench's -1 = judge failure) and a
+    model outside ``config.models`` are skipped. A (prompt, model) seen several times is averaged,
+    with weight = number of observations.
+
+    Example:
+        >>> from routellm_jax.data.records import Outcome, OutcomeTable
+        >>> t = OutcomeTable.from_records([Outcome("q", "b", 1.0), Outcome("q", "a", 10, kind="grade")])
+        >>> outcome_targets(TrainingData.of(outcomes=t), IRTConfig(models=("a", "b")))[1].tolist()
+        [[1.0, 1.0]]
+    """
+    table = data.outcomes
+    index = {m: i for i, m in enumerate(config.models)}
+    model = np.fromiter((index.get(m, -1) for m in table.model), np.int64, count=len(table))
+    lo, hi = config.grade_range
+    score = table.score.astype(np.float64)
+    is_grade = table.kind == "grade"
+    bad_kind = ~np.isin(table.kind.astype(str), ["correct", "grade"])
+    if bad_kind.any():
+        row = int(np.flatnonzero(bad_kind)[0])
+        raise ValueError(f"irt: outcome row {row} has unknown kind {table.kind[row]!r}")
+    target = np.where(is_grade, (score - lo) / (hi - lo), score)
+    keep = (model >= 0) & ~(is_grade & (score < lo)) & np.isfinite(score)
+    target = np.clip(target, 0.0, 1.0)
+    prompts_all = table.prompt[keep].astype(str)
+    prompts, prompt_id = np.unique(prompts_all, return_inverse=True)
+    n, m = len(prompts), len(config.models)
+    flat = prompt_id.astype(np.int64) * m + model[keep]
+    count = np.bincount(flat, minlength=n * m).reshape(n, m)
+    total = np.bincount(flat, weights=target[keep], minlength=n * m).reshape(n, m)
+    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    return prompts.tolist(), mean.astype(np.float32), count.astype(np.float32)
+
+
+def examples_from_records(
+    data: TrainingData, featurizer: Any, config: IRTConfig
+) -> dict[str, np.ndarray]:
+    """Rows of two kinds, in one set of arrays:
+
+    * one row per prompt with outcomes: ``outcome`` [M] targets and ``outcome_weight`` [M]
+      (0 where a model has no result), ``battle_weight`` 0;
+    * one row per battle: ``model_a``, ``model_b``, ``label`` (1 = a won, ties 0.5),
+      ``battle_weight`` (the battle's weight), ``outcome_weight`` all 0.
+
+    Plus ``embedding`` [n, text_dim] for every row.
+
+    Example:
+        >>> from routellm_jax.data.records import Comparison, ComparisonTable, Outcome, OutcomeTable
+        >>> cfg = IRTConfig(models=("x", "y"), featurizer="hashing:8", text_dim=8)
+        >>> d = TrainingData.of(ComparisonTable.from_records([Comparison("q", "x", "y", "a")]),
+        ...                     OutcomeTable.from_records([Outcome("r", "y", 0.0)]))
+        >>> ex = examples_from_records(d, make_featurizer(cfg), cfg)
+        >>> ex["battle_weight"].tolist(), ex["outcome_weight"].tolist()
+        ([0.0, 1.0], [[0.0, 1.0], [0.0, 0.0]])
+    """
+    models = check_models(config.models, "irt")
+    m = len(models)
+    o_prompts, o_target, o_weight = outcome_targets(data, config)
+    battles = comparison_arrays(data.comparisons, models, ties="half")
+    b_prompts = data.comparisons.prompt[battles["row"]].tolist()
+    n_o, n_b = len(o_prompts), len(b_prompts)
+    if n_o + n_b == 0:
+        raise ValueError(
+            f"irt: no usable outcome or battle among {len(data.outcomes)} outcomes and "
+            f"{len(data.comparisons)} battles for config.models {list(models)[:8]}"
+        )
+    zeros_i = np.zeros(n_o, np.int32)
+    return {
+        "embedding": _embed(o_prompts + b_prompts, featurizer, config.text_dim),
+        "outcome": np.concatenate([o_target, np.zeros((n_b, m), np.float32)]),
+        "outcome_weight": np.concatenate([o_weight, np.zeros((n_b, m), np.float32)]),
+        "model_a": np.concatenate([zeros_i, battles["model_a"]]),
+        "model_b": np.concatenate([zeros_i, battles["model_b"]]),
+        "label": np.concatenate([np.zeros(n_o, np.float32), battles["label"]]),
+        "battle_weight": np.concatenate([np.zeros(n_o, np.float32), battles["weight"]]),
+    }
+
+
+def latent_scores(params: Params, embedding: jax.Array, config: IRTConfig) -> jax.Array:
+    """``s(m, q)`` for every model of the table: ``[batch, n_models]`` logits of success.
+
+    Example:
+        >>> cfg = IRTConfig(models=("a", "b", "c"), text_dim=8, hidden_dim=4)
+        >>> latent_scores(init(jax.random.key(0), cfg), jnp.ones((2, 8)), cfg).shape
+        (2, 3)
+    """
+    return _module(config).apply({"params": params}, embedding.astype(jnp.float32))
+
+
+def loss(
+    params: Params, batch: dict[str, jax.Array], rng: jax.Array, config: IRTConfig
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Weighted BCE on outcomes + weighted Bradley-Terry loss on battles (see module docstring).
+
+    Example:
+        >>> cfg = IRTConfig(models=("a", "b"), text_dim=4, hidden_dim=0)
+        >>> b = {"embedding": jnp.ones((1, 4)), "outcome": jnp.array([[1.0, 0.0]]),
+        ...      "outcome_weight": jnp.ones((1, 2)), "model_a": jnp.zeros(1, int),
+        ...      "model_b": jnp.zeros(1, int), "label": jnp.zeros(1), "battle_weight": jnp.zeros(1)}
+        >>> bool(jnp.isfinite(loss(init(jax.random.key(0), cfg), b, jax.random.key(1), cfg)[0]))
+        True
+    """
+    emb = batch["embedding"].astype(jnp.float32)
+    if config.alpha > 0:
+        emb = emb + config.alpha * jax.random.normal(rng, emb.shape, emb.dtype)
+    s = latent_scores(params, emb, config)  # [batch, M]
+    ow = batch["outcome_weight"].astype(jnp.float32) * config.outcome_weight
+    o_loss = optax.sigmoid_binary_cross_entropy(s, batch["outcome"].astype(jnp.float32))
+    rows = jnp.arange(s.shape[0])
+    diff = s[rows, batch["model_a"]] - s[rows, batch["model_b"]]
+    bw = batch["battle_weight"].astype(jnp.float32) * config.battle_weight
+    b_loss = optax.sigmoid_binary_cross_entropy(diff, batch["label"].astype(jnp.float32))
+    o_sum, b_sum = (ow * o_loss).sum(), (bw * b_loss).sum()
+    o_w, b_w = ow.sum(), bw.sum()
+    data_loss = (o_sum + b_sum) / jnp.maximum(o_w + b_w, 1e-12)
+    reg = 0.5 * config.theta_l2 * jnp.sum(params["theta"] ** 2)
+    value = data_loss + reg
+    o_acc = (ow * ((s > 0) == (batch["outcome"] > 0.5))).sum() / jnp.maximum(o_w, 1e-12)
+    return value, {
+        "loss": value,
+        "outcome_loss": o_sum / jnp.maximum(o_w, 1e-12),
+        "battle_loss": b_sum / jnp.maximum(b_w, 1e-12),
+        "outcome_accuracy": o_acc,
+    }
+
+
+def prompt_inputs(
+    prompts: Sequence[str], featurizer: Any, config: IRTConfig
+) -> dict[str, np.ndarray]:
+    """``{"embedding": [n, text_dim]}``.
+
+    Example:
+        >>> cfg = IRTConfig(featurizer="hashing:8", text_dim=8)
+        >>> prompt_inputs(["a"], make_featurizer(cfg), cfg)["embedding"].shape
+        (1, 8)
+    """
+    return {"embedding": _embed(prompts, featurizer, config.text_dim)}
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _score_models(params: Params, embedding: jax.Array, ids: jax.Array, config: IRTConfig):
+    return jax.nn.sigmoid(latent_scores(params, embedding, config)[:, ids])
+
+
+def score_models(
+    params: Params,
+    inputs: dict[str, Any],
+    model_indices: Sequence[int] | np.ndarray | jax.Array,
+    config: IRTConfig,
+) -> jax.Array:
+    """``[batch, len(model_indices)]`` predicted P(model answers the prompt well).
+
+    Example:
+        >>> cfg = IRTConfig(models=("a", "b", "c"), text_dim=8, hidden_dim=4)
+        >>> score_models(init(jax.random.key(0), cfg), {"embedding": np.ones((2, 8))}, [2, 0], cfg).shape
+        (2, 2)
+    """
+    ids = np.asarray(model_indices, np.int64)
+    if ids.ndim != 1 or (ids.size and (ids.min() < 0 or ids.max() >= len(config.models))):
+        raise IndexError(f"irt: model indices {ids.tolist()} outside 0..{len(config.models) - 1}")
+    return _score_models(params, jnp.asarray(inputs["embedding"]), jnp.asarray(ids), config)
+
+
+def cheapest_adequate(probs: Any, prices: Any, target: float) -> np.ndarray:
+    """Per prompt, the column of the cheapest model with ``probs >= target``; where none reaches
+    the target, the most likely model (quality first). ``probs`` [batch, m], ``prices`` [m].
+
+    Example:
+        >>> cheapest_adequate(np.array([[0.9, 0.6], [0.9, 0.3]]), np.array([10.0, 1.0]), 0.5).tolist()
+        [1, 0]
+    """
+    probs = np.asarray(probs, np.float64)
+    prices = np.asarray(prices, np.float64)
+    if probs.ndim != 2 or prices.shape != (probs.shape[1],):
+        raise ValueError(f"probs {probs.shape} and prices {prices.shape} do not match")
+    cost = np.where(probs >= target, prices[None, :], np.inf)
+    cheapest = np.argmin(cost, axis=1)
+    return np.where(np.isfinite(cost.min(axis=1)), cheapest, probs.argmax(axis=1))
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _win_rate(params: Params, embedding: jax.Array, strong, weak, config: IRTConfig):
+    s = latent_scores(params, embedding, config)
+    rows = jnp.arange(s.shape[0])
+    s_s = s[rows, jnp.broadcast_to(strong, rows.shape)]
+    s_w = s[rows, jnp.broadcast_to(weak, rows.shape)]
+    if config.win_rate_mode == "bt":
+        return jax.nn.sigmoid(s_s - s_w)
+    return 0.5 + 0.5 * (jax.nn.sigmoid(s_s) - jax.nn.sigmoid(s_w))
+
+
+def win_rate(
+    params: Params, inputs: dict[str, Any], strong: Any, weak: Any, config: IRTConfig
+) -> jax.Array:
+    """``[batch]`` P(strong better than weak) per ``config.win_rate_mode``; ``strong``/``weak``
+    index ``config.models`` (scalars or ``[batch]`` arrays).
+
+    Example:
+        >>> cfg = IRTConfig(models=("a", "b"), text_dim=8, hidden_dim=4)
+        >>> win_rate(init(jax.random.key(0), cfg), {"embedding": np.ones((3, 8))}, 0, 1, cfg).shape
+        (3,)
+    """
+    check_pair(strong, weak, len(config.models), "irt")
+    return _win_rate(params, jnp.asarray(inputs["embedding"]), strong, weak, config)
+
+
+ARCHITECTURE = Architecture(
+    name="irt",
+    config_cls=IRTConfig,
+    init=init,
+    make_featurizer=make_featurizer,
+    examples_from_records=examples_from_records,
+    loss=loss,
+    prompt_inputs=prompt_inputs,
+    win_rate=win_rate,
+    partition_rules=(),
+    description="Multidimensional IRT over prompt embeddings: per-model correctness/grades and "
+    "battles in one latent space; routes any pair, or among N models with prices.",
+)

@@ -1,0 +1,414 @@
+"""Similarity-weighted (SW) ranking router: a Bradley-Terry fit per prompt, solved in JAX.
+
+For a query prompt ``q`` every stored battle ``i`` (prompt ``q_i``) gets the weight (paper section 4)::
+
+    w_i = gamma ** (1 + S(q, q_i)),   S(q, q_i) = cos(q, q_i) / max_j cos(q, q_j)
+
+(the reference code writes ``10 * 10 ** (sim / max_sim)``: the same with ``gamma = 10``). A weighted
+Bradley-Terry model is fitted to the weighted battles (ties count half a win for each side, as the
+reference's duplicated-dataset trick does) and ``P(strong beats weak) = 1 / (1 + 10 ** ((R_w - R_s) /
+400))``. In natural units (``beta = R * ln 10 / 400``) that is ``sigmoid(beta_s - beta_w)``: Elo scale and
+base do not change the win rate, so the solver works in natural units and :func:`ratings` converts.
+
+How it runs (``fit`` once, then ``win_rate`` per batch of prompts, jitted, no Python loop per prompt):
+
+* ``fit`` indexes the battles by player (a model of ``config.models``, or its tier), drops battles
+  inside one player, and aggregates them into rows ``(stored prompt u, player pair k, total weight,
+  weighted wins of the lower-numbered player)``. Prompts are stored once (unit-normalised), so the
+  similarity is one matmul over distinct prompts, however many battles share a prompt.
+* ``win_rate`` computes similarities ``[batch, U]``, turns them into per-prompt weights (in log
+  space, relative to the largest, so no overflow; only relative weights matter to the fit), and
+  accumulates pair statistics ``[batch, K]`` in blocks of ``block_size`` rows (``lax.scan`` +
+  ``segment_sum``), then runs ``newton_steps`` Newton iterations of the weighted BT log-likelihood,
+  ``vmap``-ped over prompts (``[batch, P, P]`` solves). The statistics are normalised to total
+  weight 1 per prompt; ``l2`` (relative to that) keeps separable or disconnected comparisons
+  finite, and the gauge (ratings sum to zero over the players seen) is fixed as the reference
+  solver's starting point at zero implicitly does.
+
+Tiers: the reference fits Bradley-Terry over 10 Elo tiers, not models. ``config.tiers`` (a tier per
+model of ``config.models``) selects that; empty = every model is its own player.
+
+Example:
+    >>> arch = get_architecture("sw_ranking")  # doctest: +SKIP
+    >>> params = arch.fit(data, featurizer, config, jax.random.key(0))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from routellm_jax.data.records import TrainingData
+from routellm_jax.models.featurizers import (
+    DEFAULT_ENCODER,
+    CachedFeaturizer,
+    battles_with_outcomes,
+    check_models,
+    check_pair,
+    comparison_arrays,
+    make_embedding_featurizer,
+)
+from routellm_jax.models.registry import Architecture
+
+Params = dict[str, Any]
+ELO_SCALE = 400.0
+ELO_BASE = 10.0
+ELO_INIT = 1000.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SWRankingConfig:
+    """Configuration of the ``sw_ranking`` router.
+
+    Example:
+        >>> SWRankingConfig(models=("a", "b")).gamma
+        10.0
+    """
+
+    models: tuple[str, ...] = ()
+    featurizer: str = DEFAULT_ENCODER
+    text_dim: int = 384
+    gamma: float = 10.0  # weight = gamma ** (1 + sim / max_sim)
+    tiers: tuple[int, ...] = ()  # tier (BT player) of each model; () = one player per model
+    newton_steps: int = 30
+    max_step: float = 2.0  # cap on one Newton step (natural units): a safeguard far from optimum
+    l2: float = 1e-5  # ridge on natural-unit ratings, relative to a prompt's total battle weight
+    block_size: int = 8192  # database rows per accumulation block (memory: batch x block)
+    use_outcomes: bool = False  # also store per-model outcomes turned into battles
+
+    def __post_init__(self) -> None:
+        if self.gamma <= 1.0:
+            raise ValueError(f"SWRankingConfig.gamma must be > 1, got {self.gamma}")
+        if self.tiers and len(self.tiers) != len(self.models):
+            raise ValueError(
+                f"SWRankingConfig.tiers has {len(self.tiers)} entries for {len(self.models)} models"
+            )
+        if self.tiers and (min(self.tiers) < 0 or max(self.tiers) >= len(self.models)):
+            raise ValueError(f"SWRankingConfig.tiers must lie in 0..{len(self.models) - 1}")
+
+
+def _n_players(config: SWRankingConfig) -> int:
+    # One slot per model always (tiers use the first n_tiers slots; unused slots stay at 0): the
+    # static shape then depends on the model table only.
+    return len(config.models)
+
+
+def _players(config: SWRankingConfig) -> np.ndarray:
+    if config.tiers:
+        return np.asarray(config.tiers, np.int32)
+    return np.arange(len(config.models), dtype=np.int32)
+
+
+def _pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Index of the unordered pair (i < j) in ``np.triu_indices(n, 1)`` order."""
+    return i * n - i * (i + 1) // 2 + (j - i - 1)
+
+
+def _empty_params(config: SWRankingConfig) -> Params:
+    return {
+        "embeddings": np.zeros((0, config.text_dim), np.float32),
+        "row_prompt": np.zeros((0,), np.int32),
+        "row_pair": np.zeros((0,), np.int32),
+        "row_weight": np.zeros((0,), np.float32),
+        "row_wins": np.zeros((0,), np.float32),
+        "player": _players(config),
+    }
+
+
+def init(rng: jax.Array, config: SWRankingConfig) -> Params:
+    """An empty battle database (every win rate is 0.5 until :func:`fit` fills it).
+
+    Example:
+        >>> init(jax.random.key(0), SWRankingConfig(models=("a", "b"), text_dim=4))["embeddings"].shape
+        (0, 4)
+    """
+    del rng
+    check_models(config.models, "sw_ranking")
+    return {k: jnp.asarray(v) for k, v in _empty_params(config).items()}
+
+
+def make_featurizer(config: SWRankingConfig) -> CachedFeaturizer:
+    """The embedding featurizer of ``config.featurizer``, checked against ``text_dim``.
+
+    Example:
+        >>> make_featurizer(SWRankingConfig(featurizer="hashing:8", text_dim=8)).dim
+        8
+    """
+    featurizer = make_embedding_featurizer(config.featurizer)
+    if featurizer.dim != config.text_dim:
+        raise ValueError(
+            f"sw_ranking: featurizer {config.featurizer!r} gives {featurizer.dim}-d embeddings "
+            f"but config.text_dim = {config.text_dim}"
+        )
+    return featurizer
+
+
+def _embed(prompts: Sequence[str], featurizer: Any, text_dim: int) -> np.ndarray:
+    emb = np.asarray(featurizer.embed(list(prompts)), dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[1] != text_dim:
+        raise ValueError(f"sw_ranking: featurizer gave shape {emb.shape}, expected [n, {text_dim}]")
+    return emb
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+def fit(
+    data: TrainingData, featurizer: Any, config: SWRankingConfig, rng: jax.Array | None = None
+) -> Params:
+    """Build the battle database from ``data.comparisons`` (and outcomes if ``use_outcomes``).
+
+    Returns ``{"embeddings" [U, d] unit rows, "row_prompt" [R], "row_pair" [R], "row_weight" [R],
+    "row_wins" [R], "player" [n_models]}`` (numpy; ``jax.device_put`` them or let jit do it).
+
+    Example:
+        >>> from routellm_jax.data.records import Comparison, ComparisonTable
+        >>> cfg = SWRankingConfig(models=("x", "y"), featurizer="hashing:8", text_dim=8)
+        >>> d = TrainingData.of(ComparisonTable.from_records([Comparison("q", "x", "y", "a")] * 2))
+        >>> fit(d, make_featurizer(cfg), cfg)["row_weight"].tolist()
+        [2.0]
+    """
+    del rng  # deterministic
+    models = check_models(config.models, "sw_ranking")
+    table = battles_with_outcomes(data, config.use_outcomes)
+    arrays = comparison_arrays(table, models, ties="half")
+    player = _players(config)
+    pa, pb = player[arrays["model_a"]], player[arrays["model_b"]]
+    keep = pa != pb  # a battle inside one tier says nothing about the tiers' ranking
+    pa, pb = pa[keep], pb[keep]
+    label, weight = arrays["label"][keep], arrays["weight"][keep]
+    rows = arrays["row"][keep]
+    if len(rows) == 0:
+        params = _empty_params(config)
+        params["player"] = player
+        return params
+    lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+    lo_wins = np.where(pa == lo, label, 1.0 - label)  # label = "model_a won", ties 0.5
+    prompts = table.prompt[rows]
+    uniq, prompt_id = np.unique(prompts.astype(str), return_inverse=True)
+    n = _n_players(config)
+    pair = _pair_index(lo.astype(np.int64), hi.astype(np.int64), n)
+    n_pairs = n * (n - 1) // 2
+    key, row_id = np.unique(prompt_id.astype(np.int64) * n_pairs + pair, return_inverse=True)
+    row_weight = np.bincount(row_id, weights=weight, minlength=len(key))
+    row_wins = np.bincount(row_id, weights=weight * lo_wins, minlength=len(key))
+    embeddings = _unit(_embed(uniq.tolist(), featurizer, config.text_dim))
+    return {
+        "embeddings": embeddings,
+        "row_prompt": (key // n_pairs).astype(np.int32),
+        "row_pair": (key % n_pairs).astype(np.int32),
+        "row_weight": row_weight.astype(np.float32),
+        "row_wins": row_wins.astype(np.float32),
+        "player": player,
+    }
+
+
+def examples_from_records(
+    data: TrainingData, featurizer: Any, config: SWRankingConfig
+) -> dict[str, np.ndarray]:
+    """Battles as evaluation examples: ``embedding``, ``model_a``, ``model_b``, ``label`` (ties
+    0.5), ``weight``. (The router is built by :func:`fit`, not trained on these.)
+
+    Example:
+        >>> from routellm_jax.data.records import Comparison, ComparisonTable
+        >>> cfg = SWRankingConfig(models=("x", "y"), featurizer="hashing:8", text_dim=8)
+        >>> d = TrainingData.of(ComparisonTable.from_records([Comparison("q", "x", "y", "tie")]))
+        >>> examples_from_records(d, make_featurizer(cfg), cfg)["label"].tolist()
+        [0.5]
+    """
+    models = check_models(config.models, "sw_ranking")
+    table = battles_with_outcomes(data, config.use_outcomes)
+    arrays = comparison_arrays(table, models, ties="half")
+    return {
+        "embedding": _embed(table.prompt[arrays["row"]].tolist(), featurizer, config.text_dim),
+        "model_a": arrays["model_a"],
+        "model_b": arrays["model_b"],
+        "label": arrays["label"],
+        "weight": arrays["weight"],
+    }
+
+
+def prompt_inputs(
+    prompts: Sequence[str], featurizer: Any, config: SWRankingConfig
+) -> dict[str, np.ndarray]:
+    """``{"embedding": [n, text_dim]}``.
+
+    Example:
+        >>> cfg = SWRankingConfig(featurizer="hashing:8", text_dim=8)
+        >>> prompt_inputs(["a"], make_featurizer(cfg), cfg)["embedding"].shape
+        (1, 8)
+    """
+    return {"embedding": _embed(prompts, featurizer, config.text_dim)}
+
+
+def _pair_stats(params: Params, embedding: jax.Array, config: SWRankingConfig):
+    """Per-prompt similarity-weighted pair statistics ``(W [batch, K], Y [batch, K])``,
+    normalised to total weight 1 per prompt."""
+    n = _n_players(config)
+    n_pairs = n * (n - 1) // 2
+    q = embedding.astype(jnp.float32)
+    q = q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    sims = q @ params["embeddings"].T  # [batch, U] cosine (stored rows are unit vectors)
+    max_sim = sims.max(axis=-1, keepdims=True)
+    # gamma ** (1 + s / m) up to a per-prompt factor: exponent relative to its maximum (s = m).
+    # |m| with a floor keeps the sign of s / m meaningful if every similarity is negative.
+    scale = jnp.maximum(jnp.abs(max_sim), 1e-6)
+    prompt_w = jnp.exp((sims - max_sim) / scale * math.log(config.gamma))  # [batch, U] in (0, 1]
+
+    rows = params["row_prompt"].shape[0]
+    block = max(1, min(config.block_size, rows))
+    n_blocks = -(-rows // block)
+    pad = n_blocks * block - rows
+
+    def blocks(x):
+        return jnp.pad(x, (0, pad)).reshape(n_blocks, block)
+
+    xs = (
+        blocks(params["row_prompt"]),
+        blocks(params["row_pair"]),
+        blocks(params["row_weight"]),  # padded rows have weight 0: no effect
+        blocks(params["row_wins"]),
+    )
+
+    def accumulate(carry, x):
+        w_acc, y_acc = carry
+        r_prompt, r_pair, r_weight, r_wins = x
+        f = prompt_w[:, r_prompt].T  # [block, batch]
+        w_acc += jax.ops.segment_sum(f * r_weight[:, None], r_pair, n_pairs)
+        y_acc += jax.ops.segment_sum(f * r_wins[:, None], r_pair, n_pairs)
+        return (w_acc, y_acc), None
+
+    zero = jnp.zeros((n_pairs, q.shape[0]), jnp.float32)
+    (w, y), _ = jax.lax.scan(accumulate, (zero, zero), xs)
+    total = jnp.maximum(w.sum(axis=0, keepdims=True), 1e-30)
+    return (w / total).T, (y / total).T
+
+
+def _bt_newton(w: jax.Array, y: jax.Array, config: SWRankingConfig) -> jax.Array:
+    """Weighted BT ratings (natural units) for one prompt from pair stats ``w, y`` [K]."""
+    n = _n_players(config)
+    lo, hi = (jnp.asarray(a, jnp.int32) for a in np.triu_indices(n, 1))
+    seen = (
+        jax.ops.segment_sum(w, lo, n) + jax.ops.segment_sum(w, hi, n)
+    ) > 0  # players in at least one weighted battle
+    seen_f = seen.astype(jnp.float32)
+    n_seen = jnp.maximum(seen_f.sum(), 1.0)
+    # Gauge: ratings are defined up to a shift over the players seen; u u^T pins the mean to 0
+    # (the gradient is orthogonal to u, so this changes nothing else). Unseen players stay at 0.
+    gauge = jnp.outer(seen_f, seen_f) / n_seen + jnp.diag(1.0 - seen_f)
+
+    def step(_, beta):
+        p = jax.nn.sigmoid(beta[lo] - beta[hi])  # P(lo beats hi)
+        r = y - w * p
+        grad = jax.ops.segment_sum(r, lo, n) - jax.ops.segment_sum(r, hi, n) - config.l2 * beta
+        c = w * p * (1.0 - p)
+        off = jnp.zeros((n, n), jnp.float32).at[lo, hi].add(c)
+        off = off + off.T
+        hess = jnp.diag(off.sum(axis=1)) - off + config.l2 * jnp.eye(n) + gauge
+        # The matrix is symmetric positive definite: Cholesky (also compiles ~5x faster than LU).
+        delta = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(hess), grad)
+        # Safeguard: far from the optimum (e.g. near-separable data) a full step can overshoot.
+        delta = delta * jnp.minimum(1.0, config.max_step / (jnp.abs(delta).max() + 1e-12))
+        return beta + delta
+
+    beta = jax.lax.fori_loop(0, config.newton_steps, step, jnp.zeros((n,), jnp.float32))
+    return beta - (beta * seen_f).sum() / n_seen * seen_f
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _ratings_natural(params: Params, embedding: jax.Array, config: SWRankingConfig) -> jax.Array:
+    w, y = _pair_stats(params, embedding, config)
+    return jax.vmap(lambda a, b: _bt_newton(a, b, config))(w, y)  # [batch, P]
+
+
+def ratings(params: Params, inputs: dict[str, Any], config: SWRankingConfig) -> jax.Array:
+    """Per-prompt Elo ratings ``[batch, P]`` of the players (models, or tiers), mean 1000 over
+    the players with any battle (the reference pins llama-2-70b-chat to 1082 instead; only
+    differences matter).
+
+    Example:
+        >>> cfg = SWRankingConfig(models=("a", "b"), text_dim=4)
+        >>> ratings(init(None, cfg), {"embedding": np.ones((2, 4))}, cfg).shape
+        (2, 2)
+    """
+    emb = jnp.asarray(inputs["embedding"])
+    if params["row_prompt"].shape[0] == 0:
+        return jnp.full((emb.shape[0], _n_players(config)), ELO_INIT, jnp.float32)
+    beta = _ratings_natural(params, emb, config)
+    return beta * (ELO_SCALE / math.log(ELO_BASE)) + ELO_INIT
+
+
+def win_rate(
+    params: Params, inputs: dict[str, Any], strong: Any, weak: Any, config: SWRankingConfig
+) -> jax.Array:
+    """``[batch]`` P(strong beats weak) from the per-prompt weighted BT fit; ``strong``/``weak``
+    index ``config.models`` (scalars or ``[batch]`` arrays). Models in one tier get 0.5.
+
+    Example:
+        >>> cfg = SWRankingConfig(models=("a", "b"), text_dim=4)
+        >>> win_rate(init(None, cfg), {"embedding": np.ones((3, 4))}, 0, 1, cfg).tolist()
+        [0.5, 0.5, 0.5]
+    """
+    check_pair(strong, weak, len(config.models), "sw_ranking")
+    emb = jnp.asarray(inputs["embedding"])
+    if params["row_prompt"].shape[0] == 0:
+        return jnp.full((emb.shape[0],), 0.5, jnp.float32)
+    beta = _ratings_natural(params, emb, config)  # [batch, P]
+    player = jnp.asarray(params["player"])
+    n = emb.shape[0]
+    ps = player[jnp.broadcast_to(jnp.asarray(strong), (n,))]
+    pw = player[jnp.broadcast_to(jnp.asarray(weak), (n,))]
+    rows = jnp.arange(n)
+    return jax.nn.sigmoid(beta[rows, ps] - beta[rows, pw])
+
+
+def loss(
+    params: Params, batch: dict[str, jax.Array], rng: jax.Array, config: SWRankingConfig
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Weighted BCE of the router's win rates on held-out battles (an evaluation number: the
+    router is built by :func:`fit`; a battle whose prompt is in the database sees itself with
+    similarity 1, so score held-out battles).
+
+    Example:
+        >>> cfg = SWRankingConfig(models=("a", "b"), text_dim=4)
+        >>> b = {"embedding": jnp.ones((1, 4)), "model_a": jnp.array([0]),
+        ...      "model_b": jnp.array([1]), "label": jnp.array([1.0])}
+        >>> round(float(loss(init(None, cfg), b, None, cfg)[0]), 4)
+        0.6931
+    """
+    del rng
+    p = win_rate(params, batch, batch["model_a"], batch["model_b"], config)
+    p = jnp.clip(p, 1e-6, 1 - 1e-6)
+    label = batch["label"].astype(jnp.float32)
+    weight = batch.get("weight", jnp.ones_like(label)).astype(jnp.float32)
+    logits = jnp.log(p) - jnp.log1p(-p)
+    per_example = optax.sigmoid_binary_cross_entropy(logits, label)
+    value = (weight * per_example).sum() / jnp.maximum(weight.sum(), 1e-12)
+    return value, {"loss": value}
+
+
+ARCHITECTURE = Architecture(
+    name="sw_ranking",
+    config_cls=SWRankingConfig,
+    init=init,
+    make_featurizer=make_featurizer,
+    examples_from_records=examples_from_records,
+    loss=loss,
+    prompt_inputs=prompt_inputs,
+    win_rate=win_rate,
+    fit=fit,
+    # The battle database is data, not trained weights: replicated.
+    partition_rules=(),
+    description="Similarity-weighted Bradley-Terry over a stored battle database (RouteLLM "
+    "sw_ranking), one batched Newton solve per batch of prompts.",
+)

@@ -1,0 +1,166 @@
+"""irt router: recovers abilities from outcomes, transfers to a pair never seen in battles."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from routellm_jax.data.records import (
+    Comparison,
+    ComparisonTable,
+    Outcome,
+    OutcomeTable,
+    TrainingData,
+)
+from routellm_jax.models import irt
+from routellm_jax.models.registry import get_architecture
+
+D = 16
+MODELS = tuple(f"m{i}" for i in range(6))
+# True abilities on (skill 0, skill 1): m0/m2 are good at skill 0, m1/m3 at skill 1.
+ABILITY = np.array([[2.0, -1.0], [-1.0, 2.0], [1.5, -0.5], [-0.5, 1.5], [0.0, 0.0], [1.0, 1.0]])
+
+
+def _synthetic(tmp_path, n_per_cluster=100, seed=0):
+    """Prompts of cluster c need skill c; each prompt has a difficulty visible in its embedding.
+    Every model has 0/1 outcomes on every training prompt; battles exist only for m0 vs m1."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(2, D))
+    difficulty_dir = rng.normal(size=D)
+    prompts, vectors, outcomes, battles, test = [], [], [], [], []
+    for cluster in (0, 1):
+        for i in range(n_per_cluster + 20):
+            difficulty = rng.uniform(-1, 1)
+            prompt = f"c{cluster}-{i}"
+            vectors.append(
+                centres[cluster] + 0.5 * difficulty * difficulty_dir + 0.1 * rng.normal(size=D)
+            )
+            prompts.append(prompt)
+            if i >= n_per_cluster:
+                test.append((prompt, cluster))
+                continue
+            p = 1 / (1 + np.exp(-(2 * ABILITY[:, cluster] - 2 * difficulty)))
+            for m, name in enumerate(MODELS):
+                outcomes.append(Outcome(prompt, name, float(rng.random() < p[m])))
+            a_wins = rng.random() < 1 / (
+                1 + np.exp(-2 * (ABILITY[0, cluster] - ABILITY[1, cluster]))
+            )
+            battles.append(Comparison(prompt, "m0", "m1", "a" if a_wins else "b"))
+    path = tmp_path / "emb.npz"
+    np.savez(path, prompts=np.array(prompts), embeddings=np.array(vectors, np.float32))
+    data = TrainingData.of(
+        ComparisonTable.from_records(battles), OutcomeTable.from_records(outcomes)
+    )
+    return data, f"precomputed:{path}", test
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data, spec, test = _synthetic(tmp_path_factory.mktemp("irt"))
+    config = irt.IRTConfig(
+        models=MODELS, featurizer=spec, text_dim=D, latent_dim=4, hidden_dim=32, alpha=0.05
+    )
+    featurizer = irt.make_featurizer(config)
+    ex = irt.examples_from_records(data, featurizer, config)
+    n = len(ex["label"])
+    assert n == 200 + 200  # one outcome row per prompt + one row per battle
+    params = irt.init(jax.random.key(0), config)
+    opt = optax.adam(1e-2)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, batch, rng):
+        (value, metrics), grads = jax.value_and_grad(irt.loss, has_aux=True)(
+            params, batch, rng, config
+        )
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, metrics
+
+    key = jax.random.key(1)
+    for _ in range(400):
+        key, k_batch, k_noise = jax.random.split(key, 3)
+        idx = np.asarray(jax.random.randint(k_batch, (64,), 0, n))
+        params, state, metrics = step(params, state, {k: v[idx] for k, v in ex.items()}, k_noise)
+    return config, featurizer, params, test, metrics
+
+
+def test_recovers_ability_order(trained):
+    config, featurizer, params, test, metrics = trained
+    assert float(metrics["outcome_accuracy"]) > 0.6
+    prompts = [p for p, _ in test]
+    clusters = np.array([c for _, c in test])
+    probs = np.asarray(
+        irt.score_models(params, {"embedding": featurizer.embed(prompts)}, range(6), config)
+    )
+    assert probs.shape == (len(test), 6) and np.all((probs > 0) & (probs < 1))
+    for c in (0, 1):
+        mean_p = probs[clusters == c].mean(axis=0)
+        true_rank = np.argsort(np.argsort(ABILITY[:, c]))
+        ours_rank = np.argsort(np.argsort(mean_p))
+        # Spearman correlation of predicted vs true ability on held-out prompts.
+        rho = np.corrcoef(true_rank, ours_rank)[0, 1]
+        assert rho > 0.85, (c, mean_p)
+
+
+@pytest.mark.parametrize("mode", ["gain", "bt"])
+def test_transfers_to_pair_never_in_battles(trained, mode):
+    config, featurizer, params, test, _ = trained
+    config = irt.IRTConfig(**{**config.__dict__, "win_rate_mode": mode})
+    prompts = [p for p, _ in test]
+    clusters = np.array([c for _, c in test])
+    inputs = irt.prompt_inputs(prompts, featurizer, config)
+    # m2 vs m3 never met in a battle: m2 should be preferred on cluster 0, m3 on cluster 1.
+    p = np.asarray(irt.win_rate(params, inputs, 2, 3, config))
+    assert p.shape == (len(test),) and np.all((p >= 0) & (p <= 1))
+    assert np.mean(p[clusters == 0] > 0.5) > 0.9 and np.mean(p[clusters == 1] < 0.5) > 0.9
+    q = np.asarray(irt.win_rate(params, inputs, 3, 2, config))
+    np.testing.assert_allclose(p + q, 1.0, atol=1e-6)
+
+
+def test_gain_is_expected_quality_gain(trained):
+    config, featurizer, params, test, _ = trained
+    inputs = irt.prompt_inputs([p for p, _ in test[:5]], featurizer, config)
+    probs = np.asarray(irt.score_models(params, inputs, [5, 4], config))
+    p = np.asarray(irt.win_rate(params, inputs, 5, 4, config))
+    s, w = probs[:, 0], probs[:, 1]
+    # P(strong right, weak wrong) + half of P(same result), answers independent given q.
+    np.testing.assert_allclose(p, s * (1 - w) + 0.5 * (s * w + (1 - s) * (1 - w)), atol=1e-6)
+
+
+def test_cheapest_adequate():
+    probs = np.array([[0.95, 0.8, 0.4], [0.9, 0.5, 0.2], [0.3, 0.2, 0.1]])
+    prices = np.array([30.0, 1.0, 0.1])
+    assert irt.cheapest_adequate(probs, prices, 0.75).tolist() == [1, 0, 0]
+    assert irt.cheapest_adequate(probs, prices, 0.0).tolist() == [2, 2, 2]
+    with pytest.raises(ValueError):
+        irt.cheapest_adequate(probs, prices[:2], 0.5)
+
+
+def test_outcome_targets_grades_and_failures():
+    table = OutcomeTable.from_records(
+        [
+            Outcome("q", "m1", 10.0, kind="grade"),
+            Outcome("q", "m0", 5.5, kind="grade"),
+            Outcome("q", "m2", -1.0, kind="grade"),  # judge failure: skipped
+            Outcome("q", "m0", 1.0),  # second observation of (q, m0): averaged
+            Outcome("q", "other", 1.0),  # not in the model table: skipped
+        ]
+    )
+    config = irt.IRTConfig(models=MODELS[:3])
+    prompts, target, weight = irt.outcome_targets(TrainingData.of(outcomes=table), config)
+    assert prompts == ["q"]
+    np.testing.assert_allclose(target, [[0.75, 1.0, 0.0]])
+    np.testing.assert_allclose(weight, [[2.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="win_rate_mode"):
+        irt.IRTConfig(win_rate_mode="max")
+    with pytest.raises(IndexError):
+        irt.score_models(
+            irt.init(jax.random.key(0), irt.IRTConfig(models=MODELS, text_dim=4)),
+            {"embedding": jnp.ones((1, 4))},
+            [6],
+            irt.IRTConfig(models=MODELS, text_dim=4),
+        )
+    assert get_architecture("irt") is irt.ARCHITECTURE
