@@ -1,0 +1,170 @@
+"""Mixtures: deterministic sampling from a seed, filters, decontamination, data card, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routellm_jax.data.mixtures import (
+    BUILTIN_SOURCES,
+    MixtureSpec,
+    SourceSpec,
+    build_mixture,
+    load_mixture,
+    save_mixture,
+)
+from routellm_jax.data.records import (
+    Comparison,
+    ComparisonTable,
+    Outcome,
+    OutcomeTable,
+    TrainingData,
+)
+
+
+def battles_loader(root: Path) -> TrainingData:
+    rows = [
+        Comparison(
+            f"battle prompt {i}", "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "ab"[i % 2]
+        )
+        for i in range(100)
+    ]
+    rows.append(
+        Comparison("What is 2+2?", "gpt-4-1106-preview", "claude-2.1", "a")
+    )  # an eval prompt
+    return TrainingData.of(comparisons=ComparisonTable.from_records(rows))
+
+
+def outcomes_loader(root: Path) -> TrainingData:
+    rows = []
+    for i in range(40):
+        rows.append(Outcome(f"graded prompt {i}", "gpt-4-1106-preview", 1.0, "gold", "correct"))
+        rows.append(
+            Outcome(
+                f"graded prompt {i}", "mixtral-8x7b-instruct-v0.1", float(i % 2), "gold", "correct"
+            )
+        )
+    return TrainingData.of(outcomes=OutcomeTable.from_records(rows))
+
+
+EVAL = {"gsm8k": ["what is 2+2"]}
+
+
+def _spec(seed: int, **kw) -> MixtureSpec:
+    return MixtureSpec(
+        [
+            SourceSpec("battles", loader=battles_loader, weight=0.5),
+            SourceSpec("graded", loader=outcomes_loader, rows=10),
+        ],
+        seed=seed,
+        **kw,
+    )
+
+
+def test_deterministic_by_seed() -> None:
+    d1, c1 = build_mixture(_spec(7), eval_prompts=EVAL)
+    d2, c2 = build_mixture(_spec(7), eval_prompts=EVAL)
+    d3, _ = build_mixture(_spec(8), eval_prompts=EVAL)
+    assert d1.comparisons.prompt.tolist() == d2.comparisons.prompt.tolist()
+    assert d1.outcomes.prompt.tolist() == d2.outcomes.prompt.tolist()
+    assert c1 == c2
+    assert d1.comparisons.prompt.tolist() != d3.comparisons.prompt.tolist()
+    # weight 0.5 of the 100 clean battles; rows=10 prompts (2 outcomes each) of the graded source.
+    assert len(d1.comparisons) == 50 and len(d1.outcomes) == 20
+    assert len(set(d1.outcomes.prompt)) == 10
+    assert "What is 2+2?" not in set(d1.comparisons.prompt)
+
+
+def test_data_card_contents_and_files(tmp_path) -> None:
+    data, card = build_mixture(_spec(1), eval_prompts=EVAL)
+    battles = card["sources"][0]
+    assert battles["name"] == "battles"
+    assert battles["loaded"] == {"comparisons": 101, "outcomes": 0, "prompts": 101}
+    assert battles["decontamination"]["removed"] == {"exact": 1}
+    assert battles["decontamination"]["by_eval_set"] == {"gsm8k": {"exact": 1}}
+    assert battles["after_decontamination"]["comparisons"] == 100
+    assert battles["final"]["comparisons"] == 50
+    assert card["sources"][1]["final"] == {"comparisons": 0, "outcomes": 20, "prompts": 10}
+    assert card["seed"] == 1 and card["model_table_version"]
+    assert card["decontamination"]["removed_rows"] == {"exact": 1}
+    assert card["decontamination"]["near_duplicates_checked"] is False
+    assert card["totals"] == {"comparisons": 50, "outcomes": 20, "prompts": 60}
+
+    out = save_mixture(data, card, tmp_path / "mix")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "comparisons.parquet",
+        "data_card.json",
+        "outcomes.parquet",
+    ]
+    again, card2 = load_mixture(out)
+    assert again.comparisons.prompt.tolist() == data.comparisons.prompt.tolist()
+    assert np.array_equal(again.outcomes.score, data.outcomes.score)
+    assert card2["totals"] == card["totals"]
+    assert (
+        json.loads((out / "data_card.json").read_text())["files"]["outcomes"] == "outcomes.parquet"
+    )
+
+
+def test_total_rows_weights_filters_and_to_comparisons() -> None:
+    spec = MixtureSpec(
+        [
+            SourceSpec("battles", loader=battles_loader, weight=3.0),
+            SourceSpec(
+                "graded",
+                loader=outcomes_loader,
+                weight=1.0,
+                to_comparisons=True,
+                filters={"models": ["gpt4_1106_preview", "Mixtral-8x7B-Instruct-v0.1"]},
+            ),
+        ],
+        seed=0,
+        total_rows=40,
+    )
+    data, card = build_mixture(spec, eval_prompts=EVAL)
+    assert [s["sampled_units"] for s in card["sources"]] == [30, 10]
+    assert len(data.outcomes) == 0 and len(data.comparisons) == 40
+    graded = data.comparisons.take(
+        np.array([p.startswith("graded") for p in data.comparisons.prompt])
+    )
+    assert set(graded.model_a) == {"gpt-4-1106-preview"} and len(graded) == 10
+    # A weight above 1 repeats rows.
+    up, _ = build_mixture(
+        MixtureSpec([SourceSpec("graded", loader=outcomes_loader, weight=2.0)]), eval_prompts=EVAL
+    )
+    assert len(up.outcomes) == 160
+
+
+def test_spec_validation_and_round_trip() -> None:
+    with pytest.raises(ValueError, match="unknown source"):
+        SourceSpec("no_such_source")
+    with pytest.raises(ValueError, match="weight or rows"):
+        SourceSpec("alpaca_eval", weight=1.0, rows=5)
+    with pytest.raises(ValueError, match="unknown filter"):
+        SourceSpec("alpaca_eval", filters={"colour": "red"})
+    with pytest.raises(ValueError, match="distinct"):
+        MixtureSpec([SourceSpec("alpaca_eval"), SourceSpec("alpaca_eval")])
+    spec = MixtureSpec(
+        [SourceSpec("alpaca_eval", weight=0.2, options={"fractional": "round"})], seed=5
+    )
+    assert MixtureSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_builtin_train_sources_never_read_test_files(tmp_path) -> None:
+    folder = tmp_path / "shuhao02__RouterDC" / "datasets" / "split2_model7"
+    folder.mkdir(parents=True)
+
+    def write(name: str, question: str) -> None:
+        rows = [{"question": question, "scores": {"mistralai/Mistral-7B-v0.1": 1}}]
+        (folder / name).write_text(json.dumps(rows))
+
+    write("mmlu_train.json", "train q")
+    write("gsm8k-train.json", "train q2")
+    write("mmlu_test.json", "test q")
+    write("mbpp.json", "ood test q")
+    data = BUILTIN_SOURCES["routerdc_train"](tmp_path)
+    assert sorted(set(data.outcomes.prompt)) == ["train q", "train q2"]
+    test = BUILTIN_SOURCES["routerdc_test"](tmp_path)
+    assert set(test.outcomes.prompt) == {"test q"}
