@@ -4,6 +4,10 @@ Each request awaits :meth:`MicroBatcher.submit`. A single worker task takes the 
 prompt, keeps collecting for at most ``window_s`` (or until ``max_batch`` prompts), then runs the
 batch function in a worker thread so the event loop keeps accepting requests. While one batch
 runs, the next one fills up, so batches grow with load and throughput grows with them.
+
+The window is adaptive (``adaptive=True``): after a batch of one prompt (an idle server) the next
+batch takes only what is already queued, so a lone request does not pay the window; as soon as
+prompts queue up behind a forward pass (a batch of two or more), the window applies again.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class MicroBatcher:
         max_batch: int = 64,
         executor: Executor | None = None,
         observer: BatchObserver | None = None,
+        adaptive: bool = True,
     ) -> None:
         if window_s < 0:
             raise ValueError(f"window_s must be >= 0, got {window_s}")
@@ -54,6 +59,8 @@ class MicroBatcher:
         self._max_batch = max_batch
         self._executor = executor
         self._observer = observer
+        self._adaptive = adaptive
+        self._last_size = 0
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[float]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
@@ -84,7 +91,8 @@ class MicroBatcher:
 
     async def _collect(self) -> list[tuple[str, asyncio.Future[float]]]:
         batch = [await self._queue.get()]
-        deadline = time.monotonic() + self._window_s
+        idle = self._adaptive and self._last_size <= 1
+        deadline = time.monotonic() + (0.0 if idle else self._window_s)
         while len(batch) < self._max_batch:
             # Take what is already queued without waiting; only then wait out the window.
             if not self._queue.empty():
@@ -108,6 +116,7 @@ class MicroBatcher:
             if not batch:
                 continue
             prompts = [p for p, _ in batch]
+            self._last_size = len(prompts)
             start = time.perf_counter()
             try:
                 scores = await loop.run_in_executor(self._executor, self._fn, prompts)

@@ -250,9 +250,12 @@ class _Decision:
     strong_share: float | None
     win_rate: float
     role: Role
+    router_s: float  # submit -> win rate: batching wait + forward pass
 
     def headers(self, settings: ServeSettings) -> dict[str, str]:
         return {
+            # Standard Server-Timing: lets clients and load tools see the router's share.
+            "server-timing": f"router;dur={self.router_s * 1000:.3f}",
             "x-routellm-router": self.router,
             "x-routellm-threshold": repr(self.threshold),
             "x-routellm-win-rate": repr(self.win_rate),
@@ -346,7 +349,8 @@ class _State:
         threshold = self.threshold(spec)
         start = time.perf_counter()
         win_rate = await self.batchers[spec.router].submit(prompt)
-        self.metrics.router_latency.labels(router=spec.router).observe(time.perf_counter() - start)
+        router_s = time.perf_counter() - start
+        self.metrics.router_latency.labels(router=spec.router).observe(router_s)
         role: Role = "strong" if choose_strong(win_rate, threshold) else "weak"
         self.metrics.routed.labels(
             router=spec.router,
@@ -354,7 +358,7 @@ class _State:
             role=role,
             endpoint=endpoint,
         ).inc()
-        return _Decision(spec.router, threshold, spec.strong_share, win_rate, role)
+        return _Decision(spec.router, threshold, spec.strong_share, win_rate, role, router_s)
 
     # --- forwarding ------------------------------------------------------------------------
 
@@ -586,7 +590,9 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             }
             for d in decisions
         ]
-        return JSONResponse(out[0] if single else {"object": "list", "data": out})
+        if single:
+            return JSONResponse(out[0], headers=decisions[0].headers(settings))
+        return JSONResponse({"object": "list", "data": out})
 
     @app.get("/v1/models")
     async def models(request: Request) -> JSONResponse:

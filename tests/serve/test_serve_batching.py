@@ -91,3 +91,23 @@ def test_bad_settings_are_rejected():
         MicroBatcher(lambda ps: ps, max_batch=0)
     with pytest.raises(ValueError, match="window_s"):
         MicroBatcher(lambda ps: ps, window_s=-1)
+
+
+def test_lone_requests_do_not_wait_for_the_window():
+    async def main():
+        batcher = MicroBatcher(lambda ps: [0.0] * len(ps), window_s=0.2)
+        start = time.perf_counter()
+        for _ in range(5):
+            await batcher.submit("alone")
+        elapsed = time.perf_counter() - start
+        fixed = MicroBatcher(lambda ps: [0.0] * len(ps), window_s=0.05, adaptive=False)
+        start = time.perf_counter()
+        await fixed.submit("alone")
+        fixed_elapsed = time.perf_counter() - start
+        await batcher.close()
+        await fixed.close()
+        return elapsed, fixed_elapsed
+
+    elapsed, fixed_elapsed = asyncio.run(main())
+    assert elapsed < 0.2  # five sequential calls, none waited the 0.2 s window
+    assert fixed_elapsed >= 0.05  # without adaptation a lone call waits the window

@@ -69,6 +69,7 @@ def test_both_routes_taken_and_routed_model_named(start_server, fresh_upstreams)
     assert reply.model == "small-model"
     assert raw.headers["x-routellm-routed-to"] == "weak"
     assert raw.headers["x-routellm-router"] == "mf-minilm"
+    assert raw.headers["server-timing"].startswith("router;dur=")
 
     # Each upstream got the request with its own model name and the caller's parameters; only
     # the strong one holds a key, sent as a bearer token.
