@@ -398,10 +398,95 @@ def canonical(name: str, *, where: str | None = None, context: str | None = None
     return default_table().canonical(name, where=where, context=context)
 
 
+def scan_data_model_names(root: str | os.PathLike[str]) -> dict[str, set[str]]:
+    """Every model name the shared routing data uses -> the sources using it.
+
+    This is how ``resources/model_table.json`` was seeded (each merge then checked by hand); run it
+    again when the data folder changes and add what :meth:`ModelTable.unknown` reports.
+
+    Example:
+        >>> names = scan_data_model_names("../shared/data")  # doctest: +SKIP
+        >>> ModelTable.builtin().unknown(names)  # doctest: +SKIP
+        []
+    """
+    import pandas as pd
+
+    root = Path(root)
+    found: dict[str, set[str]] = {}
+
+    def add(name: object, source: str) -> None:
+        if isinstance(name, str) and name:
+            found.setdefault(name, set()).add(source)
+
+    def jsonl(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.open() if line.strip()]
+
+    alpaca = root / "derived" / "alpaca_eval_pairwise_labels.csv"
+    if alpaca.is_file():
+        df = pd.read_csv(alpaca, usecols=["generator_1", "generator_2"])
+        for col in ("generator_1", "generator_2"):
+            for n in df[col].unique():
+                add(n, "alpaca_eval")
+    for f in sorted((root / "tatsu-lab__alpaca_eval" / "results").glob("*/*/annotations.json")):
+        for r in json.loads(f.read_text()):
+            add(r.get("generator_1"), "alpaca_eval")
+            add(r.get("generator_2"), "alpaca_eval")
+    bench = root / "lmarena__arena-hard-auto" / "data" / "arena-bench-v1"
+    for f in sorted((bench / "model_judgment").glob("*.jsonl")):
+        for r in jsonl(f):
+            add(r.get("model"), "arena-bench-v1")
+    for f in sorted((bench / "model_answer").glob("*.jsonl")):
+        for r in jsonl(f):
+            add(r.get("model_id"), "arena-bench-v1")
+    matrix = root / "derived" / "arena_bench_v1_score_matrix.csv"
+    if matrix.is_file():
+        for c in pd.read_csv(matrix, nrows=0).columns[2:]:
+            add(c, "arena-bench-v1")
+    for f in sorted((root / "shuhao02__RouterDC" / "datasets" / "routerbench_zs").glob("*.csv")):
+        for c in pd.read_csv(f, nrows=0).columns:
+            if (
+                "|" not in c
+                and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")
+                and not c.startswith("Unnamed")
+            ):
+                add(c, "routerbench")
+    score_files = sorted(
+        (root / "shuhao02__RouterDC" / "datasets" / "split2_model7").glob("*.json")
+    )
+    score_files += sorted(
+        (root / "ulab-uiuc__LLMRouter" / "data" / "dcrouter_preprocessed").glob("*.json")
+    )
+    for f in score_files:
+        for r in json.loads(f.read_text()):
+            scores = r.get("scores")
+            if isinstance(scores, str):
+                scores = json.loads(scores.replace("'", '"'))
+            for n in scores or {}:
+                add(n, "routerdc" if "RouterDC" in str(f) else "llmrouter")
+    evals = root / "lm-sys__RouteLLM" / "routellm" / "evals" / "gsm8k" / "gsm8k_responses.csv"
+    if evals.is_file():
+        for c in pd.read_csv(evals, nrows=0).columns:
+            if c != "prompt" and not c.endswith("_response"):
+                add(c, "routellm_evals")
+    single = root / "lm-sys__RouteLLM" / "benchmarks" / "mt-bench" / "gpt-4_single.jsonl"
+    if single.is_file():
+        for r in jsonl(single):
+            add(r.get("model"), "mt-bench-judgments")
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m routellm_jax.data.model_names NAME...``: print how each name resolves."""
+    """``python -m routellm_jax.data.model_names NAME...``: print how each name resolves;
+    ``--scan DATA_DIR``: list the data folder's model names the table does not know."""
     args = list(sys.argv[1:] if argv is None else argv)
     table = default_table()
+    if args[:1] == ["--scan"] and len(args) == 2:
+        found = scan_data_model_names(args[1])
+        unknown = table.unknown(found)
+        for name in unknown:
+            print(f"unknown: {name!r} (in {sorted(found[name])})")
+        print(f"{len(found)} names scanned, {len(unknown)} unknown")
+        return 1 if unknown else 0
     status = 0
     for name in args:
         try:

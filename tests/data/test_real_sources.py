@@ -13,7 +13,7 @@ import pytest
 from routellm_jax.data.decontaminate import standard_eval_sets
 from routellm_jax.data.elo import compute_mle_elo, outcomes_to_comparisons
 from routellm_jax.data.mixtures import MixtureSpec, SourceSpec, build_mixture
-from routellm_jax.data.model_names import ModelTable
+from routellm_jax.data.model_names import ModelTable, scan_data_model_names
 from routellm_jax.data.sources import ReadReport
 from routellm_jax.data.sources.alpaca_eval import (
     read_alpaca_eval_annotations,
@@ -171,6 +171,8 @@ def test_mt_bench_router_judgments(data_dir: Path) -> None:
 
 def test_every_other_model_name_resolves(data_dir: Path) -> None:
     table = ModelTable.builtin()
+    scanned = scan_data_model_names(data_dir)
+    assert table.unknown(scanned) == [] and len(scanned) > 130
     names = list(
         pd.read_csv(
             data_dir / "lm-sys__RouteLLM/routellm/evals/gsm8k/gsm8k_responses.csv", nrows=1
