@@ -70,14 +70,23 @@ def _report_into(report: ReadReport | None) -> ReadReport:
     return report if report is not None else ReadReport()
 
 
+# AlpacaEval's "NullModel" (generator "example") answers every instruction with one constant,
+# judge-gaming response: a probe of the annotator, not a model whose wins say anything about the
+# prompt. The built-in source drops its battles unless options={"keep_null_model": True}.
+ALPACA_NULL_MODEL = "example"
+
+
 def _load_alpaca_eval(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
     from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
 
-    return TrainingData.of(
-        comparisons=read_alpaca_eval_pairwise(
-            root / _ALPACA, skip_bad_rows=True, report=_report_into(report), **options
-        )
-    )
+    keep_null = bool(options.pop("keep_null_model", False))
+    report = _report_into(report)
+    table = read_alpaca_eval_pairwise(root / _ALPACA, skip_bad_rows=True, report=report, **options)
+    if not keep_null:
+        null = (table.model_a == ALPACA_NULL_MODEL) | (table.model_b == ALPACA_NULL_MODEL)
+        report.note("null_model_battles_dropped", int(null.sum()))
+        table = table.take(~null)
+    return TrainingData.of(comparisons=table)
 
 
 def _load_arena_bench(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
@@ -299,7 +308,7 @@ class MixtureSpec:
 
 
 # ------------------------------------------------------------------------ steps
-FILTER_KEYS = ("models", "source_prefixes", "kinds")
+FILTER_KEYS = ("models", "exclude_models", "source_prefixes", "kinds")
 
 
 def apply_filters(
@@ -308,6 +317,7 @@ def apply_filters(
     """Keep rows matching every filter.
 
     * ``models``: battles whose two models are both listed; outcomes of listed models (any alias);
+    * ``exclude_models``: drop battles involving, and outcomes of, these models;
     * ``source_prefixes``: rows whose ``source`` starts with one of the prefixes;
     * ``kinds``: outcomes of these kinds (``"correct"``, ``"grade"``).
 
@@ -327,6 +337,19 @@ def apply_filters(
             & pd.Series(comps.model_b).isin(keep).to_numpy()
         )
         outs = outs.take(pd.Series(outs.model).isin(keep).to_numpy())
+    if "exclude_models" in filters:
+        table = default_table() if table is None else table
+        drop = [
+            table.canonical(m, where="mixture filter 'exclude_models'")
+            for m in filters["exclude_models"]
+        ]
+        comps = comps.take(
+            ~(
+                pd.Series(comps.model_a).isin(drop).to_numpy()
+                | pd.Series(comps.model_b).isin(drop).to_numpy()
+            )
+        )
+        outs = outs.take(~pd.Series(outs.model).isin(drop).to_numpy())
     if "source_prefixes" in filters:
         prefixes = tuple(filters["source_prefixes"])
         comps = comps.take(np.array([s.startswith(prefixes) for s in comps.source], dtype=bool))

@@ -126,6 +126,17 @@ def test_total_rows_weights_filters_and_to_comparisons() -> None:
     data, card = build_mixture(spec, eval_prompts=EVAL)
     assert [s["sampled_units"] for s in card["sources"]] == [30, 10]
     assert len(data.outcomes) == 0 and len(data.comparisons) == 40
+    no_claude, _ = build_mixture(
+        MixtureSpec(
+            [
+                SourceSpec(
+                    "battles", loader=battles_loader, filters={"exclude_models": ["claude-2.1"]}
+                )
+            ]
+        ),
+        eval_prompts={},
+    )
+    assert len(no_claude.comparisons) == 100 and "claude-2.1" not in no_claude.comparisons.models()
     graded = data.comparisons.take(
         np.array([p.startswith("graded") for p in data.comparisons.prompt])
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from routellm_jax.data.decontaminate import standard_eval_sets
+from routellm_jax.data.decontaminate import normalize_text, standard_eval_sets
 from routellm_jax.data.elo import compute_mle_elo, outcomes_to_comparisons
 from routellm_jax.data.mixtures import MixtureSpec, SourceSpec, build_mixture
 from routellm_jax.data.model_names import ModelTable, scan_data_model_names
@@ -200,7 +200,7 @@ def test_every_other_model_name_resolves(data_dir: Path) -> None:
     assert table.unknown([f.stem for f in judgment_files], context="arena-bench-v1-file") == []
 
 
-def test_real_mixture_decontaminates_mt_bench_from_alpaca(data_dir: Path) -> None:
+def test_real_mixture_decontaminates_mt_bench_from_alpaca(data_dir: Path, alpaca) -> None:
     evals = standard_eval_sets(data_dir)
     assert len(evals["gsm8k"]) == 1319 and len(evals["mt_bench"]) == 160
     spec = MixtureSpec(
@@ -212,9 +212,16 @@ def test_real_mixture_decontaminates_mt_bench_from_alpaca(data_dir: Path) -> Non
         seed=0,
     )
     data, card = build_mixture(spec, data_root=data_dir, eval_prompts=evals)
-    alpaca = card["sources"][0]
-    # AlpacaEval's 805 instructions include MT-Bench questions verbatim: 388 battles go.
-    assert alpaca["decontamination"]["by_eval_set"] == {"mt_bench": {"exact": 388}}
-    assert alpaca["read_report"]["n_skipped"] == 64
+    entry = card["sources"][0]
+    # AlpacaEval's 805 instructions include MT-Bench questions verbatim; count them independently.
+    table = alpaca[0]
+    null = (table.model_a == "example") | (table.model_b == "example")
+    mt = {normalize_text(p) for p in evals["mt_bench"]}
+    expected = sum(normalize_text(p) in mt for p in table.prompt[~null])
+    assert expected > 0
+    assert entry["decontamination"]["by_eval_set"] == {"mt_bench": {"exact": expected}}
+    assert entry["read_report"]["n_skipped"] == 64
+    assert entry["read_report"]["notes"]["null_model_battles_dropped"] == int(null.sum()) > 0
     assert not set(data.comparisons.prompt) & set(evals["mt_bench"])
+    assert "example" not in data.comparisons.models()
     assert len(set(data.outcomes.prompt)) == 200
