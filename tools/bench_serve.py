@@ -16,6 +16,7 @@ Example::
 
     python tools/bench_serve.py --requests 2000 --concurrency 1,16,64
     python tools/bench_serve.py --router mf-minilm --batch-window-ms 2
+    python tools/bench_serve.py --router synthetic-mf   # untrained mf on the real JAX path
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def _load_router(name: str, fake_only: bool):
     """(router, description): the real router when it loads, else the fake one with the reason."""
     from routellm_jax.serve.testing import HashRouter
 
+    if name == "synthetic-mf" and not fake_only:
+        return _synthetic_mf(), (
+            "synthetic mf via api.Router.from_params (random init, hashing featurizer: the real "
+            "JAX forward path, untrained weights)"
+        )
     if not fake_only:
         try:
             from routellm_jax import api
@@ -55,6 +61,25 @@ def _load_router(name: str, fake_only: bool):
             reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
             return HashRouter(name), f"FAKE HashRouter (api.load({name!r}) failed: {reason})"
     return HashRouter(name), "FAKE HashRouter (--fake-router)"
+
+
+def _synthetic_mf():
+    """An untrained mf router on the real inference path, for when no zoo entry is available."""
+    import jax
+
+    from routellm_jax import api
+    from routellm_jax.models import registry
+    from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
+
+    arch = registry.get_architecture("mf")
+    cfg = arch.make_config(
+        models=(PAPER_STRONG, PAPER_WEAK), featurizer="hashing:256", text_dim=256, dim=64
+    )
+    router = api.Router.from_params(
+        "mf", cfg, arch.init(jax.random.key(0), cfg), name="synthetic-mf"
+    )
+    router.warmup()
+    return router
 
 
 def _serve_role(args: argparse.Namespace) -> None:
@@ -99,7 +124,7 @@ def _spawn(role: str, extra: list[str]) -> subprocess.Popen:
     )
 
 
-async def _load(url: str, model: str, n: int, concurrency: int) -> dict:
+async def _load(url: str, model: str, n: int, concurrency: int, endpoint: str = "chat") -> dict:
     import httpx
 
     shards = max(1, min(8, concurrency))  # one httpx pool of many connections is slow
@@ -113,14 +138,18 @@ async def _load(url: str, model: str, n: int, concurrency: int) -> dict:
 
     async def one(i: int) -> None:
         nonlocal errors
-        body = {
-            "model": model,
-            "messages": [{"role": "user", "content": f"benchmark prompt {i}: explain item {i}"}],
-        }
+        prompt = f"benchmark prompt {i}: explain item {i}"
+        if endpoint == "chat":
+            path, body = (
+                "/v1/chat/completions",
+                {"model": model, "messages": [{"role": "user", "content": prompt}]},
+            )
+        else:
+            path, body = "/v1/route", {"model": model, "prompt": prompt}
         async with sem:
             t0 = time.perf_counter()
             try:
-                r = await clients[i % shards].post("/v1/chat/completions", json=body)
+                r = await clients[i % shards].post(path, json=body)
             except Exception:
                 errors += 1
                 return
@@ -166,13 +195,23 @@ def _batch_stats(url: str) -> tuple[float, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--router", default="mf-minilm", help="zoo name or path for api.load")
+    p.add_argument(
+        "--router",
+        default="mf-minilm",
+        help="zoo name or path for api.load, or 'synthetic-mf' (untrained, real JAX path)",
+    )
     p.add_argument("--fake-router", action="store_true", help="use the fake HashRouter")
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
     p.add_argument("--batch-window-ms", type=float, default=5.0)
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument(
+        "--endpoint",
+        choices=("chat", "route"),
+        default="chat",
+        help="chat: full chat completions via the fake upstreams; route: /v1/route only",
+    )
     p.add_argument("--role", default="bench", choices=("bench", "server", "upstreams"))
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--strong-url", default="", help=argparse.SUPPRESS)
@@ -219,7 +258,8 @@ def main() -> int:
         print(
             f"upstreams: 2 fake OpenAI-compatible servers (separate process); "
             f"batch window {args.batch_window_ms} ms, max batch {args.max_batch}; "
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+            f"endpoint {args.endpoint}"
         )
         asyncio.run(_load(url, model, min(200, args.requests), 16))  # warm-up
         header = (
@@ -229,7 +269,7 @@ def main() -> int:
         print(header)
         for level in (int(c) for c in args.concurrency.split(",")):
             before = _batch_stats(url)
-            row = asyncio.run(_load(url, model, args.requests, level))
+            row = asyncio.run(_load(url, model, args.requests, level, args.endpoint))
             after = _batch_stats(url)
             mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
             print(
