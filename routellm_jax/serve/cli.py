@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "debug":
+        # httpx logs every upstream call (full URL) at INFO; the server logs failures itself.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     strong_key = _key_from_env(args.strong_api_key_env, "--strong-api-key-env")
     weak_key = _key_from_env(args.weak_api_key_env, "--weak-api-key-env")
     try:
