@@ -255,46 +255,53 @@ def outcomes_to_comparisons(
         raise ValueError(f"tie_band must be >= 0, got {tie_band}")
     if len(outcomes) == 0:
         return ComparisonTable.empty()
-    df = pd.DataFrame(
-        {
-            "prompt": outcomes.prompt,
-            "source": outcomes.source,
-            "model": outcomes.model,
-            "score": outcomes.score.astype(np.float64),
-        }
-    )
-    group = pd.MultiIndex.from_arrays([df["prompt"], df["source"]])
-    g_codes, g_uniques = pd.factorize(group)
-    m_codes, m_uniques = pd.factorize(df["model"], sort=True)
+    for a, b in pairs or ():
+        if a == b:
+            raise ValueError(f"pair ({a!r}, {b!r}) pairs a model with itself")
+    # One source at a time: each has its own model set, so the dense [prompts, pairs] score
+    # differences stay small even when sources with many different models are mixed.
+    src_codes, src_uniques = pd.factorize(pd.Series(outcomes.source, dtype=object))
+    parts = [
+        _source_battles(outcomes.take(np.flatnonzero(src_codes == k)), tie_band, pairs, drop_ties)
+        for k in range(len(src_uniques))
+    ]
+    return ComparisonTable.concat([p for p in parts if len(p)])
+
+
+def _source_battles(
+    outcomes: OutcomeTable,
+    tie_band: float,
+    pairs: Sequence[tuple[str, str]] | None,
+    drop_ties: bool,
+) -> ComparisonTable:
+    """outcomes_to_comparisons for rows of a single source."""
+    g_codes, g_uniques = pd.factorize(pd.Series(outcomes.prompt, dtype=object))
+    m_codes, m_uniques = pd.factorize(pd.Series(outcomes.model, dtype=object), sort=True)
     n_g, n_m = len(g_uniques), len(m_uniques)
     total = np.zeros((n_g, n_m))
     count = np.zeros((n_g, n_m))
-    np.add.at(total, (g_codes, m_codes), df["score"].to_numpy())
+    np.add.at(total, (g_codes, m_codes), outcomes.score.astype(np.float64))
     np.add.at(count, (g_codes, m_codes), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        S = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)  # [groups, models]
+        S = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)  # [prompts, models]
     models = list(m_uniques)
     m_index = {m: i for i, m in enumerate(models)}
     if pairs is None:
         ia, ja = np.triu_indices(n_m, k=1)
     else:
         kept = [(a, b) for a, b in pairs if a in m_index and b in m_index]
-        for a, b in pairs:
-            if a == b:
-                raise ValueError(f"pair ({a!r}, {b!r}) pairs a model with itself")
         ia = np.array([m_index[a] for a, _ in kept], dtype=np.int64)
         ja = np.array([m_index[b] for _, b in kept], dtype=np.int64)
     if len(ia) == 0:
         return ComparisonTable.empty()
-    D = S[:, ia] - S[:, ja]  # [groups, pairs]
+    D = S[:, ia] - S[:, ja]  # [prompts, pairs]
     g_idx, p_idx = np.nonzero(~np.isnan(D))  # prompt-major order
     d = D[g_idx, p_idx]
     outcome = np.where(d > tie_band, OUTCOME_A, np.where(d < -tie_band, OUTCOME_B, OUTCOME_TIE))
     if drop_ties:
         keep = outcome != OUTCOME_TIE
         g_idx, p_idx, outcome = g_idx[keep], p_idx[keep], outcome[keep]
-    prompts = np.asarray(g_uniques.get_level_values(0), dtype=object)
-    sources = np.asarray(g_uniques.get_level_values(1), dtype=object)
+    prompts = np.asarray(g_uniques, dtype=object)
     model_arr = np.asarray(models, dtype=object)
     return ComparisonTable(
         prompt=prompts[g_idx],
@@ -302,5 +309,5 @@ def outcomes_to_comparisons(
         model_b=model_arr[ja[p_idx]],
         outcome=outcome.astype(np.int8),
         weight=np.ones(len(g_idx), dtype=np.float32),
-        source=sources[g_idx],
+        source=outcomes.source[:1].repeat(len(g_idx)),
     )

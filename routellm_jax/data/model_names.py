@@ -28,6 +28,7 @@ Run ``python -m routellm_jax.data.model_names NAME...`` to see how names resolve
 
 from __future__ import annotations
 
+import ast
 import difflib
 import functools
 import json
@@ -198,7 +199,13 @@ class ModelTable:
         return self.merged(ModelTable.from_dict(models, origin=origin))
 
     def merged(self, other: ModelTable) -> ModelTable:
-        """Union of two tables; ``other``'s metadata wins, aliases are unioned."""
+        """Union of two tables; ``other``'s metadata wins, aliases are unioned.
+
+        Example:
+            >>> extra = ModelTable.from_dict({"my-llm": ["MyLLM"]})
+            >>> ModelTable.builtin().merged(extra).canonical("myllm")
+            'my-llm'
+        """
         models = dict(self._models)
         for name, info in other._models.items():
             # An extension may name an existing model by any alias of it.
@@ -287,7 +294,12 @@ class ModelTable:
         return out[inverse.reshape(-1)] if len(arr) else np.empty(0, dtype=object)
 
     def unknown(self, names: Iterable[str], context: str | None = None) -> list[str]:
-        """The names of ``names`` that do not resolve (sorted, distinct)."""
+        """The names of ``names`` that do not resolve (sorted, distinct).
+
+        Example:
+            >>> ModelTable.builtin().unknown(["gpt4_1106_preview", "no-such-llm"])
+            ['no-such-llm']
+        """
         return sorted({n for n in names if self._resolve(n, context) is None})
 
     def __contains__(self, name: object) -> bool:
@@ -297,11 +309,21 @@ class ModelTable:
         return len(self._models)
 
     def names(self) -> list[str]:
-        """All canonical names, sorted."""
+        """All canonical names, sorted.
+
+        Example:
+            >>> "gpt-4-1106-preview" in ModelTable.builtin().names()
+            True
+        """
         return sorted(self._models)
 
     def info(self, name: str) -> ModelInfo:
-        """The :class:`ModelInfo` of a model given by any alias."""
+        """The :class:`ModelInfo` of a model given by any alias.
+
+        Example:
+            >>> ModelTable.builtin().info("mistralai/mixtral-8x7b-chat").provider
+            'mistralai'
+        """
         return self._models[self.canonical(name)]
 
     def price(self, name: str) -> tuple[float, float] | None:
@@ -317,7 +339,12 @@ class ModelTable:
         return (info.price_per_m_input, info.price_per_m_output)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON layout (round-trips through :meth:`from_dict`)."""
+        """The JSON layout (round-trips through :meth:`from_dict`).
+
+        Example:
+            >>> sorted(ModelTable.builtin().to_dict())
+            ['contexts', 'models', 'version']
+        """
         models = {}
         for name in sorted(self._models):
             info = self._models[name]
@@ -459,8 +486,11 @@ def scan_data_model_names(root: str | os.PathLike[str]) -> dict[str, set[str]]:
     for f in score_files:
         for r in json.loads(f.read_text()):
             scores = r.get("scores")
-            if isinstance(scores, str):
-                scores = json.loads(scores.replace("'", '"'))
+            if isinstance(scores, str):  # a dict written as a string (JSON or a Python literal)
+                try:
+                    scores = json.loads(scores)
+                except json.JSONDecodeError:
+                    scores = ast.literal_eval(scores)
             for n in scores or {}:
                 add(n, "routerdc" if "RouterDC" in str(f) else "llmrouter")
     evals = root / "lm-sys__RouteLLM" / "routellm" / "evals" / "gsm8k" / "gsm8k_responses.csv"

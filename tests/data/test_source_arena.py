@@ -131,7 +131,7 @@ def test_missing_column(tmp_path) -> None:
         read_arena_battles(path)
 
 
-def test_hub_path_fails_fast_offline(tmp_path) -> None:
+def test_hub_path_fails_fast_offline(tmp_path, monkeypatch) -> None:
     # Nothing listens on port 9: the probe fails at once instead of retrying for tens of seconds.
     start = time.monotonic()
     with pytest.raises(SourceUnavailableError, match="lmsys/lmsys-arena-human-preference-55k"):
@@ -139,6 +139,9 @@ def test_hub_path_fails_fast_offline(tmp_path) -> None:
     assert time.monotonic() - start < 10
     with pytest.raises(SourceUnavailableError, match="offline"):
         download_arena_battles(offline=True, cache_dir=tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the environment switch works as well
+    with pytest.raises(SourceUnavailableError, match="offline"):
+        download_arena_battles(cache_dir=tmp_path)
     # load_arena_battles goes to the Hub only for a name that is not a local file.
     with pytest.raises(SourceUnavailableError):
         load_arena_battles("someone/not-a-local-file", offline=True)
