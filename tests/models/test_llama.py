@@ -144,6 +144,9 @@ def test_importer_is_strict(saved, tmp_path):
 
 
 def test_partition_rules_cover_every_param():
+    from routellm_jax.training.sharding import LOGICAL_AXIS_RULES
+
+    known = {name for name, _ in LOGICAL_AXIS_RULES}
     config = llama.LlamaConfig(**{**TINY, "tie_word_embeddings": False}, attention_bias=True)
     shapes = jax.eval_shape(lambda: llama.init_params(jax.random.key(0), config))
     for kp, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]:
@@ -151,6 +154,7 @@ def test_partition_rules_cover_every_param():
         rules = [axes for rx, axes in llama.LLAMA_PARTITION_RULES if re.search(rx, path)]
         assert rules, f"no partition rule for {path}"
         assert len(rules[0]) == leaf.ndim, f"{path}: rule {rules[0]} vs shape {leaf.shape}"
+        assert set(rules[0]) - {None} <= known, f"{path}: {rules[0]} not in the sharding table"
 
 
 def test_resize_vocab_appends_mean_rows():

@@ -41,19 +41,22 @@ import numpy as np
 Params = dict[str, Any]
 
 # Logical axis names per parameter (regex over the "/"-joined path, searched anywhere so the rules
-# still match when the decoder's params sit under a prefix such as "llama/"). "layers" is the
-# stacked scan axis: the sharding table normally leaves it unsharded.
+# still match when the decoder's params sit under a prefix such as "llama/"). The leading stacked
+# layer axis is None (never split: each scan step needs its whole layer); names are those of
+# routellm_jax.training.sharding.LOGICAL_AXIS_RULES.
 LLAMA_PARTITION_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     (r"(^|/)embed_tokens/embedding$", ("vocab", "embed")),
-    (r"(^|/)layers/self_attn/(q_proj|k_proj|v_proj)/kernel$", ("layers", "embed", "heads")),
-    (r"(^|/)layers/self_attn/(q_proj|k_proj|v_proj)/bias$", ("layers", "heads")),
-    (r"(^|/)layers/self_attn/o_proj/kernel$", ("layers", "heads", "embed")),
-    (r"(^|/)layers/self_attn/o_proj/bias$", ("layers", "embed")),
-    (r"(^|/)layers/mlp/(gate_proj|up_proj)/kernel$", ("layers", "embed", "mlp")),
-    (r"(^|/)layers/mlp/(gate_proj|up_proj)/bias$", ("layers", "mlp")),
-    (r"(^|/)layers/mlp/down_proj/kernel$", ("layers", "mlp", "embed")),
-    (r"(^|/)layers/mlp/down_proj/bias$", ("layers", "embed")),
-    (r"(^|/)layers/(input_layernorm|post_attention_layernorm)/scale$", ("layers", None)),
+    (r"(^|/)layers/self_attn/q_proj/kernel$", (None, "embed", "heads")),
+    (r"(^|/)layers/self_attn/q_proj/bias$", (None, "heads")),
+    (r"(^|/)layers/self_attn/(k_proj|v_proj)/kernel$", (None, "embed", "kv_heads")),
+    (r"(^|/)layers/self_attn/(k_proj|v_proj)/bias$", (None, "kv_heads")),
+    (r"(^|/)layers/self_attn/o_proj/kernel$", (None, "heads", "embed")),
+    (r"(^|/)layers/self_attn/o_proj/bias$", (None, "embed")),
+    (r"(^|/)layers/mlp/(gate_proj|up_proj)/kernel$", (None, "embed", "mlp")),
+    (r"(^|/)layers/mlp/(gate_proj|up_proj)/bias$", (None, "mlp")),
+    (r"(^|/)layers/mlp/down_proj/kernel$", (None, "mlp", "embed")),
+    (r"(^|/)layers/mlp/down_proj/bias$", (None, "embed")),
+    (r"(^|/)layers/(input_layernorm|post_attention_layernorm)/scale$", (None, None)),
     (r"(^|/)norm/scale$", (None,)),
     (r"(^|/)lm_head/kernel$", ("embed", "vocab")),
 )
