@@ -13,6 +13,11 @@ from routellm_jax.serve.testing import FakeUpstream, HashRouter, ServerThread
 STRONG_KEY = "sk-test-STRONG-9f8e7d6c5b4a"  # a fake secret that must never leak
 
 
+@pytest.fixture
+def strong_key() -> str:
+    return STRONG_KEY
+
+
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
     with FakeUpstream(hang_s=1.0) as strong, FakeUpstream(hang_s=1.0) as weak:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import httpx
 import jax
 import numpy as np
+import openai
 import pytest
 
 from routellm_jax import api
 from routellm_jax.models import registry
+from routellm_jax.serve.client import Controller
 from routellm_jax.serve.routing import RouterLike
 from routellm_jax.zoo import export
 from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
@@ -19,7 +21,7 @@ PROMPTS = [f"question {i}: " + "word " * (i % 11) + f"topic{i % 5}" for i in ran
 
 
 @pytest.fixture(scope="module")
-def real_router(tmp_path_factory) -> api.Router:
+def entry_dir(tmp_path_factory):
     arch = registry.get_architecture("mf")
     cfg = arch.make_config(
         models=(PAPER_STRONG, PAPER_WEAK), featurizer="hashing:32", text_dim=32, dim=8
@@ -37,7 +39,12 @@ def real_router(tmp_path_factory) -> api.Router:
         license="Apache-2.0",
         commit="0" * 40,
     )
-    return api.load(result.entry_dir)
+    return result.entry_dir
+
+
+@pytest.fixture(scope="module")
+def real_router(entry_dir) -> api.Router:
+    return api.load(entry_dir)
 
 
 def test_real_router_behind_the_server(real_router, start_server):
@@ -56,3 +63,23 @@ def test_real_router_behind_the_server(real_router, start_server):
     )
     assert got[0]["threshold"] == pytest.approx(real_router.threshold_for_share(share))
     assert 0 < expected.sum() < len(PROMPTS)
+
+
+def test_controller_loads_a_router_by_path(entry_dir, real_router, fresh_upstreams):
+    strong_up, weak_up = fresh_upstreams
+    controller = Controller(
+        routers=[str(entry_dir)],
+        strong_model="big-model",
+        weak_model="small-model",
+        strong_client=openai.OpenAI(base_url=strong_up.base_url, api_key="k", max_retries=0),
+        weak_client=openai.OpenAI(base_url=weak_up.base_url, api_key="k", max_retries=0),
+    )
+    assert list(controller.routers) == [real_router.name]
+    expected = real_router.route(PROMPTS[:6], strong_share=0.5)
+    models = [
+        controller.chat.completions.create(
+            model=f"router-{real_router.name}@0.5", messages=[{"role": "user", "content": p}]
+        ).model
+        for p in PROMPTS[:6]
+    ]
+    assert models == ["big-model" if s else "small-model" for s in expected]

@@ -12,7 +12,6 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from conftest import STRONG_KEY
 
 from routellm_jax.serve.routing import RoutingError
 from routellm_jax.serve.testing import HashRouter
@@ -49,7 +48,7 @@ def _prompts_split_at(router: HashRouter, threshold: float) -> tuple[str, str]:
     return prompts[int(np.argmax(decisions))], prompts[int(np.argmin(decisions))]
 
 
-def test_both_routes_taken_and_routed_model_named(start_server, fresh_upstreams):
+def test_both_routes_taken_and_routed_model_named(start_server, fresh_upstreams, strong_key):
     router = HashRouter("mf-minilm")
     server = start_server({"mf-minilm": router})
     strong_up, weak_up = fresh_upstreams
@@ -79,7 +78,7 @@ def test_both_routes_taken_and_routed_model_named(start_server, fresh_upstreams)
     )
     assert strong_body["model"] == "big-model" and weak_body["model"] == "small-model"
     assert weak_body["temperature"] == 0.2 and weak_body["max_tokens"] == 7
-    assert strong_auth == f"Bearer {STRONG_KEY}" and weak_auth is None
+    assert strong_auth == f"Bearer {strong_key}" and weak_auth is None
 
     # Thresholds 0 and 1 pin the decision.
     assert (
@@ -136,7 +135,7 @@ def test_several_routers_with_overlapping_names(start_server):
     assert [d["win_rate"] for d in got] == pytest.approx(long.win_rate(prompts).tolist())
 
 
-def test_route_endpoint_models_and_health(start_server):
+def test_route_endpoint_models_and_health(start_server, strong_key):
     router = HashRouter("mf-minilm")
     server = start_server({"mf-minilm": router})
     to_strong, _ = _prompts_split_at(router, 0.5)
@@ -152,7 +151,7 @@ def test_route_endpoint_models_and_health(start_server):
     assert [m.id for m in models.data] == ["router-mf-minilm"]
     health = httpx.get(server.url + "/health").json()
     assert health["status"] == "ok" and health["routers"] == ["mf-minilm"]
-    assert STRONG_KEY not in str(health)
+    assert strong_key not in str(health)
 
 
 def test_route_on_conversation(start_server):
@@ -294,7 +293,9 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_502_names_the_upstream_and_never_the_key(start_server, fresh_upstreams, caplog):
+def test_502_names_the_upstream_and_never_the_key(
+    start_server, fresh_upstreams, caplog, strong_key
+):
     caplog.set_level(logging.DEBUG)
     port = _closed_port()
     server = start_server(fallback="error", strong_url=f"http://127.0.0.1:{port}/v1")
@@ -328,7 +329,7 @@ def test_502_names_the_upstream_and_never_the_key(start_server, fresh_upstreams,
     assert "***" in response.text and len(fresh_upstreams[0].requests) == 1
 
     for text in (info.value.response.text, response.text, caplog.text):
-        assert STRONG_KEY not in text
+        assert strong_key not in text
     assert "127.0.0.1" in caplog.text  # the logs did record the failures
 
 
