@@ -1,0 +1,35 @@
+"""mf x both: matrix factorisation (paper's MF, MiniLM 384-d prompt embeddings, dim 128); per-model outcomes enter as battles.
+
+Mix: judge + golden; decontaminated against MMLU, GSM8K, MT-Bench and the held-out judge prompts.
+
+Command:
+    python experiments/run_grid.py experiments/grid/mf_both.py
+
+Result (APGR; filled in from experiments/results/results.json by run_grid --stamp):
+    RESULT: not run yet
+"""
+
+import ml_collections
+
+from routellm_jax.training.config import default_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """The trainer config of this cell; run_grid fills arch_config.models/featurizer from the mix."""
+    c = default_config()
+    c.name = "mf_both"
+    c.arch = "mf"
+    c.arch_config = ml_collections.ConfigDict(
+        dict(dim=128, alpha=0.1, use_outcomes=True, ties="drop")
+    )
+    c.steps = 3000
+    c.batch_size = 512
+    c.optimizer.lr = 1e-3
+    c.optimizer.weight_decay = 1e-5
+    c.optimizer.warmup_steps = 100 if c.steps else 0
+    c.data.holdout_fraction = 0.02
+    c.log_every = 500
+    c.checkpoint.async_save = False
+    c.checkpoint.keep = 1
+    c.grid = ml_collections.ConfigDict({"mix": "both"})
+    return c

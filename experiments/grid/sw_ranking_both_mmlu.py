@@ -1,0 +1,30 @@
+"""sw_ranking x both_mmlu: similarity-weighted Bradley-Terry (paper's SW ranking), built not trained.
+
+Mix: judge + golden + the 1,500-question MMLU golden split (evaluated on the other 12,537); decontaminated against MMLU, GSM8K, MT-Bench and the held-out judge prompts.
+
+Command:
+    python experiments/run_grid.py experiments/grid/sw_ranking_both_mmlu.py
+
+Result (APGR; filled in from experiments/results/results.json by run_grid --stamp):
+    RESULT: not run yet
+"""
+
+import ml_collections
+
+from routellm_jax.training.config import default_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """The trainer config of this cell; run_grid fills arch_config.models/featurizer from the mix."""
+    c = default_config()
+    c.name = "sw_ranking_both_mmlu"
+    c.arch = "sw_ranking"
+    c.arch_config = ml_collections.ConfigDict(dict(gamma=10.0, use_outcomes=True))
+    c.steps = 0
+    c.optimizer.warmup_steps = 100 if c.steps else 0
+    c.data.holdout_fraction = 0.02
+    c.log_every = 500
+    c.checkpoint.async_save = False
+    c.checkpoint.keep = 1
+    c.grid = ml_collections.ConfigDict({"mix": "both_mmlu"})
+    return c
