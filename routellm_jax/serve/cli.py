@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     u.add_argument("--retries", type=int, default=1, help="retries per upstream (default 1)")
     u.add_argument(
+        "--retry-backoff",
+        type=float,
+        default=0.1,
+        metavar="S",
+        help="seconds before the first retry, doubling after (default 0.1)",
+    )
+    u.add_argument(
         "--fallback",
         choices=("other", "error"),
         default="other",
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             upstream_timeout_s=args.upstream_timeout,
             retries=args.retries,
+            retry_backoff_s=args.retry_backoff,
             fallback=args.fallback,
             router_strong=args.router_strong,
             router_weak=args.router_weak,

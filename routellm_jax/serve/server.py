@@ -118,6 +118,7 @@ class ServeSettings:
     max_batch: int = 64
     upstream_timeout_s: float = 60.0
     retries: int = 1
+    retry_backoff_s: float = 0.1  # wait before retry k (k = 1, 2, ...): backoff * 2**(k-1)
     fallback: Literal["other", "error"] = "other"
     router_strong: str | None = None
     router_weak: str | None = None
@@ -132,6 +133,8 @@ class ServeSettings:
             raise ValueError(f"fallback must be 'other' or 'error', got {self.fallback!r}")
         if self.retries < 0 or self.max_batch < 1 or self.batch_window_ms < 0:
             raise ValueError("retries and batch_window_ms must be >= 0 and max_batch >= 1")
+        if self.retry_backoff_s < 0:
+            raise ValueError(f"retry_backoff_s must be >= 0, got {self.retry_backoff_s}")
         if self.upstream_timeout_s <= 0:
             raise ValueError(f"upstream_timeout_s must be > 0, got {self.upstream_timeout_s}")
 
@@ -383,6 +386,8 @@ class _State:
             payload = dict(body, model=up.model)
             reason = ""
             for attempt in range(1 + s.retries):
+                if attempt:  # a 429/503 upstream deserves a moment before the retry
+                    await asyncio.sleep(s.retry_backoff_s * 2 ** (attempt - 1))
                 try:
                     response = await self._attempt(current, payload, stream)
                 except httpx.TimeoutException:
