@@ -122,6 +122,8 @@ class Router:
         batch_buckets: Sequence[int] = BATCH_BUCKETS,
         seq_buckets: Sequence[int] = SEQ_BUCKETS,
         source: str = "",
+        fuse_encoder: bool = True,
+        encoder_dtype: str | None = None,
     ) -> None:
         import jax
 
@@ -158,6 +160,13 @@ class Router:
         self._jitted = jax.jit(forward)
         self._compiled: dict[tuple, Any] = {}
         self._stats = _Stats()
+        self.encoder_dtype = encoder_dtype
+        self._fused = self._make_fused() if fuse_encoder else None
+        if encoder_dtype is not None and self._fused is None:
+            raise RouterError(
+                f"router {self.name!r}: encoder_dtype needs the fused encoder path, which this "
+                "architecture/featurizer does not allow"
+            )
 
     # ---- construction -----------------------------------------------------------------------
 
@@ -218,6 +227,28 @@ class Router:
             raise RouterError(f"strong and weak are the same model {strong!r}")
         return strong, weak, index[strong], index[weak]
 
+    # ---- encoder + head in one jit ----------------------------------------------------------
+
+    def _make_fused(self) -> _Fused | None:
+        """The fused path, when the architecture's inputs are exactly the featurizer's frozen
+        sentence embeddings (``{"embedding": featurizer.embed(prompts)}``) and the featurizer
+        wraps a Flax embedder exposing its tokenizer, params and config."""
+        embedder = getattr(self.featurizer, "embedder", None)
+        needed = ("tokenizer", "params", "config", "buckets")
+        if embedder is None or not all(hasattr(embedder, a) for a in needed):
+            return None
+        probe = ["routing probe", "a somewhat longer routing probe prompt, to check the inputs"]
+        try:
+            inputs = self.arch.prompt_inputs(probe, self.featurizer, self.config)
+        except Exception:  # an architecture that cannot featurize plain prompts: no fusion
+            return None
+        if set(inputs) != {"embedding"}:
+            return None
+        direct = np.asarray(self.featurizer.embed(probe), dtype=np.float32)
+        if not np.array_equal(np.asarray(inputs["embedding"], dtype=np.float32), direct):
+            return None
+        return _Fused(self, embedder)
+
     # ---- win rates --------------------------------------------------------------------------
 
     def _forward(self, inputs: dict[str, np.ndarray], strong: int, weak: int) -> np.ndarray:
@@ -254,6 +285,10 @@ class Router:
             raise TypeError("win_rate() takes a sequence of prompts; wrap one prompt in a list")
         prompts = [str(p) for p in prompts]
         _, _, s, w = self._pair(strong, weak)
+        if self._fused is not None:
+            out = self._fused.win_rate(prompts, s, w)
+            self._stats.prompts += len(prompts)
+            return out
         out = np.empty(len(prompts), dtype=np.float32)
         for start in range(0, len(prompts), self.max_batch):
             chunk = prompts[start : start + self.max_batch]
@@ -441,6 +476,89 @@ class Router:
             f"Router(name={self.name!r}, architecture={self.card.architecture!r}, "
             f"pair=({self.default_strong!r}, {self.default_weak!r}), models={len(self.models)})"
         )
+
+
+class _Fused:
+    """Tokenize on the host, then run encoder + pooling + head as one compiled function.
+
+    Prompts are sorted by token length and grouped into the embedder's length buckets; each group
+    is cut into chunks of at most ``max_batch`` rows, padded to a batch bucket. Every (rows,
+    length) shape is compiled once, ahead of time; batches are dispatched asynchronously so the
+    host pads the next batch while the device runs the previous one.
+    """
+
+    def __init__(self, router: Router, embedder: Any) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        from routellm_jax.models.encoders.embedder import encode
+
+        self.router = router
+        self.tokenizer = embedder.tokenizer
+        self.length_buckets = tuple(embedder.buckets)
+        dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[
+            router.encoder_dtype or getattr(embedder, "dtype", "float32")
+        ]
+        enc_config, arch, config = embedder.config, router.arch, router.config
+        # The encoder weights are frozen inputs of the compiled function, on the default device.
+        self.encoder_params = jax.device_put(embedder.params)
+
+        def fused(head: Any, encoder: Any, ids: Any, mask: Any, strong: Any, weak: Any) -> Any:
+            emb = encode(encoder, ids, mask, enc_config, dtype=dtype)  # [batch, hidden] f32
+            return arch.win_rate(head, {"embedding": emb}, strong, weak, config)
+
+        self.jitted = jax.jit(fused)
+
+    def _executable(self, rows: int, length: int, args: tuple) -> Any:
+        r = self.router
+        key = ("fused", rows, length)
+        compiled = r._compiled.get(key)
+        if compiled is None:
+            start = time.perf_counter()
+            compiled = self.jitted.lower(*args).compile()
+            r._stats.compile_s += time.perf_counter() - start
+            r._stats.compiles += 1
+            r._stats.shapes.append(f"input_ids[{rows}, {length}]")
+            r._compiled[key] = compiled
+        return compiled
+
+    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
+        import jax
+        import jax.numpy as jnp
+
+        r = self.router
+        out = np.empty(len(prompts), dtype=np.float32)
+        if not prompts:
+            return out
+        t0 = time.perf_counter()
+        compile_before = r._stats.compile_s
+        ids = self.tokenizer.encode_ids(prompts)
+        host = time.perf_counter() - t0  # tokenizing, then padding below
+        lengths = np.array([len(x) for x in ids])
+        order = np.argsort(lengths, kind="stable")
+        bucket_of = np.array([_bucket(int(n), self.length_buckets) for n in lengths[order]])
+        plan = []
+        for length in sorted(set(bucket_of.tolist())):
+            group = order[bucket_of == length]
+            for start in range(0, len(group), r.max_batch):
+                index = group[start : start + r.max_batch]
+                plan.append((index, _bucket(len(index), r.batch_buckets), int(length)))
+        s, w = jnp.int32(strong), jnp.int32(weak)
+        pending = []
+        for index, rows, length in plan:
+            t1 = time.perf_counter()
+            input_ids, mask = self.tokenizer.pad([ids[i] for i in index], length, rows)
+            host += time.perf_counter() - t1
+            args = (r.params, self.encoder_params, input_ids, mask, s, w)
+            pending.append((index, self._executable(rows, length, args)(*args)))
+            r._stats.calls += 1
+        for index, result in pending:
+            out[index] = np.asarray(jax.device_get(result))[: len(index)]
+        total = time.perf_counter() - t0
+        compiled_now = r._stats.compile_s - compile_before
+        r._stats.featurize_s += host
+        r._stats.steady_s += max(0.0, total - host - compiled_now)
+        return out
 
 
 def _default_pair(models: Sequence[str], strong: str | None, weak: str | None) -> tuple[str, str]:

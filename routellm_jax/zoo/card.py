@@ -101,6 +101,7 @@ class DataCard:
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     decontamination: dict[str, Any] = dataclasses.field(default_factory=dict)
     notes: str = ""
+    mixture: dict[str, Any] = dataclasses.field(default_factory=dict)  # name, seed, spec
 
 
 @dataclasses.dataclass
@@ -264,6 +265,7 @@ class ModelCard:
             counts=dr.get("counts", dict, {}),
             decontamination=dr.get("decontamination", dict, {}),
             notes=dr.get("notes", str, ""),
+            mixture=dr.get("mixture", dict, {}),
         )
 
         calibration = None

@@ -442,14 +442,40 @@ def reference_prompts(
     return prompts, what
 
 
+def data_card_from_mixture(card: dict[str, Any]) -> DataCard:
+    """A :class:`DataCard` from the trainer's ``data_card.json`` (a mixture card from
+    :mod:`routellm_jax.data.mixtures`: ``sources``, ``totals``, ``decontamination``...), or from
+    a file already in DataCard form.
+
+    Example:
+        >>> data_card_from_mixture({"name": "judge", "sources": [], "totals": {"comparisons": 3}}).counts
+        {'comparisons': 3}
+    """
+    known = {f.name for f in dataclasses.fields(DataCard)}
+    if "totals" not in card and set(card) <= known:
+        return DataCard(**card)
+    mixture = {k: card[k] for k in ("name", "seed", "spec", "card_version") if k in card}
+    if "model_table_version" in card:
+        mixture["model_table_version"] = card["model_table_version"]
+    sources = [
+        s if isinstance(s, dict) and "name" in s else {"name": str(s)}
+        for s in card.get("sources", [])
+    ]
+    return DataCard(
+        sources=sources,
+        counts=dict(card.get("totals", {})),
+        decontamination=dict(card.get("decontamination") or {}),
+        notes=str(card.get("source", "")),
+        mixture=mixture,
+    )
+
+
 def _find_data_card(workdir: Path) -> DataCard | None:
     import json
 
     for path in (workdir / "data_card.json", workdir / "data" / "data_card.json"):
         if path.is_file():
-            obj = json.loads(path.read_text())
-            known = {f.name for f in dataclasses.fields(DataCard)}
-            return DataCard(**{k: v for k, v in obj.items() if k in known})
+            return data_card_from_mixture(json.loads(path.read_text()))
     return None
 
 

@@ -1,0 +1,197 @@
+"""Export zoo entries from training runs and update ``model_zoo/manifest.json``.
+
+One entry from a run folder::
+
+    python tools/export_zoo_entry.py --workdir runs/mf_minilm_judge --name mf-minilm --bundle \\
+        --description "..." --license "..."
+
+The bundled entries, in one command (train each run first with ``--train`` when its workdir has no
+checkpoint yet, or always with ``--retrain``)::
+
+    python tools/export_zoo_entry.py --all --train
+
+Each entry's calibration table is computed on the reference prompt set of
+``routellm_jax.zoo.export.reference_prompts`` and its card gets APGR/CPT on MMLU (golden split
+excluded) and GSM8K, computed on the written entry. Exports are re-runnable: the same name and
+version is replaced in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Training data licenses decide the entries' license: AlpacaEval annotations are CC BY-NC 4.0.
+_NC = (
+    "CC-BY-NC-4.0 (trained on AlpacaEval annotations, CC BY-NC 4.0); encoder all-MiniLM-L6-v2 "
+    "Apache-2.0; code Apache-2.0"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundled:
+    name: str
+    experiment: str  # experiments/ file
+    workdir: str  # relative to the repository
+    description: str
+    license: str = _NC
+    train_overrides: tuple[str, ...] = ()
+
+
+BUNDLED: tuple[Bundled, ...] = (
+    Bundled(
+        "mf-minilm",
+        "experiments/mf_minilm_judge.py",
+        "runs/mf_minilm_judge",
+        "Matrix factorisation (RouteLLM mf) on frozen all-MiniLM-L6-v2 prompt embeddings, trained "
+        "on LLM-judge battles (AlpacaEval + Arena-Hard v1). Any pair of its model table; default "
+        "gpt-4-1106-preview vs mixtral-8x7b-instruct-v0.1. The recommended default router.",
+    ),
+    Bundled(
+        "sw-ranking-minilm",
+        "experiments/sw_ranking_minilm.py",
+        "runs/sw_ranking_minilm",
+        "Similarity-weighted Bradley-Terry ranking (RouteLLM sw_ranking) over the judge battles, "
+        "with all-MiniLM-L6-v2 prompt similarity. Built, not trained.",
+    ),
+    Bundled(
+        "irt-minilm",
+        "experiments/irt_minilm.py",
+        "runs/irt_minilm",
+        "Item-response-theory router on all-MiniLM-L6-v2 embeddings, trained on per-model "
+        "correctness (RouterBench, LLMRouter training splits) plus AlpacaEval judge battles.",
+        license=(
+            "CC-BY-NC-4.0 (AlpacaEval annotations, CC BY-NC 4.0; RouterBench/RouterDC data: "
+            "license not stated; LLMRouter data MIT); encoder Apache-2.0; code Apache-2.0"
+        ),
+    ),
+)
+
+
+def _has_checkpoint(workdir: Path) -> bool:
+    from routellm_jax.training.checkpoints import checkpoint_dir
+
+    folder = checkpoint_dir(workdir)
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+
+
+def _train(entry: Bundled, workdir: Path, extra: list[str]) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "routellm_jax.cli",
+        "train",
+        str(REPO / entry.experiment),
+        "--workdir",
+        str(workdir),
+        "--no-progress",
+        *entry.train_overrides,
+        *extra,
+    ]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def export_one(
+    workdir: Path,
+    name: str,
+    *,
+    description: str,
+    license: str,
+    version: str,
+    bundle: bool,
+    urls: list[str],
+    out_dir: Path,
+    evals: list[str],
+    data_dir: str | None,
+) -> int:
+    from routellm_jax.zoo import export
+
+    result = export.export_from_workdir(
+        workdir,
+        out_dir,
+        name=name,
+        version=version,
+        description=description,
+        license=license,
+        eval_benchmarks=evals,
+        data_dir=data_dir,
+        bundle_limit=export.BUNDLED_LIMIT_BYTES if bundle else None,
+    )
+    entry = export.update_manifest(out_dir / "manifest.json", result, urls=urls, bundled=bundle)
+    print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
+    for e in result.card.evals:
+        cpt = ", ".join(f"CPT({k})={v:.3f}" for k, v in e.cpt.items())
+        print(f"  {e.benchmark}: APGR {e.apgr:.4f}; {cpt}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--all", action="store_true", help="export every bundled entry")
+    parser.add_argument("--only", action="append", default=[], help="with --all: just these names")
+    parser.add_argument("--train", action="store_true", help="with --all: train runs lacking one")
+    parser.add_argument("--retrain", action="store_true", help="with --all: always train first")
+    parser.add_argument(
+        "--train-arg", action="append", default=[], help="extra `routellm-jax train` argument"
+    )
+    parser.add_argument("--workdir", help="a training run folder (single-entry mode)")
+    parser.add_argument("--name", help="entry name (single-entry mode)")
+    parser.add_argument("--description", default="")
+    parser.add_argument("--license", default="")
+    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--bundle", action="store_true", help="bundle in model_zoo/ (< 5 MB)")
+    parser.add_argument("--url", action="append", default=[], help="published URL (repeatable)")
+    parser.add_argument("--out-dir", default=str(REPO / "model_zoo"))
+    parser.add_argument("--eval", default="mmlu,gsm8k", help="benchmarks for the card")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    evals = [b for b in args.eval.split(",") if b]
+    out_dir = Path(args.out_dir)
+
+    if not args.all:
+        if not args.workdir or not args.name:
+            parser.error("give --workdir and --name, or --all")
+        return export_one(
+            Path(args.workdir),
+            args.name,
+            description=args.description,
+            license=args.license,
+            version=args.version,
+            bundle=args.bundle,
+            urls=args.url,
+            out_dir=out_dir,
+            evals=evals,
+            data_dir=args.data_dir,
+        )
+    for entry in BUNDLED:
+        if args.only and entry.name not in args.only:
+            continue
+        workdir = REPO / entry.workdir
+        if args.retrain or (args.train and not _has_checkpoint(workdir)):
+            _train(entry, workdir, args.train_arg)
+        if not _has_checkpoint(workdir):
+            print(f"{entry.name}: no checkpoint in {workdir}; run with --train", file=sys.stderr)
+            return 1
+        export_one(
+            workdir,
+            entry.name,
+            description=entry.description,
+            license=entry.license,
+            version=args.version,
+            bundle=True,
+            urls=args.url,
+            out_dir=out_dir,
+            evals=evals,
+            data_dir=args.data_dir,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
