@@ -155,3 +155,23 @@ def test_update_manifest_bundled_and_limits(tmp_path: Path) -> None:
     big = dataclasses.replace(result, size=hub.BUNDLED_LIMIT_BYTES + 1)
     with pytest.raises(ValueError, match="5 MB"):
         export.update_manifest(zoo / "manifest.json", big)
+
+
+def test_data_card_from_trainer_mixture_card() -> None:
+    mixture = {
+        "card_version": 1,
+        "name": "judge_battles",
+        "seed": 0,
+        "spec": {"name": "judge_battles", "sources": [{"name": "alpaca_eval"}]},
+        "decontamination": {"eval_sets": {"gsm8k": 1307}, "removed_rows": {"exact": 2}},
+        "sources": [{"name": "alpaca_eval", "loaded": {"comparisons": 10}}],
+        "totals": {"comparisons": 8, "outcomes": 0, "prompts": 5},
+        "models": ["a", "b"],
+    }
+    dc = export.data_card_from_mixture(mixture)
+    assert dc.counts == {"comparisons": 8, "outcomes": 0, "prompts": 5}
+    assert dc.sources[0]["name"] == "alpaca_eval" and dc.mixture["name"] == "judge_battles"
+    assert dc.decontamination["removed_rows"] == {"exact": 2}
+    # It fits in a card and survives JSON.
+    card = C.ModelCard.from_json(_card(data=dataclasses.asdict(dc)))
+    assert C.ModelCard.from_json(json.loads(json.dumps(card.to_json()))).data == dc
