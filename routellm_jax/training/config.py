@@ -5,9 +5,10 @@ changes what it needs. Fields:
 
 * ``arch`` (architecture name in :mod:`routellm_jax.models.registry`) and ``arch_config``
   (overrides of that architecture's config dataclass fields);
-* ``data``: ``mixture`` (a name for :mod:`routellm_jax.data.mixtures`, with ``mixture_args``) or
-  ``records`` (a folder holding a saved :class:`TrainingData`: ``comparisons.parquet`` and/or
-  ``outcomes.parquet``); ``holdout_fraction`` of the examples are held out for evaluation;
+* ``data``: ``mixture`` (a :class:`routellm_jax.data.mixtures.MixtureSpec` as data: its
+  ``to_dict()`` form) or ``records`` (a folder holding a saved :class:`TrainingData`:
+  ``comparisons.parquet`` and/or ``outcomes.parquet``, e.g. from ``mixtures.save_mixture``);
+  ``holdout_fraction`` of the examples are held out for evaluation;
 * ``optimizer``: AdamW, warmup + cosine/linear/constant schedule, weight decay, global-norm
   clipping, gradient accumulation (``accum_steps``: ``optax.MultiSteps``);
 * ``batch_size`` (global, per train step), ``steps`` (train steps = micro-steps when
@@ -50,8 +51,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.arch_config = ml_collections.ConfigDict()
     c.data = ml_collections.ConfigDict(
         {
-            "mixture": "",
-            "mixture_args": ml_collections.ConfigDict(),
+            "mixture": ml_collections.ConfigDict(),  # a MixtureSpec as data; empty = none
             "records": "",
             "data_dir": "",
             "holdout_fraction": 0.05,
@@ -139,7 +139,7 @@ def _coerce(old: Any, value: Any, key: str) -> Any:
 
 
 # Sub-dicts whose keys are free-form (validated later by the architecture / mixture / benchmark).
-_OPEN_DICTS = ("arch_config", "data.mixture_args", "eval.benchmark_args")
+_OPEN_DICTS = ("arch_config", "data.mixture", "eval.benchmark_args")
 
 
 def set_by_path(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
@@ -202,6 +202,10 @@ def _load_module(spec: str) -> Any:
     if path.suffix == ".py" or path.exists():
         if not path.is_file():
             raise ConfigError(f"config file {spec} does not exist")
+        root = str(path.resolve().parent.parent)
+        if path.resolve().parent.name == "experiments" and root not in sys.path:
+            # Experiment files share helpers (experiments/_mixtures.py) as package imports.
+            sys.path.insert(0, root)
         name = f"_routellm_config_{abs(hash(str(path.resolve())))}"
         mod_spec = importlib.util.spec_from_file_location(name, path)
         assert mod_spec is not None and mod_spec.loader is not None

@@ -217,12 +217,19 @@ class TrainResult:
     checkpoint_steps: list[int]
 
 
-def load_training_data(config: Any) -> Any:
-    """The run's :class:`TrainingData`: ``data.records`` folder, or ``data.mixture`` by name.
+def load_training_data(config: Any) -> tuple[Any, dict[str, Any]]:
+    """``(TrainingData, data card)`` of a run, from ``config`` (the config's ``data`` section).
+
+    ``data.records``: a folder with ``comparisons.parquet`` and/or ``outcomes.parquet`` (what
+    :func:`save_training_data` and ``mixtures.save_mixture`` write). ``data.mixture``: a mixture
+    spec dict (``mixtures.MixtureSpec.to_dict()`` form: ``sources``, ``seed``, ``total_rows``...)
+    built with ``mixtures.build_mixture`` from ``data.data_dir`` (default: ``paths.data_dir()``).
 
     Example:
-        >>> data = load_training_data(load_config("mf_minilm_judge").data)  # doctest: +SKIP
+        >>> data, card = load_training_data(load_config("mf_minilm_judge").data)  # doctest: +SKIP
     """
+    import json
+
     from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 
     if config.records:
@@ -232,18 +239,19 @@ def load_training_data(config: Any) -> Any:
             raise FileNotFoundError(
                 f"data.records={folder}: expected comparisons.parquet and/or outcomes.parquet"
             )
-        return TrainingData.of(
+        card_path = folder / "data_card.json"
+        card = json.loads(card_path.read_text()) if card_path.exists() else {"records": str(folder)}
+        data = TrainingData.of(
             ComparisonTable.load(comp) if comp.exists() else None,
             OutcomeTable.load(outc) if outc.exists() else None,
         )
-    if config.mixture:
+        return data, card
+    if config.mixture and len(config.mixture):
         from routellm_jax.data import mixtures
 
-        kwargs = dict(config.mixture_args.to_dict()) if config.mixture_args else {}
-        if config.data_dir:
-            kwargs.setdefault("data_dir", config.data_dir)
-        return mixtures.build(config.mixture, **kwargs)
-    raise ValueError("config.data: set either data.records (a folder) or data.mixture (a name)")
+        spec = mixtures.MixtureSpec.from_dict(config.mixture.to_dict())
+        return mixtures.build_mixture(spec, data_root=config.data_dir or None)
+    raise ValueError("config.data: set either data.records (a folder) or data.mixture (a spec)")
 
 
 def save_training_data(data: Any, folder: str | os.PathLike[str]) -> Path:
@@ -412,10 +420,13 @@ def train(
     Example:
         >>> result = train(load_config("mf_minilm_judge", ["--config.steps=20"]), "/tmp/mf")  # doctest: +SKIP
     """
+    import copy
+
     from routellm_jax.models.registry import get_architecture
     from routellm_jax.training import config as config_lib
     from routellm_jax.training.checkpoints import Checkpointer
 
+    config = copy.deepcopy(config)  # train() fills in derived fields (e.g. the model table)
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     arch = get_architecture(config.arch)
@@ -443,10 +454,22 @@ def train(
 
         verify_manifest(checkpointer.directory / str(checkpointer.latest_step()))
     t0 = time.time()
+    card: dict[str, Any] = {"source": "passed to train()"}
     if data is None:
-        data = load_training_data(config.data)
-    featurizer = arch.make_featurizer(arch_cfg)
+        data, card = load_training_data(config.data)
     log.info("training data loaded in %.1fs", time.time() - t0)
+    if jax.process_index() == 0:
+        import json
+
+        (workdir / "data_card.json").write_text(json.dumps(card, indent=1, default=str))
+    # An empty model table means "every model in the training data" (recorded in the config, so
+    # the checkpoint knows the table its indices point into).
+    if hasattr(arch_cfg, "models") and not arch_cfg.models:
+        models = sorted(set(data.comparisons.models()) | set(data.outcomes.models()))
+        arch_cfg = dataclasses.replace(arch_cfg, models=tuple(models))
+        config.arch_config.models = tuple(models)
+        config_json = config_lib.to_json(config)
+    featurizer = arch.make_featurizer(arch_cfg)
 
     if arch.fit is not None:
         return _fit(

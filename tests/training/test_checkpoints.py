@@ -109,7 +109,9 @@ def test_restore_eight_device_checkpoint_on_one_device(reference_run, tiny_arch,
     config = tiny_router.base_config("unused", steps=STEPS)
     tx, schedule = make_optimizer(config.optimizer, STEPS)
     mesh = S.make_mesh({"data": 1}, eight_devices[:1])
-    trainer = Trainer(tiny_arch, tiny_router.TinyConfig(), tx, mesh, schedule=schedule)
+    trainer = Trainer(
+        tiny_arch, tiny_router.TinyConfig(models=("strong", "weak")), tx, mesh, schedule=schedule
+    )
     ckpt = Checkpointer(reference_run.workdir)
     state, _ = ckpt.restore(STEPS, trainer.abstract_state)
     ckpt.close()
@@ -119,7 +121,8 @@ def test_restore_eight_device_checkpoint_on_one_device(reference_run, tiny_arch,
     _assert_trees_close(state["params"], reference_run.params)
     # The exporter's entry point: host params + the architecture and its config.
     name, arch_cfg, params = load_params(reference_run.workdir)
-    assert name == "tiny_test_router" and arch_cfg == tiny_router.TinyConfig()
+    assert name == "tiny_test_router"
+    assert arch_cfg == tiny_router.TinyConfig(models=("strong", "weak"))  # filled from the data
     assert isinstance(params["dense"]["kernel"], np.ndarray)
     _assert_trees_close(params, reference_run.params)
 

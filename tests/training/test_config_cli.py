@@ -24,12 +24,12 @@ def test_overrides_are_typed_like_the_field_they_replace():
             "--config.arch=mf",
             "--config.checkpoint.async_save=False",
             "--config.arch_config.models=('a', 'b')",  # new key in the open arch_config dict
-            "--config.data.mixture_args.judge=True",
+            "--config.data.mixture.total_rows=500",
         ],
     )
     assert cfg.optimizer.lr == 1.0 and isinstance(cfg.optimizer.lr, float)
     assert cfg.steps == 7 and cfg.arch == "mf" and cfg.checkpoint.async_save is False
-    assert cfg.arch_config.models == ("a", "b") and cfg.data.mixture_args.judge is True
+    assert cfg.arch_config.models == ("a", "b") and cfg.data.mixture.total_rows == 500
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,26 @@
+"""Similarity-weighted Elo router (paper ``sw_ranking``): built from the judge battles, no steps.
+
+``routellm-jax train`` calls the architecture's ``fit`` (embeds the battle prompts with MiniLM and
+stores them with the battles) and saves the result as a step-0 checkpoint.
+
+Run::
+
+    routellm-jax train experiments/sw_ranking_minilm.py --workdir runs/sw_ranking_minilm
+"""
+
+from __future__ import annotations
+
+from experiments._mixtures import judge_battles
+from routellm_jax.training.config import default_config
+
+
+def get_config():
+    c = default_config()
+    c.name = "sw_ranking_minilm"
+    c.arch = "sw_ranking"
+    c.arch_config.featurizer = "all-MiniLM-L6-v2"
+    c.arch_config.text_dim = 384
+    c.arch_config.gamma = 10.0
+    c.data.mixture = judge_battles(seed=0)
+    c.eval.benchmark = "gsm8k"
+    return c
