@@ -761,6 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--write-split", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every file it writes
     from routellm_jax.paths import data_dir
 
     if args.write_split:
