@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -159,6 +160,7 @@ class Router:
 
         self._jitted = jax.jit(forward)
         self._compiled: dict[tuple, Any] = {}
+        self._compile_lock = threading.Lock()
         self._stats = _Stats()
         self.encoder_dtype = encoder_dtype
         self._fused = self._make_fused() if fuse_encoder else None
@@ -259,12 +261,15 @@ class Router:
         args = (self.params, inputs, jnp.int32(strong), jnp.int32(weak))
         compiled = self._compiled.get(key)
         if compiled is None:
-            start = time.perf_counter()
-            compiled = self._jitted.lower(*args).compile()
-            self._stats.compile_s += time.perf_counter() - start
-            self._stats.compiles += 1
-            self._stats.shapes.append(", ".join(f"{k}{list(s)}" for k, s, _ in key))
-            self._compiled[key] = compiled
+            with self._compile_lock:
+                compiled = self._compiled.get(key)
+                if compiled is None:
+                    start = time.perf_counter()
+                    compiled = self._jitted.lower(*args).compile()
+                    self._stats.compile_s += time.perf_counter() - start
+                    self._stats.compiles += 1
+                    self._stats.shapes.append(", ".join(f"{k}{list(s)}" for k, s, _ in key))
+                    self._compiled[key] = compiled
         start = time.perf_counter()
         out = np.asarray(jax.device_get(compiled(*args)))
         self._stats.steady_s += time.perf_counter() - start
@@ -500,8 +505,14 @@ class _Fused:
             router.encoder_dtype or getattr(embedder, "dtype", "float32")
         ]
         enc_config, arch, config = embedder.config, router.arch, router.config
+        params = embedder.params
+        if dtype == jnp.bfloat16:  # store bf16 weights, as load_embedder(dtype="bfloat16") does
+            params = jax.tree.map(
+                lambda x: x.astype(jnp.bfloat16) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                params,
+            )
         # The encoder weights are frozen inputs of the compiled function, on the default device.
-        self.encoder_params = jax.device_put(embedder.params)
+        self.encoder_params = jax.device_put(params)
 
         def fused(head: Any, encoder: Any, ids: Any, mask: Any, strong: Any, weak: Any) -> Any:
             emb = encode(encoder, ids, mask, enc_config, dtype=dtype)  # [batch, hidden] f32
@@ -514,12 +525,15 @@ class _Fused:
         key = ("fused", rows, length)
         compiled = r._compiled.get(key)
         if compiled is None:
-            start = time.perf_counter()
-            compiled = self.jitted.lower(*args).compile()
-            r._stats.compile_s += time.perf_counter() - start
-            r._stats.compiles += 1
-            r._stats.shapes.append(f"input_ids[{rows}, {length}]")
-            r._compiled[key] = compiled
+            with r._compile_lock:  # concurrent callers (a server's threads) compile a shape once
+                compiled = r._compiled.get(key)
+                if compiled is None:
+                    start = time.perf_counter()
+                    compiled = self.jitted.lower(*args).compile()
+                    r._stats.compile_s += time.perf_counter() - start
+                    r._stats.compiles += 1
+                    r._stats.shapes.append(f"input_ids[{rows}, {length}]")
+                    r._compiled[key] = compiled
         return compiled
 
     def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:

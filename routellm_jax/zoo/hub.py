@@ -529,8 +529,8 @@ def fetch_file(
                 retries=retries,
                 timeout=timeout,
             )
-        except (OSError, IntegrityError, ValueError) as err:
-            failures.append(f"  {resolved}: {err}")
+        except Exception as err:  # any failure of one URL (incl. a missing gcsfs): try the next
+            failures.append(f"  {resolved}: {type(err).__name__}: {err}")
     raise DownloadError(f"{file.path}: every URL failed:\n" + "\n".join(failures))
 
 
