@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 
 from routellm_jax.data.records import TrainingData
 from routellm_jax.models.featurizers import (
@@ -185,21 +186,21 @@ def outcome_targets(
     lo, hi = config.grade_range
     score = table.score.astype(np.float64)
     is_grade = table.kind == "grade"
-    bad_kind = ~np.isin(table.kind.astype(str), ["correct", "grade"])
+    bad_kind = ~pd.Series(table.kind, dtype=object).isin(["correct", "grade"]).to_numpy()
     if bad_kind.any():
         row = int(np.flatnonzero(bad_kind)[0])
         raise ValueError(f"irt: outcome row {row} has unknown kind {table.kind[row]!r}")
     target = np.where(is_grade, (score - lo) / (hi - lo), score)
     keep = (model >= 0) & ~(is_grade & (score < lo)) & np.isfinite(score)
     target = np.clip(target, 0.0, 1.0)
-    prompts_all = table.prompt[keep].astype(str)
-    prompts, prompt_id = np.unique(prompts_all, return_inverse=True)
+    # factorize hashes the strings (np.unique on str would build a fixed-width copy of them all).
+    prompt_id, prompts = pd.factorize(pd.Series(table.prompt[keep], dtype=object))
     n, m = len(prompts), len(config.models)
     flat = prompt_id.astype(np.int64) * m + model[keep]
     count = np.bincount(flat, minlength=n * m).reshape(n, m)
     total = np.bincount(flat, weights=target[keep], minlength=n * m).reshape(n, m)
     mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    return prompts.tolist(), mean.astype(np.float32), count.astype(np.float32)
+    return [str(p) for p in prompts], mean.astype(np.float32), count.astype(np.float32)
 
 
 def examples_from_records(

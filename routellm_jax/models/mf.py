@@ -188,6 +188,7 @@ def examples_from_records(
     }
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
 def model_scores(
     params: Params, embedding: jax.Array, model_ids: jax.Array, config: MFConfig
 ) -> jax.Array:

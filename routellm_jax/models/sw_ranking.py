@@ -25,8 +25,11 @@ How it runs (``fit`` once, then ``win_rate`` per batch of prompts, jitted, no Py
   finite, and the gauge (ratings sum to zero over the players seen) is fixed as the reference
   solver's starting point at zero implicitly does.
 
-Tiers: the reference fits Bradley-Terry over 10 Elo tiers, not models. ``config.tiers`` (a tier per
-model of ``config.models``) selects that; empty = every model is its own player.
+Tiers: the reference fits Bradley-Terry over 10 Elo tiers, not models (``num_tiers=10`` does that:
+``fit`` computes Elo over the stored battles with ``data.elo`` and splits it by dynamic
+programming), or give ``config.tiers`` (a tier per model of ``config.models``) explicitly; by
+default every model is its own player. The model -> player map is stored in the params
+(``"player"``), so a checkpoint keeps the tiers it was built with.
 
 Example:
     >>> arch = get_architecture("sw_ranking")  # doctest: +SKIP
@@ -45,8 +48,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 
-from routellm_jax.data.records import TrainingData
+from routellm_jax.data.records import ComparisonTable, TrainingData
 from routellm_jax.models.featurizers import (
     DEFAULT_ENCODER,
     CachedFeaturizer,
@@ -77,8 +81,11 @@ class SWRankingConfig:
     featurizer: str = DEFAULT_ENCODER
     text_dim: int = 384
     gamma: float = 10.0  # weight = gamma ** (1 + sim / max_sim)
-    tiers: tuple[int, ...] = ()  # tier (BT player) of each model; () = one player per model
-    newton_steps: int = 30
+    tiers: tuple[int, ...] = ()  # tier (BT player) of each model; () = see num_tiers
+    num_tiers: int = 0  # with tiers=(): 0 = one player per model; k > 0 = k Elo tiers from fit data
+    tier_objective: str = "variance"  # data.elo.compute_tiers objective; the reference's DP
+    newton_steps: int = 30  # at most; stops earlier once every prompt's step is below tol
+    tol: float = 1e-6  # natural-unit rating change that counts as converged
     max_step: float = 2.0  # cap on one Newton step (natural units): a safeguard far from optimum
     l2: float = 1e-5  # ridge on natural-unit ratings, relative to a prompt's total battle weight
     block_size: int = 8192  # database rows per accumulation block (memory: batch x block)
@@ -91,25 +98,44 @@ class SWRankingConfig:
             raise ValueError(
                 f"SWRankingConfig.tiers has {len(self.tiers)} entries for {len(self.models)} models"
             )
+        if self.num_tiers < 0:
+            raise ValueError(f"SWRankingConfig.num_tiers must be >= 0, got {self.num_tiers}")
         if self.tiers and (min(self.tiers) < 0 or max(self.tiers) >= len(self.models)):
             raise ValueError(f"SWRankingConfig.tiers must lie in 0..{len(self.models) - 1}")
 
 
-def _n_players(config: SWRankingConfig) -> int:
-    # One slot per model always (tiers use the first n_tiers slots; unused slots stay at 0): the
-    # static shape then depends on the model table only.
-    return len(config.models)
-
-
-def _players(config: SWRankingConfig) -> np.ndarray:
+def _groups(config: SWRankingConfig, table: ComparisonTable | None = None) -> np.ndarray:
+    """The BT group of each model: ``config.tiers``; else Elo tiers of ``table`` when
+    ``num_tiers > 0``; else one group per model (the model's index)."""
     if config.tiers:
         return np.asarray(config.tiers, np.int32)
+    if config.num_tiers > 0 and table is not None and len(table):
+        return _elo_tiers(table, config)
     return np.arange(len(config.models), dtype=np.int32)
 
 
-def _pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
-    """Index of the unordered pair (i < j) in ``np.triu_indices(n, 1)`` order."""
-    return i * n - i * (i + 1) // 2 + (j - i - 1)
+def _elo_tiers(table: ComparisonTable, config: SWRankingConfig) -> np.ndarray:
+    """Tiers as the reference router builds them: Bradley-Terry Elo of every model over all the
+    battles, then a dynamic-programming split into ``num_tiers`` groups (tier 0 = best).
+    Models without battles get a group of their own after the tiers."""
+    from routellm_jax.data.elo import compute_mle_elo, compute_tiers
+
+    models = config.models
+    index = {m: i for i, m in enumerate(models)}
+    keep = np.array(
+        [a in index and b in index for a, b in zip(table.model_a, table.model_b)], dtype=bool
+    )
+    ratings = compute_mle_elo(table.take(np.flatnonzero(keep)))
+    tiers = compute_tiers(ratings, config.num_tiers, objective=config.tier_objective)
+    group = np.empty(len(models), np.int32)
+    next_free = max(tiers.values(), default=-1) + 1
+    for i, m in enumerate(models):
+        if m in tiers:
+            group[i] = tiers[m]
+        else:
+            group[i] = next_free
+            next_free += 1
+    return group
 
 
 def _empty_params(config: SWRankingConfig) -> Params:
@@ -119,7 +145,10 @@ def _empty_params(config: SWRankingConfig) -> Params:
         "row_pair": np.zeros((0,), np.int32),
         "row_weight": np.zeros((0,), np.float32),
         "row_wins": np.zeros((0,), np.float32),
-        "player": _players(config),
+        "pair_lo": np.zeros((0,), np.int32),
+        "pair_hi": np.zeros((0,), np.int32),
+        "slot_group": np.zeros((0,), np.int32),
+        "player": np.full(len(config.models), -1, np.int32),
     }
 
 
@@ -168,8 +197,10 @@ def fit(
 ) -> Params:
     """Build the battle database from ``data.comparisons`` (and outcomes if ``use_outcomes``).
 
-    Returns ``{"embeddings" [U, d] unit rows, "row_prompt" [R], "row_pair" [R], "row_weight" [R],
-    "row_wins" [R], "player" [n_models]}`` (numpy; ``jax.device_put`` them or let jit do it).
+    Returns numpy arrays: ``embeddings`` [U, d] (distinct prompts, unit rows); per aggregated row
+    (prompt, player pair) ``row_prompt``, ``row_pair``, ``row_weight``, ``row_wins`` [R]; the
+    pairs that occur ``pair_lo``/``pair_hi`` [K]; ``slot_group`` [P] (the model index, or tier,
+    each BT player stands for) and ``player`` [n_models] (model -> player, -1 = no battles).
 
     Example:
         >>> from routellm_jax.data.records import Comparison, ComparisonTable
@@ -182,33 +213,39 @@ def fit(
     models = check_models(config.models, "sw_ranking")
     table = battles_with_outcomes(data, config.use_outcomes)
     arrays = comparison_arrays(table, models, ties="half")
-    player = _players(config)
-    pa, pb = player[arrays["model_a"]], player[arrays["model_b"]]
-    keep = pa != pb  # a battle inside one tier says nothing about the tiers' ranking
-    pa, pb = pa[keep], pb[keep]
+    group = _groups(config, table)
+    ga, gb = group[arrays["model_a"]], group[arrays["model_b"]]
+    keep = ga != gb  # a battle inside one tier says nothing about the tiers' ranking
+    if not keep.any():
+        return _empty_params(config)
+    ga, gb = ga[keep], gb[keep]
     label, weight = arrays["label"][keep], arrays["weight"][keep]
     rows = arrays["row"][keep]
-    if len(rows) == 0:
-        params = _empty_params(config)
-        params["player"] = player
-        return params
+    # Compact BT players: only the groups that appear in a stored battle (the per-prompt solve is
+    # cubic in their number), numbered 0..P-1; "player" maps each model to one (-1 = no battles).
+    slot_group, inverse = np.unique(np.concatenate([ga, gb]), return_inverse=True)
+    pa, pb = inverse[: len(ga)], inverse[len(ga) :]
+    slot_of_group = {int(g): i for i, g in enumerate(slot_group)}
+    player = np.array([slot_of_group.get(int(g), -1) for g in group], np.int32)
     lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
     lo_wins = np.where(pa == lo, label, 1.0 - label)  # label = "model_a won", ties 0.5
-    prompts = table.prompt[rows]
-    uniq, prompt_id = np.unique(prompts.astype(str), return_inverse=True)
-    n = _n_players(config)
-    pair = _pair_index(lo.astype(np.int64), hi.astype(np.int64), n)
-    n_pairs = n * (n - 1) // 2
-    key, row_id = np.unique(prompt_id.astype(np.int64) * n_pairs + pair, return_inverse=True)
+    # Only the player pairs that occur (e.g. AlpacaEval: every model vs. one baseline).
+    pairs, pair = np.unique(lo.astype(np.int64) * len(slot_group) + hi, return_inverse=True)
+    # Distinct prompts (factorize hashes the strings; np.unique would build a fixed-width copy).
+    prompt_id, uniq = pd.factorize(pd.Series(table.prompt[rows], dtype=object))
+    key, row_id = np.unique(prompt_id.astype(np.int64) * len(pairs) + pair, return_inverse=True)
     row_weight = np.bincount(row_id, weights=weight, minlength=len(key))
     row_wins = np.bincount(row_id, weights=weight * lo_wins, minlength=len(key))
-    embeddings = _unit(_embed(uniq.tolist(), featurizer, config.text_dim))
+    embeddings = _unit(_embed([str(p) for p in uniq], featurizer, config.text_dim))
     return {
         "embeddings": embeddings,
-        "row_prompt": (key // n_pairs).astype(np.int32),
-        "row_pair": (key % n_pairs).astype(np.int32),
+        "row_prompt": (key // len(pairs)).astype(np.int32),
+        "row_pair": (key % len(pairs)).astype(np.int32),
         "row_weight": row_weight.astype(np.float32),
         "row_wins": row_wins.astype(np.float32),
+        "pair_lo": (pairs // len(slot_group)).astype(np.int32),
+        "pair_hi": (pairs % len(slot_group)).astype(np.int32),
+        "slot_group": slot_group.astype(np.int32),
         "player": player,
     }
 
@@ -254,8 +291,7 @@ def prompt_inputs(
 def _pair_stats(params: Params, embedding: jax.Array, config: SWRankingConfig):
     """Per-prompt similarity-weighted pair statistics ``(W [batch, K], Y [batch, K])``,
     normalised to total weight 1 per prompt."""
-    n = _n_players(config)
-    n_pairs = n * (n - 1) // 2
+    n_pairs = params["pair_lo"].shape[0]
     q = embedding.astype(jnp.float32)
     q = q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
     sims = q @ params["embeddings"].T  # [batch, U] cosine (stored rows are unit vectors)
@@ -294,20 +330,19 @@ def _pair_stats(params: Params, embedding: jax.Array, config: SWRankingConfig):
     return (w / total).T, (y / total).T
 
 
-def _bt_newton(w: jax.Array, y: jax.Array, config: SWRankingConfig) -> jax.Array:
-    """Weighted BT ratings (natural units) for one prompt from pair stats ``w, y`` [K]."""
-    n = _n_players(config)
-    lo, hi = (jnp.asarray(a, jnp.int32) for a in np.triu_indices(n, 1))
-    seen = (
-        jax.ops.segment_sum(w, lo, n) + jax.ops.segment_sum(w, hi, n)
-    ) > 0  # players in at least one weighted battle
+def _bt_newton(
+    w: jax.Array, y: jax.Array, lo: jax.Array, hi: jax.Array, n: int, config: SWRankingConfig
+) -> jax.Array:
+    """Weighted BT ratings (natural units) of ``n`` players for one prompt, from the pair stats
+    ``w, y`` [K] of the pairs ``(lo, hi)``."""
+    seen = (jax.ops.segment_sum(w, lo, n) + jax.ops.segment_sum(w, hi, n)) > 0
     seen_f = seen.astype(jnp.float32)
     n_seen = jnp.maximum(seen_f.sum(), 1.0)
     # Gauge: ratings are defined up to a shift over the players seen; u u^T pins the mean to 0
     # (the gradient is orthogonal to u, so this changes nothing else). Unseen players stay at 0.
     gauge = jnp.outer(seen_f, seen_f) / n_seen + jnp.diag(1.0 - seen_f)
 
-    def step(_, beta):
+    def newton_step(beta):
         p = jax.nn.sigmoid(beta[lo] - beta[hi])  # P(lo beats hi)
         r = y - w * p
         grad = jax.ops.segment_sum(r, lo, n) - jax.ops.segment_sum(r, hi, n) - config.l2 * beta
@@ -315,35 +350,46 @@ def _bt_newton(w: jax.Array, y: jax.Array, config: SWRankingConfig) -> jax.Array
         off = jnp.zeros((n, n), jnp.float32).at[lo, hi].add(c)
         off = off + off.T
         hess = jnp.diag(off.sum(axis=1)) - off + config.l2 * jnp.eye(n) + gauge
-        # The matrix is symmetric positive definite: Cholesky (also compiles ~5x faster than LU).
+        # Symmetric positive definite: Cholesky (also compiles much faster than LU).
         delta = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(hess), grad)
         # Safeguard: far from the optimum (e.g. near-separable data) a full step can overshoot.
-        delta = delta * jnp.minimum(1.0, config.max_step / (jnp.abs(delta).max() + 1e-12))
-        return beta + delta
+        return delta * jnp.minimum(1.0, config.max_step / (jnp.abs(delta).max() + 1e-12))
 
-    beta = jax.lax.fori_loop(0, config.newton_steps, step, jnp.zeros((n,), jnp.float32))
+    def cond(state):
+        i, _, size = state
+        return (i < config.newton_steps) & (size > config.tol)
+
+    def body(state):
+        i, beta, _ = state
+        delta = newton_step(beta)
+        return i + 1, beta + delta, jnp.abs(delta).max()
+
+    init = (jnp.int32(0), jnp.zeros((n,), jnp.float32), jnp.float32(jnp.inf))
+    _, beta, _ = jax.lax.while_loop(cond, body, init)
     return beta - (beta * seen_f).sum() / n_seen * seen_f
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def _ratings_natural(params: Params, embedding: jax.Array, config: SWRankingConfig) -> jax.Array:
     w, y = _pair_stats(params, embedding, config)
-    return jax.vmap(lambda a, b: _bt_newton(a, b, config))(w, y)  # [batch, P]
+    n = params["slot_group"].shape[0]
+    lo, hi = params["pair_lo"], params["pair_hi"]
+    return jax.vmap(lambda a, b: _bt_newton(a, b, lo, hi, n, config))(w, y)  # [batch, P]
 
 
 def ratings(params: Params, inputs: dict[str, Any], config: SWRankingConfig) -> jax.Array:
-    """Per-prompt Elo ratings ``[batch, P]`` of the players (models, or tiers), mean 1000 over
-    the players with any battle (the reference pins llama-2-70b-chat to 1082 instead; only
-    differences matter).
+    """Per-prompt Elo ratings ``[batch, P]`` of the BT players (column ``i`` is the model, or
+    tier, ``params["slot_group"][i]``), mean 1000 over the players with any weighted battle (the
+    reference pins llama-2-70b-chat to 1082 instead; only differences matter).
 
     Example:
         >>> cfg = SWRankingConfig(models=("a", "b"), text_dim=4)
         >>> ratings(init(None, cfg), {"embedding": np.ones((2, 4))}, cfg).shape
-        (2, 2)
+        (2, 0)
     """
     emb = jnp.asarray(inputs["embedding"])
     if params["row_prompt"].shape[0] == 0:
-        return jnp.full((emb.shape[0], _n_players(config)), ELO_INIT, jnp.float32)
+        return jnp.full((emb.shape[0], params["slot_group"].shape[0]), ELO_INIT, jnp.float32)
     beta = _ratings_natural(params, emb, config)
     return beta * (ELO_SCALE / math.log(ELO_BASE)) + ELO_INIT
 
@@ -352,7 +398,8 @@ def win_rate(
     params: Params, inputs: dict[str, Any], strong: Any, weak: Any, config: SWRankingConfig
 ) -> jax.Array:
     """``[batch]`` P(strong beats weak) from the per-prompt weighted BT fit; ``strong``/``weak``
-    index ``config.models`` (scalars or ``[batch]`` arrays). Models in one tier get 0.5.
+    index ``config.models`` (scalars or ``[batch]`` arrays). 0.5 for two models of one tier, or
+    when either model has no stored battle.
 
     Example:
         >>> cfg = SWRankingConfig(models=("a", "b"), text_dim=4)
@@ -369,7 +416,8 @@ def win_rate(
     ps = player[jnp.broadcast_to(jnp.asarray(strong), (n,))]
     pw = player[jnp.broadcast_to(jnp.asarray(weak), (n,))]
     rows = jnp.arange(n)
-    return jax.nn.sigmoid(beta[rows, ps] - beta[rows, pw])
+    diff = beta[rows, jnp.maximum(ps, 0)] - beta[rows, jnp.maximum(pw, 0)]
+    return jnp.where((ps < 0) | (pw < 0), 0.5, jax.nn.sigmoid(diff))
 
 
 def loss(

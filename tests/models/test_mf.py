@@ -106,12 +106,13 @@ def test_noise_only_in_training(trained):
         "model_b": jnp.ones(8, jnp.int32),
         "label": jnp.ones(8),
     }
-    l1 = mf.loss(params, batch, jax.random.key(1), config)[0]
-    l2 = mf.loss(params, batch, jax.random.key(2), config)[0]
+    loss = jax.jit(mf.loss, static_argnames="config")
+    l1 = loss(params, batch, jax.random.key(1), config)[0]
+    l2 = loss(params, batch, jax.random.key(2), config)[0]
     assert abs(float(l1) - float(l2)) > 1e-6  # alpha > 0: the rng matters in the loss
     quiet = mf.MFConfig(**{**config.__dict__, "alpha": 0.0})
-    q1 = mf.loss(params, batch, jax.random.key(1), quiet)[0]
-    q2 = mf.loss(params, batch, jax.random.key(2), quiet)[0]
+    q1 = loss(params, batch, jax.random.key(1), quiet)[0]
+    q2 = loss(params, batch, jax.random.key(2), quiet)[0]
     assert float(q1) == float(q2)
     # win_rate takes no rng and is deterministic: it equals the noise-free loss's prediction.
     p = mf.win_rate(params, {"embedding": batch["embedding"]}, 0, 1, config)

@@ -94,7 +94,8 @@ def test_batched_bt_matches_scipy_reference(random_db):
 
 @pytest.fixture(scope="module")
 def cluster_router(tmp_path_factory):
-    """model A beats B on prompts near cluster 0, loses near cluster 1; C beats both always."""
+    """model A beats B on prompts near cluster 0, loses near cluster 1; C beats both always;
+    D has no battles."""
     rng = np.random.default_rng(2)
     centres = rng.normal(size=(2, D)) * 2
     prompts, vectors, rows = [], [], []
@@ -114,14 +115,15 @@ def cluster_router(tmp_path_factory):
     spec = _write_embeddings(
         tmp_path_factory.mktemp("swc") / "emb.npz", prompts + query_prompts, vectors + queries
     )
-    config = sw.SWRankingConfig(models=("A", "B", "C"), featurizer=spec, text_dim=D)
+    config = sw.SWRankingConfig(models=("A", "B", "C", "D"), featurizer=spec, text_dim=D)
     featurizer = sw.make_featurizer(config)
-    params = sw.fit(TrainingData.of(ComparisonTable.from_records(rows)), featurizer, config)
-    return config, featurizer, params, query_prompts
+    data = TrainingData.of(ComparisonTable.from_records(rows))
+    params = sw.fit(data, featurizer, config)
+    return config, featurizer, params, query_prompts, data
 
 
 def test_routes_by_similar_battles(cluster_router):
-    config, featurizer, params, queries = cluster_router
+    config, featurizer, params, queries, _ = cluster_router
     inputs = sw.prompt_inputs(queries, featurizer, config)
     p = np.asarray(sw.win_rate(params, inputs, 0, 1, config))  # P(A beats B)
     assert p.shape == (20,) and np.all((p > 0) & (p < 1))
@@ -141,21 +143,30 @@ def test_routes_by_similar_battles(cluster_router):
 
 
 def test_tiers_pool_models(cluster_router):
-    config, featurizer, params, queries = cluster_router
-    # Put A and C in one tier: A vs C is then 0.5, and the A/C tier vs B keeps a direction.
-    tiered = sw.SWRankingConfig(**{**config.__dict__, "tiers": (0, 1, 0)})
-    data_params = {**params, "player": np.asarray(tiered.tiers, np.int32)}
-    inputs = sw.prompt_inputs(queries, featurizer, tiered)
-    np.testing.assert_allclose(sw.win_rate(data_params, inputs, 0, 2, tiered), 0.5)
+    config, featurizer, params, queries, data = cluster_router
+    # Over all battles C is best and A, B are even: two Elo tiers = {C}, {A, B} (the reference
+    # fits BT over tiers). A vs B is then 0.5, C's tier still beats A's.
+    tiered = sw.SWRankingConfig(**{**config.__dict__, "num_tiers": 2})
+    tier_params = sw.fit(data, featurizer, tiered)
+    assert tier_params["player"].tolist() == [1, 1, 0, -1]  # D: no battles
+    inputs = sw.prompt_inputs(queries, featurizer, config)
+    # The model -> tier map lives in the params: the win rate needs no tier config.
+    np.testing.assert_allclose(sw.win_rate(tier_params, inputs, 0, 1, config), 0.5)
+    assert np.all(np.asarray(sw.win_rate(tier_params, inputs, 2, 0, config)) > 0.7)
+    explicit = sw.SWRankingConfig(**{**config.__dict__, "tiers": (1, 1, 0, 2)})
+    np.testing.assert_array_equal(sw.fit(data, featurizer, explicit)["player"], [1, 1, 0, -1])
     with pytest.raises(ValueError, match="tiers"):
         sw.SWRankingConfig(models=("A", "B"), tiers=(0,))
 
 
 def test_empty_database_and_bad_pairs(cluster_router):
-    config, featurizer, params, queries = cluster_router
+    config, featurizer, params, queries, _ = cluster_router
     empty = sw.init(jax.random.key(0), config)
     inputs = sw.prompt_inputs(queries[:4], featurizer, config)
     np.testing.assert_allclose(sw.win_rate(empty, inputs, 0, 1, config), 0.5)
+    # A model without any stored battle has no rating: 0.5 against anyone.
+    np.testing.assert_allclose(sw.win_rate(params, inputs, 3, 0, config), 0.5)
+    assert params["player"].tolist() == [0, 1, 2, -1]
     with pytest.raises(IndexError, match="weak index 7"):
         sw.win_rate(params, inputs, 0, 7, config)
     assert get_architecture("sw_ranking").fit is sw.fit
