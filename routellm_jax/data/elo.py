@@ -163,14 +163,15 @@ def bootstrap_elo(
 
 
 def compute_tiers(
-    ratings: Mapping[str, float] | pd.Series, n_tiers: int = 10, *, objective: str = "sse"
+    ratings: Mapping[str, float] | pd.Series, n_tiers: int = 10, *, objective: str = "variance"
 ) -> dict[str, int]:
     """Split models into ``n_tiers`` contiguous rating groups by dynamic programming.
 
-    ``objective="sse"`` minimises the total within-tier sum of squared deviations (the within-tier
-    variance of all models, i.e. optimal 1-D k-means); ``"variance"`` minimises the sum of each
-    tier's own variance. Tier 0 holds the highest ratings. With fewer models than tiers, each model
-    gets its own tier.
+    ``objective="variance"`` (default) minimises the sum of each tier's own variance, the cost the
+    RouteLLM reference code's dynamic program adds up (``np.var`` of a tier's ratings);
+    ``"sse"`` minimises the total within-tier sum of squared deviations (optimal 1-D k-means),
+    which does not favour singleton tiers at the extremes. Tier 0 holds the highest ratings. With
+    fewer models than tiers, each model gets its own tier.
 
     Example:
         >>> compute_tiers({"a": 1300, "b": 1290, "c": 1000, "d": 990}, n_tiers=2)
@@ -218,8 +219,9 @@ def strong_weak_sets(
     """Models in the strong tiers and in the weak tiers (the paper: tiers 0-1 vs tier 2).
 
     Example:
-        >>> strong_weak_sets({"a": 0, "b": 1, "c": 2, "d": 3})
-        ({'a', 'b'}, {'c'})
+        >>> strong, weak = strong_weak_sets({"a": 0, "b": 1, "c": 2, "d": 3})
+        >>> sorted(strong), sorted(weak)
+        (['a', 'b'], ['c'])
     """
     strong, weak = set(strong), set(weak)
     if strong & weak:
