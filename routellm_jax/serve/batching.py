@@ -66,7 +66,12 @@ class MicroBatcher:
         self._closed = False
 
     async def submit(self, prompt: str) -> float:
-        """Score one prompt as part of the next batch; raises what the batch function raised."""
+        """Score one prompt as part of the next batch; raises what the batch function raised.
+
+        Example:
+            >>> await batcher.submit("What is 2+2?")  # doctest: +SKIP
+            0.31
+        """
         if self._closed:
             raise RuntimeError("MicroBatcher is closed")
         if self._worker is None:
@@ -76,7 +81,11 @@ class MicroBatcher:
         return await future
 
     async def close(self) -> None:
-        """Stop the worker; prompts still waiting get a RuntimeError."""
+        """Stop the worker; prompts still waiting get a RuntimeError.
+
+        Example:
+            >>> await batcher.close()  # doctest: +SKIP
+        """
         self._closed = True
         if self._worker is not None:
             self._worker.cancel()

@@ -51,7 +51,12 @@ Role = Literal["strong", "weak"]
 
 @dataclasses.dataclass(frozen=True)
 class RouteDecision:
-    """One routing decision: the router, threshold used, win rate and the chosen model."""
+    """One routing decision: the router, threshold used, win rate and the chosen model.
+
+    Example:
+        >>> RouteDecision("mf-minilm", 0.5, 0.62, "strong", "gpt-4o").model
+        'gpt-4o'
+    """
 
     router: str
     threshold: float

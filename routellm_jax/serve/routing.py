@@ -30,6 +30,12 @@ class RouterLike(Protocol):
 
     ``win_rate`` returns P(strong beats weak) per prompt, shape [n]; ``threshold_for_share`` turns
     a wanted share of strong calls into a threshold through the router's calibration table.
+    ``routellm_jax.api.Router`` and ``routellm_jax.serve.testing.HashRouter`` both fit.
+
+    Example:
+        >>> from routellm_jax.serve.testing import HashRouter
+        >>> isinstance(HashRouter("fake"), RouterLike)
+        True
     """
 
     name: str
@@ -44,7 +50,12 @@ class RouterLike(Protocol):
 
 
 class RoutingError(ValueError):
-    """A request that cannot be routed; ``param`` names the offending request field."""
+    """A request that cannot be routed; ``param`` names the offending request field.
+
+    Example:
+        >>> RoutingError("unknown router 'x'", param="model").param
+        'model'
+    """
 
     def __init__(self, message: str, param: str | None = None, code: str = "invalid_request"):
         super().__init__(message)
@@ -54,7 +65,12 @@ class RoutingError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RouteSpec:
-    """A parsed ``model`` field: which router, and the threshold or strong share asked for."""
+    """A parsed ``model`` field: which router, and the threshold or strong share asked for.
+
+    Example:
+        >>> RouteSpec("mf-minilm", strong_share=0.3).threshold is None
+        True
+    """
 
     router: str
     threshold: float | None = None

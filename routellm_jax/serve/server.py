@@ -94,6 +94,12 @@ class Upstream:
         return f"{url.host}:{url.port}" if url.port else url.host
 
     def describe(self) -> str:
+        """How errors and logs name this upstream: role, model and host (never the key).
+
+        Example:
+            >>> Upstream("weak", "small", "http://127.0.0.1:8002/v1", "sk-x").describe()
+            "weak upstream 'small' at 127.0.0.1:8002"
+        """
         return f"{self.role} upstream {self.model!r} at {self.host}"
 
 
@@ -139,6 +145,12 @@ class ServeSettings:
             raise ValueError(f"upstream_timeout_s must be > 0, got {self.upstream_timeout_s}")
 
     def upstream(self, role: Role) -> Upstream:
+        """The strong or weak upstream.
+
+        Example:
+            >>> settings.upstream("weak").model  # doctest: +SKIP
+            'small'
+        """
         return self.strong if role == "strong" else self.weak
 
 
@@ -221,6 +233,7 @@ class ServeMetrics:
         )
 
     def render(self) -> bytes:
+        """The Prometheus text exposition of this app's metrics (see the class example)."""
         return generate_latest(self.registry)
 
 
@@ -510,6 +523,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
+        """OpenAI chat completions, routed to the strong or weak upstream."""
         state = state_of(request)
         body = _read_json_body(await request.body())
         stream = body.get("stream", False)
@@ -601,6 +615,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
 
     @app.get("/v1/models")
     async def models(request: Request) -> JSONResponse:
+        """The routers, as OpenAI model entries with a usage hint."""
         state = state_of(request)
         data = [
             {
@@ -620,6 +635,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
 
     @app.get("/health")
     async def health() -> JSONResponse:
+        """Liveness: the routers and upstreams this server uses (upstreams are not called)."""
         return JSONResponse(
             {
                 "status": "ok",
@@ -631,6 +647,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
 
     @app.get("/metrics")
     async def prometheus() -> Response:
+        """Prometheus text metrics."""
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app

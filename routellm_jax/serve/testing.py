@@ -30,7 +30,7 @@ class HashRouter:
     Example:
         >>> r = HashRouter("fake")
         >>> w = r.win_rate(["hello", "hello"])
-        >>> bool(w[0] == w[1]) and 0 <= w[0] < 1
+        >>> bool(w[0] == w[1] and 0 <= w[0] < 1)
         True
     """
 
@@ -48,7 +48,12 @@ class HashRouter:
     def win_rate(
         self, prompts: Sequence[str], strong: str | None = None, weak: str | None = None
     ) -> np.ndarray:
-        """[n] float64 P(strong wins), deterministic per prompt."""
+        """[n] float64 P(strong wins), deterministic per prompt.
+
+        Example:
+            >>> HashRouter("fake").win_rate(["a", "b"]).shape
+            (2,)
+        """
         self.batch_sizes.append(len(prompts))
         if self.delay_s:
             time.sleep(self.delay_s)
@@ -57,7 +62,12 @@ class HashRouter:
     def threshold_for_share(
         self, share: float, strong: str | None = None, weak: str | None = None
     ) -> float:
-        """The threshold sending about ``share`` of the calibration prompts to the strong model."""
+        """The threshold sending about ``share`` of the calibration prompts to the strong model.
+
+        Example:
+            >>> round(HashRouter("fake").threshold_for_share(0.5), 1)
+            0.5
+        """
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"share must lie in [0, 1], got {share}")
         if self._calibration is None:
@@ -75,7 +85,12 @@ class HashRouter:
         strong: str | None = None,
         weak: str | None = None,
     ) -> np.ndarray:
-        """[n] bool, True = strong (win rate >= threshold), as ``routellm_jax.api.Router.route``."""
+        """[n] bool, True = strong (win rate >= threshold), as ``routellm_jax.api.Router.route``.
+
+        Example:
+            >>> HashRouter("fake").route(["a"], threshold=0.0).tolist()
+            [True]
+        """
         if (threshold is None) == (strong_share is None):
             raise ValueError("give exactly one of threshold and strong_share")
         if threshold is None:
@@ -125,10 +140,12 @@ class FakeUpstream:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeUpstream:
+        """Serve on 127.0.0.1 and a free port (see :attr:`base_url`); returns self."""
         self._thread = ServerThread(self).start()
         return self
 
     def stop(self) -> None:
+        """Shut the server down."""
         if self._thread is not None:
             self._thread.stop()
             self._thread = None
@@ -146,6 +163,7 @@ class FakeUpstream:
         return f"{self._thread.url}/v1"
 
     def reset(self) -> None:
+        """Back to answering normally, with no recorded requests."""
         with self._lock:
             self.mode, self.fail_next = "ok", 0
             self.requests.clear()
@@ -293,6 +311,7 @@ class ServerThread:
         self.host = host
 
     def start(self, timeout_s: float = 20.0) -> ServerThread:
+        """Start uvicorn and wait until it listens; returns self."""
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -305,13 +324,16 @@ class ServerThread:
 
     @property
     def port(self) -> int:
+        """The port uvicorn bound (the OS picked it when ``port=0``)."""
         return self._server.servers[0].sockets[0].getsockname()[1]
 
     @property
     def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
         return f"http://{self.host}:{self.port}"
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask uvicorn to exit and wait for its thread."""
         self._server.should_exit = True
         self._thread.join(timeout_s)
 
