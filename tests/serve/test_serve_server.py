@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import time
 
 import httpx
@@ -420,3 +421,24 @@ def test_load_run_counts_match_router_decisions(start_server):
     )
     assert max(router.batch_sizes) > 1  # concurrent requests shared forward passes
     print(f"load run: {n / elapsed:.0f} req/s, batches up to {max(router.batch_sizes)}")
+
+
+def test_event_loop_stays_responsive_during_a_slow_forward_pass(start_server):
+    slow = HashRouter("mf-minilm", delay_s=1.0)
+    server = start_server({"mf-minilm": slow})
+    done = {}
+
+    def route() -> None:
+        done["r"] = httpx.post(
+            server.url + "/v1/route", json={"model": "router-mf-minilm-0.5", "prompt": "x"}
+        )
+
+    worker = threading.Thread(target=route)
+    worker.start()
+    while not slow.batch_sizes:  # the forward pass has started
+        time.sleep(0.01)
+    start = time.perf_counter()
+    assert httpx.get(server.url + "/health").status_code == 200
+    assert time.perf_counter() - start < 0.5  # answered while the router sleeps for 1 s
+    worker.join()
+    assert done["r"].status_code == 200
