@@ -39,13 +39,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -340,10 +342,62 @@ class EmbeddingStore:
         except KeyError as err:
             raise KeyError(f"{self.path}: prompt not embedded: {str(err)[:80]}") from None
 
-    @property
-    def spec(self) -> str:
-        """The featurizer spec that reads this cache."""
-        return f"precomputed:{self.path}"
+    @contextlib.contextmanager
+    def serving(self, arch: Any) -> Iterator[None]:
+        """Within the block, the architecture's featurizer for this store's encoder spec starts
+        with every cached embedding (a prompt not in the store is embedded by the real encoder).
+
+        The checkpoint's config keeps the plain encoder spec (``all-MiniLM-L6-v2``), so an
+        exported router embeds new prompts itself; the store only saves recomputing training and
+        benchmark prompts. Implemented by wrapping ``make_embedding_featurizer`` in the
+        architecture's module, since the trainer builds its featurizer internally.
+        """
+        from unittest import mock
+
+        module = sys.modules[arch.make_featurizer.__module__]
+        real = getattr(module, "make_embedding_featurizer", None)
+        if real is None:  # an architecture without embedding featurizers (bert, causal_llm)
+            yield
+            return
+
+        def seeded(spec: str, **kwargs: Any) -> Any:
+            if spec != self.encoder:
+                return real(spec, **kwargs)
+            feat = _LazyEncoderFeaturizer(spec, kwargs)
+            feat.cache.update(self.table)
+            return feat
+
+        with mock.patch.object(module, "make_embedding_featurizer", seeded):
+            yield
+
+
+class _LazyEncoderFeaturizer:
+    """``CachedFeaturizer`` behaviour with the encoder loaded only if an uncached prompt comes."""
+
+    def __init__(self, spec: str, kwargs: Mapping[str, Any]) -> None:
+        from routellm_jax.models.featurizers import featurizer_dim
+
+        self.spec, self.kwargs = spec, dict(kwargs)
+        self.dim = featurizer_dim(spec) or 384
+        self.cache: dict[str, np.ndarray] = {}
+        self._real: Any = None
+
+    def embed(self, prompts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        prompts = [str(p) for p in prompts]
+        new = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if new:
+            if self._real is None:
+                from routellm_jax.models.featurizers import make_embedding_featurizer
+
+                self._real = make_embedding_featurizer(self.spec, **self.kwargs)
+            for p, v in zip(new, self._real.embed(new, batch_size)):
+                self.cache[p] = v
+        if not prompts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self.cache[p] for p in prompts]).astype(np.float32)
+
+    def clear_cache(self) -> None:
+        self.cache.clear()
 
 
 # ------------------------------------------------------------------------ training mixes
@@ -468,17 +522,17 @@ def train_cell(
     cfg = cfg.copy_and_resolve_references()
     models = sorted(set(data.comparisons.models()) | set(data.outcomes.models()))
     cfg.arch_config.models = tuple(models)
-    cfg.arch_config.featurizer = store.spec
     if workdir.exists():
         import shutil
 
         shutil.rmtree(workdir)
     t0 = time.time()
-    result = train(cfg, workdir, data=data, progress=False)
-    seconds = time.time() - t0
     arch = get_architecture(cfg.arch)
-    acfg = arch_config(cfg)
-    feat = arch.make_featurizer(acfg)
+    with store.serving(arch):
+        result = train(cfg, workdir, data=data, progress=False)
+        seconds = time.time() - t0
+        acfg = arch_config(cfg)
+        feat = arch.make_featurizer(acfg)
     params = jax.device_get(result.params)
 
     def win_rates(prompts: Sequence[str], strong: str, weak: str) -> np.ndarray | None:
@@ -736,6 +790,37 @@ def run(
     return rows
 
 
+def stamp_cells(rows: Sequence[Mapping[str, Any]], command: str) -> list[Path]:
+    """Rewrite the ``RESULT:`` line of each trained cell's docstring with its APGRs.
+
+    Example:
+        >>> stamp_cells([], "")
+        []
+    """
+    done = []
+    for r in rows:
+        if not r.get("config"):
+            continue
+        path = HERE.parent / r["config"]
+        text = path.read_text()
+        vals = ", ".join(
+            f"{k.split(':')[0] if ':' not in k else k}={v:.3f}"
+            for k, v in r["apgr"].items()
+            if v is not None
+        )
+        new, n = re.subn(
+            r"^    RESULT: .*$",
+            lambda _, line=f"    RESULT: {vals} (from: {command})": line,
+            text,
+            count=1,
+            flags=re.M,
+        )
+        if n:
+            path.write_text(new)
+            done.append(path)
+    return done
+
+
 def _quick_data(data: TrainingData) -> TrainingData:
     """At most 3000 battles and 3000 outcomes (smoke tests)."""
     rng = np.random.default_rng(0)
@@ -759,6 +844,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--encoder", default="all-MiniLM-L6-v2", help="or hashing:384 (smoke)")
     ap.add_argument("--quick", action="store_true", help="tiny benchmarks/data/steps (smoke)")
     ap.add_argument("--write-split", action="store_true")
+    ap.add_argument(
+        "--stamp", action="store_true", help="write each cell's APGRs into its docstring"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every file it writes
@@ -772,7 +860,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.cells:
         ap.error("give grid cell files")
-    run(
+    command = "python experiments/run_grid.py " + " ".join(argv or sys.argv[1:])
+    rows = run(
         args.cells,
         Path(args.out),
         workdir=Path(args.workdir),
@@ -781,8 +870,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache=Path(args.cache) if args.cache else None,
         encoder=args.encoder,
         quick=args.quick,
-        command="python experiments/run_grid.py " + " ".join(argv or sys.argv[1:]),
+        command=command,
     )
+    if not args.quick and args.stamp:
+        stamp_cells(rows, command)
     return 0
 
 

@@ -28,7 +28,7 @@ from routellm_jax.training.config import default_config
 def get_config():
     c = default_config()
     c.arch = "mf"
-    c.arch_config = ml_collections.ConfigDict(dict(dim=8, use_outcomes=True))
+    c.arch_config = ml_collections.ConfigDict(dict(dim=8, use_outcomes=True, featurizer="hashing:384"))
     c.steps = 5
     c.batch_size = 32
     c.log_every = 5
