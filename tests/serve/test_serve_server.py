@@ -281,11 +281,9 @@ def test_timeout_falls_back(start_server, fresh_upstreams):
     strong_up, _ = fresh_upstreams
     server = start_server(fallback="other", upstream_timeout_s=0.2, retries=1)
     strong_up.mode = "hang"
-    start = time.perf_counter()
     reply = _client(server).chat.completions.create(model="router-mf-minilm-0", messages=_msgs("q"))
+    # Had the 0.2 s timeout not fired, the strong upstream would have answered after its 1 s hang.
     assert reply.model == "small-model"
-    # Two 0.2 s timeouts and a 0.1 s backoff; waiting out the 1 s hangs would take over 2 s.
-    assert time.perf_counter() - start < 1.8
     assert _metric(server, "routellm_upstream_errors_total", role="strong", kind="timeout") == 2
 
 
@@ -424,7 +422,7 @@ def test_load_run_counts_match_router_decisions(start_server):
 
 
 def test_event_loop_stays_responsive_during_a_slow_forward_pass(start_server):
-    slow = HashRouter("mf-minilm", delay_s=1.0)
+    slow = HashRouter("mf-minilm", delay_s=1.5)
     server = start_server({"mf-minilm": slow})
     done = {}
 
@@ -437,8 +435,7 @@ def test_event_loop_stays_responsive_during_a_slow_forward_pass(start_server):
     worker.start()
     while not slow.batch_sizes:  # the forward pass has started
         time.sleep(0.01)
-    start = time.perf_counter()
     assert httpx.get(server.url + "/health").status_code == 200
-    assert time.perf_counter() - start < 0.5  # answered while the router sleeps for 1 s
+    assert worker.is_alive()  # /health answered while the forward pass was still running
     worker.join()
     assert done["r"].status_code == 200
