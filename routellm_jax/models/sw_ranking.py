@@ -85,7 +85,7 @@ class SWRankingConfig:
     num_tiers: int = 0  # with tiers=(): 0 = one player per model; k > 0 = k Elo tiers from fit data
     tier_objective: str = "variance"  # data.elo.compute_tiers objective; the reference's DP
     newton_steps: int = 30  # at most; stops earlier once every prompt's step is below tol
-    tol: float = 1e-6  # natural-unit rating change that counts as converged
+    tol: float = 1e-4  # natural-unit rating step (0.017 Elo) that counts as converged
     max_step: float = 2.0  # cap on one Newton step (natural units): a safeguard far from optimum
     l2: float = 1e-5  # ridge on natural-unit ratings, relative to a prompt's total battle weight
     block_size: int = 8192  # database rows per accumulation block (memory: batch x block)
