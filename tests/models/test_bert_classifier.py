@@ -1,0 +1,143 @@
+"""The ``bert`` router: tiny random encoder trained a few steps; pretrained init; contract."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from routellm_jax.data.labels import LABEL_STRONG, LABEL_TIE, LABEL_WEAK
+from routellm_jax.data.records import Comparison, ComparisonTable, TrainingData
+from routellm_jax.models import bert_classifier as bc
+from routellm_jax.models.encoders.hf_import import flatten_params
+from routellm_jax.models.registry import get_architecture
+
+STRONG, WEAK, OTHER = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "vicuna-13b"
+TINY = dict(
+    vocab_size=30522,  # the real MiniLM tokenizer's ids
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+)
+
+
+def _toy_data() -> TrainingData:
+    rows = []
+    for i in range(8):
+        q_hard = f"Prove that the sum of the first {i + 2} odd numbers is a perfect square."
+        q_easy = f"Say hello to my friend number {i}."
+        rows += [
+            Comparison(q_hard, STRONG, WEAK, "a"),  # strong wins
+            Comparison(q_hard, WEAK, STRONG, "b", weight=2.0),  # strong wins, swapped sides
+            Comparison(q_easy, WEAK, STRONG, "a"),  # weak wins
+            Comparison(q_easy, STRONG, WEAK, "tie"),
+            Comparison(q_easy, STRONG, OTHER, "a"),  # not strong-vs-weak: dropped
+        ]
+    return TrainingData.of(comparisons=ComparisonTable.from_records(rows))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    arch = get_architecture("bert")
+    cfg = arch.make_config(
+        pretrained=False, encoder_config=TINY, max_length=32, dropout=0.1, pooling="cls"
+    )
+    tok = arch.make_featurizer(cfg)
+    params = arch.init(jax.random.key(0), cfg)
+    return arch, cfg, tok, params
+
+
+def test_registry_entry() -> None:
+    arch = get_architecture("bert")
+    assert arch is bc.ARCHITECTURE and arch.config_cls is bc.BertClassifierConfig
+    with pytest.raises(ValueError, match="strong_models and weak_models"):
+        bc.BertClassifierConfig(strong_models=("a",), weak_models=("a",))
+    with pytest.raises(ValueError, match="num_labels"):
+        bc.BertClassifierConfig(num_labels=2)
+    hash(bc.BertClassifierConfig(pretrained=False, encoder_config=TINY))  # usable as a static arg
+
+
+def test_examples_from_records(setup) -> None:
+    arch, cfg, tok, _ = setup
+    ex = arch.examples_from_records(_toy_data(), tok, cfg)
+    n = 32  # 8 x 4 strong-vs-weak battles; the vicuna battles are dropped
+    assert ex["input_ids"].shape == (n, 32) and ex["input_ids"].dtype == np.int32
+    assert ex["attention_mask"].shape == (n, 32) and ex["weight"].shape == (n,)
+    assert ex["label"][:4].tolist() == [LABEL_STRONG, LABEL_STRONG, LABEL_WEAK, LABEL_TIE]
+    assert ex["weight"][:2].tolist() == [1.0, 2.0]
+    assert (ex["input_ids"][:, 0] == 101).all()  # [CLS]
+
+
+def test_few_sgd_steps_reduce_the_loss(setup) -> None:
+    arch, cfg, tok, params = setup
+    batch = {
+        k: jnp.asarray(v) for k, v in arch.examples_from_records(_toy_data(), tok, cfg).items()
+    }
+    tx = optax.adam(3e-3)
+    opt = tx.init(params)
+
+    @jax.jit
+    def step(params, opt, rng):
+        (value, metrics), grads = jax.value_and_grad(arch.loss, has_aux=True)(
+            params, batch, rng, cfg
+        )
+        updates, opt = tx.update(grads, opt, params)
+        return optax.apply_updates(params, updates), opt, value, metrics
+
+    eval_loss = jax.jit(lambda p: arch.loss(p, batch, jax.random.key(99), cfg)[0])
+    before = float(eval_loss(params))
+    rng = jax.random.key(1)
+    for i in range(25):
+        params, opt, value, metrics = step(params, opt, jax.random.fold_in(rng, i))
+        assert np.isfinite(float(value))
+    after = float(eval_loss(params))
+    assert after < 0.7 * before, (before, after)
+    assert 0.0 <= float(metrics["accuracy"]) <= 1.0
+
+
+def test_win_rate_is_p_strong(setup) -> None:
+    arch, cfg, tok, params = setup
+    prompts = ["Hi", "Prove Fermat's last theorem for n = 3, step by step, please."]
+    inputs = arch.prompt_inputs(prompts, tok, cfg)
+    assert inputs["input_ids"].shape[0] == 2 and inputs["input_ids"].shape[1] in (16, 32)
+    wr = np.asarray(jax.jit(lambda p, x: arch.win_rate(p, x, 0, 1, cfg))(params, inputs))
+    assert wr.shape == (2,) and np.all((wr >= 0) & (wr <= 1))
+    probs = np.asarray(bc.label_probs(params, inputs, cfg))
+    np.testing.assert_allclose(wr, probs[:, LABEL_STRONG], atol=1e-6)
+    # Padding more does not change the score (the mask works).
+    ids, mask = tok(prompts, 32)
+    wr32 = np.asarray(arch.win_rate(params, {"input_ids": ids, "attention_mask": mask}, 0, 1, cfg))
+    np.testing.assert_allclose(wr32, wr, atol=1e-5)
+
+
+def test_partition_rules(setup) -> None:
+    arch, _, _, params = setup
+    flat = flatten_params(params)
+    kernel = "bert/encoder/layer_0/intermediate/dense/kernel"
+    assert [a for rx, a in arch.partition_rules if re.search(rx, kernel)][0] == ("embed", "mlp")
+    for path, value in flat.items():
+        for rx, axes in arch.partition_rules:
+            if re.search(rx, path):
+                assert len(axes) == value.ndim, path
+                break
+
+
+def test_pretrained_init_loads_minilm() -> None:
+    from routellm_jax.models.encoders.hf_import import load_bert
+
+    cfg = bc.BertClassifierConfig(pretrained=True, max_length=64)
+    params = bc.init(jax.random.key(0), cfg)
+    _, ref = load_bert(bc.encoder_folder(cfg))
+    a, b = flatten_params(params["bert"]), flatten_params(ref)
+    assert a.keys() == b.keys()
+    np.testing.assert_array_equal(
+        a["encoder/layer_3/attention/self/query/kernel"],
+        b["encoder/layer_3/attention/self/query/kernel"],
+    )
+    assert params["classifier"]["kernel"].shape == (384, 3)
