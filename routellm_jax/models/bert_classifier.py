@@ -200,6 +200,55 @@ def init(rng: jax.Array, config: BertClassifierConfig) -> Params:
     return params
 
 
+# The released RouteLLM BERT checkpoint's label order: 0 = strong wins, 1 = tie, 2 = weak wins
+# (its router sums the softmax of labels 1 and 2 as "tie or weak wins").
+RELEASED_LABEL_ORDER = (LABEL_STRONG, LABEL_TIE, LABEL_WEAK)
+
+
+def load_hf_classifier(
+    folder: str | Path,
+    config: BertClassifierConfig,
+    *,
+    label_order: tuple[int, int, int] = RELEASED_LABEL_ORDER,
+) -> Params:
+    """Parameters from a Hugging Face ``BertForSequenceClassification`` folder (safetensors),
+    strictly (every tensor used, shapes checked). ``label_order[i]`` is our label for the
+    checkpoint's output ``i``; the head's columns are permuted into our order.
+
+    Example:
+        >>> params = load_hf_classifier("my-bert-router", cfg)  # doctest: +SKIP
+    """
+    from routellm_jax.models.encoders.hf_import import (
+        CheckpointError,
+        assign_strict,
+        bert_key_converter,
+        read_safetensors,
+        safetensors_files,
+    )
+
+    if sorted(label_order) != [0, 1, 2]:
+        raise ValueError(f"label_order must be a permutation of (0, 1, 2), got {label_order}")
+    perm = np.argsort(np.asarray(label_order))  # our label j <- checkpoint output perm[j]
+
+    def convert(key: str, value: np.ndarray):
+        if key.startswith("classifier."):
+            if key == "classifier.weight":
+                return "classifier/kernel", np.ascontiguousarray(value[perm].T)
+            if key == "classifier.bias":
+                return "classifier/bias", value[perm]
+            raise CheckpointError("unknown classifier tensor")
+        if not key.startswith("bert."):
+            raise CheckpointError("expected a 'bert.' or 'classifier.' tensor")
+        out = bert_key_converter(key, value)
+        return None if out is None else ("bert/" + out[0], out[1])
+
+    module = _module(config, _encoder_shape(config))
+    ids = jnp.zeros((1, 8), jnp.int32)
+    shapes = jax.eval_shape(lambda r: module.init(r, ids, ids)["params"], jax.random.key(0))
+    tensors = read_safetensors(safetensors_files(folder))
+    return assign_strict(shapes, tensors, convert)
+
+
 def make_featurizer(config: BertClassifierConfig) -> BatchTokenizer:
     """The encoder's fast tokenizer, truncating at ``config.max_length``.
 

@@ -141,3 +141,30 @@ def test_pretrained_init_loads_minilm() -> None:
         b["encoder/layer_3/attention/self/query/kernel"],
     )
     assert params["classifier"]["kernel"].shape == (384, 3)
+
+
+def test_matches_hf_bert_for_sequence_classification(tmp_path) -> None:
+    """Our head on the pooled [CLS] = BertForSequenceClassification, and our win rate = the
+    reference BERTRouter's ``1 - sum(softmax(logits)[-2:])`` on the released label order."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    torch.manual_seed(0)
+    hf_cfg = transformers.BertConfig(num_labels=3, **TINY)
+    model = transformers.BertForSequenceClassification(hf_cfg).eval()
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    cfg = bc.BertClassifierConfig(pretrained=False, encoder_config=TINY, max_length=32)
+    params = bc.load_hf_classifier(tmp_path, cfg)
+    tok = bc.make_featurizer(cfg)
+    inputs = bc.prompt_inputs(["Hi there", "Integrate x^2 from 0 to 3, show the steps"], tok, cfg)
+    with torch.inference_mode():
+        ref = model(
+            input_ids=torch.from_numpy(inputs["input_ids"]).long(),
+            attention_mask=torch.from_numpy(inputs["attention_mask"]).long(),
+        ).logits.numpy()
+    ref_probs = np.exp(ref - ref.max(1, keepdims=True))
+    ref_probs /= ref_probs.sum(1, keepdims=True)
+    ours = np.asarray(bc.logits(params, inputs, cfg))
+    np.testing.assert_allclose(ours[:, [LABEL_STRONG, LABEL_TIE, LABEL_WEAK]], ref, atol=1e-4)
+    wr = np.asarray(bc.win_rate(params, inputs, 0, 1, cfg))
+    np.testing.assert_allclose(wr, 1 - ref_probs[:, -2:].sum(1), atol=1e-5)
