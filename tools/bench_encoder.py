@@ -74,7 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument(
+        "--bert-router",
+        action="store_true",
+        help="only time the bert router (MiniLM + 3-way head, one jit) at --batch-sizes",
+    )
     args = ap.parse_args(argv)
+    if args.bert_router:
+        return bench_bert_router(load_prompts(args.prompts), args.batch_sizes, args.rounds)
 
     prompts = load_prompts(args.prompts)
     ours = {}
@@ -120,6 +127,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = " ".join(f"{rate[n]:>12.1f} p/s  " for n in variants)
         ratios = " ".join(f"{n}={rate[n] / rate['torch']:.2f}x" for n in variants if n != "torch")
         print(f"{bs:>5} {cells} {ratios}", flush=True)
+    return 0
+
+
+def bench_bert_router(prompts: Sequence[str], batch_sizes: Sequence[int], rounds: int) -> int:
+    """Prompts/s of the ``bert`` router's win rate (tokenize + encoder + head, one jit per
+    shape; prompts sorted by length so each chunk pads to a multiple of 16 tokens)."""
+    import jax
+
+    from routellm_jax.models import bert_classifier as bc
+    from routellm_jax.models.encoders.bert import count_params
+
+    cfg = bc.BertClassifierConfig(pretrained=True)
+    params = bc.init(jax.random.key(0), cfg)
+    tok = bc.make_featurizer(cfg)
+    print(f"bert router parameters: {count_params(params):,}")
+    score = jax.jit(lambda p, x: bc.win_rate(p, x, 0, 1, cfg))
+    order = np.argsort([len(x) for x in tok.encode_ids(prompts)], kind="stable")
+    ordered = [prompts[i] for i in order]
+
+    def run(bs: int) -> np.ndarray:
+        out = [
+            score(params, bc.prompt_inputs(ordered[i : i + bs], tok, cfg))
+            for i in range(0, len(ordered), bs)
+        ]
+        return np.concatenate([np.asarray(o) for o in out])
+
+    for bs in batch_sizes:
+        start = time.perf_counter()
+        wr = run(bs)
+        first = time.perf_counter() - start
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            run(bs)
+            times.append(time.perf_counter() - start)
+        rate = len(prompts) / statistics.median(times)
+        print(
+            f"bert router batch {bs}: {rate:.1f} prompts/s (first call incl. compile {first:.1f}s;"
+            f" win rate mean {wr.mean():.3f})",
+            flush=True,
+        )
     return 0
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import http.server
 import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -117,3 +120,83 @@ def test_cli_fetch_encoder(tmp_path: Path, real_folder: Path, capsys) -> None:
     os.remove(encoder_dir(SPEC, root) / "config.json")
     assert cli_main(["fetch-encoder", "--cache-dir", str(root), "--source", "cache"]) == 1
     assert "config.json" in capsys.readouterr().err
+
+
+class _HubHandler(http.server.BaseHTTPRequestHandler):
+    """The two Hub routes the client uses: the revision API (our probe) and ``resolve``."""
+
+    folder: Path
+    corrupt: set[str] = set()
+
+    def _body(self) -> bytes | None:
+        prefix = f"/{SPEC.repo_id}/resolve/{SPEC.revision}/"
+        if self.path.startswith("/api/models/"):
+            return b"{}"
+        if not self.path.startswith(prefix):
+            return None
+        rel = self.path[len(prefix) :]
+        path = self.folder / rel
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        return data[:-1] + b"!" if rel in self.corrupt else data
+
+    def _reply(self, with_body: bool) -> None:
+        body = self._body()
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        self.send_header("X-Repo-Commit", SPEC.revision)
+        self.end_headers()
+        if with_body:
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (http.server API)
+        self._reply(False)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._reply(True)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def local_hub(real_folder: Path):
+    handler = type("Handler", (_HubHandler,), {"folder": real_folder, "corrupt": set()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_hub_source_against_a_local_server(tmp_path: Path, local_hub, monkeypatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    endpoint, handler = local_hub
+    small = tuple(
+        f for f in SPEC.files if f.path in ("config.json", "vocab.txt", "1_Pooling/config.json")
+    )
+    spec = dataclasses.replace(SPEC, files=small)
+    folder = fetch_encoder(
+        spec=spec, cache_dir=tmp_path, sources=("hub",), hub_endpoint=endpoint, progress=False
+    )
+    for f in small:
+        assert sha256_file(folder / f.path) == f.sha256
+    handler.corrupt.add("vocab.txt")
+    with pytest.raises(HashMismatchError, match="vocab.txt"):
+        fetch_encoder(
+            spec=spec,
+            cache_dir=tmp_path / "other",
+            sources=("hub",),
+            hub_endpoint=endpoint,
+            progress=False,
+        )

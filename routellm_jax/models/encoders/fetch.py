@@ -235,6 +235,17 @@ def _probe(url: str, timeout: float) -> None:
         raise SourceUnavailable(f"{url} unreachable ({type(err).__name__}: {err})") from err
 
 
+def _silent_tqdm_class() -> type:
+    from tqdm.auto import tqdm
+
+    class Silent(tqdm):  # the Hub client's progress bar, switched off
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return Silent
+
+
 def _from_hub(
     spec: EncoderSpec,
     needed: list[EncoderFile],
@@ -260,6 +271,7 @@ def _from_hub(
                     local_dir=tmpdir,
                     etag_timeout=timeout,
                     endpoint=endpoint,
+                    tqdm_class=None if progress else _silent_tqdm_class(),
                 )
             except Exception as err:  # the client raises many types (HTTP, entry not found, ...)
                 raise SourceUnavailable(f"{spec.repo_id}@{spec.revision}/{f.path}: {err}") from err
