@@ -110,6 +110,7 @@ class CausalLLMConfig:
     score_threshold: int = 4  # P(strong) = 1 - sum P(score >= threshold)
     # Score (1-5) taught for each battle label, indexed by LABEL_STRONG, LABEL_WEAK, LABEL_TIE.
     label_scores: tuple[int, int, int] = (1, 5, 4)
+    use_outcomes: bool = False  # also train on per-model outcomes turned into battles (+gold)
     system_message: str = SYSTEM_MESSAGE
     classifier_message: str = CLASSIFIER_MESSAGE
 
@@ -335,12 +336,16 @@ def examples_from_records(
     data: TrainingData, featurizer: CausalLLMFeaturizer, config: CausalLLMConfig
 ) -> dict[str, np.ndarray]:
     """Strong-vs-weak battles -> ``input_ids``/``attention_mask [n, max_length]``, ``label [n]``
-    (score class 0..4, i.e. score - 1), ``weight [n]``. Per-model outcomes are not used.
+    (score class 0..4, i.e. score - 1), ``weight [n]``. Per-model outcomes count too when
+    ``config.use_outcomes`` (turned into battles by ``featurizers.battles_with_outcomes``).
 
     Example:
         >>> ex = examples_from_records(TrainingData.of(comparisons=table), feat, cfg)  # doctest: +SKIP
     """
-    table, labels = orient(data.comparisons, config.strong_models, config.weak_models)
+    from routellm_jax.models.featurizers import battles_with_outcomes
+
+    battles = battles_with_outcomes(data, config.use_outcomes)
+    table, labels = orient(battles, config.strong_models, config.weak_models)
     scores = np.zeros(len(labels), dtype=np.int32)
     for label in (LABEL_STRONG, LABEL_WEAK, LABEL_TIE):
         scores[labels == label] = config.label_scores[label] - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -10,7 +11,13 @@ import numpy as np
 import optax
 import pytest
 
-from routellm_jax.data.records import Comparison, ComparisonTable, TrainingData
+from routellm_jax.data.records import (
+    Comparison,
+    ComparisonTable,
+    Outcome,
+    OutcomeTable,
+    TrainingData,
+)
 from routellm_jax.models import causal_llm
 from routellm_jax.models.registry import get_architecture
 
@@ -60,6 +67,19 @@ def test_examples_labels_and_layout(tiny):
         assert ids[n - len(feat.suffix_ids) : n].tolist() == feat.suffix_ids
     text = feat.tokenizer.decode(ex["input_ids"][1][: int(ex["attention_mask"][1].sum())])
     assert text == "Rate the question.\n\n[Question]\nsay hi\n\nPrediction:\n"
+
+
+def test_outcomes_become_examples_when_asked(tiny):
+    arch, cfg, feat, _ = tiny
+    outcomes = OutcomeTable.from_records(
+        [Outcome("2+2?", STRONG, 1.0), Outcome("2+2?", WEAK, 0.0), Outcome("3+3?", WEAK, 1.0)]
+        + [Outcome("3+3?", STRONG, 1.0)]
+    )
+    data = TrainingData.of(outcomes=outcomes)
+    assert len(arch.examples_from_records(data, feat, cfg)["label"]) == 0
+    with_gold = dataclasses.replace(cfg, use_outcomes=True)
+    ex = arch.examples_from_records(data, feat, with_gold)
+    assert sorted(ex["label"].tolist()) == [0, 3]  # strong right & weak wrong; both right = tie
 
 
 def test_long_prompt_is_cut_but_keeps_template(tiny):
