@@ -326,7 +326,11 @@ class EmbeddingStore:
                     self.table[str(p)] = e
 
     def seed_from(self, npz: Path) -> int:
-        """Add embeddings from another ``.npz`` (``prompts`` + ``E``/``embeddings``); count added."""
+        """Add embeddings from another ``.npz`` (``prompts`` + ``E``/``embeddings``), or from every
+        ``.npz`` in a folder; count added."""
+        npz = Path(npz)
+        if npz.is_dir():
+            return sum(self.seed_from(f) for f in sorted(npz.glob("*.npz")) if ".tmp" not in f.name)
         with np.load(npz, allow_pickle=True) as z:
             key = "embeddings" if "embeddings" in z.files else "E"
             prompts, emb = z["prompts"].tolist(), np.asarray(z[key], np.float32)
@@ -838,11 +842,14 @@ def run(
     add("prompt_length", "-", lambda ps, s, w: prompt_length_router(ps), {})
 
     mix_cache: dict[str, tuple[TrainingData, dict]] = {}
+    failed: dict[str, str] = {}
     cards: dict[str, dict] = {}
     for path, cfg in cfgs:
         mix = str(cfg.grid.mix)
         if mix not in mix_cache:
             t0 = time.time()
+            for seed_npz in seed_embeddings:  # seed files may have grown since the start
+                store.seed_from(seed_npz)
             data, card = build_mix(mix, root, store, eval_sets)
             if quick:
                 data = _quick_data(data)
@@ -868,10 +875,17 @@ def run(
         data, _ = mix_cache[mix]
         if quick:
             cfg.steps = min(int(cfg.steps), 20)
-        fn, info = train_cell(cfg, data, store, workdir / "cells" / Path(path).stem)
+        try:
+            fn, info = train_cell(cfg, data, store, workdir / "cells" / Path(path).stem)
+        except Exception as err:  # one failing cell must not lose the others' results
+            log.exception("cell %s failed", path)
+            failed[path] = f"{type(err).__name__}: {err}"
+            continue
         add(str(cfg.arch), mix, fn, info, config=os.path.relpath(path, HERE.parent))
+        write_tables(out, rows, benches, {"command": command, "partial": True})
 
     meta = {
+        "failed_cells": failed,
         "command": command,
         "data_cards": cards,
         "quick": quick,

@@ -22,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.arch_config = ml_collections.ConfigDict(
         dict(latent_dim=16, hidden_dim=256, alpha=0.1, win_rate_mode="gain")
     )
-    c.steps = 3000
+    c.steps = 2000
     c.batch_size = 512
     c.optimizer.lr = 1e-3
     c.optimizer.weight_decay = 1e-5

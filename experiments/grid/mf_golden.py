@@ -22,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.arch_config = ml_collections.ConfigDict(
         dict(dim=128, alpha=0.1, use_outcomes=True, ties="drop")
     )
-    c.steps = 3000
+    c.steps = 2000
     c.batch_size = 512
     c.optimizer.lr = 1e-3
     c.optimizer.weight_decay = 1e-5
