@@ -30,7 +30,7 @@ from routellm_jax.training.config import make_optimizer
 from routellm_jax.training.train import Trainer, train
 
 HERE = Path(__file__).parent
-STEPS = 12
+STEPS = 8
 
 
 def _assert_trees_close(a, b, atol=1e-6):
@@ -45,7 +45,7 @@ def _assert_trees_close(a, b, atol=1e-6):
 
 @pytest.fixture(scope="module")
 def reference_run(tiny_arch, tiny_records, eight_devices, tmp_path_factory):
-    """An uninterrupted 12-step run on 8 devices (checkpoints every 2 steps, keep 2)."""
+    """An uninterrupted 8-step run on 8 devices (checkpoints every 2 steps, keep 2)."""
     workdir = tmp_path_factory.mktemp("ref")
     config = tiny_router.base_config(str(tiny_records), steps=STEPS)
     return train(config, workdir, progress=False)
@@ -53,7 +53,7 @@ def reference_run(tiny_arch, tiny_records, eight_devices, tmp_path_factory):
 
 def test_reference_run_writes_last_k_checkpoints_and_metrics(reference_run):
     assert reference_run.step == STEPS
-    assert reference_run.checkpoint_steps == [10, 12]  # keep=2
+    assert reference_run.checkpoint_steps == [6, 8]  # keep=2
     assert "eval/loss" in reference_run.metrics and "eval/accuracy" in reference_run.metrics
     lines = (reference_run.workdir / "metrics.jsonl").read_text().splitlines()
     assert any('"eval/loss"' in line for line in lines)
@@ -147,8 +147,8 @@ def test_corrupt_checkpoint_names_step_dir_and_file_and_keeps_others(reference_r
             tiny_router.base_config("unused", steps=STEPS + 2), workdir, resume=True, progress=False
         )
     # The earlier good checkpoint is still there and loads.
-    assert (checkpoint_dir(workdir) / "10").is_dir()
-    assert load_params(workdir, step=10)[0] == "tiny_test_router"
+    assert (checkpoint_dir(workdir) / "6").is_dir()
+    assert load_params(workdir, step=6)[0] == "tiny_test_router"
 
 
 def _free_port():
