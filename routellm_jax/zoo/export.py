@@ -210,6 +210,21 @@ def export_entry(
         weak=weak,
         featurizer=featurizer,
     )
+    store = embedding_store(router.featurizer)
+    if store is not None:
+        # Frozen encoder: embed through the featurizer's on-disk store and score unfused (the
+        # same numbers as the fused path), so re-exports do not re-embed the reference set.
+        embed_into_store(router.featurizer, list(calibration_prompts), store)
+        router = Router.from_params(
+            arch_name,
+            arch_config,
+            host_params,
+            name=name,
+            strong=strong,
+            weak=weak,
+            featurizer=router.featurizer,
+            fuse_encoder=False,
+        )
     rates = router.win_rate(list(calibration_prompts))
     calibration = calibration_from_win_rates(
         rates,
@@ -266,8 +281,14 @@ def export_entry(
                 f"(max diff {np.max(np.abs(again - rates[: len(probe)])):.3g})"
             )
         if eval_benchmarks:
+            # Unfused, on the featurizer's per-prompt cache (kept on disk for frozen encoders):
+            # the same numbers as the fused path (tested), without re-embedding the benchmarks
+            # for every entry that shares the encoder.
+            evaluator = Router(
+                card_back, params_back, featurizer=router.featurizer, fuse_encoder=False
+            )
             card.evals = card.evals + evaluate_router_on(
-                check, eval_benchmarks, entry_name=name, data_dir=data_dir
+                evaluator, eval_benchmarks, entry_name=name, data_dir=data_dir, store=store
             )
             card.save(tmp / CARD_FILE)
         if final.exists():
@@ -350,6 +371,7 @@ def evaluate_router_on(
     *,
     entry_name: str,
     data_dir: str | os.PathLike[str] | None = None,
+    store: Path | None = None,
 ) -> list[EvalResult]:
     """APGR and CPT of ``router`` on each benchmark, via :mod:`routellm_jax.eval` (MMLU always
     without the golden split, so a router trained on it is never scored on it).
@@ -366,6 +388,8 @@ def evaluate_router_on(
     for spec in benchmarks:
         exclude_golden = spec == "mmlu"
         bench = load_benchmark(spec, data_dir=data_dir, exclude_golden=exclude_golden)
+        if store is not None:
+            embed_into_store(router.featurizer, list(bench.prompts), store)
         rates = router.win_rate(list(bench.prompts))
         res = evaluate_win_rates(bench, np.asarray(rates, np.float64), name=entry_name)
         metrics = res.metrics
@@ -533,3 +557,53 @@ def export_from_workdir(
         eval_benchmarks=eval_benchmarks,
         data_dir=data_dir,
     )
+
+
+def embedding_store(featurizer: Any) -> Path | None:
+    """Where a frozen-encoder featurizer's embeddings are kept between exports
+    (``<cache>/zoo/embeddings/<spec>.npz``), loading what is already there; None for featurizers
+    without an encoder or a per-prompt cache.
+
+    Example:
+        >>> embedding_store(make_embedding_featurizer("all-MiniLM-L6-v2"))  # doctest: +SKIP
+        PosixPath('/root/.cache/routellm_jax/zoo/embeddings/all-MiniLM-L6-v2.npz')
+    """
+    from routellm_jax.zoo.hub import zoo_cache
+
+    cache = getattr(featurizer, "cache", None)
+    spec = getattr(featurizer, "spec", "")
+    if not isinstance(cache, dict) or getattr(featurizer, "embedder", None) is None or not spec:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)
+    path = zoo_cache() / "embeddings" / f"{safe}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            cache.update(zip(z["prompts"].tolist(), z["embeddings"]))
+    return path
+
+
+def embed_into_store(
+    featurizer: Any, prompts: Sequence[str], store: Path, chunk: int = 1024
+) -> None:
+    """Embed the prompts the featurizer has not cached yet, saving the store after each chunk
+    (so an interrupted run keeps its work). The file holds only float arrays and strings.
+
+    Example:
+        >>> embed_into_store(featurizer, bench.prompts, embedding_store(featurizer))  # doctest: +SKIP
+    """
+    todo = [p for p in dict.fromkeys(prompts) if p not in featurizer.cache]
+    for start in range(0, len(todo), chunk):
+        featurizer.embed(todo[start : start + chunk], batch_size=64)
+        if store.is_file():  # another export may have added prompts meanwhile: keep them
+            with np.load(store, allow_pickle=False) as z:
+                for p, v in zip(z["prompts"].tolist(), z["embeddings"]):
+                    featurizer.cache.setdefault(p, v)
+        keys = list(featurizer.cache)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(store.name + ".tmp.npz")
+        np.savez(
+            tmp,
+            prompts=np.array(keys, dtype=str),
+            embeddings=np.stack([featurizer.cache[k] for k in keys]).astype(np.float32),
+        )
+        os.replace(tmp, store)
