@@ -139,9 +139,9 @@ class Trainer:
     ) -> None:
         self.arch, self.arch_cfg, self.tx, self.mesh = arch, arch_cfg, tx, mesh
         repl = sharding_lib.replicated(mesh)
-        # Architectures whose init reads pretrained weights from disk (bert, causal_llm) cannot be
-        # traced; their init runs eagerly on the host and the params are then placed.
-        self._host_init = False
+        # Architectures whose init reads pretrained weights from disk (bert, causal_llm; their
+        # config says ``pretrained``) or cannot be traced get an eager host init, then placement.
+        self._host_init = bool(getattr(arch_cfg, "pretrained", False))
         try:
             abstract_params = jax.eval_shape(
                 lambda r: arch.init(r, arch_cfg), jax.random.PRNGKey(0)
@@ -217,6 +217,8 @@ class Trainer:
         """Fresh state on this mesh (the same values as :func:`init_state`)."""
         if not self._host_init:
             return self._jit_init(rng)
+        # Eager: pretrained weights read inside init would otherwise become compile-time
+        # constants of a jitted init (slow to compile, and a copy of the model in the program).
         init_rng, base_rng = jax.random.split(rng)
         params = jax.device_put(self.arch.init(init_rng, self.arch_cfg), self.param_shardings)
         repl = sharding_lib.replicated(self.mesh)

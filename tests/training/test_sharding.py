@@ -106,3 +106,16 @@ def test_sharded_loss_grads_and_steps_equal_one_device(
     for a, b in zip(jax.tree_util.tree_leaves(one[1:]), jax.tree_util.tree_leaves(many[1:])):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
     assert float(jnp.abs(one[1]["dense"]["kernel"]).sum()) > 0  # grads are not trivially zero
+
+
+def test_pretrained_architectures_init_on_host_with_the_same_values(tiny_arch, eight_devices):
+    mesh = S.make_mesh({"data": 4, "fsdp": 2}, eight_devices)
+    oc = default_config().optimizer
+    tx, _ = make_optimizer(oc, 4)
+    traced = Trainer(tiny_arch, tiny_router.TinyConfig(), tx, mesh)
+    host = Trainer(tiny_arch, tiny_router.TinyConfig(pretrained=True), tx, mesh)
+    assert host._host_init and not traced._host_init
+    a, b = traced.init(jax.random.PRNGKey(3)), host.init(jax.random.PRNGKey(3))
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+        assert x.sharding.is_equivalent_to(y.sharding, x.ndim)

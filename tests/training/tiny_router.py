@@ -24,6 +24,7 @@ class TinyConfig:
     hidden: int = 32
     noise: float = 0.1
     models: tuple[str, ...] = ()
+    pretrained: bool = False  # like bert/causal_llm: the trainer then initialises eagerly
 
 
 def init(rng, config):
