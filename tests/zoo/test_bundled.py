@@ -3,8 +3,6 @@ and the README's first command (route a prompt with mf-minilm) works from them."
 
 from __future__ import annotations
 
-import numpy as np
-
 from routellm_jax import api, paths
 from routellm_jax.cli import main
 from routellm_jax.zoo import hub
@@ -37,9 +35,7 @@ def test_readme_route_command_with_default_router(tmp_path, capsys) -> None:
     assert main(["route", "What is 2+2?", "--cache-dir", str(tmp_path)]) == 0
     rate, model, prompt = capsys.readouterr().out.strip().split("\t")
     assert 0.0 <= float(rate) <= 1.0 and prompt == "What is 2+2?"
-    router = api.load("mf-minilm", cache_dir=tmp_path)
-    assert model in (router.default_strong, router.default_weak)
-    # The fused encoder+head path gives the architecture's own answer.
+    # The CLI's fused encoder+head path gives the architecture's own (unfused) answer.
     plain = api.load("mf-minilm", cache_dir=tmp_path, fuse_encoder=False)
-    prompts = ["What is 2+2?", "Write a proof that sqrt(2) is irrational, step by step."]
-    np.testing.assert_allclose(router.win_rate(prompts), plain.win_rate(prompts), atol=1e-5)
+    assert model in (plain.default_strong, plain.default_weak)
+    assert abs(float(plain.win_rate(["What is 2+2?"])[0]) - float(rate)) < 1e-4
