@@ -22,7 +22,8 @@ MiniLM embeddings), generated once and fed to both sides.
 
 Usage::
 
-    python tools/bench_train.py [--steps 200] [--mf-batch 64] [--bert-steps 10] [--threads N]
+    python tools/bench_train.py [--steps 300] [--mf-batch 64 1024] [--bert-steps 8] [--threads N]
+                                [--skip-mf] [--skip-bert]
 """
 
 from __future__ import annotations
@@ -348,7 +349,7 @@ def bench_bert_torch(d: dict, batch: int, steps: int, warmup: int = 2) -> dict[s
     for i in range(steps):
         loss = step(warmup + i)
     dt = time.perf_counter() - t0
-    return {"examples_per_s": steps * batch / dt, "loss": float(loss)}
+    return {"examples_per_s": steps * batch / dt, "loss": float(loss.detach())}
 
 
 # -------------------------------------------------------------------------- main
@@ -364,6 +365,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--skip-bert", action="store_true")
+    p.add_argument("--skip-mf", action="store_true")
     args = p.parse_args(argv)
 
     import torch
@@ -372,8 +374,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")
     results: dict[str, Any] = {}
-    d = mf_data(args.battles, 1100, 64, 384)
-    for bs in args.mf_batch:
+    d = None if args.skip_mf else mf_data(args.battles, 1100, 64, 384)
+    for bs in [] if args.skip_mf else args.mf_batch:
         ours = bench_mf_jax(d, bs, args.steps)
         ref = bench_mf_torch(d, bs, args.steps, dataloader=True)
         fast = bench_mf_torch(d, bs, args.steps, dataloader=False)
