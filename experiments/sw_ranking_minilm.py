@@ -6,6 +6,9 @@ stores them with the battles) and saves the result as a step-0 checkpoint.
 Run::
 
     routellm-jax train experiments/sw_ranking_minilm.py --workdir runs/sw_ranking_minilm
+
+Result (2026-11-28, 2-core CPU shared with other jobs): fit in 228 s (1,103 distinct prompts,
+127k battle rows, 110 BT players); GSM8K APGR 0.508, AUC 0.749.
 """
 
 from __future__ import annotations
