@@ -307,7 +307,7 @@ def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int) -> tuple[An
 
     Example:
         >>> tx, schedule = make_optimizer(default_config().optimizer, total_steps=100)
-        >>> float(schedule(0))
+        >>> round(float(schedule(0)), 6)
         0.001
     """
     import optax
