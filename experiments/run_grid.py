@@ -61,6 +61,7 @@ from experiments import baselines as B  # noqa: E402
 from routellm_jax.data.records import (  # noqa: E402
     OUTCOME_A,
     OUTCOME_B,
+    ComparisonTable,
     OutcomeTable,
     TrainingData,
 )
@@ -565,7 +566,26 @@ def build_mix(
     )
     lexical = make_embedding_featurizer("hashing:384")
     index = EvalIndex.build(eval_sets, lexical.embed)
-    data, rep = decontaminate(data, index, embed_fn=lexical.embed, threshold=LEXICAL_THRESHOLD)
+    # Sources marked decontaminate=False (the golden MMLU split: evaluation data by design,
+    # excluded from evaluation instead) skip the lexical pass too.
+    exempt = set()
+    for s in spec.sources:
+        if not s.decontaminate and s.loader is not None:
+            d = s.loader(root)
+            exempt |= set(d.comparisons.prompt.tolist()) | set(d.outcomes.prompt.tolist())
+    c_ex = np.array([p in exempt for p in data.comparisons.prompt], dtype=bool)
+    o_ex = np.array([p in exempt for p in data.outcomes.prompt], dtype=bool)
+    rest, rep = decontaminate(
+        TrainingData(data.comparisons.take(~c_ex), data.outcomes.take(~o_ex)),
+        index,
+        embed_fn=lexical.embed,
+        threshold=LEXICAL_THRESHOLD,
+    )
+    data = TrainingData(
+        ComparisonTable.concat([rest.comparisons, data.comparisons.take(c_ex)]),
+        OutcomeTable.concat([rest.outcomes, data.outcomes.take(o_ex)]),
+    )
+    card["decontamination"]["lexical_exempt_prompts"] = len(exempt)
     card["decontamination"]["lexical_pass"] = rep.to_dict()
     card["decontamination"]["lexical_threshold"] = LEXICAL_THRESHOLD
     card["decontamination"]["eval_prompts_without_minilm_embedding"] = {
