@@ -6,7 +6,7 @@ Command:
     python experiments/run_grid.py experiments/grid/irt_both_mmlu.py
 
 Result (APGR; filled in from experiments/results/results.json by run_grid --stamp):
-    RESULT: mmlu=0.534, gsm8k=0.545, alpaca_heldout=0.547, arena_heldout=0.524, arena_heldout:claude-2.1/mistral-7b-instruct-v0.1=0.516, routerbench_test:gpt-3.5-turbo-1106/llama-2-70b-chat=0.615, routerbench_test:gpt-4-1106-preview/mixtral-8x7b-instruct-v0.1=0.558 (from: python experiments/run_grid.py experiments/grid/mf_both_mmlu.py experiments/grid/irt_both_mmlu.py experiments/grid/mf_judge.py experiments/grid/irt_judge.py experiments/grid/sw_ranking_judge.py experiments/grid/mf_golden.py experiments/grid/irt_golden.py experiments/grid/mf_both.py experiments/grid/irt_both.py experiments/grid/sw_ranking_both_mmlu.py --seed-embeddings /tmp/emb_done --stamp)
+    RESULT: mmlu=0.534, gsm8k=0.545, alpaca_heldout=0.547, arena_heldout=0.524, arena_heldout:claude-2.1/mistral-7b-instruct-v0.1=0.516, routerbench_test:gpt-3.5-turbo-1106/llama-2-70b-chat=0.615, routerbench_test:gpt-4-1106-preview/mixtral-8x7b-instruct-v0.1=0.558 (from: python experiments/run_grid.py experiments/grid/mf_both_mmlu.py experiments/grid/irt_both_mmlu.py experiments/grid/sw_ranking_both_mmlu.py experiments/grid/mf_judge.py experiments/grid/irt_judge.py experiments/grid/sw_ranking_judge.py experiments/grid/mf_golden.py experiments/grid/irt_golden.py experiments/grid/sw_ranking_golden.py experiments/grid/mf_both.py experiments/grid/irt_both.py experiments/grid/sw_ranking_both.py --seed-embeddings /tmp/emb_done --out /tmp/grid_full --workdir /tmp/routellm_grid2)
 """
 
 import ml_collections
