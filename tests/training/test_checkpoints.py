@@ -258,5 +258,29 @@ def test_user_architecture_trains_through_public_entry_point(tiny_records, tmp_p
         name, arch_cfg, params = load_params(tmp_path / "user")
         assert name == "test_user_linear" and arch_cfg == LinearConfig(dim=6)
         assert params["w"].shape == (6,) and np.abs(params["w"]).sum() > 0
+
+        # ... and it round-trips through the zoo format and the public inference API.
+        import routellm_jax
+        from routellm_jax.zoo.export import export_entry
+
+        prompts = [f"prompt number {i} with {'a few ' * (i % 5)}words" for i in range(40)]
+        res = export_entry(
+            name,
+            arch_cfg,
+            params,
+            tmp_path / "zoo",
+            name="user-linear",
+            calibration_prompts=prompts,
+            calibration_reference="40 synthetic prompts",
+            encoder=None,
+            commit="test",
+        )
+        router = routellm_jax.load(res.archive)
+        expected = np.asarray(
+            USER_ARCH.win_rate(params, {"x": _lin_featurizer(arch_cfg)(prompts)}, 0, 1, arch_cfg)
+        )
+        np.testing.assert_allclose(router.win_rate(prompts), expected, rtol=1e-6, atol=1e-7)
+        to_strong = router.route(prompts, strong_share=0.5)
+        assert 0 < int(to_strong.sum()) < len(prompts)
     finally:
         registry.unregister("test_user_linear")
