@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -101,26 +100,11 @@ TRANSFER = (
 
 
 # ------------------------------------------------------------------------ held-out judge split
-def judge_prompts(root: Path) -> dict[str, list[str]]:
-    """The distinct prompts of the two judge sets: ``{"alpaca_eval": [...], "arena_bench_v1": [...]}``.
-
-    Example:
-        >>> sorted(judge_prompts(data_dir()))  # doctest: +SKIP
-        ['alpaca_eval', 'arena_bench_v1']
-    """
-    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_prompts
-    from routellm_jax.data.sources.fastchat import read_score_matrix
-
-    alpaca = read_alpaca_eval_prompts(root / "derived" / "alpaca_eval_prompts.jsonl")
-    arena = read_score_matrix(root / ARENA_MATRIX, skip_bad_rows=True)
-    return {
-        "alpaca_eval": list(dict.fromkeys(alpaca.values())),
-        "arena_bench_v1": list(dict.fromkeys(arena.prompt.tolist())),
-    }
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+# The split file's reader lives in the package (routellm_jax.data.judge_split), shared with
+# MixtureSpec.heldout_split, so the experiment configs exclude exactly the prompts scored here.
+from routellm_jax.data.judge_split import heldout_prompts, judge_prompts  # noqa: E402
+from routellm_jax.data.judge_split import prompt_id as _sha  # noqa: E402
+from routellm_jax.data.judge_split import read_split as _read_split  # noqa: E402
 
 
 def compute_judge_split(
@@ -169,28 +153,7 @@ def read_split(path: Path = SPLIT_FILE) -> dict[str, frozenset[str]]:
         >>> read_split()["alpaca_eval"].__len__()  # doctest: +SKIP
         242
     """
-    out: dict[str, set[str]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2 or len(parts[1]) != 64:
-            raise ValueError(f"{path}:{n}: expected '<set> <sha256>', got {line!r}")
-        out.setdefault(parts[0], set()).add(parts[1])
-    return {k: frozenset(v) for k, v in out.items()}
-
-
-def heldout_prompts(root: Path, split: Mapping[str, frozenset[str]]) -> dict[str, list[str]]:
-    """The held-out prompt texts of each judge set.
-
-    Example:
-        >>> heldout_prompts(data_dir(), read_split())  # doctest: +SKIP
-    """
-    return {
-        name: [p for p in ps if _sha(p) in split.get(name, ())]
-        for name, ps in judge_prompts(root).items()
-    }
+    return _read_split(path)
 
 
 # ------------------------------------------------------------------------ benchmarks

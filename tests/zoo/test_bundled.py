@@ -3,11 +3,22 @@ and the README's first command (route a prompt with mf-minilm) works from them."
 
 from __future__ import annotations
 
+import importlib.util
+
 from routellm_jax import api, paths
 from routellm_jax.cli import main
 from routellm_jax.zoo import hub
 
 ZOO = paths.repo_root() / "model_zoo"
+
+
+def _readme():
+    """tests/test_readme.py, which parses the README's set-up commands."""
+    path = paths.repo_root() / "tests" / "test_readme.py"
+    spec = importlib.util.spec_from_file_location("readme_commands", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_bundled_entries_match_manifest_and_cards(tmp_path) -> None:
@@ -32,10 +43,16 @@ def test_bundled_entries_match_manifest_and_cards(tmp_path) -> None:
 
 
 def test_readme_route_command_with_default_router(tmp_path, capsys) -> None:
-    assert main(["route", "What is 2+2?", "--cache-dir", str(tmp_path)]) == 0
-    rate, model, prompt = capsys.readouterr().out.strip().split("\t")
-    assert 0.0 <= float(rate) <= 1.0 and prompt == "What is 2+2?"
+    args = _readme().readme_route_args()  # exactly what the README's first command runs
+    prompts = [a for a in args[1:] if not a.startswith("-")]
+    assert main([*args, "--cache-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [line.split("\t") for line in lines if not line.startswith("#")]
+    assert len(rows) == len(prompts)  # long prompts are shown cut, with "..."
+    assert all(p.startswith(r[2].removesuffix("...")) for r, p in zip(rows, prompts))
     # The CLI's fused encoder+head path gives the architecture's own (unfused) answer.
-    plain = api.load("mf-minilm", cache_dir=tmp_path, fuse_encoder=False)
-    assert model in (plain.default_strong, plain.default_weak)
-    assert abs(float(plain.win_rate(["What is 2+2?"])[0]) - float(rate)) < 1e-4
+    plain = api.load(api.DEFAULT_ROUTER, cache_dir=tmp_path, fuse_encoder=False)
+    expected = plain.win_rate(prompts)
+    for (rate, model, _), want in zip(rows, expected):
+        assert model in (plain.default_strong, plain.default_weak)
+        assert abs(float(rate) - float(want)) < 1e-4

@@ -1,0 +1,149 @@
+"""Regenerate the README's number tables from the files that hold the measured numbers.
+
+The README quotes two kinds of results, and neither is typed in by hand:
+
+* the zoo table, from ``model_zoo/manifest.json`` and each bundled entry's model card (the
+  evaluations that ``tools/export_zoo_entry.py`` ran at export, with their commands);
+* the experiments table (ours against the paper), from ``experiments/results/results.json``,
+  written by ``experiments/run_grid.py``.
+
+Each table lives between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers. Usage::
+
+    python tools/readme_tables.py           # rewrite README.md in place
+    python tools/readme_tables.py --check   # exit 1 if README.md is out of date (a test runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+MANIFEST = ROOT / "model_zoo" / "manifest.json"
+RESULTS = ROOT / "experiments" / "results" / "results.json"
+PAPER_TABLES = "RouteLLM v4, Tables 1-3 (`../shared/paper/routellm_v4_tables.md`)"
+
+# Columns of the experiments table: results.json benchmark key -> header.
+RESULT_COLUMNS = {
+    "mmlu": "MMLU",
+    "gsm8k": "GSM8K",
+    "alpaca_heldout": "AlpacaEval held-out",
+    "arena_heldout": "arena-bench held-out",
+}
+ZOO_BENCHMARKS = ("mmlu", "gsm8k", "alpaca_heldout")
+
+
+def _fmt(x: Any) -> str:
+    return "-" if x is None else f"{float(x):.3f}"
+
+
+def _card_of(entry: Mapping[str, Any], zoo_dir: Path) -> dict[str, Any] | None:
+    """The card.json inside a bundled entry's archive; None for entries published elsewhere."""
+    url = entry["files"][0]["urls"][0]
+    if "://" in url:
+        return None
+    with tarfile.open(zoo_dir / url) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("card.json"))
+        handle = tar.extractfile(member)
+        if handle is None:
+            raise ValueError(f"{zoo_dir / url}: card.json is not a regular file")
+        return json.load(handle)
+
+
+def zoo_table(manifest_path: Path = MANIFEST) -> str:
+    """Markdown table of the zoo: one row per manifest entry, APGRs from its card."""
+    manifest = json.loads(manifest_path.read_text())
+    header = "| entry | architecture | size | where | " + " | ".join(
+        f"{RESULT_COLUMNS[b]} APGR" for b in ZOO_BENCHMARKS
+    )
+    lines = [header + " |", "|" + "---|" * (4 + len(ZOO_BENCHMARKS))]
+    for entry in sorted(manifest["entries"], key=lambda e: e["name"]):
+        size = sum(f["size"] for f in entry["files"])
+        card = _card_of(entry, manifest_path.parent)
+        where = "bundled" if card is not None else "by URL"
+        evals = {e["benchmark"]: e["apgr"] for e in (card or {}).get("evals", [])}
+        if card is None:
+            evals = {e["benchmark"]: e["apgr"] for e in entry.get("evals", [])}
+        cells = [_fmt(evals.get(b)) for b in ZOO_BENCHMARKS]
+        lines.append(
+            f"| `{entry['name']}` {entry['version']} | {entry['architecture']} | "
+            f"{size / 1e6:.2f} MB | {where} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _pick_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Baselines, then per learned router the mix with the best worse-of(MMLU, GSM8K) APGR: the
+    number a single checkpoint has to be judged by, since it must serve both benchmarks."""
+    baselines = [r for r in rows if r["mix"] == "-"]
+    best: dict[str, Mapping[str, Any]] = {}
+    for r in rows:
+        if r["mix"] == "-":
+            continue
+        score = min(r["apgr"].get("mmlu") or 0.0, r["apgr"].get("gsm8k") or 0.0)
+        key = r["router"]
+        if key not in best or score > min(best[key]["apgr"]["mmlu"], best[key]["apgr"]["gsm8k"]):
+            best[key] = r
+    learned = sorted(
+        best.values(), key=lambda r: -min(r["apgr"].get("mmlu", 0), r["apgr"].get("gsm8k", 0))
+    )
+    return baselines + learned
+
+
+def results_table(results_path: Path = RESULTS) -> str:
+    """Markdown table: paper's best, baselines and our best mix per router, APGR per benchmark."""
+    results = json.loads(results_path.read_text())
+    paper = {"mmlu": 0.603, "gsm8k": 0.622}  # the paper's best per benchmark (v4 Tables 2, 3)
+    cols = list(RESULT_COLUMNS)
+    lines = [
+        "| router | training mix | " + " | ".join(RESULT_COLUMNS[c] for c in cols) + " |",
+        "|" + "---|" * (2 + len(cols)),
+        "| paper's best (a different router per benchmark) | Arena + golden / judge | "
+        + " | ".join(_fmt(paper.get(c)) for c in cols)
+        + " |",
+    ]
+    for r in _pick_rows(results["rows"]):
+        lines.append(
+            f"| {r['router']} | {r['mix']} | "
+            + " | ".join(_fmt(r["apgr"].get(c)) for c in cols)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def render(readme: str, tables: Mapping[str, str]) -> str:
+    """``readme`` with each marked block replaced by its table."""
+    for name, table in tables.items():
+        pattern = re.compile(
+            rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S
+        )
+        if not pattern.search(readme):
+            raise ValueError(f"{README}: no <!-- BEGIN {name} --> ... <!-- END {name} --> block")
+        readme = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), readme)
+    return readme
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
+    args = parser.parse_args(argv)
+    current = README.read_text()
+    updated = render(current, {"zoo-table": zoo_table(), "results-table": results_table()})
+    if args.check:
+        if updated != current:
+            print(f"{README} is out of date: run python tools/readme_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(updated)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
