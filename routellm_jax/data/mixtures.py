@@ -30,6 +30,7 @@ version) into one folder; :func:`load_mixture` reads them back.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import zlib
@@ -265,6 +266,10 @@ class MixtureSpec:
     threshold: float = DEFAULT_THRESHOLD
     total_rows: int | None = None
     name: str = "mixture"
+    # A held-out split file (``judge_split.read_split`` format, e.g. the committed
+    # ``experiments/judge_heldout_split.txt``): its prompts join the evaluation sets above, so
+    # they are removed from every source like MMLU/GSM8K/MT-Bench prompts.
+    heldout_split: str | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sources]
@@ -280,6 +285,7 @@ class MixtureSpec:
             "eval_sets": list(self.eval_sets),
             "threshold": self.threshold,
             "total_rows": self.total_rows,
+            "heldout_split": self.heldout_split,
             "sources": [s.to_dict() for s in self.sources],
         }
 
@@ -424,7 +430,8 @@ def build_mixture(
     """Build the mixture; return ``(TrainingData, data card dict)``.
 
     ``eval_prompts`` overrides the evaluation sets read from the data folder
-    (:func:`~routellm_jax.data.decontaminate.standard_eval_sets` of ``spec.eval_sets``).
+    (:func:`~routellm_jax.data.decontaminate.standard_eval_sets` of ``spec.eval_sets``, plus the
+    held-out prompts of ``spec.heldout_split``: ``judge_split.heldout_eval_sets``).
     Without ``embed_fn`` only exact duplicates are removed and the card says so.
 
     Example:
@@ -434,10 +441,25 @@ def build_mixture(
     table = default_table() if table is None else table
     needs_root = any(s.loader is None for s in spec.sources) or eval_prompts is None
     root = data_dir(data_root) if needs_root else Path(data_root or ".")
+    heldout_card = None
     if eval_prompts is None:
         eval_prompts = (
             standard_eval_sets(root, names=tuple(spec.eval_sets)) if spec.eval_sets else {}
         )
+    if spec.heldout_split:
+        # Added even when the caller gave eval_prompts: a spec that names a held-out split
+        # never trains on it (sets the caller already passed under the same name are kept).
+        from routellm_jax.data.judge_split import heldout_eval_sets, resolve_split_path
+
+        root = data_dir(data_root)
+        held = heldout_eval_sets(root, spec.heldout_split)
+        eval_prompts = {**held, **eval_prompts}
+        split_path = resolve_split_path(spec.heldout_split)
+        heldout_card = {
+            "file": str(spec.heldout_split),
+            "sha256": hashlib.sha256(split_path.read_bytes()).hexdigest(),
+            "prompts": {k: len(v) for k, v in held.items()},
+        }
     eval_index = EvalIndex.build(eval_prompts, embed_fn) if eval_prompts else None
 
     # Load, filter, decontaminate every source first: proportional targets need the counts.
@@ -512,6 +534,7 @@ def build_mixture(
             "near_duplicates_checked": embed_fn is not None,
             "embedder": embedder_name,
             "removed_rows": removed,
+            "heldout_split": heldout_card,
         },
         "sources": card_sources,
         "totals": _counts(result),

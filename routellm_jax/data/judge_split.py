@@ -1,0 +1,127 @@
+"""The held-out judge split: AlpacaEval / arena-bench-v1 prompts kept for evaluation only.
+
+``experiments/run_grid.py --write-split`` writes the split file (``<set> <sha256 of the prompt
+text>`` lines, ``#`` comments); the grid evaluates on those prompts, so every training mixture
+must leave them out. This module is the one reader of that file, shared by the grid and by
+:func:`routellm_jax.data.mixtures.build_mixture` (``MixtureSpec.heldout_split``), which adds the
+held-out prompts to the evaluation sets a mixture is decontaminated against.
+
+Example:
+    >>> prompt_id("hi")[:12]
+    '8f434346648f'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+ALPACA_PROMPTS = Path("derived/alpaca_eval_prompts.jsonl")
+ARENA_MATRIX = Path("derived/arena_bench_v1_score_matrix.csv")
+# The evaluation-set names the held-out prompts get (the grid's benchmark names).
+HELDOUT_SET_NAMES = {"alpaca_eval": "alpaca_heldout", "arena_bench_v1": "arena_heldout"}
+
+
+def prompt_id(text: str) -> str:
+    """The split's id of a prompt: sha256 hex of its UTF-8 text.
+
+    Example:
+        >>> len(prompt_id("What is 2+2?"))
+        64
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def resolve_split_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as given if it exists, else relative to the source checkout (configs name the
+    committed ``experiments/judge_heldout_split.txt`` relative to the repository).
+
+    Example:
+        >>> resolve_split_path("experiments/judge_heldout_split.txt").name
+        'judge_heldout_split.txt'
+    """
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    from routellm_jax.paths import _REPO_ROOT
+
+    return _REPO_ROOT / p
+
+
+def read_split(path: str | os.PathLike[str]) -> dict[str, frozenset[str]]:
+    """Parse a split file -> ``{set: frozenset(ids)}``; errors name the file and line.
+
+    Example:
+        >>> len(read_split("experiments/judge_heldout_split.txt")["alpaca_eval"])
+        242
+    """
+    path = resolve_split_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"held-out split file {path} does not exist")
+    out: dict[str, set[str]] = {}
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2 or len(parts[1]) != 64:
+            raise ValueError(f"{path}:{n}: expected '<set> <sha256>', got {line!r}")
+        out.setdefault(parts[0], set()).add(parts[1])
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def judge_prompts(root: Path) -> dict[str, list[str]]:
+    """The distinct prompts of the two judge sets: ``{"alpaca_eval": [...], "arena_bench_v1": [...]}``.
+
+    Example:
+        >>> sorted(judge_prompts(data_dir()))  # doctest: +SKIP
+        ['alpaca_eval', 'arena_bench_v1']
+    """
+    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_prompts
+    from routellm_jax.data.sources.fastchat import read_score_matrix
+
+    alpaca = read_alpaca_eval_prompts(Path(root) / ALPACA_PROMPTS)
+    arena = read_score_matrix(Path(root) / ARENA_MATRIX, skip_bad_rows=True)
+    return {
+        "alpaca_eval": list(dict.fromkeys(alpaca.values())),
+        "arena_bench_v1": list(dict.fromkeys(arena.prompt.tolist())),
+    }
+
+
+def heldout_prompts(root: Path, split: Mapping[str, frozenset[str]]) -> dict[str, list[str]]:
+    """The held-out prompt texts of each judge set (keyed like the split: ``alpaca_eval``...).
+
+    Example:
+        >>> heldout_prompts(data_dir(), read_split(SPLIT))  # doctest: +SKIP
+    """
+    return {
+        name: [p for p in ps if prompt_id(p) in split.get(name, ())]
+        for name, ps in judge_prompts(root).items()
+    }
+
+
+def heldout_eval_sets(root: Path, path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """The held-out prompts as evaluation sets for decontamination: ``alpaca_heldout``,
+    ``arena_heldout``. A split id that matches no prompt of the data is an error (the split and
+    the data disagree, so the exclusion could silently miss prompts).
+
+    Example:
+        >>> sorted(heldout_eval_sets(data_dir(), "experiments/judge_heldout_split.txt"))  # doctest: +SKIP
+        ['alpaca_heldout', 'arena_heldout']
+    """
+    split = read_split(path)
+    unknown = sorted(set(split) - set(HELDOUT_SET_NAMES))
+    if unknown:
+        raise ValueError(
+            f"{resolve_split_path(path)}: unknown set(s) {unknown}; known {sorted(HELDOUT_SET_NAMES)}"
+        )
+    held = heldout_prompts(root, split)
+    for name, ids in split.items():
+        if len(held[name]) != len(ids):
+            raise ValueError(
+                f"{resolve_split_path(path)}: {len(ids) - len(held[name])} of {len(ids)} "
+                f"{name} ids match no prompt in {root}"
+            )
+    return {HELDOUT_SET_NAMES[k]: v for k, v in held.items()}
