@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import numpy as np
 
 NAME = "routellm_records"
 VERSION = "1.0.0"
+_VERSION = VERSION  # the builder class shadows VERSION in its body
 
 COMPARISON_FIELDS = ("prompt", "model_a", "model_b", "outcome", "weight", "source")
 OUTCOME_FIELDS = ("prompt", "model", "score", "source", "kind")
@@ -43,6 +45,7 @@ def _require_tfds() -> Any:
     return tfds
 
 
+@functools.cache  # tfds registers builders by name: one class per process
 def make_builder_class() -> type:
     """The ``tfds.core.GeneratorBasedBuilder`` subclass (created lazily: TensorFlow is optional).
 
@@ -55,8 +58,10 @@ def make_builder_class() -> type:
     class RoutellmRecords(tfds.core.GeneratorBasedBuilder):
         """Canonical routing records (battles or per-model outcomes)."""
 
-        VERSION = tfds.core.Version(VERSION)
-        RELEASE_NOTES = {VERSION: "Canonical records of routellm_jax.data.records."}
+        # Keys of RELEASE_NOTES are version strings: in the class body VERSION is already the
+        # tfds Version object, which the DatasetInfo proto rejects.
+        VERSION = tfds.core.Version(_VERSION)
+        RELEASE_NOTES = {_VERSION: "Canonical records of routellm_jax.data.records."}
         BUILDER_CONFIGS = [
             tfds.core.BuilderConfig(name="comparisons", description="pairwise battles"),
             tfds.core.BuilderConfig(name="outcomes", description="per-model outcomes"),
@@ -148,12 +153,14 @@ def build_records_dataset(
             "gs://"
         ):
             continue
-        b = builder_cls(config=name, records_dir=records_dir, data_dir=str(data_dir))
-        b.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(
-                file_format=tfds.core.FileFormat.ARRAY_RECORD
-            )
+        # The record format is a builder argument (not a DownloadConfig field in tfds 4.9).
+        b = builder_cls(
+            config=name,
+            records_dir=records_dir,
+            data_dir=str(data_dir),
+            file_format=tfds.core.FileFormat.ARRAY_RECORD,
         )
+        b.download_and_prepare()
         builders.append(b)
     return builders
 
