@@ -172,6 +172,7 @@ def read_training_data(data_dir: str | os.PathLike[str], version: str = VERSION)
         >>> data = read_training_data("/tmp/tfds")  # doctest: +SKIP
     """
     import grain
+    from etils import epath
 
     from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 
@@ -182,7 +183,7 @@ def read_training_data(data_dir: str | os.PathLike[str], version: str = VERSION)
         ("comparisons", ComparisonTable, COMPARISON_FIELDS),
         ("outcomes", OutcomeTable, OUTCOME_FIELDS),
     ):
-        folder = Path(data_dir) / NAME / name / version
+        folder = epath.Path(data_dir) / NAME / name / version  # local or gs://
         if not folder.exists():
             continue
         builder = builder_cls(config=name, data_dir=str(data_dir), version=version)

@@ -53,6 +53,7 @@ def default_config() -> ml_collections.ConfigDict:
         {
             "mixture": ml_collections.ConfigDict(),  # a MixtureSpec as data; empty = none
             "records": "",
+            "tfds_dir": "",  # records built with data.tfds_builder (ArrayRecord, e.g. on GCS)
             "data_dir": "",
             "holdout_fraction": 0.05,
             "holdout_seed": 0,

@@ -263,6 +263,8 @@ def load_training_data(config: Any) -> tuple[Any, dict[str, Any]]:
     :func:`save_training_data` and ``mixtures.save_mixture`` write). ``data.mixture``: a mixture
     spec dict (``mixtures.MixtureSpec.to_dict()`` form: ``sources``, ``seed``, ``total_rows``...)
     built with ``mixtures.build_mixture`` from ``data.data_dir`` (default: ``paths.data_dir()``).
+    ``data.tfds_dir``: a TFDS data dir holding the records built as ArrayRecord by
+    ``data.tfds_builder.build_records_dataset`` (local or ``gs://``), read with grain.
 
     Example:
         >>> data, card = load_training_data(load_config("mf_minilm_judge").data)  # doctest: +SKIP
@@ -285,12 +287,19 @@ def load_training_data(config: Any) -> tuple[Any, dict[str, Any]]:
             OutcomeTable.load(outc) if outc.exists() else None,
         )
         return data, card
+    if config.get("tfds_dir"):
+        from routellm_jax.data.tfds_builder import read_training_data
+
+        data = read_training_data(config.tfds_dir)
+        return data, {"tfds_dir": str(config.tfds_dir), "rows": len(data.comparisons)}
     if config.mixture and len(config.mixture):
         from routellm_jax.data import mixtures
 
         spec = mixtures.MixtureSpec.from_dict(config.mixture.to_dict())
         return mixtures.build_mixture(spec, data_root=config.data_dir or None)
-    raise ValueError("config.data: set either data.records (a folder) or data.mixture (a spec)")
+    raise ValueError(
+        "config.data: set data.records (a folder), data.tfds_dir (built records) or data.mixture"
+    )
 
 
 def save_training_data(data: Any, folder: str | os.PathLike[str]) -> Path:
