@@ -170,7 +170,15 @@ class Manifest:
         try:
             text = _read_text(location)
         except OSError as err:
-            raise ManifestError(f"cannot read zoo manifest {location}: {err}") from err
+            hint = ""
+            if location == str(paths.repo_root() / "model_zoo" / "manifest.json"):
+                # The bundled zoo lives in the source checkout, not in an installed wheel.
+                hint = (
+                    " (the bundled zoo ships with a source checkout: install with "
+                    "`pip install -e .` from a clone, or set ROUTELLM_JAX_ZOO_MANIFEST to a "
+                    "manifest path or URL)"
+                )
+            raise ManifestError(f"cannot read zoo manifest {location}: {err}{hint}") from err
         return cls.from_json_text(text, location)
 
     @classmethod

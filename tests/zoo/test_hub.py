@@ -177,3 +177,12 @@ def test_unsafe_archive_member_rejected(tmp_path: Path) -> None:
     with pytest.raises(hub.IntegrityError, match="unsafe path"):
         hub.unpack_files([(f, archive)], tmp_path / "entry", {})
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_missing_default_manifest_says_how_to_get_one(monkeypatch, tmp_path: Path) -> None:
+    # As in a non-editable install: the package's repo_root() has no model_zoo/ next to it.
+    monkeypatch.delenv("ROUTELLM_JAX_ZOO_MANIFEST", raising=False)
+    monkeypatch.setattr(hub.paths, "repo_root", lambda: tmp_path)
+    with pytest.raises(hub.ManifestError, match="ROUTELLM_JAX_ZOO_MANIFEST") as err:
+        hub.Manifest.load()
+    assert str(tmp_path / "model_zoo" / "manifest.json") in str(err.value)
