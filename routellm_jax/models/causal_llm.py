@@ -107,6 +107,10 @@ class CausalLLMConfig:
     models: tuple[str, ...] = ()  # the model table of the card; scores ignore it (pair-specific)
     dtype: str = "float32"  # compute dtype: float32 | bfloat16 | float16 (params stay float32)
     remat: bool = False  # recompute blocks in the backward pass (less memory when fine-tuning)
+    # Encode the instruction template (identical at the start of every row: ~200 tokens for
+    # SmolLM2's chat template) once per batch and let each row attend to its keys/values,
+    # instead of re-encoding it in every row. Same result up to float rounding.
+    share_prefix: bool = True
     score_threshold: int = 4  # P(strong) = 1 - sum P(score >= threshold)
     # Score (1-5) taught for each battle label, indexed by LABEL_STRONG, LABEL_WEAK, LABEL_TIE.
     label_scores: tuple[int, int, int] = (1, 5, 4)
@@ -378,15 +382,44 @@ def prompt_inputs(
 # ----------------------------------------------------------------------------- model functions
 
 
+@functools.lru_cache(maxsize=16)
+def template_prefix_length(config: CausalLLMConfig) -> int:
+    """Tokens of the template head that start every row (0 when ``share_prefix`` is off or the
+    template has no tail, i.e. the answer position could fall inside the head).
+
+    Example:
+        >>> template_prefix_length(CausalLLMConfig(base_model="tiny-random", pretrained=False,
+        ...                                        share_prefix=False))
+        0
+    """
+    if not config.share_prefix:
+        return 0
+    feat = make_featurizer(config)
+    return len(feat.prefix_ids) if feat.suffix_ids else 0
+
+
 def _answer_logits(
     params: Params, batch: dict[str, Any], config: CausalLLMConfig, token_ids: Any = None
 ) -> jax.Array:
-    """LM logits (float32) at the answer position: ``[batch, vocab]`` or ``[batch, len(ids)]``."""
+    """LM logits (float32) at the answer position: ``[batch, vocab]`` or ``[batch, len(ids)]``.
+
+    With ``share_prefix`` the first :func:`template_prefix_length` tokens (the template head,
+    the same in every row the featurizer builds) are encoded once, from row 0, and the rest of
+    each row attends to them (``llama.shared_prefix_kv``).
+    """
     cfg = model_config(config)
     module = llama.LlamaForCausalLM(cfg, dtype=_DTYPES[config.dtype], remat=config.remat)
     ids = jnp.asarray(batch["input_ids"], jnp.int32)
     mask = jnp.asarray(batch["attention_mask"], jnp.int32)
-    hidden = module.apply({"params": params["llama"]}, ids, mask, method=module.encode)
+    n_prefix = template_prefix_length(config)
+    if 0 < n_prefix < ids.shape[1]:
+        prefix_kv = llama.shared_prefix_kv(module, params["llama"], ids[0, :n_prefix])
+        ids, mask = ids[:, n_prefix:], mask[:, n_prefix:]
+        hidden = module.apply(
+            {"params": params["llama"]}, ids, mask, None, prefix_kv, method=module.encode
+        )
+    else:
+        hidden = module.apply({"params": params["llama"]}, ids, mask, method=module.encode)
     last = jnp.maximum(mask.sum(axis=-1) - 1, 0)  # right padding: the last real token
     h = jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]  # [batch, hidden]
     return module.apply({"params": params["llama"]}, h, token_ids, method=module.logits_from_hidden)

@@ -162,3 +162,29 @@ def test_real_smollm2_win_rate_on_real_prompts(data_dir):
     rates = np.asarray(jax.jit(lambda p, x: arch.win_rate(p, x, 0, 1, cfg))(params, inputs))
     assert rates.shape == (4,)
     assert np.isfinite(rates).all() and ((rates >= 0) & (rates <= 1)).all()
+
+
+def test_shared_prefix_matches_full_encoding(tiny):
+    """share_prefix (template head encoded once per batch) gives the same loss, gradients and
+    win rates as encoding every row whole; the head really is shared (a nonzero prefix)."""
+    arch, cfg, feat, params = tiny
+    assert cfg.share_prefix and causal_llm.template_prefix_length(cfg) == len(feat.prefix_ids) > 0
+    full = dataclasses.replace(cfg, share_prefix=False)
+    assert causal_llm.template_prefix_length(full) == 0
+    batch = {
+        k: jnp.asarray(v) for k, v in arch.examples_from_records(_battles(), feat, cfg).items()
+    }
+
+    def value_and_grad(c):
+        return jax.value_and_grad(lambda p: arch.loss(p, batch, jax.random.key(0), c)[0])(params)
+
+    (v_shared, g_shared), (v_full, g_full) = value_and_grad(cfg), value_and_grad(full)
+    np.testing.assert_allclose(v_shared, v_full, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g_shared), jax.tree_util.tree_leaves(g_full)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    inputs = arch.prompt_inputs(["What is 2+2?", "x" * 300, "hi"], feat, cfg)
+    np.testing.assert_allclose(
+        arch.win_rate(params, inputs, 0, 1, cfg),
+        arch.win_rate(params, inputs, 0, 1, full),
+        atol=1e-6,
+    )

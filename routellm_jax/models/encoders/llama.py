@@ -245,13 +245,26 @@ def _dense(features: int, use_bias: bool, dtype: Any, name: str) -> nn.Dense:
 
 
 class Attention(nn.Module):
-    """Grouped-query self-attention with RoPE; ``mask [batch, 1, seq, seq]`` True = may attend."""
+    """Grouped-query self-attention with RoPE; ``mask [batch, 1, seq, keys]`` True = may attend.
+
+    ``prefix_kv`` (``(k, v)``, each ``[1, prefix, kv_heads, head_dim]``, rotated) are keys/values
+    of a prefix shared by every row, put before the row's own keys (then ``keys = prefix + seq``).
+    The rotated keys/values of ``x`` are sown as ``intermediates/kv`` (kept only when the caller
+    makes ``intermediates`` mutable), which is how a prefix's ``prefix_kv`` is computed.
+    """
 
     config: LlamaConfig
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        mask: jax.Array,
+        cos: jax.Array,
+        sin: jax.Array,
+        prefix_kv: tuple[jax.Array, jax.Array] | None = None,
+    ) -> jax.Array:
         cfg = self.config
         b, s, _ = x.shape
         nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
@@ -260,6 +273,10 @@ class Attention(nn.Module):
         k = _dense(nkv * hd, bias, self.dtype, "k_proj")(x).reshape(b, s, nkv, hd)
         v = _dense(nkv * hd, bias, self.dtype, "v_proj")(x).reshape(b, s, nkv, hd)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        self.sow("intermediates", "kv", (k, v))
+        if prefix_kv is not None:
+            pk, pv = (jnp.broadcast_to(t.astype(k.dtype), (b, *t.shape[1:])) for t in prefix_kv)
+            k, v = jnp.concatenate([pk, k], axis=1), jnp.concatenate([pv, v], axis=1)
         groups = nh // nkv
         # HF's repeat_kv puts query head h on kv head h // groups: split heads as [kv, group].
         q = q.reshape(b, s, nkv, groups, hd)
@@ -295,11 +312,16 @@ class DecoderLayer(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, mask: jax.Array, cos: jax.Array, sin: jax.Array
+        self,
+        x: jax.Array,
+        mask: jax.Array,
+        cos: jax.Array,
+        sin: jax.Array,
+        prefix_kv: tuple[jax.Array, jax.Array] | None = None,
     ) -> tuple[jax.Array, None]:
         eps = self.config.rms_norm_eps
         h = RMSNorm(eps, self.dtype, name="input_layernorm")(x)
-        x = x + Attention(self.config, self.dtype, name="self_attn")(h, mask, cos, sin)
+        x = x + Attention(self.config, self.dtype, name="self_attn")(h, mask, cos, sin, prefix_kv)
         h = RMSNorm(eps, self.dtype, name="post_attention_layernorm")(x)
         x = x + MLP(self.config, self.dtype, name="mlp")(h)
         return x, None
@@ -336,9 +358,11 @@ class LlamaForCausalLM(nn.Module):
         layer = nn.remat(DecoderLayer, prevent_cse=False) if self.remat else DecoderLayer
         self.layers = nn.scan(
             layer,
-            variable_axes={"params": 0},
+            # intermediates: each layer's sown keys/values, stacked (see encode_prefix).
+            variable_axes={"params": 0, "intermediates": 0},
             split_rngs={"params": True},
-            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
+            # prefix_kv is per layer: scanned along its leading layers axis.
+            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, 0),
             length=cfg.num_hidden_layers,
         )(cfg, self.dtype)
         self.norm = RMSNorm(cfg.rms_norm_eps, self.dtype)
@@ -356,25 +380,45 @@ class LlamaForCausalLM(nn.Module):
         input_ids: jax.Array,
         attention_mask: jax.Array | None = None,
         position_ids: jax.Array | None = None,
+        prefix_kv: tuple[jax.Array, jax.Array] | None = None,
     ) -> jax.Array:
         """Final-normed hidden states ``[batch, seq, hidden]``.
 
         ``attention_mask [batch, seq]`` (1 = token, 0 = padding) masks padded keys; queries see
         only earlier keys (causal). ``position_ids`` default to the count of real tokens before
         each position, so left and right padding both give real tokens positions 0, 1, ...
+
+        ``prefix_kv`` (from :meth:`encode_prefix`: ``(k, v)``, each ``[layers, 1, P, kv_heads,
+        head_dim]``) is a P-token prefix every row continues: each query also sees all of its
+        keys, and positions start at P. The result equals encoding ``prefix + row`` and dropping
+        the first P positions, at the cost of ``row`` only (a router's long instruction
+        template, identical in every row, is computed once per batch instead of once per row).
         """
         b, s = input_ids.shape
         if attention_mask is None:
             attention_mask = jnp.ones((b, s), jnp.int32)
         valid = attention_mask.astype(bool)
+        n_prefix = 0 if prefix_kv is None else prefix_kv[0].shape[2]
         if position_ids is None:
             position_ids = jnp.maximum(jnp.cumsum(valid.astype(jnp.int32), axis=-1) - 1, 0)
+            position_ids = position_ids + n_prefix
         causal = jnp.tril(jnp.ones((s, s), bool))
         mask = causal[None, None] & valid[:, None, None, :]  # [b, 1, s(query), s(key)]
+        if n_prefix:
+            mask = jnp.concatenate([jnp.ones((b, 1, s, n_prefix), bool), mask], axis=-1)
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
         x = self.embed_tokens(input_ids)  # [b, s, hidden]
-        x, _ = self.layers(x, mask, cos, sin)
+        x, _ = self.layers(x, mask, cos, sin, prefix_kv)
         return self.norm(x)
+
+    def encode_prefix(self, prefix_ids: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Rotated keys/values of every layer for ``prefix_ids [P]`` (positions 0..P-1):
+        ``(k, v)``, each ``[layers, 1, P, kv_heads, head_dim]``, for :meth:`encode`'s ``prefix_kv``.
+
+        Call through ``apply(..., method=encode_prefix, mutable=["intermediates"])`` and read the
+        sown values with :func:`prefix_kv_from_intermediates` (or use :func:`shared_prefix_kv`).
+        """
+        return self.encode(prefix_ids[None, :])
 
     def logits_from_hidden(
         self, hidden: jax.Array, token_ids: jax.Array | None = None
@@ -409,6 +453,24 @@ class LlamaForCausalLM(nn.Module):
         hidden = self.encode(input_ids, attention_mask, position_ids)
         logits = self.logits_from_hidden(hidden)
         return (logits, hidden) if return_hidden else logits
+
+
+def shared_prefix_kv(
+    module: LlamaForCausalLM, params: Params, prefix_ids: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``prefix_kv`` for :meth:`LlamaForCausalLM.encode`: one pass over ``prefix_ids [P]``.
+
+    Example:
+        >>> cfg = LlamaConfig(128, 64, 128, 2, 4, 2); model = LlamaForCausalLM(cfg)
+        >>> params = model.init(jax.random.key(0), jnp.ones((1, 3), jnp.int32))["params"]
+        >>> shared_prefix_kv(model, params, jnp.arange(5))[0].shape
+        (2, 1, 5, 2, 16)
+    """
+    _, state = module.apply(
+        {"params": params}, prefix_ids, method=module.encode_prefix, mutable=["intermediates"]
+    )
+    ((k, v),) = state["intermediates"]["layers"]["self_attn"]["kv"]
+    return k, v
 
 
 def init_params(rng: jax.Array, config: LlamaConfig) -> Params:
