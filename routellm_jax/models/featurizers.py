@@ -11,6 +11,13 @@ checkpoint says how its inputs were made) and turns prompts into a float32 matri
 * ``"hashing:<dim>"``: a deterministic hashed bag of words and word bigrams (sublinear counts,
   signed hashing, L2-normalised). No weights, microseconds per prompt: for tests and as a
   baseline that shows what a learned encoder adds.
+* ``"shape"``: :data:`SHAPE_DIM` prompt-structure features computed from the text alone (log word
+  and character counts, log line count, digit / math-symbol / non-ASCII shares, multiple-choice,
+  code and question flags), fixed scaling, nothing fitted.
+* ``"<spec>+shape"`` (e.g. ``"all-MiniLM-L6-v2+shape"``): ``<spec>``'s embedding with the shape
+  features appended. Mean-pooled, L2-normalised sentence embeddings discard how long a prompt
+  is, which is the strongest single routing signal on MMLU/GSM8K (issue 6); this hands it back to
+  the learned head.
 
 Every featurizer caches embeddings per prompt text in a dict on the object (``.cache``), because
 training data repeats prompts many times (one prompt, dozens of battles or model outcomes).
@@ -37,6 +44,7 @@ from routellm_jax.data.records import (
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
+SHAPE_SUFFIX = "+shape"
 
 
 class Featurizer(Protocol):
@@ -141,6 +149,125 @@ class HashingFeaturizer(CachedFeaturizer):
     def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
         del batch_size
         return np.stack([self._embed_one(p) for p in prompts])
+
+
+# Prompt-structure features. Every constant is fixed here (no statistics of any data set), so the
+# featurizer is a deterministic function of the text and cannot leak an evaluation set.
+SHAPE_FEATURES = (
+    "log_words",  # log1p(#word tokens) / 5: ~0 for "hi", ~1 for a 150-word question
+    "log_chars",  # log1p(#characters) / 8
+    "log_lines",  # log1p(#non-empty lines) / 3
+    "digit_share",  # digits / non-space characters
+    "math_share",  # math symbols (+-*/=^<>%$\\ and the like) / non-space characters
+    "non_ascii_share",  # non-ASCII characters / non-space characters
+    "choices",  # 1 if >= 2 lettered options ("A. ...", "(B) ...", "C) ...") on their own lines
+    "code",  # 1 if a code fence or two code-looking lines (def/class/import/#include/braces)
+    "question",  # 1 if the prompt contains a "?"
+)
+SHAPE_DIM = len(SHAPE_FEATURES)
+_CHOICE_RE = re.compile(r"^\s*(?:\(?[A-Ha-h]\)|[A-H][.:])\s+\S", re.MULTILINE)
+_CODE_LINE_RE = re.compile(
+    r"^\s*(?:def |class |import |from \S+ import |#include|public |private |function |"
+    r"return\b|for \(|if \(|while \(|\}|.*;\s*$|.*\{\s*$)",
+    re.MULTILINE,
+)
+_MATH_CHARS = frozenset("+-*/=^<>%$\\|~\u00d7\u00f7\u2212\u221a\u03c0\u2264\u2265\u2260")
+
+
+def prompt_shape(prompt: str) -> np.ndarray:
+    """The :data:`SHAPE_FEATURES` of one prompt, float32 ``[SHAPE_DIM]``.
+
+    Example:
+        >>> [round(float(v), 2) for v in prompt_shape("What is 2+2?\\nA. 3\\nB. 4")]
+        [0.44, 0.39, 0.46, 0.25, 0.06, 0.0, 1.0, 0.0, 1.0]
+    """
+    text = str(prompt)
+    words = len(_WORD_RE.findall(text))
+    lines = sum(1 for line in text.splitlines() if line.strip())
+    dense = [c for c in text if not c.isspace()]
+    n = max(len(dense), 1)
+    digits = sum(c.isdigit() for c in dense)
+    math = sum(c in _MATH_CHARS for c in dense)
+    non_ascii = sum(ord(c) > 127 for c in dense)
+    choices = len(_CHOICE_RE.findall(text)) >= 2
+    code = "```" in text or len(_CODE_LINE_RE.findall(text)) >= 2
+    return np.array(
+        [
+            np.log1p(words) / 5.0,
+            np.log1p(len(text)) / 8.0,
+            np.log1p(lines) / 3.0,
+            digits / n,
+            math / n,
+            non_ascii / n,
+            float(choices),
+            float(code),
+            float("?" in text),
+        ],
+        dtype=np.float32,
+    )
+
+
+class ShapeFeaturizer(CachedFeaturizer):
+    """Prompt-structure features (:func:`prompt_shape`); spec ``"shape"``.
+
+    Example:
+        >>> ShapeFeaturizer().embed(["a", "b c"]).shape
+        (2, 9)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spec, self.dim = "shape", SHAPE_DIM
+
+    def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        del batch_size
+        return np.stack([prompt_shape(p) for p in prompts])
+
+
+class ConcatFeaturizer(CachedFeaturizer):
+    """Several featurizers' vectors side by side; spec ``"<a>+<b>"`` (e.g.
+    ``"all-MiniLM-L6-v2+shape"``). ``parts[0]`` is the (possibly frozen-encoder) base; it keeps its
+    own per-prompt cache, which is what an on-disk embedding store should hold
+    (:func:`encoder_part`).
+
+    Example:
+        >>> f = ConcatFeaturizer([make_embedding_featurizer("hashing:4"), ShapeFeaturizer()])
+        >>> f.spec, f.embed(["x"]).shape
+        ('hashing:4+shape', (1, 13))
+    """
+
+    def __init__(self, parts: Sequence[CachedFeaturizer]) -> None:
+        super().__init__()
+        if len(parts) < 2:
+            raise ValueError(f"ConcatFeaturizer needs at least two parts, got {len(parts)}")
+        self.parts = list(parts)
+        self.spec = "+".join(p.spec for p in self.parts)
+        self.dim = sum(int(p.dim) for p in self.parts)
+
+    def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        return np.concatenate([p.embed(prompts, batch_size) for p in self.parts], axis=1)
+
+
+def encoder_part(featurizer: object) -> object:
+    """The featurizer whose vectors an on-disk embedding store keeps: the base of a
+    :class:`ConcatFeaturizer`, else the featurizer itself.
+
+    Example:
+        >>> encoder_part(make_embedding_featurizer("hashing:4+shape")).spec
+        'hashing:4'
+    """
+    parts = getattr(featurizer, "parts", None)
+    return parts[0] if parts else featurizer
+
+
+def base_spec(spec: str) -> str:
+    """``spec`` without a trailing ``+shape``.
+
+    Example:
+        >>> base_spec("all-MiniLM-L6-v2+shape"), base_spec("hashing:8")
+        ('all-MiniLM-L6-v2', 'hashing:8')
+    """
+    return spec[: -len(SHAPE_SUFFIX)] if spec.endswith(SHAPE_SUFFIX) else spec
 
 
 class PrecomputedFeaturizer(CachedFeaturizer):
@@ -250,6 +377,11 @@ def make_embedding_featurizer(spec: str, **encoder_kwargs: object) -> CachedFeat
     """
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"featurizer spec must be a non-empty string, got {spec!r}")
+    if spec == "shape":
+        return ShapeFeaturizer()
+    if spec.endswith(SHAPE_SUFFIX):
+        base = make_embedding_featurizer(base_spec(spec), **encoder_kwargs)
+        return ConcatFeaturizer([base, ShapeFeaturizer()])
     kind, sep, arg = spec.partition(":")
     if sep and kind == "hashing":
         try:
@@ -273,9 +405,14 @@ def featurizer_dim(spec: str) -> int | None:
     """The embedding width a spec gives, when knowable without loading anything (else None).
 
     Example:
-        >>> featurizer_dim("hashing:128"), featurizer_dim("all-MiniLM-L6-v2")
-        (128, 384)
+        >>> featurizer_dim("hashing:128"), featurizer_dim("all-MiniLM-L6-v2+shape")
+        (128, 393)
     """
+    if spec == "shape":
+        return SHAPE_DIM
+    if spec.endswith(SHAPE_SUFFIX):
+        base = featurizer_dim(base_spec(spec))
+        return None if base is None else base + SHAPE_DIM
     kind, sep, arg = spec.partition(":")
     if sep and kind == "hashing":
         return int(arg)

@@ -147,3 +147,37 @@ def test_comparison_arrays_indexing_ties_and_unknown_models():
         comparison_arrays(table, ["a"], ties="keep")
     with pytest.raises(ValueError, match="empty"):
         featurizers.check_models((), "mf")
+
+
+def test_shape_features_read_length_structure_and_are_deterministic():
+    short, long_ = "Hi", "Prove that " + "the sum of two odd numbers is even and " * 20 + "why?"
+    mcq = "Which is a prime?\nA. 4\nB. 6\nC. 7\nD. 9"
+    code = "Fix this:\n```python\ndef f(x):\n    return x +\n```"
+    f = make_embedding_featurizer("shape")
+    x = f.embed([short, long_, mcq, code])
+    assert x.shape == (4, featurizers.SHAPE_DIM) == (4, featurizer_dim("shape"))
+    col = {n: i for i, n in enumerate(featurizers.SHAPE_FEATURES)}
+    assert x[1, col["log_words"]] > x[0, col["log_words"]] + 0.5  # length survives, in log scale
+    assert x[2, col["choices"]] == 1.0 and x[1, col["choices"]] == 0.0
+    assert x[3, col["code"]] == 1.0 and x[2, col["code"]] == 0.0
+    assert x[2, col["digit_share"]] > 0 and x[0, col["digit_share"]] == 0
+    assert x[1, col["question"]] == 1.0 and x[0, col["question"]] == 0.0
+    # A pure function of the text: a fresh featurizer gives the same bytes.
+    np.testing.assert_array_equal(make_embedding_featurizer("shape").embed([mcq]), x[2:3])
+    assert np.all(np.isfinite(make_embedding_featurizer("shape").embed([""])))
+
+
+def test_concat_spec_appends_shape_to_the_base_embedding():
+    f = make_embedding_featurizer("hashing:16+shape")
+    assert f.spec == "hashing:16+shape" and f.dim == 16 + featurizers.SHAPE_DIM
+    assert featurizer_dim("hashing:16+shape") == f.dim
+    assert featurizer_dim("all-MiniLM-L6-v2+shape") == 384 + featurizers.SHAPE_DIM
+    prompts = ["a b c", "What is 2+2?\nA. 3\nB. 4"]
+    out = f.embed(prompts)
+    np.testing.assert_array_equal(
+        out[:, :16], make_embedding_featurizer("hashing:16").embed(prompts)
+    )
+    np.testing.assert_array_equal(out[:, 16:], make_embedding_featurizer("shape").embed(prompts))
+    # The store-facing part is the base encoder, never the concatenation.
+    assert featurizers.encoder_part(f).spec == "hashing:16"
+    assert featurizers.base_spec("all-MiniLM-L6-v2+shape") == "all-MiniLM-L6-v2"

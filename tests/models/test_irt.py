@@ -164,3 +164,21 @@ def test_outcome_targets_grades_and_failures():
             irt.IRTConfig(models=MODELS, text_dim=4),
         )
     assert get_architecture("irt") is irt.ARCHITECTURE
+
+
+def test_trains_and_routes_on_a_shape_featurizer():
+    """irt takes a '<base>+shape' featurizer by spec like any other (text_dim = base + shape)."""
+    from routellm_jax.models.featurizers import featurizer_dim
+
+    spec = "hashing:16+shape"
+    cfg = irt.IRTConfig(models=("a", "b"), featurizer=spec, text_dim=featurizer_dim(spec))
+    outcomes = OutcomeTable.from_records(
+        [Outcome(p, "a", 1.0) for p in ("x y", "long " * 30)]
+        + [Outcome("x y", "b", 1.0), Outcome("long " * 30, "b", 0.0)]
+    )
+    feat = irt.make_featurizer(cfg)
+    ex = irt.examples_from_records(TrainingData.of(outcomes=outcomes), feat, cfg)
+    assert ex["embedding"].shape == (2, cfg.text_dim)
+    params = irt.init(jax.random.key(0), cfg)
+    rates = irt.win_rate(params, irt.prompt_inputs(["q", "long " * 30], feat, cfg), 0, 1, cfg)
+    assert rates.shape == (2,)
