@@ -15,6 +15,7 @@ counts, golden split). Builders:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +261,49 @@ def mmlu_benchmark(
     )
 
 
+# ``mmlu-10pct``: a seeded tenth of the 12,537 non-golden MMLU questions (1,225), for routers too
+# slow to score all of them on a CPU (the fine-tuned bert / causal_llm). A prompt is in it when
+# its hash_fraction with this salt is below this fraction, so membership depends only on the
+# prompt text; the same subset experiments/run_grid.py scored for its CPU budget until its MMLU
+# embeddings were all cached (same salt and fraction).
+MMLU_SUBSET_FRACTION = 0.1
+MMLU_SUBSET_SALT = "mmlu_eval"
+
+
+def hash_fraction(prompt: str, salt: str) -> float:
+    """A prompt's stable position in [0, 1): ``sha256(salt + "\n" + prompt)`` as a fraction.
+
+    Example:
+        >>> 0.0 <= hash_fraction("abc", "s") < 1.0
+        True
+    """
+    digest = hashlib.sha256(f"{salt}\n{prompt}".encode()).hexdigest()
+    return int(digest[:12], 16) / float(16**12)
+
+
+def hash_subset(bench: Benchmark, fraction: float, salt: str) -> Benchmark:
+    """The prompts with ``hash_fraction(prompt, salt) < fraction`` (recorded in the metadata).
+
+    Example:
+        >>> len(hash_subset(mmlu_benchmark(exclude_golden=True), 0.1, "mmlu_eval"))  # doctest: +SKIP
+        1225
+    """
+    keep = np.array([hash_fraction(str(p), salt) < fraction for p in bench.prompts], dtype=bool)
+    return bench.take(keep, hash_subsample_fraction=fraction, hash_subsample_salt=salt)
+
+
+def mmlu_subset_benchmark(data_dir: str | os.PathLike[str] | None = None) -> Benchmark:
+    """``mmlu-10pct``: the non-golden MMLU questions (golden-split rule) hash-selected with
+    :data:`MMLU_SUBSET_FRACTION` / :data:`MMLU_SUBSET_SALT`.
+
+    Example:
+        >>> len(mmlu_subset_benchmark())  # doctest: +SKIP
+        1225
+    """
+    full = mmlu_benchmark(data_dir, exclude_golden=True)
+    return hash_subset(full, MMLU_SUBSET_FRACTION, MMLU_SUBSET_SALT)
+
+
 def gsm8k_benchmark(
     data_dir: str | os.PathLike[str] | None = None,
     *,
@@ -380,7 +424,7 @@ def _outcome_table(prompts, models, scores, sources, kinds) -> OutcomeTable:
     )
 
 
-BUILTIN_BENCHMARKS = ("mmlu", "gsm8k", "mt-bench")
+BUILTIN_BENCHMARKS = ("mmlu", "gsm8k", "mt-bench", "mmlu-10pct")
 
 
 def load_benchmark(
@@ -400,13 +444,15 @@ def load_benchmark(
         >>> load_benchmark("gsm8k").name  # doctest: +SKIP
         'gsm8k'
     """
-    if spec in ("mmlu", "gsm8k"):
+    if spec in ("mmlu", "gsm8k", "mmlu-10pct"):
         for role, given, expected in (
             ("strong", strong, rev.STRONG_MODEL),
             ("weak", weak, rev.WEAK_MODEL),
         ):
             if given is not None and rev.canonical_model(given) != expected:
                 raise ValueError(f"{spec} only has the paper's pair: --{role} must be {expected!r}")
+        if spec == "mmlu-10pct":  # always without the golden split
+            return mmlu_subset_benchmark(data_dir)
         build = mmlu_benchmark if spec == "mmlu" else gsm8k_benchmark
         return build(data_dir, exclude_golden=exclude_golden)
     if strong is None or weak is None:
