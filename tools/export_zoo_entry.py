@@ -73,6 +73,66 @@ BUNDLED: tuple[Bundled, ...] = (
 )
 
 
+# The grid's held-out judge sets (experiments/run_grid.py): the seeded 30% of AlpacaEval and
+# arena-bench-v1 in experiments/judge_heldout_split.txt, for gpt-4-1106-preview vs Mixtral.
+HELDOUT_BENCHMARKS = ("alpaca_heldout", "arena_heldout")
+
+
+def heldout_evals(
+    workdir: Path, names: list[str], *, entry_name: str, data_dir: str | None
+) -> list:
+    """EvalResults of a run's checkpoint on the held-out judge sets named in ``names``, computed
+    with the grid's own benchmark builders (the same numbers as its ``results.md`` columns)."""
+    import numpy as np
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from experiments import run_grid
+    from routellm_jax.api import Router
+    from routellm_jax.eval.evaluate import evaluate_win_rates
+    from routellm_jax.paths import data_dir as find_data_dir
+    from routellm_jax.training.checkpoints import load_params
+    from routellm_jax.zoo.card import EvalResult
+    from routellm_jax.zoo.export import embed_into_store, embedding_store
+
+    arch, config, params = load_params(workdir, None)
+    router = Router.from_params(arch, config, params, name=entry_name, fuse_encoder=False)
+    store = embedding_store(router.featurizer)
+    benches = run_grid.judge_heldout_benchmarks(
+        find_data_dir(data_dir), run_grid.read_split(run_grid.SPLIT_FILE)
+    )
+    out = []
+    for name in names:
+        bench = benches[name]
+        if store is not None:
+            embed_into_store(router.featurizer, list(bench.prompts), store)
+        rates = router.win_rate(list(bench.prompts), bench.strong_model, bench.weak_model)
+        m = evaluate_win_rates(bench, np.asarray(rates, np.float64), name=entry_name).metrics
+        out.append(
+            EvalResult(
+                benchmark=name,
+                apgr=float(m.apgr_trapezoid),
+                cpt={f"{round(k * 100)}%": float(v) for k, v in m.cpt.items() if v == v},
+                # Not a `routellm-jax eval` benchmark (the held-out set is built from the shared
+                # data by experiments/run_grid.py, never copied into the repo): this tool is the
+                # command, and its number equals the grid's column for the same checkpoint.
+                command=(
+                    f"python tools/export_zoo_entry.py --workdir {workdir} --name {entry_name} "
+                    f"--eval {name}"
+                ),
+                notes=(
+                    f"{len(bench)} prompts, strong {bench.strong_model} vs weak "
+                    f"{bench.weak_model}; quality = judge preference share (alpaca) or GPT-4 grade "
+                    "(arena); computed at export from the run's checkpoint"
+                ),
+                extra={
+                    k: v for k, v in m.to_dict().items() if isinstance(v, (int, float)) and v == v
+                },
+            )
+        )
+    return out
+
+
 def _has_checkpoint(workdir: Path) -> bool:
     from routellm_jax.training.checkpoints import checkpoint_dir
 
@@ -112,6 +172,8 @@ def export_one(
 ) -> int:
     from routellm_jax.zoo import export
 
+    heldout = [b for b in evals if b in HELDOUT_BENCHMARKS]
+    extra = heldout_evals(workdir, heldout, entry_name=name, data_dir=data_dir) if heldout else []
     result = export.export_from_workdir(
         workdir,
         out_dir,
@@ -119,9 +181,10 @@ def export_one(
         version=version,
         description=description,
         license=license,
-        eval_benchmarks=evals,
+        eval_benchmarks=[b for b in evals if b not in HELDOUT_BENCHMARKS],
         data_dir=data_dir,
         bundle_limit=export.BUNDLED_LIMIT_BYTES if bundle else None,
+        eval_results=extra,
     )
     entry = export.update_manifest(out_dir / "manifest.json", result, urls=urls, bundled=bundle)
     print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
@@ -148,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", action="store_true", help="bundle in model_zoo/ (< 5 MB)")
     parser.add_argument("--url", action="append", default=[], help="published URL (repeatable)")
     parser.add_argument("--out-dir", default=str(REPO / "model_zoo"))
-    parser.add_argument("--eval", default="mmlu,gsm8k", help="benchmarks for the card")
+    parser.add_argument(
+        "--eval",
+        default="mmlu,gsm8k",
+        help="benchmarks for the card (also alpaca_heldout, arena_heldout: the grid's held-out "
+        "judge sets)",
+    )
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
     evals = [b for b in args.eval.split(",") if b]

@@ -97,7 +97,11 @@ def encoder_ref_for(featurizer_spec: str) -> EncoderRef | None:
         >>> encoder_ref_for("all-MiniLM-L6-v2").revision[:7]  # doctest: +SKIP
         '1110a24'
     """
-    if not featurizer_spec or ":" in featurizer_spec:
+    from routellm_jax.models.featurizers import base_spec
+
+    # "<encoder>+shape": the shape features need no weights, the encoder part is pinned as usual.
+    featurizer_spec = base_spec(featurizer_spec or "")
+    if not featurizer_spec or ":" in featurizer_spec or featurizer_spec == "shape":
         return None
     from routellm_jax.models.encoders.fetch import get_spec
 
@@ -520,8 +524,12 @@ def export_from_workdir(
     weak: str | None = None,
     bundle_limit: int | None = None,
     overwrite: bool = True,
+    eval_results: Sequence[EvalResult | dict[str, Any]] = (),
 ) -> ExportResult:
     """Export a training run's checkpoint (``training.checkpoints.load_params``) as a zoo entry.
+
+    ``eval_results`` are put in the card as given (e.g. held-out judge sets scored by the caller),
+    before the ``eval_benchmarks`` computed on the written entry.
 
     The data card is ``data_card`` if given, else ``WORKDIR/data_card.json`` when the trainer wrote
     one, else a card that says none was recorded.
@@ -556,6 +564,7 @@ def export_from_workdir(
         overwrite=overwrite,
         eval_benchmarks=eval_benchmarks,
         data_dir=data_dir,
+        eval_results=eval_results,
     )
 
 
@@ -568,8 +577,11 @@ def embedding_store(featurizer: Any) -> Path | None:
         >>> embedding_store(make_embedding_featurizer("all-MiniLM-L6-v2"))  # doctest: +SKIP
         PosixPath('/root/.cache/routellm_jax/zoo/embeddings/all-MiniLM-L6-v2.npz')
     """
+    from routellm_jax.models.featurizers import encoder_part
     from routellm_jax.zoo.hub import zoo_cache
 
+    # A "<encoder>+shape" featurizer shares the plain encoder's store (its encoder part's cache).
+    featurizer = encoder_part(featurizer)
     cache = getattr(featurizer, "cache", None)
     spec = getattr(featurizer, "spec", "")
     if not isinstance(cache, dict) or getattr(featurizer, "embedder", None) is None or not spec:
@@ -591,6 +603,9 @@ def embed_into_store(
     Example:
         >>> embed_into_store(featurizer, bench.prompts, embedding_store(featurizer))  # doctest: +SKIP
     """
+    from routellm_jax.models.featurizers import encoder_part
+
+    featurizer = encoder_part(featurizer)  # the store holds encoder vectors, never concatenations
     todo = [p for p in dict.fromkeys(prompts) if p not in featurizer.cache]
     for start in range(0, len(todo), chunk):
         featurizer.embed(todo[start : start + chunk], batch_size=64)

@@ -92,3 +92,19 @@ def test_run_grid_smoke(data_dir: Path, tmp_path: Path) -> None:
     assert card["removed_rows"]
     assert (out / "results.md").read_text().count("| mf | judge |") == 2
     assert (out / "mmlu.png").stat().st_size > 0 and (out / "gsm8k.png").stat().st_size > 0
+
+
+def test_store_serves_the_encoder_part_of_a_shape_featurizer(tmp_path: Path) -> None:
+    """'<encoder>+shape' cells read the encoder part from the grid's store (no re-embedding)."""
+    from routellm_jax.models import irt
+    from routellm_jax.models.featurizers import SHAPE_DIM, prompt_shape
+    from routellm_jax.models.registry import get_architecture
+
+    store = G.EmbeddingStore(tmp_path / "emb.npz", encoder="hashing:8")
+    store.table["cached prompt"] = np.full(8, 7.0, np.float32)  # not what hashing would give
+    cfg = irt.IRTConfig(models=("a", "b"), featurizer="hashing:8+shape", text_dim=8 + SHAPE_DIM)
+    with store.serving(get_architecture("irt")):
+        feat = irt.make_featurizer(cfg)
+    out = feat.embed(["cached prompt"])
+    np.testing.assert_array_equal(out[0, :8], np.full(8, 7.0, np.float32))
+    np.testing.assert_array_equal(out[0, 8:], prompt_shape("cached prompt"))
