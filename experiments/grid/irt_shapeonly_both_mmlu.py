@@ -1,0 +1,47 @@
+"""irt x both_mmlu on the 9 prompt-shape features alone (no MiniLM): an ablation.
+
+How much of a learned router's signal is prompt structure alone (featurizer 'shape').
+
+Mix: judge + golden + the 1,500-question MMLU golden split (evaluated on the other 12,537); decontaminated against MMLU, GSM8K, MT-Bench, the held-out judge prompts and the RouterBench test prompts.
+
+Command:
+    python experiments/run_grid.py experiments/grid/irt_shapeonly_both_mmlu.py
+
+Result (APGR; filled in from experiments/results/results.json by run_grid --stamp):
+    RESULT: mmlu=0.472, gsm8k=0.493, alpaca_heldout=0.531, arena_heldout=0.489, arena_heldout:claude-2.1/mistral-7b-instruct-v0.1=0.384, routerbench_test:gpt-3.5-turbo-1106/llama-2-70b-chat=0.409, routerbench_test:gpt-4-1106-preview/mixtral-8x7b-instruct-v0.1=0.460 (from: python experiments/run_grid.py experiments/grid/irt_shape_both_mmlu.py experiments/grid/irt_shape_both_mmlu_bw01.py experiments/grid/irt_shape_both_mmlu_bw003.py experiments/grid/mf_shape_both_mmlu.py experiments/grid/irt_shapeonly_both_mmlu.py experiments/grid/mf_both_mmlu.py experiments/grid/irt_both_mmlu.py experiments/grid/sw_ranking_both_mmlu.py experiments/grid/irt_shape_golden_mmlu.py experiments/grid/mf_judge.py experiments/grid/irt_judge.py experiments/grid/sw_ranking_judge.py experiments/grid/mf_golden.py experiments/grid/irt_golden.py experiments/grid/sw_ranking_golden.py experiments/grid/mf_both.py experiments/grid/irt_both.py experiments/grid/sw_ranking_both.py --seed-embeddings /tmp/h6/mmlu_emb /root/.cache/routellm_jax/zoo/embeddings/all-MiniLM-L6-v2.npz --out experiments/results --workdir /tmp/routellm_grid4 --stamp)
+"""
+
+import ml_collections
+
+from routellm_jax.models.featurizers import featurizer_dim
+from routellm_jax.training.config import default_config
+
+FEATURIZER = "shape"
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """The trainer config of this cell; run_grid fills arch_config.models from the mix."""
+    c = default_config()
+    c.name = "irt_shapeonly_both_mmlu"
+    c.arch = "irt"
+    c.arch_config = ml_collections.ConfigDict(
+        dict(
+            latent_dim=16,
+            hidden_dim=256,
+            alpha=0.1,
+            win_rate_mode="gain",
+            featurizer=FEATURIZER,
+            text_dim=featurizer_dim(FEATURIZER),
+        )
+    )
+    c.steps = 2000
+    c.batch_size = 512
+    c.optimizer.lr = 1e-3
+    c.optimizer.weight_decay = 1e-5
+    c.optimizer.warmup_steps = 100 if c.steps else 0
+    c.data.holdout_fraction = 0.02
+    c.log_every = 500
+    c.checkpoint.async_save = False
+    c.checkpoint.keep = 1
+    c.grid = ml_collections.ConfigDict({"mix": "both_mmlu", "label": "irt[shape only]"})
+    return c
