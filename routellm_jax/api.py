@@ -43,7 +43,8 @@ from routellm_jax.zoo.card import (
     threshold_at_share,
 )
 
-DEFAULT_ROUTER = "mf-minilm"
+# irt on MiniLM + prompt-shape features: the best single router of experiments/results (issue 6).
+DEFAULT_ROUTER = "irt-shape-minilm"
 BATCH_BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 256)
 SEQ_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
 # Featurizers cache embeddings per prompt text; a long-running router bounds that memory.

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SHARE = 0.5
+# routellm_jax.api.DEFAULT_ROUTER, repeated so the CLI parser imports no numpy (tests/zoo checks).
+DEFAULT_ROUTER_NAME = "irt-shape-minilm"
 
 
 def read_prompt_file(path: str | Path) -> list[dict[str, Any]]:
@@ -57,9 +59,9 @@ def read_prompt_file(path: str | Path) -> list[dict[str, Any]]:
 def _add_router_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--router",
-        default="mf-minilm",
+        default=DEFAULT_ROUTER_NAME,
         help="zoo name (name or name@version), entry archive URL, or local entry folder/.tar "
-        "(default: mf-minilm)",
+        f"(default: {DEFAULT_ROUTER_NAME})",
     )
     parser.add_argument("--strong", default=None, help="strong model name (default: the card's)")
     parser.add_argument("--weak", default=None, help="weak model name (default: the card's)")

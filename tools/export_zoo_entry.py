@@ -5,6 +5,10 @@ One entry from a run folder::
     python tools/export_zoo_entry.py --workdir runs/mf_minilm_judge --name mf-minilm --bundle \\
         --description "..." --license "..."
 
+Add benchmarks to a bundled entry's card without retraining (same parameters, from its archive)::
+
+    python tools/export_zoo_entry.py --reexport mf-minilm --eval mmlu,gsm8k,alpaca_heldout,arena_heldout
+
 The bundled entries, in one command (train each run first with ``--train`` when its workdir has no
 checkpoint yet, or always with ``--retrain``)::
 
@@ -50,7 +54,8 @@ BUNDLED: tuple[Bundled, ...] = (
         "runs/mf_minilm_judge",
         "Matrix factorisation (RouteLLM mf) on frozen all-MiniLM-L6-v2 prompt embeddings, trained "
         "on LLM-judge battles (AlpacaEval + Arena-Hard v1). Any pair of its model table; default "
-        "gpt-4-1106-preview vs mixtral-8x7b-instruct-v0.1. The recommended default router.",
+        "gpt-4-1106-preview vs mixtral-8x7b-instruct-v0.1. The default router until irt-shape-minilm "
+        "(issue 6).",
     ),
     Bundled(
         "sw-ranking-minilm",
@@ -79,10 +84,16 @@ HELDOUT_BENCHMARKS = ("alpaca_heldout", "arena_heldout")
 
 
 def heldout_evals(
-    workdir: Path, names: list[str], *, entry_name: str, data_dir: str | None
+    workdir: Path | None,
+    names: list[str],
+    *,
+    entry_name: str,
+    data_dir: str | None,
+    loaded: tuple | None = None,
 ) -> list:
-    """EvalResults of a run's checkpoint on the held-out judge sets named in ``names``, computed
-    with the grid's own benchmark builders (the same numbers as its ``results.md`` columns)."""
+    """EvalResults of a run's checkpoint (or of ``loaded`` = ``(arch, config, params)``) on the
+    held-out judge sets named in ``names``, computed with the grid's own benchmark builders (the
+    same numbers as its ``results.md`` columns)."""
     import numpy as np
 
     if str(REPO) not in sys.path:
@@ -95,7 +106,7 @@ def heldout_evals(
     from routellm_jax.zoo.card import EvalResult
     from routellm_jax.zoo.export import embed_into_store, embedding_store
 
-    arch, config, params = load_params(workdir, None)
+    arch, config, params = loaded if loaded is not None else load_params(workdir, None)
     router = Router.from_params(arch, config, params, name=entry_name, fuse_encoder=False)
     store = embedding_store(router.featurizer)
     benches = run_grid.judge_heldout_benchmarks(
@@ -119,6 +130,8 @@ def heldout_evals(
                 command=(
                     f"python tools/export_zoo_entry.py --workdir {workdir} --name {entry_name} "
                     f"--eval {name}"
+                    if loaded is None
+                    else f"python tools/export_zoo_entry.py --reexport {entry_name} --eval {name}"
                 ),
                 notes=(
                     f"{len(bench)} prompts, strong {bench.strong_model} vs weak "
@@ -131,6 +144,65 @@ def heldout_evals(
             )
         )
     return out
+
+
+def reexport(name: str, *, out_dir: Path, evals: list[str], data_dir: str | None) -> int:
+    """Re-export a bundled entry from its own archive (same parameters, config, data card,
+    description and license; calibration and evaluations recomputed): adds benchmarks to a card
+    without retraining."""
+    import shutil
+    import tempfile
+
+    from routellm_jax.api import read_entry
+    from routellm_jax.models.registry import get_architecture
+    from routellm_jax.zoo import export, hub
+
+    manifest = hub.Manifest.load(out_dir / "manifest.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        card, params = read_entry(hub.pull(name, manifest=manifest, cache_dir=Path(tmp)))
+    arch = get_architecture(card.architecture)
+    config = card.arch_config(arch.config_cls)
+    heldout = [b for b in evals if b in HELDOUT_BENCHMARKS]
+    extra = heldout_evals(
+        None,
+        heldout,
+        entry_name=name,
+        data_dir=data_dir,
+        loaded=(card.architecture, config, params),
+    )
+    prompts, what = export.reference_prompts(export.REFERENCE_SETS[0], data_dir)
+    build = Path(tempfile.mkdtemp(prefix=f"reexport-{name}-"))
+    try:
+        result = export.export_entry(
+            card.architecture,
+            config,
+            params,
+            build,
+            name=card.name,
+            version=card.version,
+            # This file's description when the entry is one of BUNDLED (it may have been updated).
+            description=next((b.description for b in BUNDLED if b.name == name), card.description),
+            calibration_prompts=prompts,
+            calibration_reference=what,
+            data_card=card.data,
+            license=card.license,
+            strong=card.default_strong,
+            weak=card.default_weak,
+            bundle_limit=export.BUNDLED_LIMIT_BYTES,
+            eval_benchmarks=[b for b in evals if b not in HELDOUT_BENCHMARKS],
+            eval_results=extra,
+            data_dir=data_dir,
+        )
+        archive = out_dir / result.archive.name
+        shutil.copyfile(result.archive, archive)
+        result = dataclasses.replace(result, archive=archive)
+        entry = export.update_manifest(out_dir / "manifest.json", result, bundled=True)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    print(f"re-exported {entry.key}: {archive} ({result.size} bytes, sha256 {result.sha256})")
+    for e in result.card.evals:
+        print(f"  {e.benchmark}: APGR {e.apgr:.4f}")
+    return 0
 
 
 def _has_checkpoint(workdir: Path) -> bool:
@@ -169,7 +241,10 @@ def export_one(
     out_dir: Path,
     evals: list[str],
     data_dir: str | None,
+    data_card: str | None = None,
 ) -> int:
+    import json
+
     from routellm_jax.zoo import export
 
     heldout = [b for b in evals if b in HELDOUT_BENCHMARKS]
@@ -185,6 +260,12 @@ def export_one(
         data_dir=data_dir,
         bundle_limit=export.BUNDLED_LIMIT_BYTES if bundle else None,
         eval_results=extra,
+        # A run given its data directly (run_grid) records no mixture card of its own.
+        data_card=(
+            export.data_card_from_mixture(json.loads(Path(data_card).read_text()))
+            if data_card
+            else None
+        ),
     )
     entry = export.update_manifest(out_dir / "manifest.json", result, urls=urls, bundled=bundle)
     print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
@@ -203,8 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--train-arg", action="append", default=[], help="extra `routellm-jax train` argument"
     )
+    parser.add_argument(
+        "--reexport",
+        action="append",
+        default=[],
+        help="re-export this bundled entry from its own archive with --eval's benchmarks",
+    )
     parser.add_argument("--workdir", help="a training run folder (single-entry mode)")
     parser.add_argument("--name", help="entry name (single-entry mode)")
+    parser.add_argument(
+        "--data-card",
+        default=None,
+        help="mixture data_card.json to put in the card (default: the run folder's)",
+    )
     parser.add_argument("--description", default="")
     parser.add_argument("--license", default="")
     parser.add_argument("--version", default="0.1.0")
@@ -222,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     evals = [b for b in args.eval.split(",") if b]
     out_dir = Path(args.out_dir)
 
+    if args.reexport:
+        for name in args.reexport:
+            reexport(name, out_dir=out_dir, evals=evals, data_dir=args.data_dir)
+        return 0
     if not args.all:
         if not args.workdir or not args.name:
             parser.error("give --workdir and --name, or --all")
@@ -236,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=out_dir,
             evals=evals,
             data_dir=args.data_dir,
+            data_card=args.data_card,
         )
     for entry in BUNDLED:
         if args.only and entry.name not in args.only:
