@@ -83,6 +83,18 @@ BUNDLED: tuple[Bundled, ...] = (
 HELDOUT_BENCHMARKS = ("alpaca_heldout", "arena_heldout")
 
 
+def check_heldout_clean(data_card, names: list[str], where: str) -> None:
+    """Raise unless the training data card says the held-out judge prompts in ``names`` were
+    removed from training (an entry trained on them would report a memorised, not held-out, APGR)."""
+    decon = getattr(data_card, "decontamination", None) or {}
+    missing = [n for n in names if n not in (decon.get("eval_sets") or {})]
+    if missing:
+        raise ValueError(
+            f"{where}: its data card does not list {missing} among the evaluation sets removed "
+            "from training, so those prompts may be in its training data; drop them from --eval"
+        )
+
+
 def heldout_evals(
     workdir: Path | None,
     names: list[str],
@@ -163,6 +175,8 @@ def reexport(name: str, *, out_dir: Path, evals: list[str], data_dir: str | None
     arch = get_architecture(card.architecture)
     config = card.arch_config(arch.config_cls)
     heldout = [b for b in evals if b in HELDOUT_BENCHMARKS]
+    if heldout:
+        check_heldout_clean(card.data, heldout, f"bundled entry {name}")
     extra = heldout_evals(
         None,
         heldout,
@@ -248,6 +262,13 @@ def export_one(
     from routellm_jax.zoo import export
 
     heldout = [b for b in evals if b in HELDOUT_BENCHMARKS]
+    card_data = (
+        export.data_card_from_mixture(json.loads(Path(data_card).read_text()))
+        if data_card
+        else None
+    )
+    if heldout:
+        check_heldout_clean(card_data or export._find_data_card(workdir), heldout, str(workdir))
     extra = heldout_evals(workdir, heldout, entry_name=name, data_dir=data_dir) if heldout else []
     result = export.export_from_workdir(
         workdir,
@@ -261,11 +282,7 @@ def export_one(
         bundle_limit=export.BUNDLED_LIMIT_BYTES if bundle else None,
         eval_results=extra,
         # A run given its data directly (run_grid) records no mixture card of its own.
-        data_card=(
-            export.data_card_from_mixture(json.loads(Path(data_card).read_text()))
-            if data_card
-            else None
-        ),
+        data_card=card_data,
     )
     entry = export.update_manifest(out_dir / "manifest.json", result, urls=urls, bundled=bundle)
     print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")

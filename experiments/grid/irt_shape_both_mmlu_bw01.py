@@ -3,8 +3,8 @@
 Why: the same cell with battle_weight 1 (irt_shape_both_mmlu) learns "long prompt -> weak model is
 fine" from the 105k judge battles, which swamp the 1,500 golden MMLU questions; without judge data
 (irt_shape_golden_mmlu) the length signal is kept but the judge sets fall below random. The weight
-was chosen on training data only (/tmp dev run, recorded in experiments/results/README.md): 30% of
-the golden MMLU split and 20% of the AlpacaEval training prompts held out; battle weights 1, 0.3,
+was chosen on training data only (experiments/judge_weight_dev.py, see experiments/results/README.md):
+30% of the golden MMLU split and 20% of the AlpacaEval training prompts held out; battle weights 1, 0.3,
 0.1, 0.03, 0 gave golden-dev APGR 0.517, 0.516, 0.523, 0.540, 0.547 and AlpacaEval-dev 0.669,
 0.644, 0.599, 0.575, 0.493. Rule (fixed before any evaluation-set number of these cells): the
 largest weight whose golden-dev APGR is within 0.01 of the no-battle one -> 0.03; 0.1 is run to

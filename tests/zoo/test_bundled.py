@@ -75,3 +75,15 @@ def test_default_router_is_the_shape_irt_and_its_card_has_the_issue_benchmarks(t
     assert "golden split excluded" in evals["mmlu"].notes and evals["mmlu"].extra
     # The number the issue asks for: MMLU at or above the paper's best (0.603).
     assert evals["mmlu"].apgr >= 0.603
+
+
+def test_heldout_judge_numbers_only_from_entries_that_never_saw_them(tmp_path) -> None:
+    """A card's held-out judge APGR is only meaningful when its training data had those prompts
+    removed (the data card lists them among the decontaminated evaluation sets)."""
+    manifest = hub.Manifest.load(ZOO / "manifest.json")
+    for entry in manifest.entries:
+        card = api.read_entry(hub.pull(entry.name, manifest=manifest, cache_dir=tmp_path))[0]
+        removed = (card.data.decontamination or {}).get("eval_sets") or {}
+        for e in card.evals:
+            if e.benchmark in ("alpaca_heldout", "arena_heldout"):
+                assert e.benchmark in removed, f"{entry.key}: {e.benchmark} was trained on"
