@@ -158,6 +158,72 @@ def plan_batches(
     return plan
 
 
+# Length grid for :func:`plan_chunks`: steps of 8 tokens up to 64 (where GSM8K/MT-Bench prompts
+# sit, 60-70 tokens on average), coarser above, so padding stays under ~15% of a prompt while the
+# number of compiled shapes stays bounded.
+FINE_LENGTHS: tuple[int, ...] = (
+    8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 448, 512,
+)  # fmt: skip
+ROW_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def plan_chunks(
+    lengths: Sequence[int],
+    *,
+    length_buckets: Sequence[int] = FINE_LENGTHS,
+    row_buckets: Sequence[int] = ROW_BUCKETS,
+    max_tokens: int | None = 1024,
+    dispatch_tokens: float = 32.0,
+) -> list[tuple[np.ndarray, int, int]]:
+    """Cut prompts into ``(indices, padded_rows, bucket_length)`` chunks of similar length.
+
+    Prompts are sorted by length; the sorted list is cut into contiguous chunks by dynamic
+    programming, minimising the estimated work ``sum(dispatch_tokens + rows * length * (1 +
+    length / 2048))`` (padded rows and length, the second term the attention's share), subject to
+    ``rows * length <= max_tokens`` (a single row is always allowed). ``dispatch_tokens`` is the
+    fixed cost of one call in token-equivalents (streaming the weights, launching), so the plan
+    only splits a batch when padding would waste more than a call costs. ``max_tokens`` bounds a
+    chunk where bigger chunks get *slower* per token: on CPU, past ~1024 tokens the [tokens, 1536]
+    activations leave the cache (measured: 16x64 tokens ~2800 tok/s, 64x64 ~2100, 256x64 ~1600).
+
+    Example:
+        >>> [(i.tolist(), r, b) for i, r, b in plan_chunks([5, 60, 7, 58], max_tokens=None)]
+        [([0, 2], 2, 8), ([3, 1], 2, 64)]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(lengths)
+    if n == 0:
+        return []
+    order = np.argsort(lengths, kind="stable")
+    sorted_len = lengths[order]
+    buckets = np.asarray(sorted(length_buckets), dtype=np.int64)
+    # Bucket of each sorted prompt (the largest bucket when none holds it: callers truncate).
+    chunk_len = buckets[np.minimum(np.searchsorted(buckets, sorted_len), len(buckets) - 1)]
+    rows_sorted = np.asarray(sorted(row_buckets), dtype=np.int64)
+    max_rows = int(rows_sorted[-1])
+    # rowpad[k]: the row bucket a chunk of k prompts is padded to.
+    rowpad = rows_sorted[np.searchsorted(rows_sorted, np.arange(max_rows + 1))[: max_rows + 1]]
+    best = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for i in range(1, n + 1):
+        length = int(chunk_len[i - 1])  # sorted ascending: the chunk's longest is its last
+        k_max = min(i, max_rows)
+        if max_tokens is not None:
+            fits = rows_sorted[rows_sorted * length <= max_tokens]
+            k_max = min(k_max, int(fits[-1]) if fits.size else 1)
+        ks = np.arange(1, k_max + 1)
+        cost = best[i - ks] + dispatch_tokens + rowpad[ks] * length * (1.0 + length / 2048.0)
+        j = int(np.argmin(cost))
+        best[i], cut[i] = cost[j], ks[j]
+    plan = []
+    i = n
+    while i > 0:
+        k = int(cut[i])
+        plan.append((order[i - k : i], int(rowpad[k]), int(chunk_len[i - 1])))
+        i -= k
+    return plan[::-1]
+
+
 @dataclasses.dataclass
 class Embedder:
     """A loaded encoder that turns prompts into ``[n, dim]`` float32 unit vectors.
