@@ -45,6 +45,9 @@ from routellm_jax.zoo.card import (
 
 # irt on MiniLM + prompt-shape features: the best single router of experiments/results (issue 6).
 DEFAULT_ROUTER = "irt-shape-minilm"
+# Encoder precisions of the fused path. float32 is exact (the default); bfloat16 stores the encoder
+# weights and runs its matmuls in bf16 (win rates move by ~1e-2 at most, see tests/zoo).
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 BATCH_BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 256)
 SEQ_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
 # Featurizers cache embeddings per prompt text; a long-running router bounds that memory.
@@ -100,6 +103,8 @@ class _Stats:
     prompts: int = 0
     featurize_s: float = 0.0
     steady_s: float = 0.0  # forward time of already-compiled shapes (featurizing excluded)
+    tokens: int = 0  # fused path: real prompt tokens ...
+    padded_tokens: int = 0  # ... and the tokens the compiled calls ran on (with padding)
 
 
 class Router:
@@ -107,6 +112,11 @@ class Router:
 
     Attributes: ``name``, ``card`` (:class:`~routellm_jax.zoo.card.ModelCard`), ``models`` (the
     model-name table), ``default_strong`` / ``default_weak``, ``stats`` (timings).
+
+    Fused encoder+head path (MiniLM routers): ``encoder_dtype`` is the encoder precision
+    (``None``/``"float32"`` exact, ``"bfloat16"``; :func:`load` calls it ``precision``), and
+    ``chunk_tokens`` caps the padded tokens of one compiled call (default: 1024 on CPU, where
+    bigger calls run slower per token; no cap on accelerators).
 
     Example:
         >>> router = load("mf-minilm")  # doctest: +SKIP
@@ -126,6 +136,7 @@ class Router:
         source: str = "",
         fuse_encoder: bool = True,
         encoder_dtype: str | None = None,
+        chunk_tokens: int | None = None,
     ) -> None:
         import jax
 
@@ -163,9 +174,15 @@ class Router:
         self._compiled: dict[tuple, Any] = {}
         self._compile_lock = threading.Lock()
         self._stats = _Stats()
+        if encoder_dtype is not None and encoder_dtype not in PRECISIONS:
+            raise RouterError(
+                f"router {self.name!r}: encoder_dtype/precision must be one of {PRECISIONS}, "
+                f"got {encoder_dtype!r}"
+            )
         self.encoder_dtype = encoder_dtype
+        self.chunk_tokens = chunk_tokens
         self._fused = self._make_fused() if fuse_encoder else None
-        if encoder_dtype is not None and self._fused is None:
+        if encoder_dtype not in (None, "float32") and self._fused is None:
             raise RouterError(
                 f"router {self.name!r}: encoder_dtype needs the fused encoder path, which this "
                 "architecture/featurizer does not allow"
@@ -453,7 +470,8 @@ class Router:
     def stats(self) -> dict[str, Any]:
         """Timings: ``compile_s`` (first call per shape), ``steady_s`` (forward passes of compiled
         shapes), ``featurize_s`` (tokenizing/embedding on the host), ``compiles``, ``shapes``,
-        ``calls``, ``prompts``, and ``steady_prompts_per_s``.
+        ``calls``, ``prompts``, ``steady_prompts_per_s``, and on the fused encoder path ``tokens``
+        / ``padded_tokens`` (real vs computed tokens: the padding overhead).
 
         Example:
             >>> load("mf-minilm").stats["compiles"]  # doctest: +SKIP
@@ -487,21 +505,34 @@ class Router:
 class _Fused:
     """Tokenize on the host, then run encoder + pooling + head as one compiled function.
 
-    Prompts are sorted by token length and grouped into the embedder's length buckets; each group
-    is cut into chunks of at most ``max_batch`` rows, padded to a batch bucket. Every (rows,
-    length) shape is compiled once, ahead of time; batches are dispatched asynchronously so the
-    host pads the next batch while the device runs the previous one.
+    Prompts are tokenized in one ``encode_batch`` call (Rust, parallel), sorted by token length
+    and cut into chunks of similar length by :func:`~routellm_jax.models.encoders.embedder.
+    plan_chunks`: fine length buckets (steps of 8 tokens up to 64) and power-of-two row buckets,
+    so padding stays ~10% of the real tokens (the old 16/32/64/128 buckets padded GSM8K-length
+    batches 1.4x at batch 1 and 2-3x at batch 16/256). On CPU a chunk holds at most
+    ``chunk_tokens`` (default 1024) padded tokens: bigger chunks run slower per token there, as
+    the activations stop fitting in cache. Every (rows, length) shape is compiled once, ahead of
+    time; chunks are dispatched asynchronously so the host pads the next one while the device
+    runs the previous one.
     """
 
     def __init__(self, router: Router, embedder: Any) -> None:
         import jax
         import jax.numpy as jnp
 
-        from routellm_jax.models.encoders.embedder import encode
+        from routellm_jax.models.encoders.embedder import FINE_LENGTHS, ROW_BUCKETS, encode
 
         self.router = router
         self.tokenizer = embedder.tokenizer
-        self.length_buckets = tuple(embedder.buckets)
+        max_len = self.tokenizer.max_length
+        self.length_buckets = tuple(sorted({b for b in FINE_LENGTHS if b < max_len} | {max_len}))
+        self.row_buckets = tuple(
+            sorted({b for b in ROW_BUCKETS if b < router.max_batch} | {router.max_batch})
+        )
+        on_cpu = jax.default_backend() == "cpu"
+        # Accelerators: no per-chunk token cap, and a call costs more than padding does.
+        self.max_tokens = router.chunk_tokens or (1024 if on_cpu else None)
+        self.dispatch_tokens = 32.0 if on_cpu else 4096.0
         dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[
             router.encoder_dtype or getattr(embedder, "dtype", "float32")
         ]
@@ -537,6 +568,18 @@ class _Fused:
                     r._compiled[key] = compiled
         return compiled
 
+    def plan(self, lengths: Sequence[int]) -> list[tuple[np.ndarray, int, int]]:
+        """``(prompt indices, padded rows, padded length)`` per compiled call."""
+        from routellm_jax.models.encoders.embedder import plan_chunks
+
+        return plan_chunks(
+            lengths,
+            length_buckets=self.length_buckets,
+            row_buckets=self.row_buckets,
+            max_tokens=self.max_tokens,
+            dispatch_tokens=self.dispatch_tokens,
+        )
+
     def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
         import jax
         import jax.numpy as jnp
@@ -549,15 +592,10 @@ class _Fused:
         compile_before = r._stats.compile_s
         ids = self.tokenizer.encode_ids(prompts)
         host = time.perf_counter() - t0  # tokenizing, then padding below
-        lengths = np.array([len(x) for x in ids])
-        order = np.argsort(lengths, kind="stable")
-        bucket_of = np.array([_bucket(int(n), self.length_buckets) for n in lengths[order]])
-        plan = []
-        for length in sorted(set(bucket_of.tolist())):
-            group = order[bucket_of == length]
-            for start in range(0, len(group), r.max_batch):
-                index = group[start : start + r.max_batch]
-                plan.append((index, _bucket(len(index), r.batch_buckets), int(length)))
+        lengths = [len(x) for x in ids]
+        plan = self.plan(lengths)
+        r._stats.tokens += int(sum(lengths))
+        r._stats.padded_tokens += sum(rows * length for _, rows, length in plan)
         s, w = jnp.int32(strong), jnp.int32(weak)
         pending = []
         for index, rows, length in plan:
@@ -689,13 +727,21 @@ def load(
     cache_dir: str | os.PathLike[str] | None = None,
     manifest: str | os.PathLike[str] | None = None,
     verify: bool = True,
+    precision: str | None = None,
     **router_kwargs: Any,
 ) -> Router:
     """Load a router: a zoo name from the manifest (``"mf-minilm"``, ``"mf-minilm@0.1.0"``), a URL
     of an entry archive (``https://.../x.tar#sha256=...``) or a local entry folder / ``.tar``.
 
     Files are verified (sha256) before anything is restored. ``router_kwargs`` go to
-    :class:`Router` (``max_batch``, ``batch_buckets``, ``seq_buckets``, ``featurizer``).
+    :class:`Router` (``max_batch``, ``batch_buckets``, ``seq_buckets``, ``featurizer``,
+    ``chunk_tokens``).
+
+    ``precision`` is the encoder's precision on the fused encoder+head path (MiniLM routers):
+    ``"float32"`` (default, exact) or ``"bfloat16"`` (bf16 weights and matmuls; win rates within
+    ~1e-2 of float32 and routing decisions agreeing on >= 99% of GSM8K/MT-Bench prompts, tested in
+    tests/zoo/test_bundled.py). On CPU with this jaxlib bf16 is *slower*: XLA:CPU converts bf16
+    dots back to float32 (measured in tools/bench_infer.py), so it only pays on accelerators.
 
     Example:
         >>> router = load("mf-minilm")  # doctest: +SKIP
@@ -704,4 +750,8 @@ def load(
     """
     entry_dir = resolve_entry(name_or_url_or_path, cache_dir=cache_dir, manifest=manifest)
     card, params = read_entry(entry_dir, verify=verify)
+    if precision is not None:
+        if "encoder_dtype" in router_kwargs:
+            raise TypeError("give precision= or encoder_dtype=, not both")
+        router_kwargs["encoder_dtype"] = precision
     return Router(card, params, source=str(entry_dir), **router_kwargs)

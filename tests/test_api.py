@@ -238,3 +238,15 @@ def test_user_architecture_with_sequence_buckets(tok_arch, tmp_path: Path) -> No
     assert r.decide(["a"], threshold=0.0)[0]["model"] == "big"
     with pytest.raises(api.RouterError, match="trained for big vs small only"):
         r.win_rate(["a"], strong="other")
+
+
+def test_precision_option_is_checked(mf_entry) -> None:
+    # float32 is what every router computes: accepted even without a fused encoder path.
+    r = api.load(mf_entry.entry_dir, precision="float32")
+    assert r.encoder_dtype == "float32" and r._fused is None
+    with pytest.raises(api.RouterError, match="needs the fused encoder path"):
+        api.load(mf_entry.entry_dir, precision="bfloat16")  # hashing featurizer: no encoder
+    with pytest.raises(api.RouterError, match="must be one of"):
+        api.load(mf_entry.entry_dir, precision="float16")
+    with pytest.raises(TypeError, match="not both"):
+        api.load(mf_entry.entry_dir, precision="float32", encoder_dtype="float32")
