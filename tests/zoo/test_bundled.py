@@ -4,6 +4,9 @@ and the README's first command (route a prompt with mf-minilm) works from them."
 from __future__ import annotations
 
 import importlib.util
+import json
+
+import numpy as np
 
 from routellm_jax import api, paths
 from routellm_jax.cli import main
@@ -59,6 +62,54 @@ def test_readme_route_command_with_default_router(tmp_path, capsys) -> None:
     for (rate, model, _), want in zip(rows, expected):
         assert model in (plain.default_strong, plain.default_weak)
         assert abs(float(rate) - float(want)) < 1e-4
+
+
+def _gsm8k_mt_bench(data_dir, n: int) -> list[str]:
+    """The benchmark prompts of tools/bench_infer.py: GSM8K test questions, MT-Bench turns."""
+    root = data_dir / "lm-sys__RouteLLM" / "routellm" / "evals"
+    gsm = [json.loads(x)["question"] for x in (root / "gsm8k" / "test.jsonl").open()]
+    mt = [json.loads(x)["turns"][0] for x in (root / "mt_bench" / "question.jsonl").open()]
+    return gsm[: n - 40] + mt[:40]  # mostly GSM8K, plus MT-Bench's longer turns
+
+
+def test_fused_chunks_and_bfloat16_on_real_prompts(data_dir, tmp_path, capsys) -> None:
+    name = "mf-minilm"  # a pure-MiniLM router: encoder + head in one compiled call
+    prompts = _gsm8k_mt_bench(data_dir, 160)
+    fused = api.load(name, cache_dir=tmp_path)
+    plain = api.load(name, cache_dir=tmp_path, fuse_encoder=False)
+    f32 = fused.win_rate(prompts)
+    # Length-sorted fine chunks change nothing but the padding: the unfused answer, ...
+    np.testing.assert_allclose(f32, plain.win_rate(prompts), atol=1e-5, rtol=0)
+    # ... at ~10% padding (the 16/32/64/128/256 buckets padded these 2.3x).
+    stats = fused.stats
+    assert stats["padded_tokens"] / stats["tokens"] < 1.25, stats
+    # bfloat16 encoder: win rates within 2e-2 (measured: ~3e-3), decisions at the card's
+    # thresholds for 20/50/80% strong calls agree on >= 99% of the prompts.
+    bf16 = api.load(name, cache_dir=tmp_path, precision="bfloat16")
+    low = bf16.win_rate(prompts)
+    assert np.max(np.abs(low - f32)) < 2e-2
+    for share in (0.2, 0.5, 0.8):
+        t = fused.threshold_for_share(share)
+        assert np.mean((low >= t) == (f32 >= t)) >= 0.99, share
+    # The CLI's --precision reaches the same router.
+    assert (
+        main(
+            [
+                "route",
+                "--router",
+                name,
+                "--precision",
+                "bfloat16",
+                "--cache-dir",
+                str(tmp_path),
+                *prompts[:3],
+            ]
+        )
+        == 0
+    )
+    lines = [x for x in capsys.readouterr().out.splitlines() if not x.startswith("#")]
+    got = [float(x.split("\t")[0]) for x in lines]  # printed with 4 decimals
+    np.testing.assert_allclose(got, bf16.win_rate(prompts[:3]), atol=1e-4)
 
 
 def test_default_router_is_the_shape_irt_and_its_card_has_the_issue_benchmarks(tmp_path) -> None:
