@@ -56,6 +56,8 @@ def test_published_entry_matches_manifest_and_card(name: str) -> None:
     card = _card(archive)
     assert card.name == name and card.architecture == entry.architecture
     assert card.license and card.commit and card.data.counts
+    # Fine-tuned from a pretrained start: referenced, not frozen (its weights are in the params).
+    assert card.encoder is not None and not card.encoder.frozen
     assert card.calibration is not None and len(card.calibration.thresholds) == 19
     removed = (card.data.decontamination or {}).get("eval_sets") or {}
     assert {"alpaca_heldout", "arena_heldout", "mmlu", "gsm8k"} <= set(removed)
@@ -74,3 +76,16 @@ def test_pull_and_load_published_bert(tmp_path: Path) -> None:
     router = api.load("bert-minilm", cache_dir=tmp_path)
     rates = np.asarray(router.win_rate(["What is 2+2?", "Prove that sqrt(2) is irrational."]))
     assert rates.shape == (2,) and np.all((rates >= 0) & (rates <= 1))
+
+
+def test_base_model_ref_of_fine_tuned_architectures() -> None:
+    from routellm_jax.models.registry import get_architecture
+    from routellm_jax.zoo.export import base_model_ref
+
+    bert = base_model_ref(get_architecture("bert").make_config())
+    assert bert.name == "all-MiniLM-L6-v2" and "tokenizer.json" in bert.files and not bert.frozen
+    causal = base_model_ref(get_architecture("causal_llm").make_config())
+    assert causal.name == "smollm2-135m-instruct" and causal.files == {} and not causal.frozen
+    assert "sha256:" in causal.revision
+    tiny = get_architecture("causal_llm").make_config(base_model="tiny-random", pretrained=False)
+    assert base_model_ref(tiny) is None
