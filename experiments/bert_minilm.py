@@ -7,7 +7,7 @@ Run::
 
     routellm-jax train experiments/bert_minilm.py --workdir runs/bert_minilm
 
-Result (2026-11-28, this config, commit 89bbdbf + this file; 2-core CPU shared with 3-4 other jobs,
+Result (2026-11-28, this config, commit 67b4449 + this file; 2-core CPU shared with 3-4 other jobs,
 ``nice -n 10 routellm-jax train experiments/bert_minilm.py --workdir /work/runs/bert_minilm``):
 the judge mix keeps 129,403 battles over 772 prompts after removing MMLU/GSM8K/MT-Bench prompts
 and the held-out judge split (243 AlpacaEval + 90 arena prompts, 55,867 battle rows); 1,328 of
