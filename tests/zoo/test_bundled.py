@@ -1,5 +1,5 @@
 """The bundled zoo entries in model_zoo/: listed with the right hashes, under 5 MB, valid cards,
-and the README's first command (route a prompt with mf-minilm) works from them."""
+and the README's first command (route prompts with the default router) works from them."""
 
 from __future__ import annotations
 
