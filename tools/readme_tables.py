@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MANIFEST = ROOT / "model_zoo" / "manifest.json"
 RESULTS = ROOT / "experiments" / "results" / "results.json"
-PAPER_TABLES = "RouteLLM v4, Tables 1-3 (`../shared/paper/routellm_v4_tables.md`)"
 
 # Columns of the experiments table: results.json benchmark key -> header.
 RESULT_COLUMNS = {
@@ -82,25 +81,26 @@ def zoo_table(manifest_path: Path = MANIFEST) -> str:
 def _pick_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Baselines, then per learned router the mix with the best worse-of(MMLU, GSM8K) APGR: the
     number a single checkpoint has to be judged by, since it must serve both benchmarks."""
-    baselines = [r for r in rows if r["mix"] == "-"]
+
+    def worse_of(r: Mapping[str, Any]) -> float:
+        return min(r["apgr"].get("mmlu") or 0.0, r["apgr"].get("gsm8k") or 0.0)
+
     best: dict[str, Mapping[str, Any]] = {}
     for r in rows:
-        if r["mix"] == "-":
-            continue
-        score = min(r["apgr"].get("mmlu") or 0.0, r["apgr"].get("gsm8k") or 0.0)
-        key = r["router"]
-        if key not in best or score > min(best[key]["apgr"]["mmlu"], best[key]["apgr"]["gsm8k"]):
-            best[key] = r
-    learned = sorted(
-        best.values(), key=lambda r: -min(r["apgr"].get("mmlu", 0), r["apgr"].get("gsm8k", 0))
-    )
-    return baselines + learned
+        if r["mix"] != "-" and (
+            r["router"] not in best or worse_of(r) > worse_of(best[r["router"]])
+        ):
+            best[r["router"]] = r
+    baselines = [r for r in rows if r["mix"] == "-"]
+    return baselines + sorted(best.values(), key=worse_of, reverse=True)
 
 
 def results_table(results_path: Path = RESULTS) -> str:
     """Markdown table: paper's best, baselines and our best mix per router, APGR per benchmark."""
+    sys.path.insert(0, str(ROOT))
+    from experiments.run_grid import PAPER_BEST as paper  # the one copy of the paper's numbers
+
     results = json.loads(results_path.read_text())
-    paper = {"mmlu": 0.603, "gsm8k": 0.622}  # the paper's best per benchmark (v4 Tables 2, 3)
     cols = list(RESULT_COLUMNS)
     lines = [
         "| router | training mix | " + " | ".join(RESULT_COLUMNS[c] for c in cols) + " |",
