@@ -250,13 +250,19 @@ class Router:
     # ---- encoder + head in one jit ----------------------------------------------------------
 
     def _make_fused(self) -> _Fused | None:
-        """The fused path, when the architecture's inputs are exactly the featurizer's frozen
-        sentence embeddings (``{"embedding": featurizer.embed(prompts)}``) and the featurizer
-        wraps a Flax embedder exposing its tokenizer, params and config."""
-        embedder = getattr(self.featurizer, "embedder", None)
+        """The fused path, when the architecture's inputs are exactly the featurizer's vectors
+        (``{"embedding": featurizer.embed(prompts)}``) and those are a Flax embedder's sentence
+        embeddings, optionally followed by host-computed features (``"<encoder>+shape"``: a
+        :class:`~routellm_jax.models.featurizers.ConcatFeaturizer` whose first part wraps the
+        embedder and whose other parts need no encoder)."""
+        parts = list(getattr(self.featurizer, "parts", None) or [self.featurizer])
+        encoder_part, host_parts = parts[0], parts[1:]
+        embedder = getattr(encoder_part, "embedder", None)
         needed = ("tokenizer", "params", "config", "buckets")
         if embedder is None or not all(hasattr(embedder, a) for a in needed):
             return None
+        if any(hasattr(p, "embedder") or not hasattr(p, "embed") for p in host_parts):
+            return None  # a second encoder (or something opaque) cannot run on the host per chunk
         probe = ["routing probe", "a somewhat longer routing probe prompt, to check the inputs"]
         try:
             inputs = self.arch.prompt_inputs(probe, self.featurizer, self.config)
@@ -267,7 +273,12 @@ class Router:
         direct = np.asarray(self.featurizer.embed(probe), dtype=np.float32)
         if not np.array_equal(np.asarray(inputs["embedding"], dtype=np.float32), direct):
             return None
-        return _Fused(self, embedder)
+        # The fused function rebuilds the featurizer's vector as [encoder | host parts]; make sure
+        # that is the featurizer's own layout (every embed() call here hits a cache).
+        pieces = [np.asarray(p.embed(probe), dtype=np.float32) for p in parts]
+        if not np.array_equal(np.concatenate(pieces, axis=1), direct):
+            return None
+        return _Fused(self, embedder, host_parts)
 
     # ---- win rates --------------------------------------------------------------------------
 
@@ -514,9 +525,13 @@ class _Fused:
     the activations stop fitting in cache. Every (rows, length) shape is compiled once, ahead of
     time; chunks are dispatched asynchronously so the host pads the next one while the device
     runs the previous one.
+
+    ``host_featurizers`` (the ``+shape`` of ``"all-MiniLM-L6-v2+shape"``) are computed on the
+    host for each chunk's prompts and passed into the compiled function, which appends them to
+    the pooled embedding before the head, as the featurizer does; ``[]`` for a plain encoder.
     """
 
-    def __init__(self, router: Router, embedder: Any) -> None:
+    def __init__(self, router: Router, embedder: Any, host_featurizers: Sequence[Any] = ()) -> None:
         import jax
         import jax.numpy as jnp
 
@@ -524,6 +539,8 @@ class _Fused:
 
         self.router = router
         self.tokenizer = embedder.tokenizer
+        self.host_featurizers = list(host_featurizers)
+        self.host_dim = sum(int(f.dim) for f in self.host_featurizers)
         max_len = self.tokenizer.max_length
         self.length_buckets = tuple(sorted({b for b in FINE_LENGTHS if b < max_len} | {max_len}))
         self.row_buckets = tuple(
@@ -546,8 +563,18 @@ class _Fused:
         # The encoder weights are frozen inputs of the compiled function, on the default device.
         self.encoder_params = jax.device_put(params)
 
-        def fused(head: Any, encoder: Any, ids: Any, mask: Any, strong: Any, weak: Any) -> Any:
+        def fused(
+            head: Any,
+            encoder: Any,
+            ids: Any,
+            mask: Any,
+            host_features: Any,
+            strong: Any,
+            weak: Any,
+        ) -> Any:
             emb = encode(encoder, ids, mask, enc_config, dtype=dtype)  # [batch, hidden] f32
+            if host_features is not None:  # [batch, host_dim] f32, after the encoder's vector
+                emb = jnp.concatenate([emb, host_features], axis=1)
             return arch.win_rate(head, {"embedding": emb}, strong, weak, config)
 
         self.jitted = jax.jit(fused)
@@ -567,6 +594,18 @@ class _Fused:
                     r._stats.shapes.append(f"input_ids[{rows}, {length}]")
                     r._compiled[key] = compiled
         return compiled
+
+    def _host_features(self, prompts: list[str]) -> np.ndarray | None:
+        if not self.host_featurizers:
+            return None
+        features = np.concatenate(
+            [np.asarray(f.embed(prompts), dtype=np.float32) for f in self.host_featurizers], axis=1
+        )
+        for f in self.host_featurizers:  # their per-prompt caches, bounded like the featurizer's
+            cache = getattr(f, "cache", None)
+            if isinstance(cache, dict) and len(cache) > _FEATURIZER_CACHE_LIMIT:
+                cache.clear()
+        return features
 
     def plan(self, lengths: Sequence[int]) -> list[tuple[np.ndarray, int, int]]:
         """``(prompt indices, padded rows, padded length)`` per compiled call."""
@@ -591,7 +630,9 @@ class _Fused:
         t0 = time.perf_counter()
         compile_before = r._stats.compile_s
         ids = self.tokenizer.encode_ids(prompts)
-        host = time.perf_counter() - t0  # tokenizing, then padding below
+        # [n, host_dim] host features of every prompt (None for a plain encoder featurizer).
+        host_features = self._host_features(prompts)
+        host = time.perf_counter() - t0  # tokenizing and host features, then padding below
         lengths = [len(x) for x in ids]
         plan = self.plan(lengths)
         r._stats.tokens += int(sum(lengths))
@@ -601,8 +642,12 @@ class _Fused:
         for index, rows, length in plan:
             t1 = time.perf_counter()
             input_ids, mask = self.tokenizer.pad([ids[i] for i in index], length, rows)
+            chunk_features = None
+            if host_features is not None:  # padding rows get zeros; their outputs are dropped
+                chunk_features = np.zeros((rows, self.host_dim), dtype=np.float32)
+                chunk_features[: len(index)] = host_features[index]
             host += time.perf_counter() - t1
-            args = (r.params, self.encoder_params, input_ids, mask, s, w)
+            args = (r.params, self.encoder_params, input_ids, mask, chunk_features, s, w)
             pending.append((index, self._executable(rows, length, args)(*args)))
             r._stats.calls += 1
         for index, result in pending:

@@ -63,11 +63,14 @@ class TorchReference:
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = BertModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
         self.max_length = router._fused.tokenizer.max_length if router._fused else 256
+        # "<encoder>+shape" featurizers: the same host features, appended to the torch embedding.
+        self.host_featurizers = router._fused.host_featurizers if router._fused else []
         self.head = self._head(router)
 
     def _head(self, router) -> Callable[[object, int, int], np.ndarray]:
         torch = self.torch
-        if router.card.architecture == "mf" and not router.config.proj_bias:
+        plain = not self.host_featurizers
+        if router.card.architecture == "mf" and not router.config.proj_bias and plain:
             p = router.params
             table = torch.tensor(np.asarray(p["model_embed"]))
             proj = (
@@ -109,6 +112,9 @@ class TorchReference:
             mask = batch["attention_mask"][..., None].float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             emb = torch.nn.functional.normalize(pooled, dim=-1)
+            if self.host_featurizers:
+                extra = [f.embed(prompts) for f in self.host_featurizers]
+                emb = torch.cat([emb, *(torch.from_numpy(x) for x in extra)], dim=1)
             return self.head(emb, s, w)
 
 

@@ -112,6 +112,28 @@ def test_fused_chunks_and_bfloat16_on_real_prompts(data_dir, tmp_path, capsys) -
     np.testing.assert_allclose(got, bf16.win_rate(prompts[:3]), atol=1e-4)
 
 
+def test_shape_featurizer_router_runs_fused_and_matches_unfused(data_dir, tmp_path) -> None:
+    """ "<encoder>+shape" routers (the default) fuse too: the shape features are computed on the
+    host per chunk and appended inside the compiled function, giving the unfused answer."""
+    prompts = _gsm8k_mt_bench(data_dir, 48)
+    fused = api.load(api.DEFAULT_ROUTER, cache_dir=tmp_path)
+    assert fused.config.featurizer.endswith("+shape")
+    assert fused._fused is not None and fused._fused.host_dim == 9
+    plain = api.load(api.DEFAULT_ROUTER, cache_dir=tmp_path, fuse_encoder=False)
+    want = plain.win_rate(prompts)
+    np.testing.assert_allclose(fused.win_rate(prompts), want, atol=1e-5, rtol=0)
+    # Warm: the same and other batch sizes over these prompts reuse the compiled shapes, and the
+    # per-prompt shape features still line up after length sorting (reversed order, subsets).
+    compiles = fused.stats["compiles"]
+    np.testing.assert_allclose(fused.win_rate(prompts[::-1]), want[::-1], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fused.win_rate(prompts[5:8]), want[5:8], atol=1e-5, rtol=0)
+    assert fused.stats["compiles"] <= compiles + 3  # at most the new row buckets of 3 prompts
+    compiles = fused.stats["compiles"]
+    fused.win_rate(prompts[5:8])
+    fused.win_rate(prompts)
+    assert fused.stats["compiles"] == compiles
+
+
 def test_default_router_is_the_shape_irt_and_its_card_has_the_issue_benchmarks(tmp_path) -> None:
     """The default (issue 6): irt on MiniLM + prompt-shape features; its card carries MMLU (golden
     split excluded), GSM8K and both held-out judge sets, and the CLI's default names the same entry."""
