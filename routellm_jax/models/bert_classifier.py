@@ -399,4 +399,6 @@ ARCHITECTURE = Architecture(
     partition_rules=BERT_PARTITION_RULES,
     description="BERT-family encoder (MiniLM) fine-tuned end to end, 3-way head on [CLS]: "
     "P(strong) = 1 - P(tie) - P(weak wins)",
+    sequence_keys=("input_ids", "attention_mask"),
+    mask_key="attention_mask",
 )

@@ -497,4 +497,6 @@ ARCHITECTURE = Architecture(
         "Llama-family LM (SmolLM2-135M-Instruct standing in for Llama-3-8B) rating the prompt "
         "with label tokens [[1]]..[[5]]; P(strong) = 1 - P(score >= 4)"
     ),
+    sequence_keys=("input_ids", "attention_mask"),
+    mask_key="attention_mask",
 )

@@ -25,6 +25,10 @@ Contract (all functions pure; ``config`` is an instance of ``config_cls``, a fro
   trained by gradient descent (``sw_ranking``); the trainer calls it instead of the step loop.
 * ``partition_rules``: ``((regex over "/"-joined param path, logical axis name per dim), ...)``.
   Logical names map to mesh axes in ``training/sharding.py``; unmatched params are replicated.
+* ``sequence_keys`` / ``mask_key`` (token-sequence routers): the example arrays that are
+  right-padded along axis 1, and the one among them whose nonzero entries mark real tokens. With
+  them the trainer can cut each batch to a length bucket (``config.data.length_buckets``), so
+  ``loss`` must give the same value on a batch with trailing pad columns removed.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class Architecture:
     fit: Callable[..., Params] | None = None
     partition_rules: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
     description: str = ""
+    sequence_keys: tuple[str, ...] = ()
+    mask_key: str = ""
 
     def make_config(self, **overrides: Any) -> Any:
         """Build this architecture's config, with field overrides.

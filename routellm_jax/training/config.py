@@ -57,6 +57,11 @@ def default_config() -> ml_collections.ConfigDict:
             "data_dir": "",
             "holdout_fraction": 0.05,
             "holdout_seed": 0,
+            # Token-sequence routers (bert, causal_llm): cut each batch to the smallest of these
+            # lengths that holds its longest row (one compile per bucket); () = full max_length.
+            "length_buckets": (),
+            # Batches per length-sorting window: more = less padding, less mixing of lengths.
+            "length_window_batches": 16,
         }
     )
     c.optimizer = ml_collections.ConfigDict(

@@ -254,6 +254,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     arch: str
     checkpoint_steps: list[int]
+    step_compiles: int = 0  # train-step executables built (one per batch shape; 0 for fit)
 
 
 def load_training_data(config: Any) -> tuple[Any, dict[str, Any]]:
@@ -556,8 +557,14 @@ def train(
 
     from routellm_jax.data.pipeline import BatchIterator
 
+    bucketing = length_bucketing(arch, config.data)
     train_it = BatchIterator(
-        train_ex, int(config.batch_size), seed=int(config.seed), sharding=trainer.batch_sharding
+        train_ex,
+        int(config.batch_size),
+        seed=int(config.seed),
+        sharding=trainer.batch_sharding,
+        window_batches=int(config.data.get("length_window_batches", 16)),
+        **bucketing,
     )
     start = 0
     if resume and checkpointer.latest_step() is not None:
@@ -576,7 +583,13 @@ def train(
         if bs <= 0:
             return None
         return BatchIterator(
-            hold_ex, bs, shuffle=False, repeat=False, sharding=trainer.batch_sharding
+            hold_ex,
+            bs,
+            shuffle=False,
+            repeat=False,
+            sharding=trainer.batch_sharding,
+            window_batches=1,  # no regrouping: every held-out row counts, in order
+            **bucketing,
         )
 
     def run_eval(params: Any) -> dict[str, float]:
@@ -652,7 +665,32 @@ def train(
         history=history,
         arch=config.arch,
         checkpoint_steps=steps,
+        step_compiles=trainer.compile_count(),
     )
+
+
+def length_bucketing(arch: Any, data_cfg: Any) -> dict[str, Any]:
+    """``BatchIterator`` arguments for ``data.length_buckets`` (empty when it is unset).
+
+    Example:
+        >>> length_bucketing(get_architecture("mf"), default_config().data)  # doctest: +SKIP
+        {}
+    """
+    buckets = tuple(int(b) for b in data_cfg.get("length_buckets", ()) or ())
+    if not buckets:
+        return {}
+    if not arch.sequence_keys or not arch.mask_key:
+        raise ValueError(
+            f"config.data.length_buckets={list(buckets)}: architecture {arch.name!r} declares no "
+            "sequence_keys/mask_key (only token-sequence routers can be cut to length buckets)"
+        )
+    if any(b <= 0 for b in buckets):
+        raise ValueError(f"config.data.length_buckets must be positive, got {list(buckets)}")
+    return {
+        "length_buckets": buckets,
+        "sequence_keys": arch.sequence_keys,
+        "mask_key": arch.mask_key,
+    }
 
 
 def split_examples(examples: Mapping[str, np.ndarray], data_cfg: Any) -> tuple[dict, dict]:

@@ -62,3 +62,76 @@ def test_holdout_split_is_seeded_and_disjoint():
     assert split_holdout(_examples(), 0.25, seed=0)[1]["id"].tolist() == hold["id"].tolist()
     with pytest.raises(ValueError, match="disagree"):
         num_examples({"a": np.zeros(3), "b": np.zeros(4)})
+
+
+def _token_examples(n=64, width=32, seed=0):
+    """Right-padded token rows of random lengths 1..width, pad id 0."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, width + 1, size=n)
+    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int32)
+    ids = rng.integers(1, 1000, size=(n, width)).astype(np.int32) * mask
+    return {"input_ids": ids, "attention_mask": mask, "id": np.arange(n)}, lengths
+
+
+BUCKETED = dict(
+    length_buckets=(8, 16),
+    sequence_keys=("input_ids", "attention_mask"),
+    mask_key="attention_mask",
+)
+
+
+def test_length_buckets_cut_only_padding_and_group_similar_lengths():
+    ex, lengths = _token_examples()
+    it = BatchIterator(ex, 8, seed=0, window_batches=4, **BUCKETED)
+    widths, spreads, epoch = [], [], []
+    for _ in range(it.n // 32 * 4):  # one epoch: 2 windows of 4 batches
+        batch = next(it)
+        width = batch["input_ids"].shape[1]
+        rows = batch["id"]
+        longest = lengths[rows].max()
+        assert width == (8 if longest <= 8 else 16 if longest <= 16 else 32)  # the full width
+        np.testing.assert_array_equal(batch["input_ids"], ex["input_ids"][rows, :width])
+        assert not ex["attention_mask"][rows, width:].any()  # only padding was cut
+        widths.append(width)
+        spreads.append(np.ptp(lengths[rows]))
+        epoch.extend(rows.tolist())
+    assert sorted(epoch) == list(range(64))  # every example once per epoch
+    assert set(widths) == {8, 16, 32}
+    # Sorting windows puts neighbours in length together: far below a random batch's spread.
+    assert np.mean(spreads) < 0.5 * np.mean(
+        [np.ptp(lengths[r]) for r in np.split(np.arange(64), 8)]
+    )
+
+
+def test_length_bucketed_iterator_resumes_and_shards_like_the_plain_one():
+    ex, _ = _token_examples(n=40)
+    it = BatchIterator(ex, 4, seed=2, window_batches=3, **BUCKETED)
+    for _ in range(11):  # past the epoch boundary (3 windows of 3 batches)
+        next(it)
+    state = it.get_state()
+    expected = [next(it) for _ in range(5)]
+    fresh = BatchIterator(ex, 4, seed=2, window_batches=3, **BUCKETED)
+    fresh.set_state(state)
+    for want in expected:
+        got = next(fresh)
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    # Two processes see halves of the global batch, cut to the same (global) bucket.
+    whole = BatchIterator(ex, 4, seed=2, window_batches=3, **BUCKETED)
+    halves = [
+        BatchIterator(ex, 4, seed=2, window_batches=3, process_index=p, process_count=2, **BUCKETED)
+        for p in range(2)
+    ]
+    for _ in range(6):
+        glob, parts = next(whole), [next(h) for h in halves]
+        for k in glob:
+            np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), glob[k])
+
+
+def test_length_buckets_need_declared_sequence_arrays():
+    ex, _ = _token_examples(n=16)
+    with pytest.raises(ValueError, match="mask_key"):
+        BatchIterator(ex, 4, length_buckets=(8,), sequence_keys=("input_ids",))
+    with pytest.raises(ValueError, match="missing: \\['tokens'\\]"):
+        BatchIterator(
+            ex, 4, length_buckets=(8,), sequence_keys=("tokens",), mask_key="attention_mask"
+        )

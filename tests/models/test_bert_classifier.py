@@ -168,3 +168,24 @@ def test_matches_hf_bert_for_sequence_classification(tmp_path) -> None:
     np.testing.assert_allclose(ours[:, [LABEL_STRONG, LABEL_TIE, LABEL_WEAK]], ref, atol=1e-4)
     wr = np.asarray(bc.win_rate(params, inputs, 0, 1, cfg))
     np.testing.assert_allclose(wr, 1 - ref_probs[:, -2:].sum(1), atol=1e-5)
+
+
+def test_loss_and_grads_unchanged_when_cut_to_a_length_bucket(setup) -> None:
+    # The trainer's length buckets drop trailing pad columns (registry: sequence_keys/mask_key);
+    # that must not change what is learned.
+    import dataclasses
+
+    from routellm_jax.data.pipeline import row_lengths
+
+    arch, cfg, tok, params = setup
+    cfg = dataclasses.replace(cfg, dropout=0.0)
+    assert arch.sequence_keys == ("input_ids", "attention_mask")
+    full = arch.examples_from_records(_toy_data(), tok, cfg)
+    width = int(row_lengths(full[arch.mask_key]).max())
+    assert width < full["input_ids"].shape[1]
+    cut = {k: v[:, :width] if k in arch.sequence_keys else v for k, v in full.items()}
+    grad = jax.jit(jax.value_and_grad(lambda p, b: arch.loss(p, b, jax.random.key(0), cfg)[0]))
+    (lf, gf), (lc, gc) = grad(params, full), grad(params, cut)
+    np.testing.assert_allclose(float(lc), float(lf), rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(gf), jax.tree_util.tree_leaves(gc), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-5)

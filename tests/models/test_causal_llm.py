@@ -188,3 +188,20 @@ def test_shared_prefix_matches_full_encoding(tiny):
         arch.win_rate(params, inputs, 0, 1, full),
         atol=1e-6,
     )
+
+
+def test_loss_and_grads_unchanged_when_cut_to_a_length_bucket(tiny):
+    # The trainer's length buckets drop trailing pad columns (registry: sequence_keys/mask_key).
+    from routellm_jax.data.pipeline import row_lengths
+
+    arch, cfg, feat, params = tiny
+    assert arch.mask_key == "attention_mask"
+    full = arch.examples_from_records(_battles(), feat, cfg)
+    width = int(row_lengths(full[arch.mask_key]).max())
+    assert width < full["input_ids"].shape[1]
+    cut = {k: v[:, :width] if k in arch.sequence_keys else v for k, v in full.items()}
+    grad = jax.jit(jax.value_and_grad(lambda p, b: arch.loss(p, b, jax.random.key(0), cfg)[0]))
+    (lf, gf), (lc, gc) = grad(params, full), grad(params, cut)
+    np.testing.assert_allclose(float(lc), float(lf), rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(gf), jax.tree_util.tree_leaves(gc), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-5)
