@@ -41,6 +41,9 @@ def get_config():
     c.arch_config.strong_models = ("gpt-4-1106-preview",)
     c.arch_config.weak_models = ("mixtral-8x7b-instruct-v0.1",)
     c.data.mixture = judge_battles(seed=0)
+    # Length buckets: batches of similar-length prompts cut to 32/64/128 tokens (median 26), one
+    # compile each; bench_train measured 3.1x the examples/s of full 128-token rows.
+    c.data.length_buckets = (32, 64, 128)
     c.optimizer.lr = 1e-5 * 3  # MiniLM is smaller than BERT-base: a somewhat larger step
     c.optimizer.weight_decay = 0.01
     c.optimizer.warmup_steps = 30
