@@ -18,6 +18,29 @@ Model (``k`` = ``latent_dim``)::
     P(m1 beats m2 on q) = sigmoid(s(m1, q) - s(m2, q))   (battles: Bradley-Terry on the same score;
                                                         b(q) cancels, ties count as half a win)
 
+Per-source nuisance terms (``source_effect``, off by default): routing thresholds are applied
+within one benchmark, so what the router needs is the ranking of prompts *within* a domain. But
+training sources differ in base rate for reasons that are not about the prompt (which models were
+run, which judge or grader labelled them, how the benchmark was built): ARC, GSM8K-train,
+AlpacaEval battles and the MMLU golden split sit at different levels. With one shared item model,
+capacity goes into telling the sources apart. ``source_groups`` names training sources (a row's
+``source`` matches a group when it equals it or starts with ``group + "/"``; unmatched rows get no
+term), and during training a learned fixed effect indexed by the row's group is added to ``s``:
+
+* ``"difficulty"``: a scalar ``d_g`` per group, ``s(m, q) -= d_g`` (cancels in battles);
+* ``"model"``: ``e_{g,m}`` per group and model, ``s(m, q) += e_{g,m}`` (a label source's own view of
+  each model, e.g. a judge's taste, is absorbed there, not in ``a(q)``/``b(q)``).
+
+A source term alone is not identified: the item MLP can still encode a source's level in
+``b(q)`` (sources are easy to tell apart from the text), and an L2 penalty on the terms would push
+the level *into* ``b(q)``. So a centring penalty ``source_center`` pulls each group's in-batch mean
+of the item outputs to 0 (``b`` for ``"difficulty"``; ``a`` and ``b`` for ``"model"``, whose
+per-source means ``mean(a) . theta_m - mean(b)`` are exactly what ``e_{g,m}`` can carry): the
+between-source level goes to the term, the within-source variation stays in the item. The terms
+(small L2 ``source_l2``) are dropped at inference: ``win_rate`` and ``score_models`` never see a
+source, so the router stays a pure function of ``(params, prompt inputs)`` and scores every
+prompt as one of an "average" source.
+
 Loss: weighted BCE on outcomes (soft targets for grades) + weighted BT loss on battles, each row
 weighted by its source weight times ``outcome_weight`` / ``battle_weight``, normalised by the total
 weight of the batch; ``theta_l2`` fixes the scale ambiguity between ``a`` and ``theta``. Gaussian noise
@@ -65,6 +88,7 @@ from routellm_jax.models.registry import Architecture
 
 Params = Any
 WIN_RATE_MODES = ("gain", "bt")
+SOURCE_EFFECTS = ("none", "difficulty", "model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +114,25 @@ class IRTConfig:
     )  # grades -> (g - lo) / (hi - lo); below lo: dropped
     theta_l2: float = 1e-4  # L2 on abilities (fixes the a / theta scale)
     win_rate_mode: str = "gain"  # "gain" or "bt", see the module docstring
+    # Training-only per-source nuisance term (module docstring); "none" keeps the parameters of
+    # checkpoints trained before it existed.
+    source_effect: str = "none"  # "none", "difficulty" or "model"
+    source_groups: tuple[str, ...] = ()  # source names / prefixes that get a term
+    source_l2: float = 1e-3  # L2 on the source terms
+    source_center: float = 1.0  # weight of the per-group centring penalty on the item outputs
 
     def __post_init__(self) -> None:
+        if self.source_effect not in SOURCE_EFFECTS:
+            raise ValueError(
+                f"IRTConfig.source_effect must be one of {SOURCE_EFFECTS}, got {self.source_effect!r}"
+            )
+        if self.source_effect != "none" and not self.source_groups:
+            raise ValueError(
+                f"IRTConfig.source_effect={self.source_effect!r} needs source_groups (the training "
+                "sources that get a term), got none"
+            )
+        if len(set(self.source_groups)) != len(self.source_groups):
+            raise ValueError(f"IRTConfig.source_groups has duplicates: {list(self.source_groups)}")
         if self.win_rate_mode not in WIN_RATE_MODES:
             raise ValueError(
                 f"IRTConfig.win_rate_mode must be one of {WIN_RATE_MODES}, got {self.win_rate_mode!r}"
@@ -102,18 +143,26 @@ class IRTConfig:
 
 
 class IRTModule(nn.Module):
-    """Latent scores ``s(m, q)``: ``__call__(embedding [batch, text_dim]) -> [batch, n_models]``."""
+    """Latent scores ``s(m, q)``: ``__call__(embedding [batch, text_dim]) -> [batch, n_models]``.
+
+    With ``source_effect`` set, ``__call__(embedding, source)`` (``source`` [batch] group index,
+    ``num_sources`` = no term) adds the training-only source term; ``source=None`` (inference)
+    leaves it out.
+    """
 
     num_models: int
     latent_dim: int
     hidden_dim: int
+    source_effect: str = "none"
+    num_sources: int = 0
 
     @nn.compact
-    def __call__(self, embedding: jax.Array) -> jax.Array:
+    def __call__(self, embedding: jax.Array, source: jax.Array | None = None) -> jax.Array:
         x = embedding
         if self.hidden_dim:
             x = nn.gelu(nn.Dense(self.hidden_dim, name="hidden")(x))
         out = nn.Dense(self.latent_dim + 1, name="item")(x)  # [batch, k + 1]
+        self.sow("intermediates", "item_out", out)  # the loss's centring penalty reads it
         a, b = out[:, : self.latent_dim], out[:, self.latent_dim]
         theta = self.param(
             "theta",
@@ -121,11 +170,49 @@ class IRTModule(nn.Module):
             (self.num_models, self.latent_dim),
         )
         bias = self.param("bias", nn.initializers.zeros, (self.num_models,))
-        return a @ theta.T + bias[None, :] - b[:, None]  # [batch, n_models]
+        s = a @ theta.T + bias[None, :] - b[:, None]  # [batch, n_models]
+        if self.source_effect == "none":
+            return s
+        width = 1 if self.source_effect == "difficulty" else self.num_models
+        table = self.param("source_effect", nn.initializers.zeros, (self.num_sources, width))
+        if source is None:  # inference: an unseen, "average" source
+            return s
+        # Row num_sources (unmatched sources) is a constant zero, not a parameter.
+        table = jnp.concatenate([table, jnp.zeros((1, width), table.dtype)])
+        term = table[source]  # [batch, 1 | n_models]
+        return s - term if self.source_effect == "difficulty" else s + term
 
 
 def _module(config: IRTConfig) -> IRTModule:
-    return IRTModule(len(config.models), config.latent_dim, config.hidden_dim)
+    return IRTModule(
+        len(config.models),
+        config.latent_dim,
+        config.hidden_dim,
+        config.source_effect,
+        len(config.source_groups),
+    )
+
+
+def source_index(sources: Sequence[str], config: IRTConfig) -> np.ndarray:
+    """Each row's index into ``config.source_groups`` (``len(source_groups)`` where none matches):
+    a source matches a group when it equals it or starts with ``group + "/"``; the first match wins.
+
+    Example:
+        >>> cfg = IRTConfig(source_effect="difficulty", source_groups=("mmlu", "gsm8k"))
+        >>> source_index(["mmlu/anatomy", "gsm8k", "mmlu_x", ""], cfg).tolist()
+        [0, 1, 2, 2]
+    """
+    groups = config.source_groups
+    lookup: dict[str, int] = {}
+    out = np.empty(len(sources), np.int32)
+    for i, s in enumerate(sources):
+        s = str(s)
+        if s not in lookup:
+            lookup[s] = next(
+                (j for j, g in enumerate(groups) if s == g or s.startswith(g + "/")), len(groups)
+            )
+        out[i] = lookup[s]
+    return out
 
 
 def init(rng: jax.Array, config: IRTConfig) -> Params:
@@ -138,7 +225,8 @@ def init(rng: jax.Array, config: IRTConfig) -> Params:
     check_models(config.models, "irt")
     # One compiled call instead of dozens of eager initialiser ops.
     emb = jnp.zeros((1, config.text_dim), jnp.float32)
-    return jax.jit(_module(config).init)(rng, emb)["params"]
+    src = None if config.source_effect == "none" else jnp.zeros((1,), jnp.int32)
+    return jax.jit(_module(config).init)(rng, emb, src)["params"]
 
 
 def make_featurizer(config: IRTConfig) -> CachedFeaturizer:
@@ -213,7 +301,8 @@ def examples_from_records(
     * one row per battle: ``model_a``, ``model_b``, ``label`` (1 = a won, ties 0.5),
       ``battle_weight`` (the battle's weight), ``outcome_weight`` all 0.
 
-    Plus ``embedding`` [n, text_dim] for every row.
+    Plus ``embedding`` [n, text_dim] for every row, and with ``config.source_effect`` set,
+    ``source`` [n] (:func:`source_index`; an outcome row takes its prompt's first outcome's source).
 
     Example:
         >>> from routellm_jax.data.records import Comparison, ComparisonTable, Outcome, OutcomeTable
@@ -236,7 +325,18 @@ def examples_from_records(
             f"{len(data.comparisons)} battles for config.models {list(models)[:8]}"
         )
     zeros_i = np.zeros(n_o, np.int32)
+    extra = {}
+    if config.source_effect != "none":
+        first = (
+            pd.Series(data.outcomes.source, dtype=object)
+            .groupby(pd.Series(data.outcomes.prompt, dtype=object), sort=False)
+            .first()
+        )
+        o_src = [first.get(p, "") for p in o_prompts]
+        b_src = data.comparisons.source[battles["row"]].tolist()
+        extra["source"] = source_index(o_src + b_src, config)
     return {
+        **extra,
         "embedding": _embed(o_prompts + b_prompts, featurizer, config.text_dim),
         "outcome": np.concatenate([o_target, np.zeros((n_b, m), np.float32)]),
         "outcome_weight": np.concatenate([o_weight, np.zeros((n_b, m), np.float32)]),
@@ -247,15 +347,18 @@ def examples_from_records(
     }
 
 
-def latent_scores(params: Params, embedding: jax.Array, config: IRTConfig) -> jax.Array:
-    """``s(m, q)`` for every model of the table: ``[batch, n_models]`` logits of success.
+def latent_scores(
+    params: Params, embedding: jax.Array, config: IRTConfig, source: jax.Array | None = None
+) -> jax.Array:
+    """``s(m, q)`` for every model of the table: ``[batch, n_models]`` logits of success;
+    ``source`` (training only) adds the per-source term of ``config.source_effect``.
 
     Example:
         >>> cfg = IRTConfig(models=("a", "b", "c"), text_dim=8, hidden_dim=4)
         >>> latent_scores(init(jax.random.key(0), cfg), jnp.ones((2, 8)), cfg).shape
         (2, 3)
     """
-    return _module(config).apply({"params": params}, embedding.astype(jnp.float32))
+    return _module(config).apply({"params": params}, embedding.astype(jnp.float32), source)
 
 
 def loss(
@@ -274,7 +377,22 @@ def loss(
     emb = batch["embedding"].astype(jnp.float32)
     if config.alpha > 0:
         emb = emb + config.alpha * jax.random.normal(rng, emb.shape, emb.dtype)
-    s = latent_scores(params, emb, config)  # [batch, M]
+    source = None
+    if config.source_effect != "none":
+        if "source" not in batch:
+            raise KeyError(
+                f"irt: source_effect={config.source_effect!r} needs a 'source' column in the batch "
+                "(examples_from_records adds it)"
+            )
+        source = batch["source"]
+    if source is None:
+        s = latent_scores(params, emb, config)  # [batch, M]
+        center = jnp.zeros(())
+    else:
+        s, inter = _module(config).apply({"params": params}, emb, source, mutable=["intermediates"])
+        center = _center_penalty(
+            inter["intermediates"]["item_out"][0], params["theta"], source, config
+        )
     ow = batch["outcome_weight"].astype(jnp.float32) * config.outcome_weight
     o_loss = optax.sigmoid_binary_cross_entropy(s, batch["outcome"].astype(jnp.float32))
     rows = jnp.arange(s.shape[0])
@@ -285,6 +403,9 @@ def loss(
     o_w, b_w = ow.sum(), bw.sum()
     data_loss = (o_sum + b_sum) / jnp.maximum(o_w + b_w, 1e-12)
     reg = 0.5 * config.theta_l2 * jnp.sum(params["theta"] ** 2)
+    if config.source_effect != "none":
+        reg = reg + 0.5 * config.source_l2 * jnp.sum(params["source_effect"] ** 2)
+        reg = reg + config.source_center * center
     value = data_loss + reg
     o_acc = (ow * ((s > 0) == (batch["outcome"] > 0.5))).sum() / jnp.maximum(o_w, 1e-12)
     return value, {
@@ -293,6 +414,25 @@ def loss(
         "battle_loss": b_sum / jnp.maximum(b_w, 1e-12),
         "outcome_accuracy": o_acc,
     }
+
+
+def _center_penalty(
+    item: jax.Array, theta: jax.Array, source: jax.Array, config: IRTConfig
+) -> jax.Array:
+    """``sum_g (n_g / n) * |mean over the batch rows of group g|^2`` over the named groups
+    (unmatched rows are not centred) of: for ``"difficulty"``, the prompt's level over models
+    ``a(q) . mean_m(theta_m) - b(q)`` (centring ``b`` alone would let ``a . theta`` carry the
+    level); for ``"model"``, ``[a(q), b(q)]``."""
+    g = len(config.source_groups)
+    k = config.latent_dim
+    if config.source_effect == "difficulty":
+        x = (item[:, :k] @ theta.mean(axis=0) - item[:, k])[:, None]
+    else:
+        x = item
+    onehot = jax.nn.one_hot(source, g + 1, dtype=x.dtype)[:, :g]  # [batch, g]
+    n = onehot.sum(0)  # [g]
+    mean = (onehot.T @ x) / jnp.maximum(n, 1.0)[:, None]  # [g, width]
+    return jnp.sum(n * jnp.sum(mean**2, axis=1)) / x.shape[0]
 
 
 def prompt_inputs(

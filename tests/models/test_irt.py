@@ -182,3 +182,105 @@ def test_trains_and_routes_on_a_shape_featurizer():
     params = irt.init(jax.random.key(0), cfg)
     rates = irt.win_rate(params, irt.prompt_inputs(["q", "long " * 30], feat, cfg), 0, 1, cfg)
     assert rates.shape == (2,)
+
+
+def _two_source_data(tmp_path, seed=0):
+    """Two sources told apart by one embedding direction; within each, a prompt's difficulty lies
+    along another. Source "hard" is 2 logits harder for every model (a level, not about the
+    prompt's within-source difficulty)."""
+    rng = np.random.default_rng(seed)
+    source_dir, diff_dir = np.eye(D)[0], np.eye(D)[1]
+    prompts, vectors, outcomes, truth = [], [], [], []
+    for src, (sign, shift) in {"easy": (-1.0, -1.0), "hard/sub": (1.0, 1.0)}.items():
+        for i in range(150):
+            d = rng.uniform(-1.5, 1.5)
+            prompt = f"{src}-{i}"
+            prompts.append(prompt)
+            vectors.append(2 * sign * source_dir + d * diff_dir + 0.05 * rng.normal(size=D))
+            truth.append((src, d))
+            for m, ability in enumerate((1.0, 0.0, -1.0)):
+                p = 1 / (1 + np.exp(-(ability - d - shift) * 2))
+                outcomes.append(Outcome(prompt, f"m{m}", float(rng.random() < p), source=src))
+    path = tmp_path / "emb2.npz"
+    np.savez(path, prompts=np.array(prompts), embeddings=np.array(vectors, np.float32))
+    data = TrainingData.of(outcomes=OutcomeTable.from_records(outcomes))
+    return data, f"precomputed:{path}", prompts, truth
+
+
+def _fit_two_sources(data, spec, effect):
+    groups = ("easy", "hard") if effect != "none" else ()
+    cfg = irt.IRTConfig(
+        models=("m0", "m1", "m2"),
+        featurizer=spec,
+        text_dim=D,
+        latent_dim=2,
+        hidden_dim=16,
+        alpha=0.0,
+        source_effect=effect,
+        source_groups=groups,
+    )
+    feat = irt.make_featurizer(cfg)
+    ex = irt.examples_from_records(data, feat, cfg)
+    params = irt.init(jax.random.key(0), cfg)
+    opt = optax.adam(1e-2)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, batch, rng):
+        grads, _ = jax.grad(irt.loss, has_aux=True)(params, batch, rng, cfg)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    key = jax.random.key(1)
+    n = len(ex["label"])
+    for _ in range(600):
+        key, kb, kn = jax.random.split(key, 3)
+        idx = np.asarray(jax.random.randint(kb, (128,), 0, n))
+        params, state = step(params, state, {k: v[idx] for k, v in ex.items()}, kn)
+    return cfg, feat, ex, params
+
+
+def test_source_effect_moves_the_level_out_of_the_prompt_score(tmp_path):
+    """With source_effect, the 2-logit level gap between sources goes to the (training-only)
+    source term: at inference the two sources' prompts score alike on average, and the
+    within-source difficulty is still ranked. Without it, the item score carries the gap."""
+    data, spec, prompts, truth = _two_source_data(tmp_path)
+    src = np.array([s for s, _ in truth])
+    d = np.array([x for _, x in truth])
+    gaps = {}
+    for effect in ("none", "difficulty", "model"):
+        cfg, feat, ex, params = _fit_two_sources(data, spec, effect)
+        s = np.asarray(irt.latent_scores(params, jnp.asarray(feat.embed(prompts)), cfg))
+        mean_s = s.mean(axis=1)
+        gaps[effect] = float(mean_s[src == "easy"].mean() - mean_s[src == "hard/sub"].mean())
+        for name in ("easy", "hard/sub"):  # harder prompts score lower within each source
+            rho = np.corrcoef(np.argsort(np.argsort(-d[src == name])), mean_s[src == name])[0, 1]
+            assert rho > 0.8, (effect, name, rho)
+        if effect == "none":
+            assert "source" not in ex and "source_effect" not in params
+            continue
+        assert sorted(set(ex["source"].tolist())) == [0, 1]  # "hard/sub" matches group "hard"
+        term = np.asarray(params["source_effect"])
+        level = term[:, 0] if effect == "difficulty" else -term.mean(axis=1)
+        assert level[1] - level[0] > 1.5, term  # the hard source's term took the level gap
+    assert gaps["none"] > 2.5, gaps  # true gap: 2 logits x 2 (the slope)
+    assert abs(gaps["difficulty"]) < 1.0 and abs(gaps["model"]) < 1.0, gaps
+
+
+def test_source_effect_config_errors():
+    with pytest.raises(ValueError, match="source_groups"):
+        irt.IRTConfig(source_effect="difficulty")
+    with pytest.raises(ValueError, match="source_effect"):
+        irt.IRTConfig(source_effect="offset", source_groups=("a",))
+    cfg = irt.IRTConfig(models=("a", "b"), text_dim=4, source_effect="model", source_groups=("x",))
+    batch = {
+        "embedding": jnp.ones((1, 4)),
+        "outcome": jnp.zeros((1, 2)),
+        "outcome_weight": jnp.ones((1, 2)),
+        "model_a": jnp.zeros(1, int),
+        "model_b": jnp.zeros(1, int),
+        "label": jnp.zeros(1),
+        "battle_weight": jnp.zeros(1),
+    }
+    with pytest.raises(KeyError, match="source"):
+        irt.loss(irt.init(jax.random.key(0), cfg), batch, jax.random.key(1), cfg)
