@@ -9,10 +9,11 @@ not the non-golden MMLU, not GSM8K test, not the held-out judge split):
   The pair has no labels there, so it is scored on every pair of those models whose training-part
   accuracies differ by >= 0.2 (stronger one as "strong"), mean APGR: does the router rank math
   word problems by difficulty?
-* ``alpaca_dev``: a hashed part of the mix's AlpacaEval training prompts, the pair's preference.
+* ``alpaca_dev``: a hashed part of the mix's AlpacaEval training prompts, the pair's preference;
+* ``arena_dev``: a hashed part of the mix's arena-bench-v1 training prompts, the pair's GPT-4 grades.
 
 ``--folds K`` repeats with K disjoint hash slices (fold i holds out [0.3 i, 0.3 (i+1)) of the
-golden and GSM8K-train prompts, 0.2 of the AlpacaEval ones), and the printed numbers are the
+golden and GSM8K-train prompts, 0.2 of the AlpacaEval and arena-bench ones), and the printed numbers are the
 means over folds (the golden dev part is ~400 questions: one slice is noisy).
 
 Usage (after run_grid has built the mix under its --workdir):
@@ -45,6 +46,7 @@ from routellm_jax.paths import cache_dir, data_dir  # noqa: E402
 from routellm_jax.training.config import default_config  # noqa: E402
 
 GSM8K_SOURCE = "routerdc/gsm8k-train"
+ARENA_SOURCE = "arena_bench_v1"
 # The training sources of the both_mmlu mix, at the level a benchmark's threshold is applied:
 # the 57 MMLU subjects are one group (subject difficulty is part of the MMLU ranking), RouterBench
 # and LLMRouter one group each (their source names carry no finer task).
@@ -124,6 +126,7 @@ def main() -> None:
     alp = G.alpaca_pair_outcomes(root, G.STRONG, G.WEAK)
     o = data.outcomes
     gsm = o.take(o.source == GSM8K_SOURCE)
+    arena = o.take(o.source == ARENA_SOURCE)
     if not len(gsm):
         raise SystemExit(f"{args.mix}: no {GSM8K_SOURCE!r} rows in the mix")
     train_prompts = set(data.comparisons.prompt.tolist())
@@ -142,7 +145,8 @@ def main() -> None:
             for p in set(alp.prompt.tolist())
             if p in train_prompts and held(p, "alpaca_dev", alo, ahi)
         }
-        drop = gdev | mdev | adev
+        rdev = {p for p in set(arena.prompt.tolist()) if held(p, "arena_dev", alo, ahi)}
+        drop = gdev | mdev | adev | rdev
         c = data.comparisons
         train = TrainingData(
             c.take(np.array([p not in drop for p in c.prompt])),
@@ -157,6 +161,13 @@ def main() -> None:
                 G.STRONG,
                 G.WEAK,
                 name="a",
+                duplicates="mean",
+            ),
+            "arena_dev": benchmark_from_outcomes(
+                arena.take(np.array([p in rdev for p in arena.prompt])),
+                G.STRONG,
+                G.WEAK,
+                name="r",
                 duplicates="mean",
             ),
         }

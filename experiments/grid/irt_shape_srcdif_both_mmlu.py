@@ -5,7 +5,7 @@ Why: the ablation of irt_shape_srcmod_both_mmlu with a scalar per-source offset 
 prompt's level), i.e. only the base-rate difference between sources, not each labeller's view of
 each model.
 
-Chosen on training data only (`python experiments/source_effect_dev.py /tmp/routellm_grid4/mixes/both_mmlu --folds 3`, then `--variants model --battle-weight 0.1` / `0.3`):
+Chosen on training data only (the script as of commit ad7ac89, before the arena-bench dev part: `python experiments/source_effect_dev.py /tmp/routellm_grid4/mixes/both_mmlu --folds 3`, then `--variants model --battle-weight 0.1` / `0.3`):
 3 hash folds of the golden MMLU split (pair correctness), of RouterDC's GSM8K-train (7 open models,
 pairs with an accuracy gap >= 0.2) and of the mix's AlpacaEval prompts, held out of training; mean
 dev APGR golden / GSM8K-train / AlpacaEval at battle weight 0.03: no term 0.606 / 0.503 / 0.538,
@@ -13,7 +13,9 @@ dev APGR golden / GSM8K-train / AlpacaEval at battle weight 0.03: no term 0.606 
 0.430); "model" at battle weight 0.1: 0.605 / 0.514 / 0.606, at 0.3: 0.591 / 0.515 / 0.603. The
 GSM8K-train dev is uninformative (prompt length and every router ~0.50-0.51 there). "model" on the
 judge groups only (`--groups judge`): 0.609 / 0.505 / 0.564. Rule (as for the battle weight): the
-best golden-dev APGR -> "model" over all groups at 0.03.
+best golden-dev APGR -> "model" over all groups at 0.03. Later, with an arena-bench dev part added
+to the script (`--variants none model`), golden / AlpacaEval / arena dev: no term 0.616 / 0.535 /
+0.549, "model" 0.618 / 0.562 / 0.534: the arena cost was visible on training data too.
 
 Mix: judge + golden + the 1,500-question MMLU golden split (evaluated on the other 12,537); decontaminated against MMLU, GSM8K, MT-Bench, the held-out judge prompts and the RouterBench test prompts.
 
