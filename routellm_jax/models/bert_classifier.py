@@ -69,6 +69,9 @@ class BertClassifierConfig:
     strong_models: tuple[str, ...] = ("gpt-4-1106-preview",)
     weak_models: tuple[str, ...] = ("mixtral-8x7b-instruct-v0.1",)
     models: tuple[str, ...] = ()  # the model table of the card; scores ignore it (pair-specific)
+    # Also train on per-model correctness: each prompt graded for a strong and a weak model
+    # becomes one strong-vs-weak battle (both right or both wrong: a tie).
+    use_outcomes: bool = False
     dropout: float = 0.1  # encoder (hidden + attention) and head dropout while training
     num_labels: int = 3
     pooling: str = "cls"  # "cls": BertForSequenceClassification's pooler; "mean": masked mean
@@ -271,14 +274,19 @@ def examples_from_records(
 ) -> dict[str, np.ndarray]:
     """Strong-vs-weak battles -> ``input_ids``/``attention_mask [n, max_length]`` int32,
     ``label [n]`` int32 (LABEL_STRONG / LABEL_WEAK / LABEL_TIE), ``weight [n]`` float32.
-    Per-model outcomes are not used.
+    Per-model outcomes count too when ``config.use_outcomes`` (only the strong x weak pairs are
+    formed, see ``featurizers.battles_with_outcomes``).
 
     Example:
         >>> ex = examples_from_records(TrainingData.of(comparisons=t), tok, cfg)  # doctest: +SKIP
         >>> ex["input_ids"].shape
         (12, 256)
     """
-    table, labels = orient(data.comparisons, config.strong_models, config.weak_models)
+    from routellm_jax.models.featurizers import battles_with_outcomes
+
+    pairs = [(s, w) for s in config.strong_models for w in config.weak_models]
+    battles = battles_with_outcomes(data, config.use_outcomes, pairs)
+    table, labels = orient(battles, config.strong_models, config.weak_models)
     rows = _tokenize_unique(table.prompt.tolist(), featurizer)
     ids, mask = featurizer.pad(rows, config.max_length)
     return {

@@ -348,7 +348,8 @@ def examples_from_records(
     """
     from routellm_jax.models.featurizers import battles_with_outcomes
 
-    battles = battles_with_outcomes(data, config.use_outcomes)
+    pairs = [(s, w) for s in config.strong_models for w in config.weak_models]
+    battles = battles_with_outcomes(data, config.use_outcomes, pairs)
     table, labels = orient(battles, config.strong_models, config.weak_models)
     scores = np.zeros(len(labels), dtype=np.int32)
     for label in (LABEL_STRONG, LABEL_WEAK, LABEL_TIE):

@@ -464,11 +464,17 @@ def comparison_arrays(
     }
 
 
-def battles_with_outcomes(data: TrainingData, use_outcomes: bool) -> ComparisonTable:
+def battles_with_outcomes(
+    data: TrainingData,
+    use_outcomes: bool,
+    pairs: Sequence[tuple[str, str]] | None = None,
+) -> ComparisonTable:
     """The battles of ``data``, plus its per-model outcomes turned into battles when asked.
 
     Outcome -> battle conversion is ``routellm_jax.data.elo.outcomes_to_comparisons`` (every pair
-    of models graded on the same prompt becomes one battle, the better score winning).
+    of models graded on the same prompt becomes one battle, the better score winning). A
+    pair-specific router passes its ``pairs`` (strong, weak) so that only those battles are
+    formed: with 27 models on a prompt the full conversion makes 351 battles, of which it keeps 1.
 
     Example:
         >>> battles_with_outcomes(TrainingData.of(), use_outcomes=False).__len__()
@@ -478,7 +484,8 @@ def battles_with_outcomes(data: TrainingData, use_outcomes: bool) -> ComparisonT
     if use_outcomes and len(data.outcomes):
         from routellm_jax.data.elo import outcomes_to_comparisons
 
-        table = ComparisonTable.concat([table, outcomes_to_comparisons(data.outcomes)])
+        converted = outcomes_to_comparisons(data.outcomes, pairs=pairs)
+        table = ComparisonTable.concat([table, converted])
     return table
 
 

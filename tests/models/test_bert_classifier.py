@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import jax
@@ -11,7 +12,13 @@ import optax
 import pytest
 
 from routellm_jax.data.labels import LABEL_STRONG, LABEL_TIE, LABEL_WEAK
-from routellm_jax.data.records import Comparison, ComparisonTable, TrainingData
+from routellm_jax.data.records import (
+    Comparison,
+    ComparisonTable,
+    Outcome,
+    OutcomeTable,
+    TrainingData,
+)
 from routellm_jax.models import bert_classifier as bc
 from routellm_jax.models.encoders.hf_import import flatten_params
 from routellm_jax.models.registry import get_architecture
@@ -72,6 +79,26 @@ def test_examples_from_records(setup) -> None:
     assert ex["label"][:4].tolist() == [LABEL_STRONG, LABEL_STRONG, LABEL_WEAK, LABEL_TIE]
     assert ex["weight"][:2].tolist() == [1.0, 2.0]
     assert (ex["input_ids"][:, 0] == 101).all()  # [CLS]
+
+
+def test_outcomes_become_pair_battles_only_when_asked(setup) -> None:
+    arch, cfg, tok, _ = setup
+    graded = [
+        ("2+2?", {STRONG: 1.0, WEAK: 0.0, OTHER: 1.0}),  # strong right, weak wrong
+        ("3+3?", {STRONG: 0.0, WEAK: 1.0}),  # weak right
+        ("4+4?", {STRONG: 1.0, WEAK: 1.0, OTHER: 0.0}),  # both right: a tie
+        ("5+5?", {STRONG: 1.0, OTHER: 0.0}),  # weak not graded: no battle
+    ]
+    outcomes = OutcomeTable.from_records(
+        Outcome(p, m, s, source="golden") for p, scores in graded for m, s in scores.items()
+    )
+    data = TrainingData.of(comparisons=_toy_data().comparisons, outcomes=outcomes)
+    assert len(arch.examples_from_records(data, tok, cfg)["label"]) == 32  # default: ignored
+    with_outcomes = dataclasses.replace(cfg, use_outcomes=True)
+    ex = arch.examples_from_records(data, tok, with_outcomes)
+    # One strong-vs-weak battle per prompt graded for both; the OTHER model forms none.
+    assert ex["label"][32:].tolist() == [LABEL_STRONG, LABEL_WEAK, LABEL_TIE]
+    assert ex["input_ids"].shape == (35, 32)
 
 
 def test_few_sgd_steps_reduce_the_loss(setup) -> None:
