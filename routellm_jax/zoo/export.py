@@ -399,6 +399,7 @@ def update_manifest(
                 path=result.archive.name, size=result.size, sha256=result.sha256, urls=all_urls
             )
         ],
+        evals=[{"benchmark": e.benchmark, "apgr": round(float(e.apgr), 4)} for e in card.evals],
     )
     manifest.upsert(entry)
     manifest.save(manifest_path)

@@ -94,19 +94,25 @@ class ManifestEntry:
     description: str
     files: list[ManifestFile]
     architecture: str = ""
+    # The card's APGRs ({"benchmark": ..., "apgr": ...}), copied here so an entry published by
+    # URL can be compared before its archive is downloaded; the card stays the authority.
+    evals: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def key(self) -> str:
         return f"{self.name}@{self.version}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "version": self.version,
             "description": self.description,
             "architecture": self.architecture,
             "files": [f.to_json() for f in self.files],
         }
+        if self.evals:
+            out["evals"] = [dict(e) for e in self.evals]
+        return out
 
 
 def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -141,12 +147,22 @@ def _parse_entry(obj: Any, where: str) -> ManifestEntry:
         files.append(ManifestFile(path=path, size=size, sha256=sha, urls=list(urls)))
     if not files:
         raise ManifestError(f"{where}.files: an entry needs at least one file")
+    evals = obj.get("evals", [])
+    if not isinstance(evals, list):
+        raise ManifestError(f"{where}.evals: expected a list")
+    for i, e in enumerate(evals):
+        ew = f"{where}.evals[{i}]"
+        if not isinstance(e, dict):
+            raise ManifestError(f"{ew}: expected an object")
+        _require(e, "benchmark", str, ew)
+        _require(e, "apgr", (int, float), ew)
     return ManifestEntry(
         name=_require(obj, "name", str, where),
         version=_require(obj, "version", str, where),
         description=str(obj.get("description", "")),
         architecture=str(obj.get("architecture", "")),
         files=files,
+        evals=[dict(e) for e in evals],
     )
 
 

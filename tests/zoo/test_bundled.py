@@ -46,6 +46,9 @@ def test_bundled_entries_match_manifest_and_cards(tmp_path) -> None:
             held = e.benchmark in ("alpaca_heldout", "arena_heldout")
             assert e.command.startswith(tool if held else "routellm-jax eval"), e.command
         assert card.license and card.commit and card.data.counts
+        assert entry.evals == [
+            {"benchmark": e.benchmark, "apgr": round(e.apgr, 4)} for e in card.evals
+        ], f"{entry.key}: the manifest's evals differ from the card's"
 
 
 def test_readme_route_command_with_default_router(tmp_path, capsys) -> None:

@@ -160,6 +160,14 @@ def test_manifest_errors_name_the_key(tmp_path: Path) -> None:
     path.write_text(json.dumps(bad))
     with pytest.raises(hub.ManifestError, match=r"entries\[0\]\.files\[0\]: missing key 'sha256'"):
         hub.Manifest.load(path)
+    good_file = {"path": "a.tar", "sha256": "0" * 64, "size": 1, "urls": ["a.tar"]}
+    entry = {"name": "x", "version": "1", "files": [good_file], "evals": [{"benchmark": "mmlu"}]}
+    path.write_text(json.dumps({"format": 1, "entries": [entry]}))
+    with pytest.raises(hub.ManifestError, match=r"entries\[0\]\.evals\[0\]: missing key 'apgr'"):
+        hub.Manifest.load(path)
+    entry["evals"] = [{"benchmark": "mmlu", "apgr": 0.61}]
+    path.write_text(json.dumps({"format": 1, "entries": [entry]}))
+    assert hub.Manifest.load(path).get("x").evals == [{"benchmark": "mmlu", "apgr": 0.61}]
     path.write_text("{\n  oops")
     with pytest.raises(hub.ManifestError, match="manifest.json: not valid JSON .line 2"):
         hub.Manifest.load(path)

@@ -58,6 +58,9 @@ def test_published_entry_matches_manifest_and_card(name: str) -> None:
     # Fine-tuned from a pretrained start: referenced, not frozen (its weights are in the params).
     assert card.encoder is not None and not card.encoder.frozen
     assert card.calibration is not None and len(card.calibration.thresholds) == 19
+    # The manifest quotes the card's APGRs so they can be compared before a 0.5 GB download.
+    assert entry.evals == [{"benchmark": e.benchmark, "apgr": round(e.apgr, 4)} for e in card.evals]
+    assert {"mmlu", "gsm8k"} <= {e["benchmark"].split("-")[0] for e in entry.evals}
     removed = (card.data.decontamination or {}).get("eval_sets") or {}
     assert {"alpaca_heldout", "arena_heldout", "mmlu", "gsm8k"} <= set(removed)
     evals = {e.benchmark: e for e in card.evals}
