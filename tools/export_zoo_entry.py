@@ -9,6 +9,13 @@ Add benchmarks to a bundled entry's card without retraining (same parameters, fr
 
     python tools/export_zoo_entry.py --reexport mf-minilm --eval mmlu,gsm8k,alpaca_heldout,arena_heldout
 
+An entry too large to bundle: the archive goes to ``--out-dir`` (where it is published), its
+listing with ``--url`` into the repository's manifest::
+
+    python tools/export_zoo_entry.py --workdir runs/bert_minilm --name bert-minilm \
+        --out-dir /srv/zoo --url https://host/zoo/bert-minilm-0.1.0.tar \
+        --manifest model_zoo/manifest.json --eval gsm8k,mmlu-10pct,alpaca_heldout
+
 The bundled entries, in one command (train each run first with ``--train`` when its workdir has no
 checkpoint yet, or always with ``--retrain``)::
 
@@ -256,6 +263,7 @@ def export_one(
     evals: list[str],
     data_dir: str | None,
     data_card: str | None = None,
+    manifest: Path | None = None,
 ) -> int:
     import json
 
@@ -284,7 +292,8 @@ def export_one(
         # A run given its data directly (run_grid) records no mixture card of its own.
         data_card=card_data,
     )
-    entry = export.update_manifest(out_dir / "manifest.json", result, urls=urls, bundled=bundle)
+    manifest = manifest or out_dir / "manifest.json"
+    entry = export.update_manifest(manifest, result, urls=urls, bundled=bundle)
     print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
     for e in result.card.evals:
         cpt = ", ".join(f"CPT({k})={v:.3f}" for k, v in e.cpt.items())
@@ -321,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", action="append", default=[], help="published URL (repeatable)")
     parser.add_argument("--out-dir", default=str(REPO / "model_zoo"))
     parser.add_argument(
+        "--manifest",
+        default=None,
+        help="manifest to list the entry in (default: OUT_DIR/manifest.json); for an entry "
+        "published elsewhere: model_zoo/manifest.json, with --url",
+    )
+    parser.add_argument(
         "--eval",
         default="mmlu,gsm8k",
         help="benchmarks for the card (also alpaca_heldout, arena_heldout: the grid's held-out "
@@ -350,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             evals=evals,
             data_dir=args.data_dir,
             data_card=args.data_card,
+            manifest=Path(args.manifest) if args.manifest else None,
         )
     for entry in BUNDLED:
         if args.only and entry.name not in args.only:

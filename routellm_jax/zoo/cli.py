@@ -72,15 +72,21 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps(manifest.to_json()["entries"], indent=2))
         return 0
     print(f"# {manifest.location}")
-    print(f"{'name':<22} {'version':<9} {'arch':<12} {'size':>9}  {'where':<8} cached  description")
+    print(
+        f"{'name':<22} {'version':<9} {'arch':<12} {'size':>9}  {'where':<8} cached  "
+        f"{'APGR mmlu/gsm8k':<15}  description"
+    )
     for e in sorted(manifest.entries, key=lambda e: (e.name, e.version)):
         size = sum(f.size for f in e.files)
         first = e.files[0].urls[0]
         where = "bundled" if not hub._scheme(first) else hub._scheme(first)
         cached = hub._cached_matches(hub.entry_cache_dir(e, args.cache_dir), e)
+        # The card's APGRs as the manifest quotes them (mmlu-10pct: the hashed MMLU subset).
+        apgr = {x["benchmark"].split("-")[0]: x["apgr"] for x in e.evals}
+        scores = "/".join(f"{apgr[b]:.3f}" if b in apgr else "-" for b in ("mmlu", "gsm8k"))
         print(
             f"{e.name:<22} {e.version:<9} {e.architecture:<12} {size / 1e6:>7.2f}MB  {where:<8} "
-            f"{'yes' if cached else 'no':<6}  {e.description}"
+            f"{'yes' if cached else 'no':<6}  {scores:<15}  {e.description}"
         )
     return 0
 

@@ -125,6 +125,13 @@ def test_zoo_list_pull_verify(zoo, tmp_path: Path, capsys, monkeypatch) -> None:
     assert (
         code == 0 and "cli-test" in stdout and "bundled" in stdout and "a CLI test entry" in stdout
     )
+    assert " -/-  " in stdout  # no evaluations in this entry's card, so none in the manifest
+    real = _run(["zoo", "list"], capsys)[1]  # the repository's zoo: its cards' APGRs
+    from routellm_jax import api
+    from routellm_jax.zoo import hub
+
+    apgr = {e["benchmark"]: e["apgr"] for e in hub.Manifest.load().get(api.DEFAULT_ROUTER).evals}
+    assert f"{apgr['mmlu']:.3f}/{apgr['gsm8k']:.3f}" in real
     code, stdout, _ = _run(
         ["zoo", "pull", "cli-test", "--manifest", manifest, "--cache-dir", cache], capsys
     )
