@@ -19,9 +19,10 @@ class); GSM8K APGR during training (a seeded 300-prompt subset) 0.482 / 0.500 / 
 (``/work/runs/export_bert.sh`` of that session: ``python tools/export_zoo_entry.py --workdir
 /work/runs/bert_minilm_b --name bert-minilm --out-dir /work/zoo_publish --manifest
 model_zoo/manifest.json --url file:///work/zoo_publish/bert-minilm-0.1.0.tar --eval
-gsm8k,mmlu-10pct,alpaca_heldout,arena_heldout --license ... --description ...``): GSM8K 0.468 (1,307 questions), MMLU 0.535 (``mmlu-10pct``:
-1,225 non-golden questions), held-out AlpacaEval 0.565 (242), held-out arena 0.543 (89); the run
-before buckets got 0.485 / 0.499 / 0.564 / 0.506. Only the judge sets are above random:
+gsm8k,mmlu,alpaca_heldout,arena_heldout --license ... --description ...``, 5.5 min): GSM8K 0.468
+(1,307 questions), MMLU 0.543 (all 12,537 non-golden questions; 0.535 on the 10% subset),
+held-out AlpacaEval 0.565 (242), held-out arena 0.543 (89); the run before buckets got 0.485 /
+0.499 (10% subset) / 0.564 / 0.506. Only the judge sets are above random:
 1,262 battles of one pair are too few to learn more than that pair's prior;
 ``experiments/grid/bert_golden_mmlu.py`` trains the same encoder on the pair's correctness.
 

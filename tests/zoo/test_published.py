@@ -60,11 +60,11 @@ def test_published_entry_matches_manifest_and_card(name: str) -> None:
     assert card.calibration is not None and len(card.calibration.thresholds) == 19
     # The manifest quotes the card's APGRs so they can be compared before a 0.5 GB download.
     assert entry.evals == [{"benchmark": e.benchmark, "apgr": round(e.apgr, 4)} for e in card.evals]
-    assert {"mmlu", "gsm8k"} <= {e["benchmark"].split("-")[0] for e in entry.evals}
     removed = (card.data.decontamination or {}).get("eval_sets") or {}
     assert {"alpaca_heldout", "arena_heldout", "mmlu", "gsm8k"} <= set(removed)
     evals = {e.benchmark: e for e in card.evals}
-    assert {"gsm8k", "mmlu-10pct"} <= set(evals)
+    # MMLU on all non-golden questions, or on the hashed 10% subset for the slowest router.
+    assert "gsm8k" in evals and ({"mmlu", "mmlu-10pct"} & set(evals))
     assert evals["gsm8k"].command == f"routellm-jax eval --benchmark gsm8k --router {name}"
 
 
