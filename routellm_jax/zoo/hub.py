@@ -17,7 +17,12 @@ only then is the file renamed into place. Unpacked entries live in ``<cache>/zoo
 and are themselves created under a temporary name and renamed, so a reader never sees half an entry.
 Nothing here (or anywhere in the zoo) unpickles anything: entries are JSON + Orbax (tensorstore) files.
 
-``gs://`` goes through :mod:`etils.epath` (needs ``gcsfs``); it is not tested offline.
+``gs://`` goes straight to fsspec's ``gcsfs`` (install the ``gcs`` extra), not through
+:mod:`etils.epath`: epath hands ``gs://`` to ``tf.io.gfile`` whenever TensorFlow is installed (the
+``tfds`` extra), which would change the error types and ignore ``STORAGE_EMULATOR_HOST``. A missing
+object raises :class:`FileNotFoundError` naming the URL, like a local path, and a partial download
+resumes with a seek (a ranged read). ``tests/zoo/test_hub_gcs.py`` runs all of this against a local
+GCS emulator (``gcp-storage-emulator``). Other schemes (``s3://``, ``az://``, ...) go through epath.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import hashlib
 import http.client
 import json
 import os
+import posixpath
 import shutil
 import tarfile
 import tempfile
@@ -35,7 +41,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from routellm_jax import paths
 
@@ -257,8 +263,13 @@ class Manifest:
         """An absolute URL or path for ``url`` (relative ones are relative to the manifest)."""
         if _scheme(url) or os.path.isabs(url) or not self.location:
             return url
-        if _scheme(self.location) in ("http", "https", "gs", "file"):
+        scheme = _scheme(self.location)
+        if scheme in ("http", "https", "file"):
             return urllib.parse.urljoin(self.location, url)
+        if scheme:  # gs://, s3://...: urljoin does not know these schemes (it would return url)
+            parsed = urllib.parse.urlparse(self.location)
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(parsed.path), url))
+            return urllib.parse.urlunparse(parsed._replace(path=path, query="", fragment=""))
         return str(Path(self.location).resolve().parent / url)
 
 
@@ -368,9 +379,36 @@ def _read_text(location: str) -> str:
     if _scheme(location) in ("http", "https"):
         with urllib.request.urlopen(location, timeout=30) as resp:
             return resp.read().decode("utf-8")
-    from etils import epath
+    with _open_remote(location) as f:
+        return f.read().decode("utf-8")
 
-    return epath.Path(location).read_text()
+
+def _open_remote(url: str) -> IO[bytes]:
+    """Open a ``gs://`` (gcsfs) or other :mod:`etils.epath` URL for binary reading.
+
+    A missing object raises :class:`FileNotFoundError` naming ``url``; a missing gcsfs raises
+    :class:`ImportError` saying which extra to install.
+    """
+    if _scheme(url) == "gs":
+        try:
+            import fsspec
+
+            fs = fsspec.filesystem("gs")
+        except ImportError as err:
+            raise ImportError(
+                f"reading {url} needs gcsfs: pip install 'routellm-jax[gcs]' ({err})"
+            ) from err
+        opener = fs.open
+    else:
+        from etils import epath
+
+        def opener(u: str, mode: str) -> IO[bytes]:
+            return epath.Path(u).open(mode)
+
+    try:
+        return opener(url, "rb")
+    except FileNotFoundError as err:  # gcsfs names the object by its API path ("b/BUCKET/o/...")
+        raise FileNotFoundError(f"{url}: no such object ({err})") from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,19 +462,22 @@ def _http_fetch(url: str, partial: Path, timeout: float, progress: Callable | No
             )
 
 
-def _epath_fetch(url: str, partial: Path, progress: Callable | None) -> None:
-    from etils import epath
-
+def _remote_fetch(url: str, partial: Path, progress: Callable | None) -> None:
+    """``gs://`` and other epath URLs: append to ``partial``, resuming with a seek."""
     have = partial.stat().st_size if partial.exists() else 0
     try:
-        with epath.Path(url).open("rb") as src, open(partial, "ab") as dst:
-            if have:
-                src.seek(have)
-            while chunk := src.read(_CHUNK):
-                dst.write(chunk)
-                have += len(chunk)
-                if progress is not None:
-                    progress(have)
+        with _open_remote(url) as src:
+            total = getattr(src, "size", None)  # gcsfs files know the object's size
+            if have and total is not None and have > total:
+                have = 0  # longer than the object: not a prefix of it, start over
+            with open(partial, "ab" if have else "wb") as dst:
+                if have:
+                    src.seek(have)
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+                    have += len(chunk)
+                    if progress is not None:
+                        progress(have)
     except (ConnectionError, TimeoutError) as err:
         raise _Interrupted(f"transfer lost after {have} bytes: {err}") from err
 
@@ -457,6 +498,8 @@ def download(
     ``retries`` times, and a partial file left by an earlier call is resumed too. ``size`` and
     ``sha256``, when given, are checked before the rename; a mismatch deletes the partial file and
     raises :class:`IntegrityError` naming the file and URL. Local paths and ``file://`` are copied.
+    ``gs://`` needs gcsfs and resumes by seeking; a missing object raises
+    :class:`FileNotFoundError` naming the URL and leaves no partial file.
 
     Example:
         >>> download("https://host/mf-minilm-0.1.0.tar", "/tmp/e.tar", sha256="ab12...")  # doctest: +SKIP
@@ -486,7 +529,7 @@ def download(
             elif scheme in ("http", "https"):
                 _http_fetch(url, partial, timeout, progress)
             else:
-                _epath_fetch(url, partial, progress)
+                _remote_fetch(url, partial, progress)
             break
         except _Interrupted as err:
             attempt += 1

@@ -9,51 +9,18 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from zoo_server import ZooServer
+from zoo_server import ARCHIVE, ZooServer, make_archive, manifest_json
 
 from routellm_jax.zoo import hub
-
-ARCHIVE = "tiny-1.0.tar"
-
-
-def _make_archive(path: Path) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, payload in {
-            "card.json": b'{"hello": "zoo"}',
-            "params/blob.bin": bytes(range(256)) * 400,  # ~100 KB, several read chunks
-        }.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    path.write_bytes(buf.getvalue())
-    return buf.getvalue()
 
 
 @pytest.fixture()
 def zoo(tmp_path: Path):
     root = tmp_path / "served"
     root.mkdir()
-    data = _make_archive(root / ARCHIVE)
+    data = make_archive(root / ARCHIVE)
     with ZooServer(root) as server:
-        manifest = {
-            "format": 1,
-            "entries": [
-                {
-                    "name": "tiny",
-                    "version": "1.0",
-                    "description": "test entry",
-                    "files": [
-                        {
-                            "path": ARCHIVE,
-                            "size": len(data),
-                            "sha256": hub.hashlib.sha256(data).hexdigest(),
-                            "urls": [ARCHIVE],  # relative to the manifest URL
-                        }
-                    ],
-                }
-            ],
-        }
+        manifest = manifest_json(data, [ARCHIVE])  # relative to the manifest URL
         (root / "manifest.json").write_text(json.dumps(manifest))
         yield server, server.url + "manifest.json", tmp_path / "cache", data
 

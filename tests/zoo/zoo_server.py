@@ -1,16 +1,33 @@
-"""A local HTTP zoo for tests: serves files from a folder on 127.0.0.1, with per-file faults.
+"""Local zoos for tests: an HTTP server with per-file faults, a GCS emulator, a tiny archive.
+
+``ZooServer`` serves files from a folder on 127.0.0.1, with per-file faults.
 
 Faults (set in ``server.faults[path]``): ``"corrupt"`` flips one byte, ``"truncate"`` serves the
 first half as if it were the whole file, ``"drop"`` announces the full length and closes the
 connection halfway (once; the next request is served normally), ``"404"``. ``Range: bytes=N-``
 requests are answered with 206. Every request is logged as ``(path, range header or None)``.
+
+``GcsEmulator`` runs ``gcp-storage-emulator`` (in memory, in a thread of this process) on a free
+127.0.0.1 port and points gcsfs at it (``STORAGE_EMULATOR_HOST``, anonymous token). gs:// is served
+by gcsfs' plain ``GCSFileSystem`` meanwhile: the ``ExtendedGcsFileSystem`` that gcsfs >= 2026.10
+registers by default asks a gRPC storage-control API for each bucket's type, which the emulator
+does not speak (with an anonymous token it retries for minutes).
+
+``make_archive`` writes the tiny entry archive and ``manifest_json`` lists it as entry ``tiny``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import socket
+import tarfile
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 class ZooServer:
@@ -68,3 +85,113 @@ class ZooServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+ARCHIVE = "tiny-1.0.tar"
+CARD = b'{"hello": "zoo"}'
+BLOB = bytes(range(256)) * 400  # ~100 KB, several read chunks
+
+
+def make_archive(path: Path) -> bytes:
+    """Write the ``tiny`` entry archive (``card.json`` + ``params/blob.bin``); return its bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, payload in {"card.json": CARD, "params/blob.bin": BLOB}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def manifest_json(data: bytes, urls: Sequence[str]) -> dict[str, Any]:
+    """A one-entry manifest (``tiny@1.0``) whose one file is ``data`` at ``urls``."""
+    file = {
+        "path": ARCHIVE,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "urls": list(urls),
+    }
+    entry = {"name": "tiny", "version": "1.0", "description": "test entry", "files": [file]}
+    return {"format": 1, "entries": [entry]}
+
+
+class GcsEmulator:
+    """An in-memory GCS (JSON API) on 127.0.0.1 for gcsfs; a context manager.
+
+    Sets ``STORAGE_EMULATOR_HOST`` and an anonymous gcsfs token (fsspec config) while open and
+    restores both on exit; clears gcsfs' instance cache at both ends so no filesystem keeps
+    pointing at a stopped emulator. ``log`` records ``(object path, Range header or None)`` for
+    every object download.
+    """
+
+    def __init__(self) -> None:
+        from gcp_storage_emulator import server as emulator
+
+        with socket.socket() as s:  # a free port (the emulator cannot report one it picked)
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log: list[tuple[str, str | None]] = []
+        self._emulator = emulator
+        self._server = emulator.create_server("127.0.0.1", self.port, in_memory=True)
+        self._saved: dict[str, Any] = {}
+
+    def __enter__(self) -> GcsEmulator:
+        import fsspec
+
+        handler = self._emulator.RequestHandler
+        original = handler.do_GET
+        log = self.log
+
+        def do_get(request_handler: Any) -> None:
+            if "alt=media" in request_handler.path:  # an object download, not metadata
+                log.append((request_handler.path.split("?")[0], request_handler.headers["Range"]))
+            original(request_handler)
+
+        import gcsfs.core
+
+        self._saved = {
+            "classes": {p: fsspec.get_filesystem_class(p) for p in ("gs", "gcs")},
+            "do_GET": original,
+            "env": os.environ.get("STORAGE_EMULATOR_HOST"),
+            "conf": fsspec.config.conf.get("gcs"),
+        }
+        handler.do_GET = do_get
+        for protocol in ("gs", "gcs"):
+            fsspec.register_implementation(protocol, gcsfs.core.GCSFileSystem, clobber=True)
+        os.environ["STORAGE_EMULATOR_HOST"] = self.url
+        fsspec.config.conf["gcs"] = {**(self._saved["conf"] or {}), "token": "anon"}
+        self.fs = self._fresh_fs()
+        self._server.start()
+        return self
+
+    def _fresh_fs(self) -> Any:
+        import fsspec
+
+        fsspec.get_filesystem_class("gs").clear_instance_cache()
+        return fsspec.filesystem("gs")
+
+    def __exit__(self, *exc: object) -> None:
+        import fsspec
+
+        self._server.stop()
+        self._emulator.RequestHandler.do_GET = self._saved["do_GET"]
+        if self._saved["env"] is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = self._saved["env"]
+        if self._saved["conf"] is None:
+            fsspec.config.conf.pop("gcs", None)
+        else:
+            fsspec.config.conf["gcs"] = self._saved["conf"]
+        fsspec.get_filesystem_class("gs").clear_instance_cache()
+        for protocol, cls in self._saved["classes"].items():
+            fsspec.register_implementation(protocol, cls, clobber=True)
+
+    def put(self, url: str, data: bytes) -> None:
+        """Upload ``data`` to ``gs://BUCKET/NAME`` (the bucket is created if needed)."""
+        bucket = url.removeprefix("gs://").split("/", 1)[0]
+        if not self.fs.exists(bucket):
+            self.fs.mkdir(bucket)
+        self.fs.pipe(url, data)
