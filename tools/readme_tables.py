@@ -2,7 +2,7 @@
 
 The README quotes two kinds of results, and neither is typed in by hand:
 
-* the zoo table, from ``model_zoo/manifest.json`` and each bundled entry's model card (the
+* the zoo table, from ``model_zoo/manifest.json``, which quotes each entry's model card (the
   evaluations that ``tools/export_zoo_entry.py`` ran at export, with their commands);
 * the experiments table (ours against the paper), from ``experiments/results/results.json``,
   written by ``experiments/run_grid.py``.
@@ -19,7 +19,6 @@ import argparse
 import json
 import re
 import sys
-import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,39 +42,27 @@ def _fmt(x: Any) -> str:
     return "-" if x is None else f"{float(x):.3f}"
 
 
-def _card_of(entry: Mapping[str, Any], zoo_dir: Path) -> dict[str, Any] | None:
-    """The card.json inside a bundled entry's archive; None for entries published elsewhere."""
-    url = entry["files"][0]["urls"][0]
-    if "://" in url:
-        return None
-    with tarfile.open(zoo_dir / url) as tar:
-        member = next(m for m in tar.getmembers() if m.name.endswith("card.json"))
-        handle = tar.extractfile(member)
-        if handle is None:
-            raise ValueError(f"{zoo_dir / url}: card.json is not a regular file")
-        return json.load(handle)
-
-
 def zoo_table(manifest_path: Path = MANIFEST) -> str:
-    """Markdown table of the zoo: one row per manifest entry, APGRs from its card."""
-    manifest = json.loads(manifest_path.read_text())
+    """Markdown table of the zoo: one row per manifest entry, with the APGRs the manifest quotes
+    from each entry's card (tests/zoo keeps the two equal)."""
+    from routellm_jax.zoo import hub
+
+    manifest = hub.Manifest.load(manifest_path)
     header = "| entry | architecture | size | where | " + " | ".join(
         f"{RESULT_COLUMNS[b]} APGR" for b in ZOO_BENCHMARKS
     )
     lines = [header + " |", "|" + "---|" * (4 + len(ZOO_BENCHMARKS))]
-    for entry in sorted(manifest["entries"], key=lambda e: e["name"]):
-        size = sum(f["size"] for f in entry["files"])
-        card = _card_of(entry, manifest_path.parent)
-        where = "bundled" if card is not None else "by URL"
-        evals = {e["benchmark"]: e["apgr"] for e in (card or {}).get("evals", [])}
-        if card is None:
-            evals = {e["benchmark"]: e["apgr"] for e in entry.get("evals", [])}
-        cells = [_fmt(evals.get(b)) for b in ZOO_BENCHMARKS]
-        if "mmlu" not in evals and "mmlu-10pct" in evals:
+    for entry in sorted(manifest.entries, key=lambda e: e.name):
+        size = sum(f.size for f in entry.files)
+        where = "by URL" if hub._scheme(entry.files[0].urls[0]) else "bundled"
+        cells = []
+        for benchmark in ZOO_BENCHMARKS:
+            quoted = entry.apgr(benchmark)
             # Slow routers (bert, causal_llm on a CPU) are scored on the hashed 10% MMLU subset.
-            cells[ZOO_BENCHMARKS.index("mmlu")] = _fmt(evals["mmlu-10pct"]) + " (10%)"
+            subset = " (10%)" if quoted and quoted[1] else ""
+            cells.append(_fmt(quoted and quoted[0]) + subset)
         lines.append(
-            f"| `{entry['name']}` {entry['version']} | {entry['architecture']} | "
+            f"| `{entry.name}` {entry.version} | {entry.architecture} | "
             f"{size / 1e6:.2f} MB | {where} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)

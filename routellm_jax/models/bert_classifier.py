@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from routellm_jax.data.labels import LABEL_STRONG, LABEL_TIE, LABEL_WEAK, orient
+from routellm_jax.data.labels import LABEL_STRONG, LABEL_TIE, LABEL_WEAK
 from routellm_jax.data.records import TrainingData
 from routellm_jax.models.encoders.bert import (
     BERT_PARTITION_RULES,
@@ -275,18 +275,18 @@ def examples_from_records(
     """Strong-vs-weak battles -> ``input_ids``/``attention_mask [n, max_length]`` int32,
     ``label [n]`` int32 (LABEL_STRONG / LABEL_WEAK / LABEL_TIE), ``weight [n]`` float32.
     Per-model outcomes count too when ``config.use_outcomes`` (only the strong x weak pairs are
-    formed, see ``featurizers.battles_with_outcomes``).
+    formed, see ``featurizers.pair_battles``).
 
     Example:
         >>> ex = examples_from_records(TrainingData.of(comparisons=t), tok, cfg)  # doctest: +SKIP
         >>> ex["input_ids"].shape
         (12, 256)
     """
-    from routellm_jax.models.featurizers import battles_with_outcomes
+    from routellm_jax.models.featurizers import pair_battles
 
-    pairs = [(s, w) for s in config.strong_models for w in config.weak_models]
-    battles = battles_with_outcomes(data, config.use_outcomes, pairs)
-    table, labels = orient(battles, config.strong_models, config.weak_models)
+    table, labels = pair_battles(
+        data, config.use_outcomes, config.strong_models, config.weak_models
+    )
     rows = _tokenize_unique(table.prompt.tolist(), featurizer)
     ids, mask = featurizer.pad(rows, config.max_length)
     return {

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from routellm_jax.data.labels import LABEL_STRONG, LABEL_TIE, LABEL_WEAK, orient
+from routellm_jax.data.labels import LABEL_STRONG, LABEL_TIE, LABEL_WEAK
 from routellm_jax.data.records import TrainingData
 from routellm_jax.models.encoders import llama
 from routellm_jax.models.registry import Architecture
@@ -341,16 +341,16 @@ def examples_from_records(
 ) -> dict[str, np.ndarray]:
     """Strong-vs-weak battles -> ``input_ids``/``attention_mask [n, max_length]``, ``label [n]``
     (score class 0..4, i.e. score - 1), ``weight [n]``. Per-model outcomes count too when
-    ``config.use_outcomes`` (turned into battles by ``featurizers.battles_with_outcomes``).
+    ``config.use_outcomes`` (turned into battles by ``featurizers.pair_battles``).
 
     Example:
         >>> ex = examples_from_records(TrainingData.of(comparisons=table), feat, cfg)  # doctest: +SKIP
     """
-    from routellm_jax.models.featurizers import battles_with_outcomes
+    from routellm_jax.models.featurizers import pair_battles
 
-    pairs = [(s, w) for s in config.strong_models for w in config.weak_models]
-    battles = battles_with_outcomes(data, config.use_outcomes, pairs)
-    table, labels = orient(battles, config.strong_models, config.weak_models)
+    table, labels = pair_battles(
+        data, config.use_outcomes, config.strong_models, config.weak_models
+    )
     scores = np.zeros(len(labels), dtype=np.int32)
     for label in (LABEL_STRONG, LABEL_WEAK, LABEL_TIE):
         scores[labels == label] = config.label_scores[label] - 1

@@ -489,6 +489,26 @@ def battles_with_outcomes(
     return table
 
 
+def pair_battles(
+    data: TrainingData,
+    use_outcomes: bool,
+    strong_models: Sequence[str],
+    weak_models: Sequence[str],
+) -> tuple[ComparisonTable, np.ndarray]:
+    """The strong-vs-weak battles of a pair-specific router (bert, causal_llm), oriented by
+    :func:`routellm_jax.data.labels.orient`: ``(table, labels)``. With ``use_outcomes`` the
+    per-model outcomes join as battles, forming only the strong x weak pairs.
+
+    Example:
+        >>> pair_battles(TrainingData.of(), False, ["gpt-4"], ["mixtral"])[1].tolist()
+        []
+    """
+    from routellm_jax.data.labels import orient
+
+    pairs = [(s, w) for s in strong_models for w in weak_models]
+    return orient(battles_with_outcomes(data, use_outcomes, pairs), strong_models, weak_models)
+
+
 def check_models(models: Sequence[str], arch: str) -> tuple[str, ...]:
     """Validate a router's model table (non-empty, no duplicates) and return it as a tuple.
 

@@ -81,12 +81,9 @@ def _list(args: argparse.Namespace) -> int:
         first = e.files[0].urls[0]
         where = "bundled" if not hub._scheme(first) else hub._scheme(first)
         cached = hub._cached_matches(hub.entry_cache_dir(e, args.cache_dir), e)
-        # The card's APGRs as the manifest quotes them; "~" marks MMLU scored on the hashed 10%
-        # subset (mmlu-10pct), which slow routers use.
-        apgr = {x["benchmark"]: f"{x['apgr']:.3f}" for x in e.evals}
-        if "mmlu" not in apgr and "mmlu-10pct" in apgr:
-            apgr["mmlu"] = "~" + apgr["mmlu-10pct"]
-        scores = "/".join(apgr.get(b, "-") for b in ("mmlu", "gsm8k"))
+        # The card's APGRs as the manifest quotes them; "~": MMLU on the hashed 10% subset.
+        quoted = [e.apgr(b) for b in ("mmlu", "gsm8k")]
+        scores = "/".join("-" if q is None else f"{'~' * q[1]}{q[0]:.3f}" for q in quoted)
         print(
             f"{e.name:<22} {e.version:<9} {e.architecture:<12} {size / 1e6:>7.2f}MB  {where:<8} "
             f"{'yes' if cached else 'no':<6}  {scores:<15}  {e.description}"

@@ -108,6 +108,23 @@ class ManifestEntry:
     def key(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def apgr(self, benchmark: str) -> tuple[float, bool] | None:
+        """``(APGR, on_subset)`` quoted for ``benchmark``, None if not evaluated. For ``"mmlu"``
+        an entry scored only on the hashed 10% subset (``mmlu-10pct``, which slow routers use)
+        gives that number with ``on_subset`` True.
+
+        Example:
+            >>> ManifestEntry("x", "1", "", [], evals=[{"benchmark": "mmlu-10pct", "apgr": 0.56}]
+            ...               ).apgr("mmlu")
+            (0.56, True)
+        """
+        quoted = {e["benchmark"]: float(e["apgr"]) for e in self.evals}
+        if benchmark in quoted:
+            return quoted[benchmark], False
+        if benchmark == "mmlu" and "mmlu-10pct" in quoted:
+            return quoted["mmlu-10pct"], True
+        return None
+
     def to_json(self) -> dict[str, Any]:
         out = {
             "name": self.name,
