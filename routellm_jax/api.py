@@ -46,7 +46,8 @@ from routellm_jax.zoo.card import (
 # irt on MiniLM + prompt-shape features: the best single router of experiments/results (issue 6).
 DEFAULT_ROUTER = "irt-shape-minilm"
 # Encoder precisions of the fused path. float32 is exact (the default); bfloat16 stores the encoder
-# weights and runs its matmuls in bf16 (win rates move by ~1e-2 at most, see tests/zoo).
+# weights in bf16 and feeds its matmuls bf16 operands with float32 accumulation (win rates move by
+# 2e-4 to 2e-3, see tests/zoo), ~1.4-1.8x faster on CPUs with AVX512-BF16 (tools/bench_infer.py).
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 BATCH_BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 256)
 SEQ_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
@@ -783,10 +784,11 @@ def load(
     ``chunk_tokens``).
 
     ``precision`` is the encoder's precision on the fused encoder+head path (MiniLM routers):
-    ``"float32"`` (default, exact) or ``"bfloat16"`` (bf16 weights and matmuls; win rates within
-    ~1e-2 of float32 and routing decisions agreeing on >= 99% of GSM8K/MT-Bench prompts, tested in
-    tests/zoo/test_bundled.py). On CPU with this jaxlib bf16 is *slower*: XLA:CPU converts bf16
-    dots back to float32 (measured in tools/bench_infer.py), so it only pays on accelerators.
+    ``"float32"`` (default, exact) or ``"bfloat16"`` (bf16 weights and matmul operands, float32
+    accumulation and everything between the matmuls in float32: win rates within 2e-4 to 2e-3 of
+    float32, routing decisions agreeing on >= 99% of GSM8K/MT-Bench prompts, tested in
+    tests/zoo/test_bundled.py). bfloat16 is the fast setting on CPUs with AVX512-BF16 or AMX
+    (1.3x at batch 1 to 1.8x at batch 256 here, ``tools/bench_infer.py``) and on accelerators.
 
     Example:
         >>> router = load("mf-minilm")  # doctest: +SKIP

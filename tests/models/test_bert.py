@@ -98,8 +98,17 @@ def test_bf16_compute_stays_close(tiny_checkpoint: Path) -> None:
     ids, mask = _padded_batch([4, 20, 11], vocab=97, seq=20, seed=1)
     cfg, params = load_bert(tiny_checkpoint)
     f32 = BertModel(cfg).apply({"params": params}, ids, mask)[0]
-    bf16 = BertModel(cfg, dtype=jnp.bfloat16).apply({"params": params}, ids, mask)[0]
-    assert bf16.dtype == jnp.bfloat16
+    bf16_model = BertModel(cfg, dtype=jnp.bfloat16)
+    bf16 = bf16_model.apply({"params": params}, ids, mask)[0]
+    assert bf16.dtype == jnp.float32  # the residual stream stays float32
+    # Every matmul takes bf16 operands and accumulates into float32 (the fast form on CPU).
+    hlo = jax.jit(lambda p: bf16_model.apply({"params": p}, ids, mask)).lower(params).as_text()
+    dots = [line for line in hlo.splitlines() if "dot_general" in line]
+    # Per layer q, k, v, scores, mix, out, ffn in, ffn out; then the pooler.
+    assert len(dots) == cfg.num_hidden_layers * 8 + 1
+    for line in dots:
+        operands, result = line.rsplit("->", 1)
+        assert "xf32>" not in operands and "xbf16>" in operands and "xf32>" in result, line
     a = np.asarray(l2_normalize(mean_pool(f32, mask)))
     b = np.asarray(l2_normalize(mean_pool(bf16, mask)))
     assert np.min(np.sum(a * b, axis=-1)) > 0.99  # cosine similarity of the embeddings

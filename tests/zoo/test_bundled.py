@@ -86,11 +86,12 @@ def test_fused_chunks_and_bfloat16_on_real_prompts(data_dir, tmp_path, capsys) -
     # ... at ~10% padding (the 16/32/64/128/256 buckets padded these 2.3x).
     stats = fused.stats
     assert stats["padded_tokens"] / stats["tokens"] < 1.25, stats
-    # bfloat16 encoder: win rates within 2e-2 (measured: ~3e-3), decisions at the card's
-    # thresholds for 20/50/80% strong calls agree on >= 99% of the prompts.
+    # bfloat16 encoder (bf16 matmul operands, float32 accumulation and residual stream): win
+    # rates within 5e-3 (measured: 2e-4 to 2e-3), decisions at the card's thresholds for 20/50/80%
+    # strong calls agree on >= 99% of the prompts.
     bf16 = api.load(name, cache_dir=tmp_path, precision="bfloat16")
     low = bf16.win_rate(prompts)
-    assert np.max(np.abs(low - f32)) < 2e-2
+    assert np.max(np.abs(low - f32)) < 5e-3
     for share in (0.2, 0.5, 0.8):
         t = fused.threshold_for_share(share)
         assert np.mean((low >= t) == (f32 >= t)) >= 0.99, share

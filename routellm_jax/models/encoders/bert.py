@@ -11,14 +11,19 @@ The parameter tree mirrors the Hugging Face ``BertModel`` layout so the importer
     encoder/layer_<i>/output/dense/{kernel,bias}, encoder/layer_<i>/output/LayerNorm/{scale,bias}
     pooler/dense/{kernel,bias}                       (only with ``add_pooler=True``)
 
-``dtype`` is the compute dtype (``bfloat16`` halves the matmul cost on CPUs with AVX512-BF16);
-``param_dtype`` the storage dtype. LayerNorm statistics, the attention softmax and the pooling
-always run in float32, so a bf16 encoder stays close to the float32 one.
+``dtype`` is the dtype of the matmul operands; ``param_dtype`` the storage dtype. Every matmul
+accumulates and returns float32 (``preferred_element_type``), and everything between the matmuls
+(the residual stream, LayerNorm, GELU, softmax, pooling) runs in float32, so ``bfloat16`` is the
+usual mixed-precision recipe and stays close to the float32 encoder. That is also what makes it
+fast on CPU: XLA:CPU runs a bf16 x bf16 -> f32 dot natively (AVX512-BF16, ~1.7x the float32 rate
+at 1024 x 384 x 1536 here) but upcasts a bf16 x bf16 -> bf16 dot to float32 and back, which made
+the old all-bf16 encoder slower than float32 (``tools/bench_infer.py`` measures both).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -138,14 +143,28 @@ BERT_PARTITION_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
 )
 
 
+# Matmuls take ``dtype`` operands and accumulate into (and return) float32; see the module doc.
+_F32_DOT = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+
 def _dense(features: int, cfg: BertConfig, dtype: Any, param_dtype: Any, name: str) -> nn.Dense:
     init = nn.initializers.normal(stddev=0.02)
-    return nn.Dense(features, dtype=dtype, param_dtype=param_dtype, kernel_init=init, name=name)
+    return nn.Dense(
+        features,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        kernel_init=init,
+        dot_general=_F32_DOT,
+        name=name,
+    )
 
 
 def _layer_norm(cfg: BertConfig, dtype: Any, param_dtype: Any, name: str) -> nn.LayerNorm:
-    # Flax computes the statistics in float32 even for bf16 inputs.
-    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=dtype, param_dtype=param_dtype, name=name)
+    # The residual stream stays float32 whatever the matmul dtype (``dtype`` is unused here).
+    del dtype
+    return nn.LayerNorm(
+        epsilon=cfg.layer_norm_eps, dtype=jnp.float32, param_dtype=param_dtype, name=name
+    )
 
 
 class BertEmbeddings(nn.Module):
@@ -162,7 +181,7 @@ class BertEmbeddings(nn.Module):
             return nn.Embed(
                 n,
                 cfg.hidden_size,
-                dtype=self.dtype,
+                dtype=None,  # the table's own dtype: a lookup, never a cast of the whole table
                 param_dtype=self.param_dtype,
                 embedding_init=init,
                 name=name,
@@ -173,9 +192,13 @@ class BertEmbeddings(nn.Module):
             raise ValueError(
                 f"sequence length {seq} > max_position_embeddings {cfg.max_position_embeddings}"
             )
-        x = embed(cfg.vocab_size, "word_embeddings")(input_ids)  # [b, s, h]
-        x = x + embed(cfg.max_position_embeddings, "position_embeddings")(jnp.arange(seq))[None]
-        x = x + embed(cfg.type_vocab_size, "token_type_embeddings")(token_type_ids)
+        # Look up in the storage dtype (no cast of the whole table), sum in float32.
+        x = embed(cfg.vocab_size, "word_embeddings")(input_ids).astype(jnp.float32)  # [b, s, h]
+        positions = embed(cfg.max_position_embeddings, "position_embeddings")(jnp.arange(seq))
+        x = x + positions[None].astype(jnp.float32)
+        x = x + embed(cfg.type_vocab_size, "token_type_embeddings")(token_type_ids).astype(
+            jnp.float32
+        )
         x = _layer_norm(cfg, self.dtype, self.param_dtype, "LayerNorm")(x)
         return nn.Dropout(cfg.hidden_dropout_prob)(x, deterministic=deterministic)
 
@@ -196,12 +219,19 @@ class BertSelfAttention(nn.Module):
             return y.reshape(b, s, nh, hd)  # [b, s, heads, head_dim]
 
         q, k, v = proj("query"), proj("key"), proj("value")
-        q = q * jnp.asarray(hd**-0.5, q.dtype)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+        q = (q * hd**-0.5).astype(self.dtype)
+        scores = jnp.einsum(
+            "bqhd,bkhd->bhqk", q, k.astype(self.dtype), preferred_element_type=jnp.float32
+        )
         scores = scores + bias  # bias [b, 1, 1, k]: 0 on tokens, large negative on padding
         probs = jax.nn.softmax(scores, axis=-1)
         probs = nn.Dropout(cfg.attention_probs_dropout_prob)(probs, deterministic=deterministic)
-        out = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(self.dtype), v)
+        out = jnp.einsum(
+            "bhqk,bkhd->bqhd",
+            probs.astype(self.dtype),
+            v.astype(self.dtype),
+            preferred_element_type=jnp.float32,
+        )
         return out.reshape(b, s, cfg.hidden_size)
 
 

@@ -9,8 +9,8 @@ attention mask, L2 normalisation), made fast on CPU and accelerators:
 * each (batch size, bucket) shape is compiled once, ahead of time, and kept: a warm embedder never
   recompiles (``Embedder.compile_count`` counts the executables); the batch dimension is padded up
   to a power of two (at most ``batch_size``), so the set of shapes stays small;
-* ``dtype="bfloat16"`` runs the matmuls in bf16 (parameters stored in bf16; LayerNorm statistics,
-  softmax and pooling stay in float32).
+* ``dtype="bfloat16"`` feeds the matmuls bf16 operands (parameters stored in bf16) with float32
+  accumulation; the residual stream, LayerNorm, softmax and pooling stay in float32.
 
 :func:`encode` is the pure jittable function underneath, so a router can run encoder and head in
 one ``jit``.
