@@ -11,6 +11,9 @@ transformers' ``BertModel`` (all-MiniLM-L6-v2 from the same verified files) with
 tokenizer padding to the longest prompt of the batch, mean pooling + L2 normalisation, and the
 router's head: in torch for ``mf`` (the same weights); for other heads the reference runs the
 router's own JAX head on the torch embeddings (the encoder is >99% of the work either way).
+``torch-bf16`` is that reference with the model cast to bfloat16 (oneDNN's bf16 kernels), printed
+as a second ratio so ``jax-bf16`` is also compared at equal precision; the headline ratios stay
+against the float32 reference.
 
 Prompts: the GSM8K test questions and MT-Bench first turns from the shared data (60-70 tokens on
 average). Other jobs share this machine, so every number is the median of ``--rounds`` rounds in
@@ -50,7 +53,7 @@ def load_prompts(data_dir: str | None) -> list[str]:
 class TorchReference:
     """transformers MiniLM (pad to longest) + mean pool + normalise + the router's head."""
 
-    def __init__(self, router, threads: int | None) -> None:
+    def __init__(self, router, threads: int | None, dtype: str = "float32") -> None:
         import torch
         from transformers import AutoTokenizer, BertModel
 
@@ -62,6 +65,7 @@ class TorchReference:
         folder = fetch_encoder(router.card.encoder.name if router.card.encoder else None)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = BertModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
+        self.model = self.model.to(getattr(torch, dtype))  # bfloat16: oneDNN's bf16 kernels
         self.max_length = router._fused.tokenizer.max_length if router._fused else 256
         # "<encoder>+shape" featurizers: the same host features, appended to the torch embedding.
         self.host_featurizers = router._fused.host_featurizers if router._fused else []
@@ -108,7 +112,7 @@ class TorchReference:
                 max_length=self.max_length,
                 return_tensors="pt",
             )
-            hidden = self.model(**batch).last_hidden_state  # [b, s, h]
+            hidden = self.model(**batch).last_hidden_state.float()  # [b, s, h]
             mask = batch["attention_mask"][..., None].float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             emb = torch.nn.functional.normalize(pooled, dim=-1)
@@ -199,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default="jax-f32,jax-bf16,jax-f32-coarse,torch-ref",
-        help="subset of jax-f32, jax-bf16, jax-f32-coarse, torch-ref (torch-ref always runs)",
+        help="subset of jax-f32, jax-bf16, jax-f32-coarse, torch-ref, torch-bf16 (torch-ref, "
+        "the float32 reference the ratios are against, always runs)",
     )
     parser.add_argument("--target-pps", type=float, default=155.0, help="issue 5's target p/s")
     parser.add_argument("--target-ratio", type=float, default=1.5, help="target jax/torch ratio")
@@ -223,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         base = routellm_jax.load(name)
         if base._fused is None:
-            print(f"{name}: no fused MiniLM path (featurizer {base.config}); skipped")
+            encoder = getattr(base.config, "encoder", None) or getattr(
+                base.config, "base_model", ""
+            )
+            print(f"{name}: no fused MiniLM path ({base.card.architecture}, {encoder}); skipped")
             continue
         ref = TorchReference(base, args.threads or None)
         _, _, s, w = base._pair(None, None)
@@ -245,12 +253,18 @@ def main(argv: list[str] | None = None) -> int:
             variants.pop("jax-f32")
         fns = {k: functools.partial(_call_router, r) for k, r in variants.items()}
         fns["torch-ref"] = functools.partial(ref.win_rate, s=s, w=w)
+        if "torch-bf16" in wanted:  # the same reference in bf16, to compare at equal precision
+            ref16 = TorchReference(base, args.threads or None, dtype="bfloat16")
+            fns["torch-bf16"] = functools.partial(ref16.win_rate, s=s, w=w)
         check = prompts[:256]
         ref_rates = fns["torch-ref"](check)
         f32 = base.win_rate(check)
         t = base.threshold_for_share(0.5)  # the card's calibrated threshold for 50% strong
-        for key, r in variants.items():
-            rates = r.win_rate(check)
+        checked = {k: r.win_rate for k, r in variants.items()}
+        if "torch-bf16" in fns:
+            checked["torch-bf16"] = fns["torch-bf16"]
+        for key, call in checked.items():
+            rates = call(check)
             diff = float(np.max(np.abs(rates - ref_rates)))
             agree = float(np.mean((rates >= t) == (f32 >= t)))
             print(
@@ -288,6 +302,14 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"   {key:<15} {row['bs1']:>9.1f} {row['bs16']:>9.1f} {row['bs256']:>10.1f} "
                 f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {pad:>8}"
+            )
+        if "torch-bf16" in rows and "jax-bf16" in rows:
+            same = {
+                k: rows["jax-bf16"][k] / rows["torch-bf16"][k] for k in ("bs1", "bs16", "bs256")
+            }
+            print(
+                f"   jax-bf16 / torch-bf16 (equal precision): bs1 {same['bs1']:.2f}x, "
+                f"bs16 {same['bs16']:.2f}x, bs256 {same['bs256']:.2f}x"
             )
         for key in variants:
             ratio = {k: rows[key][k] / rows["torch-ref"][k] for k in ("bs1", "bs16", "bs256")}

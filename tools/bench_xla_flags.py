@@ -39,6 +39,9 @@ OPTION_SETS: dict[str, tuple[str, str]] = {
     "conc_sched": ("--xla_cpu_enable_concurrency_optimized_scheduler=true", "float32"),
     "bf16": ("", "bfloat16"),
     "bf16_ynn_off": ("--xla_cpu_experimental_ynn_fusion_type=", "bfloat16"),
+    "bf16_eigen_1thread": ("--xla_cpu_multi_thread_eigen=false", "bfloat16"),
+    "bf16_ynn_all": ("--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce", "bfloat16"),
+    "bf16_fast_math": ("--xla_cpu_enable_fast_math=true", "bfloat16"),
 }
 SHAPES = ((1, 64), (16, 64), (64, 16))
 
