@@ -57,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a router batch waits for more concurrent requests (default 5)",
     )
     g.add_argument("--max-batch", type=int, default=64, help="most prompts per forward pass")
+    g.add_argument(
+        "--router-precision",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="encoder precision of the MiniLM routers named here: float32 (default, exact) or "
+        "bfloat16 (bf16 matmuls, float32 accumulation: ~1.3-1.8x faster on CPUs with "
+        "AVX512-BF16/AMX, win rates within ~2e-3)",
+    )
 
     u = parser.add_argument_group("upstreams (any OpenAI-compatible endpoint)")
     u.add_argument("--strong-model", required=True, help="model name sent to the strong upstream")
@@ -142,7 +150,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"routellm-jax serve: {err}", file=sys.stderr)
         return 2
-    routers = load_routers(args.routers)
+    try:
+        routers = load_routers(args.routers, precision=args.router_precision)
+    except ValueError as err:  # e.g. --router-precision bfloat16 for a router with no MiniLM path
+        print(f"routellm-jax serve: {err}", file=sys.stderr)
+        return 2
     print(f"routers: {', '.join(sorted(routers))}; listening on http://{args.host}:{args.port}")
     uvicorn.run(
         create_app(routers, settings), host=args.host, port=args.port, log_level=args.log_level

@@ -65,8 +65,12 @@ class RouteDecision:
     model: str
 
 
-def load_routers(routers: Mapping[str, RouterLike] | Sequence[str | RouterLike]) -> dict:
+def load_routers(
+    routers: Mapping[str, RouterLike] | Sequence[str | RouterLike], precision: str | None = None
+) -> dict:
     """Name -> router: loads names/paths with ``routellm_jax.api.load``, keeps router objects.
+
+    ``precision`` (``"float32"``/``"bfloat16"``) goes to ``api.load`` for the names it loads.
 
     Example:
         >>> from routellm_jax.serve.testing import HashRouter
@@ -81,7 +85,7 @@ def load_routers(routers: Mapping[str, RouterLike] | Sequence[str | RouterLike])
             if isinstance(item, str):
                 from routellm_jax import api  # heavy (JAX); only when a name must be loaded
 
-                router = api.load(item)
+                router = api.load(item, precision=precision)
             else:
                 router = item
             if router.name in out:

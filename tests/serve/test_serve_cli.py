@@ -28,7 +28,11 @@ def _run(argv, monkeypatch):
 
     import routellm_jax.serve.client as client
 
-    monkeypatch.setattr(client, "load_routers", lambda names: {n: HashRouter(n) for n in names})
+    def load_routers(names, precision=None):
+        captured["precision"] = precision
+        return {n: HashRouter(n) for n in names}
+
+    monkeypatch.setattr(client, "load_routers", load_routers)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
     args = build_parser(argv).parse_args(argv)
     code = args._run(args)
@@ -64,3 +68,10 @@ def test_missing_key_variable_is_named_not_shown(monkeypatch):
 def test_bad_settings_exit_2(monkeypatch, capsys):
     code, _ = _run(ARGV + ["--max-batch", "0"], monkeypatch)
     assert code == 2 and "max_batch" in capsys.readouterr().err
+
+
+def test_router_precision_reaches_the_loader(monkeypatch):
+    code, captured = _run(ARGV + ["--router-precision", "bfloat16"], monkeypatch)
+    assert code == 0 and captured["precision"] == "bfloat16"
+    code, captured = _run(ARGV, monkeypatch)
+    assert code == 0 and captured["precision"] is None  # float32 unless asked

@@ -83,3 +83,12 @@ def test_controller_loads_a_router_by_path(entry_dir, real_router, fresh_upstrea
         for p in PROMPTS[:6]
     ]
     assert models == ["big-model" if s else "small-model" for s in expected]
+
+
+def test_load_routers_passes_the_precision(entry_dir):
+    from routellm_jax.serve.client import load_routers
+
+    assert list(load_routers([str(entry_dir)], precision="float32")) == ["mf-serve-test"]
+    # bf16 needs the fused MiniLM path; a hashing-featurizer router says so by name.
+    with pytest.raises(api.RouterError, match="mf-serve-test.*fused encoder path"):
+        load_routers([str(entry_dir)], precision="bfloat16")
