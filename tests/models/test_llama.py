@@ -108,6 +108,15 @@ def test_bfloat16_compute_is_close(saved):
     f32 = _apply(config, params, ids, mask)
     bf16 = _apply(config, params, ids, mask, dtype=jnp.bfloat16)
     assert bf16.dtype == jnp.float32
+    # Every matmul takes bf16 operands and accumulates into float32 (the form XLA:CPU runs
+    # natively; a bf16 -> bf16 dot is upcast and runs slower than float32).
+    module = llama.LlamaForCausalLM(config, dtype=jnp.bfloat16)
+    hlo = jax.jit(lambda p: module.apply({"params": p}, ids, mask)).lower(params).as_text()
+    dots = [line for line in hlo.splitlines() if "dot_general" in line]
+    assert len(dots) >= 9  # q k v scores mix o gate up down (layers are scanned) + the lm head
+    for line in dots:
+        operands, result = line.rsplit("->", 1)
+        assert "xf32>" not in operands and "xbf16>" in operands and "xf32>" in result, line
     real = mask.astype(bool)
     assert np.max(np.abs(np.asarray(bf16)[real] - np.asarray(f32)[real])) < 0.1
 

@@ -233,6 +233,16 @@ def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
     return x * cos + _rotate_half(x) * sin
 
 
+def _dot_f32_accumulate(lhs: Any, rhs: Any, *args: Any, **kwargs: Any) -> jax.Array:
+    """``lax.dot_general`` accumulating in float32, returned in the operands' dtype.
+
+    A bf16 x bf16 -> f32 dot is the form XLA:CPU runs natively (AVX512-BF16/AMX); a bf16 -> bf16
+    dot is upcast to float32 and back, slower than float32 itself (``tools/bench_infer.py``).
+    """
+    out = jax.lax.dot_general(lhs, rhs, *args, preferred_element_type=jnp.float32, **kwargs)
+    return out.astype(lhs.dtype)
+
+
 def _dense(features: int, use_bias: bool, dtype: Any, name: str) -> nn.Dense:
     return nn.Dense(
         features,
@@ -240,6 +250,7 @@ def _dense(features: int, use_bias: bool, dtype: Any, name: str) -> nn.Dense:
         dtype=dtype,
         param_dtype=jnp.float32,
         kernel_init=nn.initializers.normal(0.02),
+        dot_general=_dot_f32_accumulate,
         name=name,
     )
 
@@ -286,7 +297,8 @@ class Attention(nn.Module):
         # uniform softmax instead of NaN because the fill value is finite.
         scores = jnp.where(mask[:, :, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-        out = jnp.einsum("bkgqt,btkd->bqkgd", probs, v).reshape(b, s, nh * hd)
+        out = jnp.einsum("bkgqt,btkd->bqkgd", probs, v, preferred_element_type=jnp.float32)
+        out = out.astype(self.dtype).reshape(b, s, nh * hd)
         return _dense(cfg.hidden_size, bias, self.dtype, "o_proj")(out)
 
 
@@ -373,6 +385,7 @@ class LlamaForCausalLM(nn.Module):
                 dtype=self.dtype,
                 param_dtype=jnp.float32,
                 kernel_init=nn.initializers.normal(0.02),
+                dot_general=_dot_f32_accumulate,
             )
 
     def encode(
