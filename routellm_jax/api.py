@@ -114,8 +114,9 @@ class Router:
     Attributes: ``name``, ``card`` (:class:`~routellm_jax.zoo.card.ModelCard`), ``models`` (the
     model-name table), ``default_strong`` / ``default_weak``, ``stats`` (timings).
 
-    Fused encoder+head path (MiniLM routers): ``encoder_dtype`` is the encoder precision
-    (``None``/``"float32"`` exact, ``"bfloat16"``; :func:`load` calls it ``precision``), and
+    ``encoder_dtype`` is the encoder precision (``None``/``"float32"`` exact, ``"bfloat16"``;
+    :func:`load` calls it ``precision``): of the fused MiniLM encoder, or the config ``dtype`` of
+    an architecture with its own encoder (bert, causal_llm). Fused encoder+head path:
     ``chunk_tokens`` caps the padded tokens of one compiled call (default: 1024 on CPU, where
     bigger calls run slower per token; no cap on accelerators).
 
@@ -148,6 +149,20 @@ class Router:
         self.source = source
         self.arch = get_architecture(card.architecture)
         self.config = card.arch_config(self.arch.config_cls)
+        if encoder_dtype is not None and encoder_dtype not in PRECISIONS:
+            raise RouterError(
+                f"router {self.name!r}: encoder_dtype/precision must be one of {PRECISIONS}, "
+                f"got {encoder_dtype!r}"
+            )
+        # Architectures that run their own encoder (bert, causal_llm) have a compute ``dtype`` in
+        # their config: the precision is that dtype (their parameters stay float32).
+        own_encoder = (
+            encoder_dtype is not None
+            and dataclasses.is_dataclass(self.config)
+            and "dtype" in {f.name for f in dataclasses.fields(self.config)}
+        )
+        if own_encoder:
+            self.config = dataclasses.replace(self.config, dtype=encoder_dtype)
         self.featurizer = (
             featurizer if featurizer is not None else self.arch.make_featurizer(self.config)
         )
@@ -175,18 +190,14 @@ class Router:
         self._compiled: dict[tuple, Any] = {}
         self._compile_lock = threading.Lock()
         self._stats = _Stats()
-        if encoder_dtype is not None and encoder_dtype not in PRECISIONS:
-            raise RouterError(
-                f"router {self.name!r}: encoder_dtype/precision must be one of {PRECISIONS}, "
-                f"got {encoder_dtype!r}"
-            )
         self.encoder_dtype = encoder_dtype
         self.chunk_tokens = chunk_tokens
         self._fused = self._make_fused() if fuse_encoder else None
-        if encoder_dtype not in (None, "float32") and self._fused is None:
+        if encoder_dtype not in (None, "float32") and self._fused is None and not own_encoder:
             raise RouterError(
-                f"router {self.name!r}: encoder_dtype needs the fused encoder path, which this "
-                "architecture/featurizer does not allow"
+                f"router {self.name!r}: encoder_dtype/precision needs an encoder inside the "
+                "router (the fused MiniLM path, or an architecture with a dtype such as bert or "
+                "causal_llm); this architecture/featurizer has neither"
             )
 
     # ---- construction -----------------------------------------------------------------------
@@ -783,7 +794,8 @@ def load(
     :class:`Router` (``max_batch``, ``batch_buckets``, ``seq_buckets``, ``featurizer``,
     ``chunk_tokens``).
 
-    ``precision`` is the encoder's precision on the fused encoder+head path (MiniLM routers):
+    ``precision`` is the encoder's precision, on the fused encoder+head path of MiniLM routers
+    or as the compute ``dtype`` of routers that run their own encoder (bert, causal_llm):
     ``"float32"`` (default, exact) or ``"bfloat16"`` (bf16 weights and matmul operands, float32
     accumulation and everything between the matmuls in float32: win rates within 2e-4 to 2e-3 of
     float32, routing decisions agreeing on >= 99% of GSM8K/MT-Bench prompts, tested in

@@ -74,7 +74,8 @@ def _add_router_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("float32", "bfloat16"),
         default=None,
-        help="encoder precision of MiniLM routers: float32 (default, exact) or bfloat16 "
+        help="encoder precision (MiniLM, bert and causal_llm routers): float32 (default, exact) "
+        "or bfloat16 "
         "(bf16 matmuls with float32 accumulation: win rates within ~2e-3, faster on CPUs with "
         "AVX512-BF16/AMX and on accelerators)",
     )

@@ -244,7 +244,7 @@ def test_precision_option_is_checked(mf_entry) -> None:
     # float32 is what every router computes: accepted even without a fused encoder path.
     r = api.load(mf_entry.entry_dir, precision="float32")
     assert r.encoder_dtype == "float32" and r._fused is None
-    with pytest.raises(api.RouterError, match="needs the fused encoder path"):
+    with pytest.raises(api.RouterError, match="needs an encoder inside the router"):
         api.load(mf_entry.entry_dir, precision="bfloat16")  # hashing featurizer: no encoder
     with pytest.raises(api.RouterError, match="must be one of"):
         api.load(mf_entry.entry_dir, precision="float16")

@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--router-precision",
         choices=("float32", "bfloat16"),
         default=None,
-        help="encoder precision of the MiniLM routers named here: float32 (default, exact) or "
+        help="encoder precision of the routers named here (MiniLM, bert, causal_llm): float32 "
+        "(default, exact) or "
         "bfloat16 (bf16 matmuls, float32 accumulation: ~1.3-1.8x faster on CPUs with "
         "AVX512-BF16/AMX, win rates within ~2e-3)",
     )

@@ -216,3 +216,20 @@ def test_loss_and_grads_unchanged_when_cut_to_a_length_bucket(setup) -> None:
     np.testing.assert_allclose(float(lc), float(lf), rtol=1e-5)
     for a, b in zip(jax.tree_util.tree_leaves(gf), jax.tree_util.tree_leaves(gc), strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-5)
+
+
+def test_router_precision_sets_the_encoder_dtype(setup) -> None:
+    """``load(..., precision="bfloat16")`` reaches a bert router's own encoder as its dtype."""
+    from routellm_jax.api import Router
+
+    arch, cfg, tok, params = setup
+    prompts = ["Hi", "Prove Fermat's last theorem for n = 3, step by step, please."]
+    f32 = Router.from_params("bert", cfg, params, strong=STRONG, weak=WEAK, featurizer=tok)
+    bf16 = Router.from_params(
+        "bert", cfg, params, strong=STRONG, weak=WEAK, featurizer=tok, encoder_dtype="bfloat16"
+    )
+    assert f32.config.dtype == "float32" and bf16.config.dtype == "bfloat16"
+    assert bf16._fused is None  # no MiniLM fusion: the classifier runs its own encoder
+    a, b = f32.win_rate(prompts), bf16.win_rate(prompts)
+    assert not np.array_equal(a, b)  # the bf16 path really ran ...
+    np.testing.assert_allclose(b, a, atol=2e-2)  # ... and stays close

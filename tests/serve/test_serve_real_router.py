@@ -90,5 +90,5 @@ def test_load_routers_passes_the_precision(entry_dir):
 
     assert list(load_routers([str(entry_dir)], precision="float32")) == ["mf-serve-test"]
     # bf16 needs the fused MiniLM path; a hashing-featurizer router says so by name.
-    with pytest.raises(api.RouterError, match="mf-serve-test.*fused encoder path"):
+    with pytest.raises(api.RouterError, match="mf-serve-test.*needs an encoder inside"):
         load_routers([str(entry_dir)], precision="bfloat16")
