@@ -47,7 +47,7 @@ from routellm_jax.zoo.card import (
 DEFAULT_ROUTER = "irt-shape-minilm"
 # Encoder precisions of the fused path. float32 is exact (the default); bfloat16 stores the encoder
 # weights in bf16 and feeds its matmuls bf16 operands with float32 accumulation (win rates move by
-# 2e-4 to 2e-3, see tests/zoo), ~1.4-1.8x faster on CPUs with AVX512-BF16 (tools/bench_infer.py).
+# 2e-4 to 2e-3, see tests/zoo), 1.3-1.9x faster on CPUs with AVX512-BF16 (tools/bench_infer.py).
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 BATCH_BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 256)
 SEQ_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
@@ -800,7 +800,7 @@ def load(
     accumulation and everything between the matmuls in float32: win rates within 2e-4 to 2e-3 of
     float32, routing decisions agreeing on >= 99% of GSM8K/MT-Bench prompts, tested in
     tests/zoo/test_bundled.py). bfloat16 is the fast setting on CPUs with AVX512-BF16 or AMX
-    (1.3x at batch 1 to 1.8x at batch 256 here, ``tools/bench_infer.py``) and on accelerators.
+    (1.3-1.4x at batch 1, 1.5-1.9x at batch 256 here, ``tools/bench_infer.py``) and on accelerators.
 
     Example:
         >>> router = load("mf-minilm")  # doctest: +SKIP

@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="encoder precision of the routers named here (MiniLM, bert, causal_llm): float32 "
         "(default, exact) or "
-        "bfloat16 (bf16 matmuls, float32 accumulation: ~1.3-1.8x faster on CPUs with "
+        "bfloat16 (bf16 matmuls, float32 accumulation: ~1.3-1.9x faster on CPUs with "
         "AVX512-BF16/AMX, win rates within ~2e-3)",
     )
 
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         routers = load_routers(args.routers, precision=args.router_precision)
-    except ValueError as err:  # e.g. --router-precision bfloat16 for a router with no MiniLM path
+    except ValueError as err:  # e.g. --router-precision bfloat16 for a router with no encoder
         print(f"routellm-jax serve: {err}", file=sys.stderr)
         return 2
     print(f"routers: {', '.join(sorted(routers))}; listening on http://{args.host}:{args.port}")

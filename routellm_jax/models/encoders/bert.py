@@ -159,9 +159,8 @@ def _dense(features: int, cfg: BertConfig, dtype: Any, param_dtype: Any, name: s
     )
 
 
-def _layer_norm(cfg: BertConfig, dtype: Any, param_dtype: Any, name: str) -> nn.LayerNorm:
-    # The residual stream stays float32 whatever the matmul dtype (``dtype`` is unused here).
-    del dtype
+def _layer_norm(cfg: BertConfig, param_dtype: Any, name: str) -> nn.LayerNorm:
+    # The residual stream stays float32 whatever the matmul dtype.
     return nn.LayerNorm(
         epsilon=cfg.layer_norm_eps, dtype=jnp.float32, param_dtype=param_dtype, name=name
     )
@@ -199,7 +198,7 @@ class BertEmbeddings(nn.Module):
         x = x + embed(cfg.type_vocab_size, "token_type_embeddings")(token_type_ids).astype(
             jnp.float32
         )
-        x = _layer_norm(cfg, self.dtype, self.param_dtype, "LayerNorm")(x)
+        x = _layer_norm(cfg, self.param_dtype, "LayerNorm")(x)
         return nn.Dropout(cfg.hidden_dropout_prob)(x, deterministic=deterministic)
 
 
@@ -261,7 +260,7 @@ class BertSelfOutput(nn.Module):
         cfg = self.config
         h = _dense(cfg.hidden_size, cfg, self.dtype, self.param_dtype, "dense")(h)
         h = nn.Dropout(cfg.hidden_dropout_prob)(h, deterministic=deterministic)
-        return _layer_norm(cfg, self.dtype, self.param_dtype, "LayerNorm")(h + residual)
+        return _layer_norm(cfg, self.param_dtype, "LayerNorm")(h + residual)
 
 
 class BertIntermediate(nn.Module):
