@@ -13,7 +13,9 @@ router's head: in torch for ``mf`` (the same weights); for other heads the refer
 router's own JAX head on the torch embeddings (the encoder is >99% of the work either way).
 ``torch-bf16`` is that reference with the model cast to bfloat16 (oneDNN's bf16 kernels), printed
 as a second ratio so ``jax-bf16`` is also compared at equal precision; the headline ratios stay
-against the float32 reference.
+against the float32 reference. Routers that run their own encoder (``bert``, ``causal_llm``) have
+no torch reference of their fine-tuned model here: with ``jax-bf16`` among the variants they are
+timed in float32 against bfloat16 only.
 
 Prompts: the GSM8K test questions and MT-Bench first turns from the shared data (60-70 tokens on
 average). Other jobs share this machine, so every number is the median of ``--rounds`` rounds in
@@ -191,6 +193,53 @@ def measure(
     return rows
 
 
+def _own_encoder_rows(name: str, base, prompts: list[str], args: argparse.Namespace) -> dict:
+    """A router that runs its own encoder (bert, causal_llm): float32 against bfloat16 only, as
+    there is no torch reference of its fine-tuned model here."""
+    import routellm_jax
+
+    bf16 = routellm_jax.load(name, precision="bfloat16", featurizer=base.featurizer)
+    check = prompts[:256]
+    diff = float(np.max(np.abs(bf16.win_rate(check) - base.win_rate(check))))
+    fns = {"jax-f32": base.win_rate, "jax-bf16": bf16.win_rate}
+    for fn in fns.values():  # warm-up: every shape compiles here
+        for bs in (1, 16, 256):
+            throughput(fn, prompts, bs, args.n_bs1 if bs == 1 else args.n)
+        throughput(fn, prompts, 1, args.latency_n)
+    load_before = _load_avg()
+    rows = measure(
+        fns, prompts, n=args.n, n_bs1=args.n_bs1, latency_n=args.latency_n, rounds=args.rounds
+    )
+    load_after = _load_avg()
+    print(
+        f"\n== {name} ({base.card.architecture}, own encoder, no torch reference); "
+        f"{args.rounds} rounds; max |bf16 - f32 win rate| on 256 prompts {diff:.2e}"
+    )
+    print(f"   load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
+    print(
+        f"   {'variant':<15} {'bs1 p/s':>9} {'bs16 p/s':>9} {'bs256 p/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for key, row in rows.items():
+        print(
+            f"   {key:<15} {row['bs1']:>9.1f} {row['bs16']:>9.1f} {row['bs256']:>10.1f} "
+            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+        )
+    speed = {k: rows["jax-bf16"][k] / rows["jax-f32"][k] for k in ("bs1", "bs16", "bs256")}
+    print(
+        f"   jax-bf16 / jax-f32: bs1 {speed['bs1']:.2f}x, bs16 {speed['bs16']:.2f}x, "
+        f"bs256 {speed['bs256']:.2f}x"
+    )
+    return {
+        "router": name,
+        "load_before": load_before,
+        "load_after": load_after,
+        "rounds": args.rounds,
+        "max_bf16_diff": diff,
+        "rows": rows,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--routers", default="", help="comma-separated zoo names (default: all)")
@@ -231,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
             encoder = getattr(base.config, "encoder", None) or getattr(
                 base.config, "base_model", ""
             )
-            print(f"{name}: no fused MiniLM path ({base.card.architecture}, {encoder}); skipped")
+            if "jax-bf16" not in wanted or not hasattr(base.config, "dtype"):
+                print(
+                    f"{name}: no fused MiniLM path ({base.card.architecture}, {encoder}); skipped"
+                )
+                continue
+            results.append(_own_encoder_rows(name, base, prompts, args))
             continue
         ref = TorchReference(base, args.threads or None)
         _, _, s, w = base._pair(None, None)
