@@ -193,6 +193,45 @@ def measure(
     return rows
 
 
+def _warm_up_and_measure(
+    fns: dict[str, Callable[[list[str]], object]],
+    prompts: list[str],
+    args: argparse.Namespace,
+    routers: dict | None = None,
+) -> tuple[dict[str, dict[str, float]], float, float]:
+    """Warm up on the timed runs' prompt slices (every shape compiles here), reset the routers'
+    stats, then :func:`measure`; returns the rows and the load average before and after."""
+    for fn in fns.values():
+        for bs in (1, 16, 256):
+            throughput(fn, prompts, bs, args.n_bs1 if bs == 1 else args.n)
+        throughput(fn, prompts, 1, args.latency_n)  # the latency run's single prompts
+    for router in (routers or {}).values():
+        router.reset_stats()
+    load_before = _load_avg()
+    rows = measure(
+        fns, prompts, n=args.n, n_bs1=args.n_bs1, latency_n=args.latency_n, rounds=args.rounds
+    )
+    return rows, load_before, _load_avg()
+
+
+def _print_rows(
+    rows: dict[str, dict[str, float]], load_before: float, load_after: float, unpadded: str
+) -> None:
+    """The load averages and one line per variant; ``unpadded`` fills the padding column of rows
+    that do not measure it."""
+    print(f"   load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
+    print(
+        f"   {'variant':<15} {'bs1 p/s':>9} {'bs16 p/s':>9} {'bs256 p/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'padding':>8}"
+    )
+    for key, row in rows.items():
+        pad = f"{row['padding']:.2f}x" if "padding" in row else unpadded
+        print(
+            f"   {key:<15} {row['bs1']:>9.1f} {row['bs16']:>9.1f} {row['bs256']:>10.1f} "
+            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {pad:>8}"
+        )
+
+
 def _own_encoder_rows(name: str, base, prompts: list[str], args: argparse.Namespace) -> dict:
     """A router that runs its own encoder (bert, causal_llm): float32 against bfloat16 only, as
     there is no torch reference of its fine-tuned model here."""
@@ -202,29 +241,13 @@ def _own_encoder_rows(name: str, base, prompts: list[str], args: argparse.Namesp
     check = prompts[:256]
     diff = float(np.max(np.abs(bf16.win_rate(check) - base.win_rate(check))))
     fns = {"jax-f32": base.win_rate, "jax-bf16": bf16.win_rate}
-    for fn in fns.values():  # warm-up: every shape compiles here
-        for bs in (1, 16, 256):
-            throughput(fn, prompts, bs, args.n_bs1 if bs == 1 else args.n)
-        throughput(fn, prompts, 1, args.latency_n)
-    load_before = _load_avg()
-    rows = measure(
-        fns, prompts, n=args.n, n_bs1=args.n_bs1, latency_n=args.latency_n, rounds=args.rounds
-    )
-    load_after = _load_avg()
+    routers = {"jax-f32": base, "jax-bf16": bf16}
+    rows, load_before, load_after = _warm_up_and_measure(fns, prompts, args, routers)
     print(
         f"\n== {name} ({base.card.architecture}, own encoder, no torch reference); "
         f"{args.rounds} rounds; max |bf16 - f32 win rate| on 256 prompts {diff:.2e}"
     )
-    print(f"   load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
-    print(
-        f"   {'variant':<15} {'bs1 p/s':>9} {'bs16 p/s':>9} {'bs256 p/s':>10} "
-        f"{'p50 ms':>8} {'p99 ms':>8}"
-    )
-    for key, row in rows.items():
-        print(
-            f"   {key:<15} {row['bs1']:>9.1f} {row['bs16']:>9.1f} {row['bs256']:>10.1f} "
-            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
-        )
+    _print_rows(rows, load_before, load_after, unpadded="buckets")
     speed = {k: rows["jax-bf16"][k] / rows["jax-f32"][k] for k in ("bs1", "bs16", "bs256")}
     print(
         f"   jax-bf16 / jax-f32: bs1 {speed['bs1']:.2f}x, bs16 {speed['bs16']:.2f}x, "
@@ -325,38 +348,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"   {key}: max |win rate - torch reference| on 256 prompts {diff:.2e}; "
                 f"decisions at the 50%-share threshold agreeing with jax-f32: {agree:.1%}"
             )
-        # Warm-up on the same prompt slices as the timed runs: every shape compiles here.
-        for key, fn in fns.items():
-            for bs in (1, 16, 256):
-                throughput(fn, prompts, bs, args.n_bs1 if bs == 1 else args.n)
-            throughput(fn, prompts, 1, args.latency_n)  # the latency run's single prompts
-            if key in variants:
-                variants[key].reset_stats()
-        load_before = _load_avg()
-        rows = measure(
-            fns,
-            prompts,
-            n=args.n,
-            n_bs1=args.n_bs1,
-            latency_n=args.latency_n,
-            rounds=args.rounds,
-        )
-        load_after = _load_avg()
+        rows, load_before, load_after = _warm_up_and_measure(fns, prompts, args, variants)
         for key, r in variants.items():
             st = r.stats
             rows[key]["compiles_while_timed"] = st["compiles"]
             rows[key]["padding"] = st["padded_tokens"] / max(1, st["tokens"])
-        print(f"   load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
-        print(
-            f"   {'variant':<15} {'bs1 p/s':>9} {'bs16 p/s':>9} {'bs256 p/s':>10} "
-            f"{'p50 ms':>8} {'p99 ms':>8} {'padding':>8}"
-        )
-        for key, row in rows.items():
-            pad = f"{row['padding']:.2f}x" if "padding" in row else "longest"
-            print(
-                f"   {key:<15} {row['bs1']:>9.1f} {row['bs16']:>9.1f} {row['bs256']:>10.1f} "
-                f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {pad:>8}"
-            )
+        _print_rows(rows, load_before, load_after, unpadded="longest")
         if "torch-bf16" in rows and "jax-bf16" in rows:
             same = {
                 k: rows["jax-bf16"][k] / rows["torch-bf16"][k] for k in ("bs1", "bs16", "bs256")
