@@ -44,7 +44,8 @@ prompt as one of an "average" source.
 Loss: weighted BCE on outcomes (soft targets for grades) + weighted BT loss on battles, each row
 weighted by its source weight times ``outcome_weight`` / ``battle_weight``, normalised by the total
 weight of the batch; ``theta_l2`` fixes the scale ambiguity between ``a`` and ``theta``. Gaussian noise
-``alpha`` on the prompt embedding during training, as mf.
+``alpha`` on the prompt embedding during training, as mf; ``noise_dims`` limits it to the leading
+(encoder) features, so appended prompt-shape features reach the MLP exact.
 
 ``win_rate`` (``win_rate_mode``):
 
@@ -106,6 +107,11 @@ class IRTConfig:
     latent_dim: int = 16  # k: skills
     hidden_dim: int = 256  # prompt MLP width; 0 = a linear map from the embedding
     alpha: float = 0.1  # training-time Gaussian noise on prompt embeddings
+    # Noise only on the first ``noise_dims`` features (None: all). For an "<encoder>+shape"
+    # featurizer, the encoder's dimension: alpha = 0.1 is a regulariser on a unit-norm 384-d
+    # embedding, but on the appended shape features it is as large as the spread of log prompt
+    # length within one benchmark, and drowns the length signal (experiments/results/README.md).
+    noise_dims: int | None = None
     outcome_weight: float = 1.0  # loss weight of a per-model outcome
     battle_weight: float = 1.0  # loss weight of a battle
     grade_range: tuple[float, float] = (
@@ -130,6 +136,10 @@ class IRTConfig:
             raise ValueError(
                 f"IRTConfig.source_effect={self.source_effect!r} needs source_groups (the training "
                 "sources that get a term), got none"
+            )
+        if self.noise_dims is not None and not 0 <= self.noise_dims <= self.text_dim:
+            raise ValueError(
+                f"IRTConfig.noise_dims must be in 0..text_dim={self.text_dim}, got {self.noise_dims}"
             )
         if len(set(self.source_groups)) != len(self.source_groups):
             raise ValueError(f"IRTConfig.source_groups has duplicates: {list(self.source_groups)}")
@@ -376,7 +386,10 @@ def loss(
     """
     emb = batch["embedding"].astype(jnp.float32)
     if config.alpha > 0:
-        emb = emb + config.alpha * jax.random.normal(rng, emb.shape, emb.dtype)
+        noise = config.alpha * jax.random.normal(rng, emb.shape, emb.dtype)
+        if config.noise_dims is not None:
+            noise = noise * (jnp.arange(emb.shape[-1]) < config.noise_dims)
+        emb = emb + noise
     source = None
     if config.source_effect != "none":
         if "source" not in batch:

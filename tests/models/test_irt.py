@@ -284,3 +284,30 @@ def test_source_effect_config_errors():
     }
     with pytest.raises(KeyError, match="source"):
         irt.loss(irt.init(jax.random.key(0), cfg), batch, jax.random.key(1), cfg)
+
+
+def test_noise_dims_keeps_the_appended_features_clean():
+    """Training noise reaches only the first ``noise_dims`` features: none of them -> the
+    noise-free loss; the first 4 of 6 -> noisy, and different from noise on all 6."""
+    base = dict(models=("a", "b"), text_dim=6, hidden_dim=0, alpha=3.0)
+    rng = np.random.default_rng(0)
+    batch = {
+        "embedding": jnp.asarray(rng.normal(size=(8, 6)), jnp.float32),
+        "outcome": jnp.asarray(rng.integers(0, 2, (8, 2)), jnp.float32),
+        "outcome_weight": jnp.ones((8, 2)),
+        "model_a": jnp.zeros(8, int),
+        "model_b": jnp.ones(8, int),
+        "label": jnp.zeros(8),
+        "battle_weight": jnp.zeros(8),
+    }
+
+    def loss_of(**kw):
+        cfg = irt.IRTConfig(**{**base, **kw})
+        return float(irt.loss(irt.init(jax.random.key(0), cfg), batch, jax.random.key(1), cfg)[0])
+
+    clean = loss_of(alpha=0.0)
+    assert loss_of(noise_dims=0) == pytest.approx(clean, rel=1e-6)
+    assert loss_of(noise_dims=4) != pytest.approx(clean, rel=1e-3)
+    assert loss_of() != pytest.approx(loss_of(noise_dims=4), rel=1e-3)
+    with pytest.raises(ValueError, match="noise_dims"):
+        irt.IRTConfig(text_dim=6, noise_dims=7)
