@@ -7,10 +7,18 @@ not the non-golden MMLU, not GSM8K test, not the held-out judge split):
   gpt-4-1106 vs Mixtral);
 * ``gsm8k_dev``: a hashed part of RouterDC's GSM8K *train* questions, 7 open models' correctness.
   The pair has no labels there, so it is scored on every pair of those models whose training-part
-  accuracies differ by >= 0.2 (stronger one as "strong"), mean APGR: does the router rank math
-  word problems by difficulty?
+  accuracies differ by >= 0.2 (stronger one as "strong"), mean APGR; and as ``gsm8k_difficulty``,
+  the Spearman correlation of the router's mean predicted P(correct) over those models with their
+  mean correctness per question: does the router rank math word problems by difficulty? (For two
+  7B models gain is not difficulty -- hard problems are lost by both -- so the APGR stays near 0.5
+  for every router; for a strong/weak pair like gpt-4 (86% on GSM8K) and Mixtral (64%) the gain
+  is mostly the weak model's failures, i.e. difficulty.)
 * ``alpaca_dev``: a hashed part of the mix's AlpacaEval training prompts, the pair's preference;
 * ``arena_dev``: a hashed part of the mix's arena-bench-v1 training prompts, the pair's GPT-4 grades.
+
+``--noise-dims N`` trains with irt's input noise on the first N features only (the MiniLM part of
+MiniLM + shape: 384), ``--source-effects`` lists the ``source_effect`` variants (default none,
+difficulty, model).
 
 ``--folds K`` repeats with K disjoint hash slices (fold i holds out [0.3 i, 0.3 (i+1)) of the
 golden and GSM8K-train prompts, 0.2 of the AlpacaEval and arena-bench ones), and the printed numbers are the
@@ -31,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ml_collections  # noqa: E402
@@ -69,7 +78,10 @@ JUDGE_GROUPS = ("alpaca_eval", "arena_bench_v1")
 
 
 def cell_config(
-    variant: str, battle_weight: float, groups: tuple[str, ...] = SOURCE_GROUPS
+    variant: str,
+    battle_weight: float,
+    groups: tuple[str, ...] = SOURCE_GROUPS,
+    noise_dims: int | None = None,
 ) -> ml_collections.ConfigDict:
     """The irt+shape cell's trainer config with ``source_effect = variant`` over ``groups``."""
     cf = default_config()
@@ -86,6 +98,7 @@ def cell_config(
             text_dim=featurizer_dim(FEATURIZER),
             battle_weight=battle_weight,
             source_effect=variant,
+            noise_dims=noise_dims,
             **extra,
         )
     )
@@ -106,12 +119,41 @@ def apgr(bench: Benchmark, wr) -> float:
     return float(evaluate_win_rates(bench, np.asarray(wr, np.float64)).metrics.apgr_trapezoid)
 
 
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties).
+
+    Example:
+        >>> spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 0.0]))
+        -1.0
+    """
+    return float(pd.Series(x).rank().corr(pd.Series(y).rank()))
+
+
+def mean_correctness_fn(workdir: Path, models: list[str], store: G.EmbeddingStore):
+    """``prompts -> mean predicted P(correct)`` over ``models`` of the irt run in ``workdir``."""
+    from routellm_jax.models.irt import score_models
+    from routellm_jax.models.registry import get_architecture
+    from routellm_jax.training.checkpoints import load_params
+
+    name, acfg, params = load_params(workdir)
+    arch = get_architecture(name)
+    ids = [list(acfg.models).index(m) for m in models]
+
+    def fn(prompts: list[str]) -> np.ndarray:
+        with store.serving(arch):
+            inputs = arch.prompt_inputs(prompts, arch.make_featurizer(acfg), acfg)
+        return np.asarray(score_models(params, inputs, ids, acfg)).mean(axis=1)
+
+    return fn
+
+
 def main() -> None:
     """CLI (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mix", help="a mix folder written by run_grid (<workdir>/mixes/both_mmlu)")
     ap.add_argument("--folds", type=int, default=1)
     ap.add_argument("--variants", nargs="+", default=["none", "difficulty", "model"])
+    ap.add_argument("--noise-dims", type=int, default=None, help="irt noise_dims (default: all)")
     ap.add_argument("--battle-weight", type=float, default=0.03)
     ap.add_argument("--workdir", default="/tmp/source_effect_dev")
     ap.add_argument(
@@ -184,14 +226,32 @@ def main() -> None:
             (s, w): benchmark_from_outcomes(gdev_table, s, w, name=f"{s}/{w}") for s, w in pairs
         }
 
-        def score(fn, benches=benches, gsm_benches=gsm_benches) -> dict[str, float]:
+        gsm_prompts = sorted(mdev)
+        by_prompt = pd.Series(gdev_table.score).groupby(gdev_table.prompt).mean()
+        gsm_mean = by_prompt.loc[gsm_prompts].to_numpy()
+
+        def score(
+            fn,
+            mean_p=None,
+            benches=benches,
+            gsm_benches=gsm_benches,
+            gsm_prompts=gsm_prompts,
+            gsm_mean=gsm_mean,
+        ) -> dict[str, float]:
             out = {k: apgr(b, fn(list(b.prompts), G.STRONG, G.WEAK)) for k, b in benches.items()}
             out["gsm8k_dev"] = float(
                 np.mean([apgr(b, fn(list(b.prompts), s, w)) for (s, w), b in gsm_benches.items()])
             )
+            if mean_p is not None:
+                out["gsm8k_difficulty"] = spearman(mean_p(gsm_prompts), gsm_mean)
             return out
 
-        results["prompt_length"].append(score(lambda ps, s, w: prompt_length_router(ps)))
+        results["prompt_length"].append(
+            score(
+                lambda ps, s, w: prompt_length_router(ps),
+                lambda ps: -np.array([len(p) for p in ps], np.float64),
+            )
+        )
         print(
             f"fold {fold}: golden_dev {len(benches['golden_dev'])}, alpaca_dev "
             f"{len(benches['alpaca_dev'])}, gsm8k_dev {len(mdev)} x {len(pairs)} pairs",
@@ -201,17 +261,19 @@ def main() -> None:
         )
         for variant in args.variants:
             t = time.time()
+            run_dir = Path(args.workdir) / f"{variant}_{fold}"
             fn, _ = G.train_cell(
                 cell_config(
                     variant,
                     args.battle_weight,
                     SOURCE_GROUPS if args.groups == "all" else JUDGE_GROUPS,
+                    args.noise_dims,
                 ),
                 train,
                 store,
-                Path(args.workdir) / f"{variant}_{fold}",
+                run_dir,
             )
-            results[variant].append(score(fn))
+            results[variant].append(score(fn, mean_correctness_fn(run_dir, sorted(acc), store)))
             print(
                 f"fold {fold}",
                 variant,
@@ -219,7 +281,10 @@ def main() -> None:
                 f"{time.time() - t:.0f}s",
                 flush=True,
             )
-    print(f"mean over {args.folds} fold(s), battle_weight {args.battle_weight}, {args.groups}:")
+    print(
+        f"mean over {args.folds} fold(s), battle_weight {args.battle_weight}, {args.groups}, "
+        f"noise_dims {args.noise_dims}:"
+    )
     for name, rows in results.items():
         keys = rows[0].keys()
         print(f"  {name:14s}", {k: round(float(np.mean([r[k] for r in rows])), 3) for k in keys})
