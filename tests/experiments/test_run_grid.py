@@ -108,3 +108,31 @@ def test_store_serves_the_encoder_part_of_a_shape_featurizer(tmp_path: Path) -> 
     out = feat.embed(["cached prompt"])
     np.testing.assert_array_equal(out[0, :8], np.full(8, 7.0, np.float32))
     np.testing.assert_array_equal(out[0, 8:], prompt_shape("cached prompt"))
+
+
+@pytest.mark.parametrize(
+    "cell", sorted((REPO / "experiments" / "grid").glob("*.py")), ids=lambda p: p.stem
+)
+def test_every_committed_cell_resolves(cell: Path) -> None:
+    """Each grid cell names a known mix and a config its architecture accepts (a typo in a new
+    cell would otherwise surface only after the grid's embedding pass)."""
+    import runpy
+
+    from routellm_jax.training.config import arch_config
+
+    cfg = runpy.run_path(str(cell))["get_config"]()
+    assert cfg.grid.mix in G.MIXES, cfg.grid.mix
+    assert cfg.name == cell.stem
+    arch_config(cfg)
+
+
+def test_full_mix_keeps_every_training_row() -> None:
+    """both_mmlu_full: the same sources as both_mmlu, without the hashed cuts, plus ARC-Easy."""
+    cut = {s.name: s for s in G.mixture_spec("both_mmlu").sources}
+    full = {s.name: s for s in G.mixture_spec("both_mmlu_full").sources}
+    assert set(cut) == set(full)
+    assert cut["llmrouter_train"].loader is not None and full["llmrouter_train"].loader is None
+    assert cut["routerbench_train"].loader is not None and full["routerbench_train"].loader is None
+    prefixes = full["routerdc_train"].filters["source_prefixes"]
+    assert "routerdc/arc_easy_train" in prefixes
+    assert set(cut["routerdc_train"].filters["source_prefixes"]) < set(prefixes)
