@@ -1,0 +1,101 @@
+"""How far can open-model difficulty on GSM8K *train* carry a router on GSM8K test? (issue 6)
+
+An analysis, not a router: nothing here is exported or chosen. Every learned router of the grid
+stays at or below prompt length on GSM8K (0.599) while the paper's best is 0.622. The only math
+word problems graded in the training data are RouterDC's GSM8K-train questions (7 open ~7B models)
+and LLMRouter's word problems; the pair (gpt-4-1106: 86%, Mixtral: 64% on GSM8K test) has none.
+For that pair most of the gain is Mixtral's failures, so a router needs the questions' difficulty.
+This script fits the simplest difficulty model -- ridge regression of the 7 models' mean
+correctness per question -- on the mix's (decontaminated) GSM8K-train rows, from four feature
+sets, and reports:
+
+* ``dev_r``: Pearson correlation with the mean correctness on a hashed 30% of GSM8K-train held out
+  of the fit (training data only: this is what could choose a feature set);
+* ``gsm8k_apgr``: APGR on the GSM8K *test* set of the paper's pair when the negated predicted
+  correctness is used as the win rate (the fit uses all of GSM8K-train). This reads the evaluation
+  set, which is why nothing here is exported: it measures the ceiling of the signal.
+
+Usage (after run_grid has built the mix under its --workdir):
+    python experiments/gsm8k_difficulty_ceiling.py /tmp/routellm_grid7/mixes/both_mmlu
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from experiments import run_grid as G  # noqa: E402
+from experiments.source_effect_dev import GSM8K_SOURCE, apgr  # noqa: E402
+from routellm_jax.data.mixtures import load_mixture  # noqa: E402
+from routellm_jax.eval.benchmarks import gsm8k_benchmark  # noqa: E402
+from routellm_jax.models.featurizers import prompt_shape  # noqa: E402
+from routellm_jax.paths import cache_dir, data_dir  # noqa: E402
+
+FEATURE_SETS = ("log_length", "shape", "minilm", "minilm+shape")
+RIDGE = (1.0, 100.0, 1000.0)
+
+
+def features(prompts: list[str], kind: str, store: G.EmbeddingStore) -> np.ndarray:
+    """``[n, d]`` features of one kind (standardised later, inside :func:`fit_ridge`)."""
+    shape = np.stack([prompt_shape(p) for p in prompts]).astype(np.float64)
+    if kind == "log_length":
+        return shape[:, 1:2]  # log character count
+    if kind == "shape":
+        return shape
+    emb = np.asarray(store.embed(prompts), np.float64)
+    return emb if kind == "minilm" else np.hstack([emb, shape])
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float):
+    """Ridge on standardised features with an unpenalised intercept; returns ``x -> y_hat``.
+
+    Example:
+        >>> f = fit_ridge(np.arange(4.0)[:, None], np.arange(4.0), 1e-9)
+        >>> [round(float(v), 6) for v in f(np.array([[5.0]]))]
+        [5.0]
+    """
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    z = (x - mu) / sd
+    a = z.T @ z + lam * np.eye(z.shape[1])
+    w = np.linalg.solve(a, z.T @ (y - y.mean()))
+    return lambda x2: ((x2 - mu) / sd) @ w + y.mean()
+
+
+def main() -> None:
+    """CLI (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mix", help="a mix folder written by run_grid (<workdir>/mixes/both_mmlu)")
+    args = ap.parse_args()
+    store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
+    data, _ = load_mixture(Path(args.mix))
+    o = data.outcomes
+    gsm = o.take(o.source == GSM8K_SOURCE)
+    if not len(gsm):
+        raise SystemExit(f"{args.mix}: no {GSM8K_SOURCE!r} rows in the mix")
+    mean = pd.Series(gsm.score).groupby(gsm.prompt).mean()
+    prompts, y = list(mean.index), mean.to_numpy()
+    dev = np.array([G.hash_fraction(p, "gsm8k_dev") < 0.3 for p in prompts])
+    test = gsm8k_benchmark(data_dir(None))
+    test_prompts = list(test.prompts)
+    store.ensure(prompts + test_prompts)
+    print(
+        f"GSM8K-train: {len(prompts)} questions ({dev.sum()} dev), mean correctness {y.mean():.3f}"
+    )
+    print(f"prompt_length baseline on GSM8K test: {apgr(test, [len(p) for p in test_prompts]):.3f}")
+    for kind in FEATURE_SETS:
+        x, x_test = features(prompts, kind, store), features(test_prompts, kind, store)
+        for lam in RIDGE:
+            dev_r = float(np.corrcoef(fit_ridge(x[~dev], y[~dev], lam)(x[dev]), y[dev])[0, 1])
+            win = -fit_ridge(x, y, lam)(x_test)
+            print(
+                f"  {kind:13s} ridge {lam:6.0f}: dev_r {dev_r:.3f}  gsm8k_apgr {apgr(test, win):.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
