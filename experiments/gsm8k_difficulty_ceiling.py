@@ -15,8 +15,13 @@ sets, and reports:
   correctness is used as the win rate (the fit uses all of GSM8K-train). This reads the evaluation
   set, which is why nothing here is exported: it measures the ceiling of the signal.
 
+``--smollm2`` adds two feature sets from a causal LM, the mean-pooled final hidden state of
+SmolLM2-135M-Instruct (576-d; alone and with shape): does a language model's reading of the problem
+carry its difficulty where MiniLM's does not? (~10 minutes on 2 CPU cores for the ~2.3k questions;
+cached in ``cache_dir()/experiments/smollm2_gsm8k.npz``.)
+
 Usage (after run_grid has built the mix under its --workdir):
-    python experiments/gsm8k_difficulty_ceiling.py /tmp/routellm_grid7/mixes/both_mmlu
+    python experiments/gsm8k_difficulty_ceiling.py /tmp/routellm_grid7/mixes/both_mmlu [--smollm2]
 """
 
 from __future__ import annotations
@@ -37,7 +42,52 @@ from routellm_jax.models.featurizers import prompt_shape  # noqa: E402
 from routellm_jax.paths import cache_dir, data_dir  # noqa: E402
 
 FEATURE_SETS = ("log_length", "shape", "minilm", "minilm+shape")
+SMOLLM2_SETS = ("smollm2", "smollm2+shape")
 RIDGE = (1.0, 100.0, 1000.0)
+
+
+def smollm2_mean_hidden(prompts: list[str], batch_size: int = 16) -> np.ndarray:
+    """``[n, 576]`` SmolLM2-135M-Instruct final hidden states, mean over each prompt's tokens
+    (cached per prompt text in ``cache_dir()/experiments/smollm2_gsm8k.npz``)."""
+    import jax
+
+    from routellm_jax.models.encoders import llama
+    from routellm_jax.models.encoders.smollm import load_smollm2
+
+    path = cache_dir() / "experiments" / "smollm2_gsm8k.npz"
+    table: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path) as z:
+            table = dict(zip(z["prompts"].tolist(), z["hidden"]))
+    missing = [p for p in dict.fromkeys(prompts) if p not in table]
+    if missing:
+        config, params, tok = load_smollm2()
+        module = llama.LlamaForCausalLM(config)
+
+        @jax.jit
+        def pooled(ids, mask):
+            h = module.apply({"params": params}, ids, mask, method=module.encode)
+            m = mask[..., None].astype(h.dtype)
+            return (h * m).sum(1) / m.sum(1)
+
+        ids = [tok(p).input_ids[:256] for p in missing]
+        order = np.argsort([len(i) for i in ids])
+        for lo in range(0, len(order), batch_size):
+            rows = order[lo : lo + batch_size]
+            # Pad to a multiple of 32 tokens: a few compiled shapes, little padding.
+            width = -(-max(len(ids[r]) for r in rows) // 32) * 32
+            batch = np.zeros((batch_size, width), np.int32)
+            mask = np.zeros((batch_size, width), np.int32)
+            for k, r in enumerate(rows):
+                batch[k, : len(ids[r])], mask[k, : len(ids[r])] = ids[r], 1
+            mask[len(rows) :, 0] = 1  # padding rows: one token, dropped below
+            out = np.asarray(pooled(batch, mask))
+            for k, r in enumerate(rows):
+                table[missing[r]] = out[k]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(table)
+        np.savez(path, prompts=np.array(keys, dtype=str), hidden=np.stack([table[k] for k in keys]))
+    return np.stack([table[p] for p in prompts]).astype(np.float64)
 
 
 def features(prompts: list[str], kind: str, store: G.EmbeddingStore) -> np.ndarray:
@@ -47,8 +97,11 @@ def features(prompts: list[str], kind: str, store: G.EmbeddingStore) -> np.ndarr
         return shape[:, 1:2]  # log character count
     if kind == "shape":
         return shape
-    emb = np.asarray(store.embed(prompts), np.float64)
-    return emb if kind == "minilm" else np.hstack([emb, shape])
+    if kind.startswith("smollm2"):
+        emb = smollm2_mean_hidden(prompts)
+    else:
+        emb = np.asarray(store.embed(prompts), np.float64)
+    return emb if "+" not in kind else np.hstack([emb, shape])
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float):
@@ -70,6 +123,7 @@ def main() -> None:
     """CLI (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mix", help="a mix folder written by run_grid (<workdir>/mixes/both_mmlu)")
+    ap.add_argument("--smollm2", action="store_true", help="add SmolLM2 hidden-state features")
     args = ap.parse_args()
     store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
     data, _ = load_mixture(Path(args.mix))
@@ -87,7 +141,7 @@ def main() -> None:
         f"GSM8K-train: {len(prompts)} questions ({dev.sum()} dev), mean correctness {y.mean():.3f}"
     )
     print(f"prompt_length baseline on GSM8K test: {apgr(test, [len(p) for p in test_prompts]):.3f}")
-    for kind in FEATURE_SETS:
+    for kind in FEATURE_SETS + (SMOLLM2_SETS if args.smollm2 else ()):
         x, x_test = features(prompts, kind, store), features(test_prompts, kind, store)
         for lam in RIDGE:
             dev_r = float(np.corrcoef(fit_ridge(x[~dev], y[~dev], lam)(x[dev]), y[dev])[0, 1])
