@@ -5,12 +5,13 @@ The README quotes two kinds of results, and neither is typed in by hand:
 * the zoo table, from ``model_zoo/manifest.json``, which quotes each entry's model card (the
   evaluations that ``tools/export_zoo_entry.py`` ran at export, with their commands);
 * the experiments table (ours against the paper), from ``experiments/results/results.json``,
-  written by ``experiments/run_grid.py``.
+  written by ``experiments/run_grid.py``; and the same file's chosen rows in
+  ``experiments/results/README.md`` (:data:`PAPER_COMPARISON_ROWS`).
 
 Each table lives between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers. Usage::
 
-    python tools/readme_tables.py           # rewrite README.md in place
-    python tools/readme_tables.py --check   # exit 1 if README.md is out of date (a test runs this)
+    python tools/readme_tables.py           # rewrite both READMEs in place
+    python tools/readme_tables.py --check   # exit 1 if either is out of date (a test runs this)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MANIFEST = ROOT / "model_zoo" / "manifest.json"
 RESULTS = ROOT / "experiments" / "results" / "results.json"
+RESULTS_README = ROOT / "experiments" / "results" / "README.md"
 
 # Columns of the experiments table: results.json benchmark key -> header.
 RESULT_COLUMNS = {
@@ -36,6 +38,27 @@ RESULT_COLUMNS = {
     "arena_heldout": "arena-bench held-out",
 }
 ZOO_BENCHMARKS = ("mmlu", "gsm8k", "alpaca_heldout")
+# The grid row of the zoo's default router (irt-shape-minilm, routellm_jax.api.DEFAULT_ROUTER).
+ZOO_DEFAULT_ROW = ("irt+shape bw=0.03", "both_mmlu")
+# experiments/results/README.md's comparison with the paper: (router, mix) rows of results.json,
+# each with what it is. A row missing from results.json is an error, never a silent gap.
+PAPER_COMPARISON_ROWS = (
+    ("prompt_length", "-", "prompt length (no training)"),
+    ("irt", "both_mmlu", "irt on plain MiniLM"),
+    (*ZOO_DEFAULT_ROW, "**irt+shape bw=0.03** (zoo default `irt-shape-minilm`)"),
+    ("irt+shape+src bw=0.03", "both_mmlu", "irt+shape+src bw=0.03 (per-source term)"),
+    (
+        "irt+shape+src bw=0.03 noise=MiniLM",
+        "both_mmlu",
+        "irt+shape+src bw=0.03, training noise on MiniLM only",
+    ),
+    ("irt+shape bw=0.03", "both_mmlu_full", "irt+shape bw=0.03 on every training row"),
+    ("irt+shape+src bw=0.03", "both_mmlu_full", "irt+shape+src bw=0.03 on every training row"),
+    ("irt+shape", "golden_mmlu", "irt+shape, no judge data"),
+    ("bert", "golden_mmlu", "bert (MiniLM fine-tuned on the pair's correctness)"),
+    ("mf", "judge", "mf on judge battles (the recipe of the old default `mf-minilm`)"),
+    ("oracle", "-", "oracle (PGR capped)"),
+)
 
 
 def _fmt(x: Any) -> str:
@@ -70,7 +93,8 @@ def zoo_table(manifest_path: Path = MANIFEST) -> str:
 
 def _pick_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Baselines, then per learned router the mix with the best worse-of(MMLU, GSM8K) APGR: the
-    number a single checkpoint has to be judged by, since it must serve both benchmarks."""
+    number a single checkpoint has to be judged by, since it must serve both benchmarks. The zoo
+    default's own row (:data:`ZOO_DEFAULT_ROW`) is always kept, so the README shows what ships."""
 
     def worse_of(r: Mapping[str, Any]) -> float:
         return min(r["apgr"].get("mmlu") or 0.0, r["apgr"].get("gsm8k") or 0.0)
@@ -81,41 +105,62 @@ def _pick_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
             r["router"] not in best or worse_of(r) > worse_of(best[r["router"]])
         ):
             best[r["router"]] = r
+    picked = list(best.values())
+    picked += [
+        r
+        for r in rows
+        if (r["router"], r["mix"]) == ZOO_DEFAULT_ROW and not any(r is p for p in picked)
+    ]
     baselines = [r for r in rows if r["mix"] == "-"]
-    return baselines + sorted(best.values(), key=worse_of, reverse=True)
+    return baselines + sorted(picked, key=worse_of, reverse=True)
+
+
+def _apgr_cells(apgr: Mapping[str, Any]) -> str:
+    return " | ".join(_fmt(apgr.get(c)) for c in RESULT_COLUMNS) + " |"
+
+
+def _table_head(mix_header: str, per: str) -> list[str]:
+    """Header, rule and the paper's-best row of an APGR table over :data:`RESULT_COLUMNS`."""
+    sys.path.insert(0, str(ROOT))
+    from experiments.run_grid import PAPER_BEST as paper  # the one copy of the paper's numbers
+
+    return [
+        f"| router | {mix_header} | " + " | ".join(RESULT_COLUMNS.values()) + " |",
+        "|" + "---|" * (2 + len(RESULT_COLUMNS)),
+        f"| paper's best (a different router per {per}) | Arena + golden / judge | "
+        + _apgr_cells(paper),
+    ]
 
 
 def results_table(results_path: Path = RESULTS) -> str:
     """Markdown table: paper's best, baselines and our best mix per router, APGR per benchmark."""
-    sys.path.insert(0, str(ROOT))
-    from experiments.run_grid import PAPER_BEST as paper  # the one copy of the paper's numbers
-
     results = json.loads(results_path.read_text())
-    cols = list(RESULT_COLUMNS)
-    lines = [
-        "| router | training mix | " + " | ".join(RESULT_COLUMNS[c] for c in cols) + " |",
-        "|" + "---|" * (2 + len(cols)),
-        "| paper's best (a different router per benchmark) | Arena + golden / judge | "
-        + " | ".join(_fmt(paper.get(c)) for c in cols)
-        + " |",
-    ]
+    lines = _table_head("training mix", "benchmark")
     for r in _pick_rows(results["rows"]):
-        lines.append(
-            f"| {r['router']} | {r['mix']} | "
-            + " | ".join(_fmt(r["apgr"].get(c)) for c in cols)
-            + " |"
-        )
+        default = " (zoo default)" if (r["router"], r["mix"]) == ZOO_DEFAULT_ROW else ""
+        lines.append(f"| {r['router']}{default} | {r['mix']} | " + _apgr_cells(r["apgr"]))
     return "\n".join(lines)
 
 
-def render(readme: str, tables: Mapping[str, str]) -> str:
-    """``readme`` with each marked block replaced by its table."""
+def paper_comparison_table(results_path: Path = RESULTS) -> str:
+    """Markdown table of :data:`PAPER_COMPARISON_ROWS` against the paper's best, APGR."""
+    rows = {(r["router"], r["mix"]): r for r in json.loads(results_path.read_text())["rows"]}
+    lines = _table_head("mix", "column")
+    for router, mix, what in PAPER_COMPARISON_ROWS:
+        if (router, mix) not in rows:
+            raise KeyError(f"{results_path}: no row ({router!r}, {mix!r}) for the paper comparison")
+        lines.append(f"| {what} | {mix} | " + _apgr_cells(rows[router, mix]["apgr"]))
+    return "\n".join(lines)
+
+
+def render(readme: str, tables: Mapping[str, str], path: Path = README) -> str:
+    """``readme`` (the text of ``path``) with each marked block replaced by its table."""
     for name, table in tables.items():
         pattern = re.compile(
             rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S
         )
         if not pattern.search(readme):
-            raise ValueError(f"{README}: no <!-- BEGIN {name} --> ... <!-- END {name} --> block")
+            raise ValueError(f"{path}: no <!-- BEGIN {name} --> ... <!-- END {name} --> block")
         readme = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), readme)
     return readme
 
@@ -124,15 +169,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
     args = parser.parse_args(argv)
-    current = README.read_text()
-    updated = render(current, {"zoo-table": zoo_table(), "results-table": results_table()})
-    if args.check:
-        if updated != current:
-            print(f"{README} is out of date: run python tools/readme_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(updated)
-    return 0
+    targets = {
+        README: {"zoo-table": zoo_table(), "results-table": results_table()},
+        RESULTS_README: {"paper-comparison": paper_comparison_table()},
+    }
+    stale = []
+    for path, tables in targets.items():
+        current = path.read_text()
+        updated = render(current, tables, path)
+        if updated == current:
+            continue
+        if args.check:
+            stale.append(path)
+        else:
+            path.write_text(updated)
+    for path in stale:
+        print(f"{path} is out of date: run python tools/readme_tables.py", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
