@@ -21,7 +21,7 @@ Command:
     python experiments/run_grid.py experiments/grid/irt_shape_srcmod_clean_both_mmlu.py
 
 Result (APGR; filled in from experiments/results/results.json by run_grid --stamp):
-    RESULT: (not run yet)
+    RESULT: mmlu=0.629, gsm8k=0.589, alpaca_heldout=0.550, arena_heldout=0.447, arena_heldout:claude-2.1/mistral-7b-instruct-v0.1=0.573, routerbench_test:gpt-3.5-turbo-1106/llama-2-70b-chat=0.601, routerbench_test:gpt-4-1106-preview/mixtral-8x7b-instruct-v0.1=0.408 (from: python experiments/run_grid.py experiments/grid/irt_shape_both_mmlu.py experiments/grid/irt_shape_both_mmlu_bw01.py experiments/grid/irt_shape_both_mmlu_bw003.py experiments/grid/irt_shape_srcmod_both_mmlu.py experiments/grid/irt_shape_srcmod_clean_both_mmlu.py experiments/grid/irt_shape_srcdif_both_mmlu.py experiments/grid/irt_shape_both_mmlu_full_bw003.py experiments/grid/irt_shape_srcmod_both_mmlu_full.py experiments/grid/mf_shape_both_mmlu.py experiments/grid/irt_shapeonly_both_mmlu.py experiments/grid/mf_both_mmlu.py experiments/grid/irt_both_mmlu.py experiments/grid/sw_ranking_both_mmlu.py experiments/grid/irt_shape_golden_mmlu.py experiments/grid/bert_golden_mmlu.py experiments/grid/mf_judge.py experiments/grid/irt_judge.py experiments/grid/sw_ranking_judge.py experiments/grid/mf_golden.py experiments/grid/irt_golden.py experiments/grid/sw_ranking_golden.py experiments/grid/mf_both.py experiments/grid/irt_both.py experiments/grid/sw_ranking_both.py --out experiments/results --workdir /tmp/routellm_grid7 --stamp)
 """
 
 import ml_collections
