@@ -17,7 +17,7 @@ sets, and reports:
 
 ``--smollm2`` adds two feature sets from a causal LM, the mean-pooled final hidden state of
 SmolLM2-135M-Instruct (576-d; alone and with shape): does a language model's reading of the problem
-carry its difficulty where MiniLM's does not? (~10 minutes on 2 CPU cores for the ~2.3k questions;
+carry its difficulty where MiniLM's does not? (~25 minutes on 2 shared CPU cores for ~2.3k questions;
 cached in ``cache_dir()/experiments/smollm2_gsm8k.npz``.)
 
 Usage (after run_grid has built the mix under its --workdir):

@@ -16,9 +16,9 @@ not the non-golden MMLU, not GSM8K test, not the held-out judge split):
 * ``alpaca_dev``: a hashed part of the mix's AlpacaEval training prompts, the pair's preference;
 * ``arena_dev``: a hashed part of the mix's arena-bench-v1 training prompts, the pair's GPT-4 grades.
 
+``--variants`` lists the ``source_effect`` variants (default none, difficulty, model);
 ``--noise-dims N`` trains with irt's input noise on the first N features only (the MiniLM part of
-MiniLM + shape: 384), ``--source-effects`` lists the ``source_effect`` variants (default none,
-difficulty, model).
+MiniLM + shape: 384).
 
 ``--folds K`` repeats with K disjoint hash slices (fold i holds out [0.3 i, 0.3 (i+1)) of the
 golden and GSM8K-train prompts, 0.2 of the AlpacaEval and arena-bench ones), and the printed numbers are the

@@ -110,7 +110,7 @@ class IRTConfig:
     # Noise only on the first ``noise_dims`` features (None: all). For an "<encoder>+shape"
     # featurizer, the encoder's dimension: alpha = 0.1 is a regulariser on a unit-norm 384-d
     # embedding, but on the appended shape features it is as large as the spread of log prompt
-    # length within one benchmark, and drowns the length signal (experiments/results/README.md).
+    # length within one benchmark (experiments/results/README.md has what keeping it off changed).
     noise_dims: int | None = None
     outcome_weight: float = 1.0  # loss weight of a per-model outcome
     battle_weight: float = 1.0  # loss weight of a battle
