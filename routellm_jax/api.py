@@ -59,6 +59,44 @@ class RouterError(ValueError):
     """A request the router cannot serve (unknown model name, no calibration for a pair...)."""
 
 
+class PromptError(RouterError):
+    """A prompt that is not text a tokenizer can read; ``index`` is its position in the batch."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def check_prompt(prompt: Any, where: str = "prompt") -> str:
+    """Return ``prompt`` if it is a string that encodes as UTF-8, else raise ``ValueError``.
+
+    Python strings decoded from JSON may hold unpaired UTF-16 surrogates (``"\\ud800"``), which
+    every tokenizer rejects with an unhelpful ``TypeError``; checking at the boundary turns that
+    into an error naming ``where`` (a request field, a file and line) before any batch is built.
+    """
+    if not isinstance(prompt, str):
+        raise ValueError(f"{where}: expected a string, got {type(prompt).__name__}")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{where}: not valid Unicode text (unpaired surrogate {prompt[err.start]!r} at "
+            f"character {err.start})"
+        ) from None
+    return prompt
+
+
+def check_prompts(prompts: Sequence[Any]) -> list[str]:
+    """Every prompt through :func:`check_prompt`; the first bad one raises :class:`PromptError`."""
+    checked = []
+    for i, prompt in enumerate(prompts):
+        try:
+            checked.append(check_prompt(prompt, f"prompts[{i}]"))
+        except ValueError as err:
+            raise PromptError(str(err), i) from None
+    return checked
+
+
 def _bucket(n: int, buckets: Sequence[int]) -> int:
     for b in buckets:
         if n <= b:
@@ -329,7 +367,7 @@ class Router:
         """
         if isinstance(prompts, str):
             raise TypeError("win_rate() takes a sequence of prompts; wrap one prompt in a list")
-        prompts = [str(p) for p in prompts]
+        prompts = check_prompts(prompts)
         _, _, s, w = self._pair(strong, weak)
         if self._fused is not None:
             out = self._fused.win_rate(prompts, s, w)
