@@ -34,6 +34,7 @@ from routellm_jax.data.sources._common import (
     resolve_table,
     show,
 )
+from routellm_jax.net import probe
 
 ARENA_55K_REPO = "lmsys/lmsys-arena-human-preference-55k"
 ARENA_55K_FILE = "train.csv"
@@ -203,15 +204,12 @@ def _probe_hub(endpoint: str, repo_id: str, filename: str, timeout: float) -> No
     """Fail fast when the Hub is unreachable: huggingface_hub retries connection errors with
     back-off (tens of seconds), so one short request decides first. Any HTTP answer (even 401/404)
     means the Hub is reachable; hf_hub_download then reports the precise problem."""
-    import httpx
-
     try:
-        httpx.head(endpoint.rstrip("/") + "/api/datasets/" + repo_id, timeout=timeout)
-    except httpx.HTTPError as err:
+        probe(endpoint.rstrip("/") + "/api/datasets/" + repo_id, timeout)
+    except OSError as err:
         raise SourceUnavailableError(
-            f"could not fetch {filename!r} from the Hugging Face dataset {repo_id!r}: "
-            f"{endpoint} is unreachable ({type(err).__name__}: {err}). Download it where the Hub "
-            "is reachable and pass the local file path instead."
+            f"could not fetch {filename!r} from the Hugging Face dataset {repo_id!r}: {err}. "
+            "Download it where the Hub is reachable and pass the local file path instead."
         ) from err
 
 

@@ -34,6 +34,8 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from routellm_jax.net import probe
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -227,12 +229,10 @@ def _check_cache(spec: EncoderSpec, folder: Path) -> list[EncoderFile]:
 
 def _probe(url: str, timeout: float) -> None:
     """One request, no retries: raise SourceUnavailable if the host does not answer."""
-    import httpx
-
     try:
-        httpx.head(url, timeout=timeout, follow_redirects=True)
-    except httpx.HTTPError as err:
-        raise SourceUnavailable(f"{url} unreachable ({type(err).__name__}: {err})") from err
+        probe(url, timeout)
+    except OSError as err:
+        raise SourceUnavailable(str(err)) from err
 
 
 def _silent_tqdm_class() -> type:
