@@ -7,51 +7,95 @@ Examples::
     routellm-jax route --input prompts.jsonl --output routed.jsonl --strong-share 0.3
     routellm-jax calibrate --router mf-minilm --prompts my_traffic.jsonl --strong-share 0.2
 
-Prompt files are JSONL (one object per line with a ``"prompt"`` field, or a bare JSON string) or
-plain text (``.txt``: one prompt per line). Output JSONL keeps each input object and adds
-``win_rate``, ``strong``, ``model`` and ``threshold``.
+Prompt files are UTF-8 JSONL (one object per line with a ``"prompt"`` field, or a bare JSON
+string) or plain text (``.txt``: one prompt per line). Output JSONL keeps each input object and adds
+``win_rate``, ``strong``, ``model`` and ``threshold``; an input object that already has one of
+these keys is an error naming its file and line (nothing is overwritten silently). A file that is
+not UTF-8, a line that is not JSON, a prompt that is not text (an unpaired UTF-16 surrogate such as
+``"\\ud800"``) are errors naming the file and line, before the router is loaded; so are bad flag
+values and an ``--output`` that cannot be written. ``--output`` is written in full or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+from routellm_jax.cli import (
+    UsageError,
+    open_unit_interval,
+    output_file,
+    positive_int,
+    unit_interval,
+)
 
 DEFAULT_SHARE = 0.5
 # routellm_jax.api.DEFAULT_ROUTER, repeated so the CLI parser imports no numpy (tests/zoo checks).
 DEFAULT_ROUTER_NAME = "irt-shape-minilm"
+# Fields route adds to each output row; an input row that has them is refused, not overwritten.
+DECISION_FIELDS = ("win_rate", "strong", "model", "threshold")
 
 
-def read_prompt_file(path: str | Path) -> list[dict[str, Any]]:
-    """Rows ``{"prompt": str, ...}`` of a JSONL or ``.txt`` file; errors name the file and line.
+def _check_prompt(prompt: Any, where: str) -> str:
+    # routellm_jax.api imports numpy and the zoo: only when a command runs, never for the parser.
+    from routellm_jax.api import check_prompt
 
-    Example:
-        >>> read_prompt_file("prompts.jsonl")[0]["prompt"]  # doctest: +SKIP
-        'What is 2+2?'
+    try:
+        return check_prompt(prompt, where)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def read_prompt_file(path: str | Path, *, reserved: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Rows ``{"prompt": str, ...}`` of a UTF-8 JSONL or ``.txt`` file. Every problem is a
+    :class:`~routellm_jax.cli.UsageError` (a ``ValueError``) naming the file and line: a missing or
+    unreadable file, bytes that are not UTF-8, a line that is not JSON, no string ``prompt``
+    field, a prompt that is not text (an unpaired surrogate), or a key of ``reserved``.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such prompt file") from None
+        raise UsageError(f"{path}: no such prompt file") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first prompt
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise UsageError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[err.start]:02x}); "
+            "prompt files must be UTF-8 text"
+        ) from None
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        where = f"{path}:{lineno}"
         if path.suffix == ".txt":
             rows.append({"prompt": line})
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            raise UsageError(f"{where}: not valid JSON ({err.msg})") from None
         if isinstance(obj, str):
             obj = {"prompt": obj}
         if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
-            raise ValueError(f"{path}:{lineno}: expected an object with a string 'prompt' field")
+            raise UsageError(f"{where}: expected an object with a string 'prompt' field")
+        _check_prompt(obj["prompt"], f"{where}: field 'prompt'")
+        clash = [k for k in reserved if k in obj]
+        if clash:
+            raise UsageError(
+                f"{where}: the input object already has {clash}, which the output adds; rename "
+                "or drop those keys (route never overwrites an input field)"
+            )
         rows.append(obj)
     return rows
 
@@ -69,7 +113,9 @@ def _add_router_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", default=None, help="cache root (default: ROUTELLM_JAX_CACHE)"
     )
-    parser.add_argument("--batch-size", type=int, default=256, help="prompts per forward pass")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=256, help="prompts per forward pass (>= 1)"
+    )
     parser.add_argument(
         "--precision",
         choices=("float32", "bfloat16"),
@@ -98,50 +144,67 @@ def add_route_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompts", nargs="*", help="prompts to route (or use --input)")
     _add_router_arguments(parser)
     how = parser.add_mutually_exclusive_group()
-    how.add_argument("--threshold", type=float, default=None, help="route strong if win rate >= X")
+    how.add_argument(
+        "--threshold",
+        type=unit_interval,
+        default=None,
+        help="route strong if win rate >= X (a number in [0, 1])",
+    )
     how.add_argument(
         "--strong-share",
-        type=float,
+        type=open_unit_interval,
         default=None,
-        help=f"share of calls to the strong model, via the calibration table (default {DEFAULT_SHARE})",
+        help="share of calls to the strong model, strictly between 0 and 1, via the calibration "
+        f"table (default {DEFAULT_SHARE})",
     )
-    parser.add_argument("--input", default=None, help="JSONL (or .txt) file of prompts")
-    parser.add_argument("--output", default=None, help="write JSONL here (default: stdout)")
+    parser.add_argument(
+        "--input",
+        default=None,
+        help="UTF-8 JSONL file of prompts (objects with a 'prompt' field, or JSON strings) or "
+        ".txt (one prompt per line). Each output row is the input object plus "
+        f"{', '.join(DECISION_FIELDS)}; an input object that already has one of these keys is "
+        "an error naming its line (rename the key; nothing is overwritten)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="write JSONL here (default: stdout); its folder is created and checked before any "
+        "work, and the file is replaced only when every row is written",
+    )
     parser.add_argument("--json", action="store_true", help="print JSONL even for prompt arguments")
     parser.add_argument("--stats", action="store_true", help="print timings to stderr")
 
 
 def run_route(args: argparse.Namespace) -> int:
     """Route the prompts; print win rate and chosen model per prompt (JSONL for files)."""
-    rows = [{"prompt": p} for p in args.prompts]
+    rows = [
+        {"prompt": _check_prompt(p, f"prompt argument {i}")}
+        for i, p in enumerate(args.prompts, start=1)
+    ]
     if args.input:
-        rows += read_prompt_file(args.input)
+        rows += read_prompt_file(args.input, reserved=DECISION_FIELDS)
     if not rows:
-        print("routellm-jax route: give prompts as arguments or --input FILE", file=sys.stderr)
-        return 2
-    router = _load(args)
+        raise UsageError("give prompts as arguments or --input FILE")
     share = args.strong_share
     if args.threshold is None and share is None:
         share = DEFAULT_SHARE
-    decisions = router.decide(
-        [r["prompt"] for r in rows],
-        threshold=args.threshold,
-        strong_share=share,
-        strong=args.strong,
-        weak=args.weak,
-    )
     as_json = args.json or args.input is not None or args.output is not None
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    try:
+    # The output is opened (its folder created, writability checked) before the router loads.
+    with output_file(args.output) as out:
+        router = _load(args)
+        decisions = router.decide(
+            [r["prompt"] for r in rows],
+            threshold=args.threshold,
+            strong_share=share,
+            strong=args.strong,
+            weak=args.weak,
+        )
         for row, d in zip(rows, decisions):
             if as_json:
                 out.write(json.dumps({**row, **d}, ensure_ascii=False) + "\n")
             else:
                 shown = row["prompt"] if len(row["prompt"]) <= 60 else row["prompt"][:57] + "..."
                 out.write(f"{d['win_rate']:.4f}\t{d['model']}\t{shown}\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
     if not as_json:
         how = f"strong share {share:.0%}" if args.threshold is None else "given threshold"
         print(
@@ -157,32 +220,42 @@ def run_route(args: argparse.Namespace) -> int:
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``routellm-jax calibrate``."""
     _add_router_arguments(parser)
-    parser.add_argument("--prompts", required=True, help="JSONL (or .txt) file of your prompts")
     parser.add_argument(
-        "--strong-share", type=float, required=True, help="wanted share of strong calls (0..1)"
+        "--prompts", required=True, help="UTF-8 JSONL (or .txt) file of your prompts"
     )
     parser.add_argument(
-        "--output", default=None, help="write the full calibration table (JSON) here"
+        "--strong-share",
+        type=open_unit_interval,
+        required=True,
+        help="wanted share of strong calls, strictly between 0 and 1",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="write the full calibration table (JSON) here (checked before any work; replaced "
+        "only when complete)",
     )
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """Print the threshold that sends ``--strong-share`` of the given prompts to the strong model."""
-    import dataclasses
 
     rows = read_prompt_file(args.prompts)
     if not rows:
-        print(f"routellm-jax calibrate: {args.prompts} has no prompts", file=sys.stderr)
-        return 2
-    router = _load(args)
-    threshold = router.calibrate(
-        [r["prompt"] for r in rows],
-        args.strong_share,
-        strong=args.strong,
-        weak=args.weak,
-        reference=f"{args.prompts} ({len(rows)} prompts)",
-    )
-    table = router.calibration(args.strong, args.weak)
+        raise UsageError(f"{args.prompts}: no prompts")
+    # The table is small; opening its file first still reports an unwritable path before the work.
+    with output_file(args.output) if args.output else contextlib.nullcontext() as out:
+        router = _load(args)
+        threshold = router.calibrate(
+            [r["prompt"] for r in rows],
+            args.strong_share,
+            strong=args.strong,
+            weak=args.weak,
+            reference=f"{args.prompts} ({len(rows)} prompts)",
+        )
+        table = router.calibration(args.strong, args.weak)
+        if out is not None:
+            out.write(json.dumps(dataclasses.asdict(table), indent=2) + "\n")
     print(
         json.dumps(
             {
@@ -195,6 +268,4 @@ def run_calibrate(args: argparse.Namespace) -> int:
             }
         )
     )
-    if args.output:
-        Path(args.output).write_text(json.dumps(dataclasses.asdict(table), indent=2) + "\n")
     return 0

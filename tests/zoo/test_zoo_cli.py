@@ -85,8 +85,8 @@ def test_route_prompts_and_files(zoo, tmp_path: Path, capsys) -> None:
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: expected an object with a string 'prompt'"):
-        main(["route", "--router", str(res.entry_dir), "--input", str(bad)])
+    code, _, stderr = _run(["route", "--router", str(res.entry_dir), "--input", str(bad)], capsys)
+    assert code == 2 and "bad.jsonl:2: expected an object with a string 'prompt'" in stderr
 
 
 def test_calibrate(zoo, tmp_path: Path, capsys) -> None:
