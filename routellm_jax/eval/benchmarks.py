@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
+from math import isfinite
 from pathlib import Path
 
 import numpy as np
@@ -380,22 +382,68 @@ def read_outcome_file(path: str | os.PathLike[str]) -> OutcomeTable:
     column and one score column per model (RouteLLM/RouterBench CSVs, the arena-bench score
     matrix; empty cells = not scored).
 
-    Example:
-        >>> t = read_outcome_file("derived/arena_bench_v1_score_matrix.csv")  # doctest: +SKIP
+    CSV cells are read as written: a prompt ``NA``, ``None`` or ``null`` is that text. In a wide
+    CSV a column is a model column when every cell is a score (a number, True/False, or empty);
+    ``nan``/``inf`` cells are left out like empty ones (:func:`load_benchmark` warns how many). A
+    file that is empty, has no data rows, or is not UTF-8 is a ``ValueError`` naming it.
     """
+    return _read_outcome_file(path)[0]
+
+
+class DroppedScoresWarning(UserWarning):
+    """Score cells of an outcome file left out (nan/inf); the message names the file and cell."""
+
+
+_ID_COLUMNS = frozenset({"", "question_id", "sample_id", "eval_name", "id"})
+_NOT_SCORE_SUFFIXES = ("_response", "|model_response", "|total_cost")
+_BOOL_CELLS = frozenset({"true", "false", "1", "0", "1.0", "0.0"})
+
+
+def _score_cell(raw: str) -> float | None:
+    """The score in a wide-CSV cell: ``nan`` for an empty cell, ``None`` when not a score."""
+    v = raw.strip()
+    if not v:
+        return float("nan")
+    low = v.lower()
+    if low in _BOOL_CELLS:
+        return 1.0 if low in ("true", "1", "1.0") else 0.0
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def _read_csv_cells(path: Path):
+    """Every cell of a CSV as the string written (no NA guessing); errors name the file."""
     import pandas as pd
 
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty file (expected a CSV header line)") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid UTF-8 (at byte {err.start}: {err.reason})") from None
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: not a readable CSV ({err})") from None
+    if len(df) == 0:
+        raise ValueError(f"{path}: no data rows after the header {list(df.columns)}")
+    return df
+
+
+def _read_outcome_file(path: str | os.PathLike[str]) -> tuple[OutcomeTable, dict]:
+    """:func:`read_outcome_file` and, for a wide CSV, what it left out: ``non_finite``
+    (canonical model -> [count, column, first row, first cell] of nan/inf cells) and ``not_models``
+    (column -> (row, cell): the first cell that kept a column from being a model column)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"outcome table {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return OutcomeTable.load(path)
+        return OutcomeTable.load(path), {}
     if suffix != ".csv":
         raise ValueError(f"{path}: expected a .parquet or .csv outcome table")
-    header = pd.read_csv(path, nrows=0).columns
-    if {"prompt", "model", "score"} <= set(header):
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = _read_csv_cells(path)
+    if {"prompt", "model", "score"} <= set(df.columns):
         scores = np.empty(len(df), dtype=np.float32)
         for i, raw in enumerate(df["score"].tolist()):
             try:
@@ -410,8 +458,44 @@ def read_outcome_file(path: str | os.PathLike[str]) -> OutcomeTable:
         src = df["source"].tolist() if "source" in df else [path.stem] * n
         binary = bool(np.isin(scores, (0.0, 1.0)).all())
         kind = df["kind"].tolist() if "kind" in df else ["correct" if binary else "grade"] * n
-        return _outcome_table(df["prompt"].tolist(), df["model"].tolist(), scores, src, kind)
-    return rev.read_correctness_csv(path, source=path.stem, allow_missing=True)
+        table = _outcome_table(df["prompt"].tolist(), df["model"].tolist(), scores, src, kind)
+        return table, {}
+    if "prompt" not in df.columns:
+        raise ValueError(
+            f"{path}: no 'prompt' column (a wide CSV needs prompt + one score column per model; "
+            f"a long one prompt, model, score); columns: {list(df.columns)}"
+        )
+    models: list[str] = []
+    info: dict = {"non_finite": {}, "not_models": {}}
+    for c in df.columns:
+        if (
+            c == "prompt"
+            or c in _ID_COLUMNS
+            or c.startswith("Unnamed:")
+            or c.endswith(_NOT_SCORE_SUFFIXES)
+        ):
+            continue
+        cells = df[c].tolist()
+        values = [_score_cell(raw) for raw in cells]
+        bad = next((i for i, v in enumerate(values) if v is None), None)
+        if bad is not None:
+            info["not_models"][c] = (bad + 1, cells[bad])
+            continue
+        models.append(c)
+        # nan/inf cells (not empty ones) are dropped like empty cells: counted for a warning.
+        odd = [
+            i for i, (v, raw) in enumerate(zip(values, cells)) if raw.strip() and not isfinite(v)
+        ]
+        if odd:
+            first = odd[0]
+            info["non_finite"][rev.canonical_model(c)] = [len(odd), c, first + 1, cells[first]]
+    if not models:
+        raise ValueError(
+            f"{path}: no model columns (a model column holds only numbers, True/False or empty "
+            f"cells); columns: {list(df.columns)}"
+        )
+    table = rev.read_correctness_csv(path, models, source=path.stem, allow_missing=True)
+    return table, info
 
 
 def _outcome_table(prompts, models, scores, sources, kinds) -> OutcomeTable:
@@ -467,11 +551,31 @@ def load_benchmark(
             f"unknown benchmark {spec!r}: use one of {BUILTIN_BENCHMARKS} or a path to an "
             "outcome table (.parquet/.csv)"
         )
-    bench = benchmark_from_outcomes(
-        read_outcome_file(path),
-        strong,
-        weak,
-        name=path.stem,
-        metadata={"source": str(path)},
-    )
+    table, info = _read_outcome_file(path)
+    known = set(table.models())
+    pair = []
+    for role, given in (("strong", strong), ("weak", weak)):
+        name = given if given in known else rev.canonical_model(given)
+        pair.append(name)
+        for column, (row, cell) in info.get("not_models", {}).items():
+            if name not in known and name in (column, rev.canonical_model(column)):
+                # The column the user named is not a model column because of this cell.
+                raise ValueError(
+                    f"{path}: row {row} (after the header), column {column!r} (the {role} "
+                    f"model): not a score: {cell!r} (score cells are numbers, True/False, or "
+                    "empty for not scored)"
+                )
+    dropped = [v for m, v in info.get("non_finite", {}).items() if m in pair]
+    metadata: dict = {"source": str(path)}
+    if dropped:
+        total = sum(v[0] for v in dropped)
+        _, column, row, cell = dropped[0]
+        metadata["non_finite_scores_dropped"] = total
+        warnings.warn(
+            f"{path}: {total} nan/inf score cell(s) of the strong/weak columns were dropped as "
+            f"not scored (first: row {row} after the header, column {column!r}: {cell!r})",
+            DroppedScoresWarning,
+            stacklevel=2,
+        )
+    bench = benchmark_from_outcomes(table, strong, weak, name=path.stem, metadata=metadata)
     return bench.without_golden() if exclude_golden else bench

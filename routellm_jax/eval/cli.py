@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import warnings
 
+from routellm_jax.cli import UsageError, error_text, nonnegative_float, positive_int, writable_dir
 from routellm_jax.eval.baselines import BASELINES
 
 _ROUTER_HELP = (
@@ -59,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random router (default 0)")
     parser.add_argument(
         "--random-seeds",
-        type=int,
+        type=positive_int,
         default=20,
         help="number of seeds averaged for the 'random (mean)' reference row (default 20)",
     )
@@ -70,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--num-thresholds",
-        type=int,
+        type=positive_int,
         default=10,
         help="quantile bins of the win rates; curve points = this + 1 (reference: 10)",
     )
@@ -82,9 +85,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="USD per 1M input/output tokens for a model (repeatable; defaults: the paper's "
         "gpt-4-1106-preview 10,30 and Mixtral-8x7B 0.24,0.24, then the model table's prices)",
     )
-    parser.add_argument("--input-tokens", type=float, default=95, help="tokens per request in")
-    parser.add_argument("--output-tokens", type=float, default=264, help="tokens per request out")
-    parser.add_argument("--out", default=None, help="folder for <benchmark>.png/.json/.md")
+    parser.add_argument(
+        "--input-tokens", type=nonnegative_float, default=95, help="tokens per request in"
+    )
+    parser.add_argument(
+        "--output-tokens", type=nonnegative_float, default=264, help="tokens per request out"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for <benchmark>.png/.json/.md (created and checked before any work)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
 
 
@@ -101,7 +112,7 @@ def _cost_model(args: argparse.Namespace, strong: str, weak: str):
         )
     except KeyError as err:
         # No price for a model: the table leaves the cost columns empty and says why.
-        print(f"note: no cost columns: {err}", file=sys.stderr)
+        print(f"routellm-jax eval: note: no cost columns: {error_text(err)}", file=sys.stderr)
         return None
 
 
@@ -125,34 +136,50 @@ def _zoo_win_rates(name: str, prompts: list[str], strong: str, weak: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the evaluation; returns the exit code (2 on bad input, with the reason on stderr).
-
-    Example:
-        >>> run(argparse.Namespace(benchmark="gsm8k", router="random", ...))  # doctest: +SKIP
-        0
+    """Run the evaluation; returns the exit code. Bad input (an unknown benchmark or model, an
+    unreadable outcome table, a router that cannot be loaded) raises
+    :class:`~routellm_jax.cli.UsageError`, which ``routellm-jax`` prints as one line with exit
+    code 2; a reader's warnings (nan/inf scores dropped) are printed as one line each.
     """
     from routellm_jax.eval import evaluate as E
     from routellm_jax.eval.baselines import baseline_win_rates
-    from routellm_jax.eval.benchmarks import load_benchmark
+    from routellm_jax.eval.benchmarks import DroppedScoresWarning, load_benchmark
     from routellm_jax.eval.plots import results_json, results_markdown, write_results
     from routellm_jax.paths import DataDirNotFound
 
-    if args.num_thresholds < 1:
-        print("error: --num-thresholds must be >= 1", file=sys.stderr)
-        return 2
+    if args.out:
+        writable_dir(args.out)  # before the work, not after it
+    caught: list[warnings.WarningMessage] = []
     try:
-        bench = load_benchmark(
-            args.benchmark,
-            data_dir=args.data_dir,
-            strong=args.strong,
-            weak=args.weak,
-            exclude_golden=args.exclude_golden,
-            judgments=args.judgments,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DroppedScoresWarning)
+            bench = load_benchmark(
+                args.benchmark,
+                data_dir=args.data_dir,
+                strong=args.strong,
+                weak=args.weak,
+                exclude_golden=args.exclude_golden,
+                judgments=args.judgments,
+            )
         cm = _cost_model(args, bench.strong_model, bench.weak_model)
     except (ValueError, KeyError, FileNotFoundError, DataDirNotFound) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(error_text(err)) from err
+    finally:  # also when the benchmark then fails: a dropped score may be why
+        for w in caught:
+            if issubclass(w.category, DroppedScoresWarning):
+                print(f"routellm-jax eval: warning: {w.message}", file=sys.stderr)
+            else:  # not ours to reword
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    source = bench.metadata.get("source", bench.name)
+    pair = f"{bench.strong_model!r} and {bench.weak_model!r}"
+    gap = bench.strong_quality - bench.weak_quality
+    if not math.isfinite(gap):
+        raise UsageError(f"{source}: the scores of {pair} are not all finite numbers")
+    if gap == 0:
+        raise UsageError(
+            f"{source}: {pair} have the same mean score ({bench.strong_quality:.4g}) on these "
+            f"{len(bench)} prompts, so the share of their gap a router recovers (PGR) is undefined"
+        )
 
     k = args.num_thresholds
     refs = E.reference_results(
@@ -170,16 +197,14 @@ def run(args: argparse.Namespace) -> int:
                     args.router, list(bench.prompts), bench.strong_model, bench.weak_model
                 )
             except (ImportError, OSError, KeyError, ValueError) as err:
-                print(f"error: cannot load router {args.router!r}: {err}", file=sys.stderr)
-                return 2
+                raise UsageError(f"cannot load router {args.router!r}: {error_text(err)}") from err
             name = args.router
         try:
             mine = E.evaluate_win_rates(
                 bench, win_rates, name=name, num_thresholds=k, cost_model=cm
             )
         except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            raise UsageError(f"router {name!r}: {err}") from err
         results = [mine, *refs]
 
     if args.json:

@@ -101,19 +101,8 @@ def test_markdown_with_prices_and_num_thresholds(table_path, tmp_path, capsys):
 def test_bad_arguments(table_path, capsys):
     assert main(["eval", "--benchmark", str(table_path), "--strong", "big", "--weak", "nope"]) == 2
     assert "weak model 'nope' not in the outcome table" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "eval",
-                "--benchmark",
-                str(table_path),
-                "--strong",
-                "big",
-                "--weak",
-                "small",
-                "--num-thresholds",
-                "0",
-            ]
-        )
-        == 2
-    )
+    # A bad flag value is argparse's usage error: exit code 2 before any work.
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--benchmark", str(table_path), "--num-thresholds", "0"])
+    assert exc.value.code == 2
+    assert "--num-thresholds: must be at least 1" in capsys.readouterr().err

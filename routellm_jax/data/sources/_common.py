@@ -235,7 +235,7 @@ def read_records(path: str | os.PathLike[str]) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=True)
+            return _read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".jsonl":
@@ -255,6 +255,30 @@ def read_records(path: str | os.PathLike[str]) -> pd.DataFrame:
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise SourceFormatError(path, None, "<file>", f"cannot parse ({err})") from err
     raise SourceFormatError(path, None, "<file>", f"unsupported extension {suffix!r}")
+
+
+def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    """A CSV whose text columns hold the cells as written: pandas' NA guessing would turn a prompt
+    or model name that is literally ``NA``, ``None``, ``null`` or ``nan`` into a missing value.
+    Columns pandas reads as numbers or booleans keep its reading (``NA`` there is a missing
+    score); in the others only empty cells are missing."""
+    df = pd.read_csv(path, sep=sep)
+    text = [
+        i
+        for i, c in enumerate(df.columns)
+        # A text column, or one whose every cell pandas took for NA (e.g. prompts "NA", "null").
+        if df[c].isna().all()
+        or not (
+            pd.api.types.is_numeric_dtype(df[c])
+            or pd.api.types.is_bool_dtype(df[c])
+            or pd.api.types.infer_dtype(df[c], skipna=True) == "boolean"  # True/False + empties
+        )
+    ]
+    if text and len(df):
+        raw = pd.read_csv(path, sep=sep, usecols=text, dtype=str, keep_default_na=False)
+        for c in raw.columns:
+            df[c] = raw[c].mask(raw[c] == "")
+    return df
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
