@@ -325,9 +325,17 @@ class EmbeddingStore:
         npz = Path(npz)
         if npz.is_dir():
             return sum(self.seed_from(f) for f in sorted(npz.glob("*.npz")) if ".tmp" not in f.name)
-        with np.load(npz, allow_pickle=True) as z:
+        # Never unpickle: a pickled array in a file runs code on load. Prompts must be stored as
+        # a string array (np.array(prompts, dtype=str)), as save() does.
+        with np.load(npz, allow_pickle=False) as z:
             key = "embeddings" if "embeddings" in z.files else "E"
-            prompts, emb = z["prompts"].tolist(), np.asarray(z[key], np.float32)
+            try:
+                prompts, emb = z["prompts"].tolist(), np.asarray(z[key], np.float32)
+            except ValueError as err:  # numpy: "Object arrays cannot be loaded when ..."
+                raise ValueError(
+                    f"{npz}: holds a pickled object array ({err}); save the prompts as a string "
+                    "array (np.array(prompts, dtype=str)) to seed from it"
+                ) from None
         added = 0
         for p, e in zip(prompts, emb):
             if str(p) not in self.table:

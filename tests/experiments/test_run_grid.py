@@ -110,6 +110,39 @@ def test_store_serves_the_encoder_part_of_a_shape_featurizer(tmp_path: Path) -> 
     np.testing.assert_array_equal(out[0, 8:], prompt_shape("cached prompt"))
 
 
+class _RunsOnUnpickle:
+    """Unpickling this makes a folder: a stand-in for the code a pickled array can run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.path),))
+
+
+def test_seed_embeddings_never_unpickle(tmp_path: Path) -> None:
+    ran = tmp_path / "code-ran"
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, prompts=np.array([_RunsOnUnpickle(ran)], dtype=object), E=np.zeros((1, 4)))
+    store = G.EmbeddingStore(tmp_path / "emb.npz", encoder="hashing:4")
+    with pytest.raises(ValueError, match=r"evil.npz: holds a pickled object array"):
+        store.seed_from(evil)
+    assert not ran.exists() and store.table == {}
+    good = tmp_path / "good.npz"
+    np.savez(good, prompts=np.array(["a", "b"], dtype=str), embeddings=np.ones((2, 4)))
+    assert store.seed_from(good) == 2
+    # No loader in the repository may unpickle.
+    offenders = [
+        str(f.relative_to(REPO))
+        for top in ("routellm_jax", "experiments", "tools", "tests")
+        for f in (REPO / top).rglob("*.py")
+        if "allow_pickle=" + "True" in f.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+
+
 @pytest.mark.parametrize(
     "cell", sorted((REPO / "experiments" / "grid").glob("*.py")), ids=lambda p: p.stem
 )
