@@ -10,10 +10,16 @@ A step directory ``<workdir>/checkpoints/<step>/`` holds four items:
 
 Saves are asynchronous (the step loop goes on while arrays are written); Orbax writes into a
 temporary directory and renames it when complete, so a killed process leaves the earlier
-checkpoints intact and :meth:`Checkpointer.latest_step` never returns a half-written one. After a
-save completes, a ``manifest.json`` of file sizes is written into the step directory; a restore
-checks it first, so a truncated or missing file gives a :class:`CheckpointCorruptError` naming the
-step directory and the file. Retention: the last ``keep`` steps plus the best by ``best_metric``.
+checkpoints intact and :meth:`Checkpointer.latest_step` never returns a half-written one. Once a
+save has been committed, process 0 writes a ``manifest.json`` into the step directory: the size
+and SHA-256 of every file. A restore checks it first, so a missing, truncated or altered file
+(one flipped byte included) gives a :class:`CheckpointCorruptError` naming the step, the file and
+the newest earlier step that verifies, with the command that resumes from it. A step whose
+process was killed after the commit but before its manifest has none and is restored unchecked.
+
+Retention: the last ``keep`` steps, the best by ``best_metric``, and always the newest step saved
+with finite losses (``meta["finite"]``), so a run that trains on through NaNs
+(``stop_on_nonfinite=False``) never rotates its last good state away.
 
 Example:
     >>> ckpt = Checkpointer("/tmp/run", keep=3)  # doctest: +SKIP
@@ -23,10 +29,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import shlex
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +45,32 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 2  # 1: {"files": {path: size}}; 2: adds a SHA-256 per file
+SUPERSEDED = "checkpoints_superseded"  # where --resume-step moves the steps after it
+_HASH_CHUNK = 1 << 20
 
 
 class CheckpointCorruptError(RuntimeError):
-    """A checkpoint step directory is truncated, incomplete or unreadable."""
+    """A checkpoint step directory is truncated, altered, incomplete or unreadable.
+
+    ``step`` and ``file`` (relative to the step directory) name the damage where known;
+    ``previous_step`` is the newest earlier step that verifies (None: there is none) and
+    ``resume_command`` the command in the message that resumes from it (the CLI swaps in the
+    run's own config and overrides).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: int | None = None,
+        file: str | None = None,
+        previous_step: int | None = None,
+        resume_command: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step, self.file = step, file
+        self.previous_step, self.resume_command = previous_step, resume_command
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -56,11 +87,45 @@ def checkpoint_dir(workdir: str | os.PathLike[str]) -> Path:
     return Path(workdir).absolute() / "checkpoints"
 
 
+def superseded_dir(workdir: str | os.PathLike[str]) -> Path:
+    """Where ``--resume-step N`` moves a run's checkpoints after step ``N`` (kept, not deleted).
+
+    Example:
+        >>> str(superseded_dir("/tmp/run"))
+        '/tmp/run/checkpoints_superseded'
+    """
+    return Path(workdir).absolute() / SUPERSEDED
+
+
+def resume_command(workdir: str | os.PathLike[str], step: int) -> str:
+    """The ``routellm-jax train`` command (``CONFIG`` as a placeholder) resuming from ``step``.
+
+    Example:
+        >>> resume_command("/tmp/run", 6)
+        'routellm-jax train CONFIG --workdir /tmp/run --resume-step 6'
+    """
+    workdir = shlex.quote(str(Path(workdir).absolute()))
+    return f"routellm-jax train CONFIG --workdir {workdir} --resume-step {step}"
+
+
 def _metric_getter(name: str) -> Any:
     def get(metrics: Mapping[str, Any]) -> float:
         return float(metrics[name])
 
     return get
+
+
+class _KeepNewestFinite:
+    """Orbax preservation policy: keep the newest step not in ``nonfinite`` (mutated by the
+    :class:`Checkpointer` as it saves), however many non-finite steps follow it."""
+
+    def __init__(self, nonfinite: set[int]) -> None:
+        self.nonfinite = nonfinite
+
+    def should_preserve(self, checkpoints: Sequence[Any], *, context: Any = None) -> list[bool]:
+        finite = [c.step for c in checkpoints if c.step not in self.nonfinite]
+        newest = max(finite) if finite else None
+        return [c.step == newest for c in checkpoints]
 
 
 class Checkpointer:
@@ -85,8 +150,10 @@ class Checkpointer:
         if best_mode not in ("min", "max"):
             raise ValueError(f"checkpoint.best_mode must be 'min' or 'max', got {best_mode!r}")
         self.directory = checkpoint_dir(workdir)
+        self.workdir = self.directory.parent
         self.best_metric = best_metric
-        policies: list[Any] = [cm.LatestN(n=max(1, int(keep)))]
+        self._nonfinite: set[int] = set()
+        policies: list[Any] = [cm.LatestN(n=max(1, int(keep))), _KeepNewestFinite(self._nonfinite)]
         if best_metric:
             # BestN keeps the tail of the sorted list: ascending for max, descending for min.
             policies.append(
@@ -109,6 +176,19 @@ class Checkpointer:
             options=options,
         )
         self._unmanifested: list[int] = []
+        self._verified: set[int] = set()
+        self._load_finite_flags()
+
+    def _load_finite_flags(self) -> None:
+        """Steps already on disk that were saved with non-finite losses (their ``meta``)."""
+        self._nonfinite.clear()
+        for step in self.manager.all_steps():
+            try:
+                finite = self.read_json(step, "meta").get("finite", True)
+            except CheckpointCorruptError:
+                continue  # unreadable meta: restore will say so; retention treats it as finite
+            if finite is False:
+                self._nonfinite.add(int(step))
 
     # -- saving -----------------------------------------------------------------------------
     def save(
@@ -119,10 +199,14 @@ class Checkpointer:
         config_json: Mapping[str, Any],
         meta: Mapping[str, Any],
         metrics: Mapping[str, float] | None = None,
+        *,
+        finite: bool = True,
     ) -> bool:
         """Start an (async) save of everything at ``step``; returns whether it was saved.
 
         ``data_iterator`` is a grain ``DatasetIterator`` (or ``None`` for built routers).
+        ``finite=False`` marks a state reached through non-finite losses: it is recorded in
+        ``meta`` and retention then keeps the newest finite step besides the last ``keep``.
         """
         import grain
         import orbax.checkpoint as ocp
@@ -130,11 +214,16 @@ class Checkpointer:
         items: dict[str, Any] = {
             "state": ocp.args.StandardSave(state),
             "config": ocp.args.JsonSave(dict(config_json)),
-            "meta": ocp.args.JsonSave(dict(meta)),
+            "meta": ocp.args.JsonSave({**meta, "finite": bool(finite)}),
         }
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
         clean = {k: float(v) for k, v in (metrics or {}).items() if np.isfinite(v)}
+        # Retention runs inside manager.save and reads this set.
+        if finite:
+            self._nonfinite.discard(int(step))
+        else:
+            self._nonfinite.add(int(step))
         saved = self.manager.save(
             int(step), args=ocp.args.Composite(**items), metrics=clean or None, force=True
         )
@@ -142,7 +231,19 @@ class Checkpointer:
         self._write_manifests()
         if saved:
             self._unmanifested.append(int(step))
+            self.poll()  # a synchronous save is already committed
         return bool(saved)
+
+    def poll(self) -> None:
+        """Manifest the saves committed since the last call, without waiting for any.
+
+        Cheap when nothing is pending; the training loop calls it every step so that a step is
+        checksummed soon after its commit (a process killed in between leaves it unchecked).
+        """
+        if self._unmanifested and not self.manager.is_saving_in_progress():
+            # The flag drops only after the finalize thread has committed the step directory
+            # (on every process), so its files are complete and final.
+            self._write_manifests()
 
     def wait(self) -> None:
         """Block until pending saves are on disk (and manifested)."""
@@ -154,14 +255,15 @@ class Checkpointer:
         self.manager.close()
 
     def _write_manifests(self) -> None:
-        """Record file sizes of the steps whose saves have finalised (callers make sure)."""
+        """Checksum the steps whose saves have been committed (callers make sure)."""
         if not self._unmanifested:
             return
-        if jax.process_index() == 0:
+        if jax.process_index() == 0:  # one writer for the shared step directory
             for step in self._unmanifested:
                 step_dir = self.directory / str(step)
-                if step_dir.is_dir():
+                if step_dir.is_dir():  # retention may already have removed it
                     write_manifest(step_dir)
+                    self._verified.add(step)  # just hashed from what was written
         self._unmanifested = []
 
     # -- reading ----------------------------------------------------------------------------
@@ -173,6 +275,49 @@ class Checkpointer:
 
     def best_step(self) -> int | None:
         return self.manager.best_step() if self.best_metric else None
+
+    def newest_finite_step(self) -> int | None:
+        """The newest step saved with finite losses (what retention always keeps)."""
+        finite = [s for s in self.all_steps() if s not in self._nonfinite]
+        return max(finite) if finite else None
+
+    def is_finite(self, step: int) -> bool:
+        """Whether ``step`` was saved with finite losses (steps from older runs: True)."""
+        return int(step) not in self._nonfinite
+
+    def verify(self, step: int) -> None:
+        """Check ``step`` against its manifest (once per step and process); raises
+        :class:`CheckpointCorruptError` naming the step, the file and the step to resume from."""
+        if int(step) in self._verified:
+            return
+        verify_manifest(self.directory / str(step))
+        self._verified.add(int(step))
+
+    def supersede_after(self, step: int) -> list[int]:
+        """Move the steps after ``step`` out of the run into :func:`superseded_dir` (kept on
+        disk, out of Orbax's sight) so training can go on from ``step``; returns those steps.
+
+        Every process calls it; process 0 moves, the others wait for it.
+        """
+        later = sorted(s for s in self.all_steps() if s > int(step))
+        if later and jax.process_index() == 0:
+            target = superseded_dir(self.workdir)
+            target.mkdir(parents=True, exist_ok=True)
+            for s in later:
+                dest = target / str(s)
+                n = 1
+                while dest.exists():  # superseded twice: keep both
+                    dest, n = target / f"{s}.{n}", n + 1
+                shutil.move(str(self.directory / str(s)), str(dest))
+                log.warning("moved checkpoint step %d aside to %s", s, dest)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("routellm_jax.checkpoints.supersede_after")
+        if later:
+            self.manager.reload()
+            self._load_finite_flags()
+        return later
 
     def read_json(self, step: int, item: str) -> dict[str, Any]:
         """The ``config`` or ``meta`` JSON of ``step``."""
@@ -187,7 +332,7 @@ class Checkpointer:
         import orbax.checkpoint as ocp
 
         step_dir = self.directory / str(step)
-        verify_manifest(step_dir)
+        self.verify(step)
         items: dict[str, Any] = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -200,42 +345,105 @@ class Checkpointer:
         return out["state"], out.get("data") if data_iterator is not None else None
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_manifest(step_dir: Path) -> None:
-    """Write ``manifest.json``: relative path -> size of every file in ``step_dir``."""
+    """Write ``manifest.json``: relative path -> size and SHA-256 of every file in ``step_dir``."""
     files = {
-        str(p.relative_to(step_dir)): p.stat().st_size
+        str(p.relative_to(step_dir)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(step_dir.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
     tmp = step_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"files": files}, indent=1))
+    tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1))
     os.replace(tmp, step_dir / MANIFEST)
 
 
-def verify_manifest(step_dir: Path) -> None:
-    """Raise :class:`CheckpointCorruptError` naming the first missing or truncated file.
+def _manifest_problem(step_dir: Path) -> tuple[str, str] | None:
+    """``(what is wrong, file)`` when ``step_dir`` fails its manifest, else None."""
+    manifest = step_dir / MANIFEST
+    if not manifest.exists():
+        return None  # the process died after the save was committed but before the manifest
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        # Format 1 recorded sizes only.
+        entries = {
+            rel: (e, None) if isinstance(e, int) else (int(e["bytes"]), str(e["sha256"]))
+            for rel, e in files.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return f"its {MANIFEST} is unreadable ({type(err).__name__}: {err})", MANIFEST
+    for rel, (size, sha) in entries.items():
+        path = step_dir / rel
+        if not path.is_file():
+            return f"file {rel} is missing", rel
+        actual = path.stat().st_size
+        if actual != size:
+            return f"file {rel} has {actual} bytes, expected {size} (truncated?)", rel
+        if sha is not None:
+            got = file_sha256(path)
+            if got != sha:
+                return (
+                    f"file {rel} has SHA-256 {got[:16]}..., expected {sha[:16]}... (same size: "
+                    "altered on disk after it was saved)",
+                    rel,
+                )
+    return None
 
-    Example:
-        >>> verify_manifest(Path("/tmp/run/checkpoints/100"))  # doctest: +SKIP
+
+def _step_of(step_dir: Path) -> int | None:
+    return int(step_dir.name) if step_dir.name.isdigit() else None
+
+
+def verify_manifest(step_dir: Path) -> None:
+    """Raise :class:`CheckpointCorruptError` naming the first missing, truncated or altered file,
+    and the newest earlier step of the run that verifies (with the command to resume from it).
     """
     if not step_dir.is_dir():
         raise CheckpointNotFoundError(f"{step_dir}: no such checkpoint directory")
-    manifest = step_dir / MANIFEST
-    if not manifest.exists():
-        return  # the process died after the save finalised but before the manifest: trust orbax
-    try:
-        files = json.loads(manifest.read_text())["files"]
-    except (OSError, ValueError, KeyError) as err:
-        raise CheckpointCorruptError(f"{manifest}: unreadable manifest ({err})") from err
-    for rel, size in files.items():
-        path = step_dir / rel
-        if not path.exists():
-            raise CheckpointCorruptError(f"{step_dir}: file {rel} is missing")
-        actual = path.stat().st_size
-        if actual != size:
-            raise CheckpointCorruptError(
-                f"{step_dir}: file {rel} has {actual} bytes, expected {size} (truncated?)"
-            )
+    problem = _manifest_problem(step_dir)
+    if problem is None:
+        return
+    what, rel = problem
+    step = _step_of(step_dir)
+    previous = None
+    if step is not None:
+        earlier = sorted(
+            (s for p in step_dir.parent.iterdir() if (s := _step_of(p)) is not None and s < step),
+            reverse=True,
+        )
+        previous = next(
+            (s for s in earlier if _manifest_problem(step_dir.parent / str(s)) is None), None
+        )
+    workdir = step_dir.parent.parent
+    command = None
+    if previous is None:
+        advice = (
+            "No earlier checkpoint of this run verifies: restore the file from a backup or start "
+            "a new run in a new --workdir."
+        )
+    else:
+        command = resume_command(workdir, previous)
+        advice = (
+            f"The newest earlier checkpoint that verifies is step {previous}; resume from it with "
+            f"`{command}` (this run's CONFIG and overrides; the steps after {previous} are moved "
+            f"to {superseded_dir(workdir)}), or export it with `--step {previous}`."
+        )
+    label = f"checkpoint step {step}" if step is not None else "checkpoint"
+    raise CheckpointCorruptError(
+        f"{label} ({step_dir}) is corrupt: {what}. {advice}",
+        step=step,
+        file=rel,
+        previous_step=previous,
+        resume_command=command,
+    )
 
 
 def _numpy_restore_args(metadata: Any) -> Any:

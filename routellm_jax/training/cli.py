@@ -1,9 +1,13 @@
-"""``routellm-jax train CONFIG --workdir DIR [--resume] [--config.a.b=value ...]``.
+"""``routellm-jax train CONFIG --workdir DIR [--resume | --resume-step N] [--config.a.b=value ...]``.
 
 ``CONFIG`` is an experiment file (``experiments/mf_minilm_judge.py``), a bare experiment name
 (``mf_minilm_judge``) or a module path, each with a ``get_config()``. Multi-host: pass
 ``--coordinator HOST:PORT --num-processes N --process-id I`` on every host (or rely on the
 cluster auto-detection of ``jax.distributed.initialize`` with ``--distributed``).
+
+A checkpoint that fails its checksums, or a NaN/inf loss (``config.stop_on_nonfinite``), ends the
+run with exit code 1 and one message naming the step (and file), with this command line rewritten
+to resume from the newest good step (``--resume-step N``).
 
 Example:
     routellm-jax train experiments/mf_minilm_judge.py --workdir runs/mf --config.optimizer.lr=3e-5
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tb/")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     parser.add_argument(
+        "--resume-step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="continue from checkpoint step N (implies --resume); the later steps are moved to "
+        "WORKDIR/checkpoints_superseded/",
+    )
+    parser.add_argument(
         "--data-dir", default=None, help="routing-data folder (config.data.data_dir)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -88,14 +102,52 @@ def run(args: argparse.Namespace) -> int:
             num_processes=args.num_processes,
             process_id=args.process_id,
         )
+    from routellm_jax.training.checkpoints import CheckpointCorruptError
     from routellm_jax.training.config import load_config
-    from routellm_jax.training.train import train
+    from routellm_jax.training.train import NonFiniteLossError, train
 
     config = load_config(args.config, getattr(args, "config_overrides", []))
     if args.data_dir:
         config.data.data_dir = args.data_dir
-    result = train(config, args.workdir, resume=args.resume, progress=not args.no_progress)
+    try:
+        result = train(
+            config,
+            args.workdir,
+            resume=args.resume,
+            resume_step=args.resume_step,
+            progress=not args.no_progress,
+        )
+    except (CheckpointCorruptError, NonFiniteLossError) as err:
+        message = str(err)
+        step = getattr(err, "previous_step", None)
+        if step is None:
+            step = getattr(err, "newest_checkpoint", None)
+        if err.resume_command and step is not None:
+            message = message.replace(err.resume_command, resume_command_line(args, step))
+        print(f"routellm-jax train: error: {message}", file=sys.stderr)
+        return 1
     if jax.process_index() == 0:
         metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
         print(f"done: {result.arch} step {result.step} -> {result.workdir} {metrics}")
     return 0
+
+
+def resume_command_line(args: argparse.Namespace, step: int) -> str:
+    """This run's command line (this process's, on multi-host runs), resuming from ``step``.
+
+    Example:
+        >>> ns = argparse.Namespace(config="exp.py", workdir="runs/a b", no_progress=True,
+        ...                         config_overrides=["--config.steps=9"])
+        >>> resume_command_line(ns, 6)
+        "routellm-jax train exp.py --workdir 'runs/a b' --no-progress --config.steps=9 --resume-step 6"
+    """
+    argv = ["routellm-jax", "train", args.config, "--workdir", args.workdir]
+    for flag in ("no_progress", "distributed", "verbose"):
+        if getattr(args, flag, False):
+            argv.append("-v" if flag == "verbose" else "--" + flag.replace("_", "-"))
+    for flag in ("data_dir", "coordinator", "num_processes", "process_id"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            argv += ["--" + flag.replace("_", "-"), str(value)]
+    argv += list(getattr(args, "config_overrides", []))
+    return shlex.join([*argv, "--resume-step", str(step)])

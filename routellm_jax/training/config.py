@@ -13,6 +13,9 @@ changes what it needs. Fields:
   clipping, gradient accumulation (``accum_steps``: ``optax.MultiSteps``);
 * ``batch_size`` (global, per train step), ``steps`` (train steps = micro-steps when
   accumulating), ``seed``;
+* ``stop_on_nonfinite``: stop with an error naming the step when a train loss, gradient norm or
+  update norm is NaN/inf, before anything reached through it is saved (default True; False trains
+  on, marks such checkpoints non-finite and retention keeps the newest finite one);
 * ``eval``: cadence, batch size, and an optional ``benchmark`` for APGR;
 * ``checkpoint``: cadence, ``keep`` last K, ``best_metric``/``best_mode``, async;
 * ``mesh``: sizes of the ``data``, ``fsdp``, ``tensor`` axes (``-1`` = the rest of the devices).
@@ -83,6 +86,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.steps = 100
     c.seed = 0
     c.log_every = 10
+    # A NaN/inf train loss (or gradient/update norm) stops the run before it is checkpointed.
+    c.stop_on_nonfinite = True
     c.eval = ml_collections.ConfigDict(
         {
             "every": 0,  # 0 = only at the end

@@ -11,6 +11,12 @@ featurizer -> examples -> held-out split -> grain pipeline -> steps (progress ba
 ETA) -> eval every N steps (held-out loss/metrics, benchmark APGR when configured) -> Orbax
 checkpoints. Architectures with ``fit`` (built, not trained) are fitted and saved instead.
 
+Every step's loss, gradient norm and update norm are checked on the host at each log step and
+before each checkpoint: a NaN/inf stops the run with :class:`NonFiniteLossError` naming the step,
+before any state reached through it is saved (``config.stop_on_nonfinite``). A run starting
+from step S (a restored step, or 0) moves the ``metrics.jsonl`` rows after S, which it writes
+again, to ``metrics.superseded.jsonl``, so no step is logged twice.
+
 Example:
     >>> from routellm_jax.training.config import load_config
     >>> result = train(load_config("mf_minilm_judge"), "runs/mf")  # doctest: +SKIP
@@ -20,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -37,6 +44,32 @@ from routellm_jax.training import sharding as sharding_lib
 log = logging.getLogger(__name__)
 
 State = dict[str, Any]
+
+# Train metrics that must stay finite for a state to be worth saving: a finite loss and gradient
+# can still give a NaN update (e.g. from a damaged optimizer state), hence the update norm too.
+FINITE_METRICS = ("loss", "grad_norm", "update_norm")
+METRICS_FILE = "metrics.jsonl"
+SUPERSEDED_METRICS_FILE = "metrics.superseded.jsonl"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN/inf train loss, gradient norm or update norm (``step``: the first).
+
+    ``newest_checkpoint`` is the newest saved step (None: none yet); ``resume_command`` the
+    command in the message that resumes from it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: int,
+        newest_checkpoint: int | None,
+        resume_command: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.step, self.newest_checkpoint = step, newest_checkpoint
+        self.resume_command = resume_command
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,7 +117,11 @@ def train_step(
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    metrics = {
+        "loss": loss,
+        "grad_norm": optax.tree.norm(grads),
+        "update_norm": optax.tree.norm(updates),
+    }
     metrics.update({k: jnp.asarray(v, jnp.float32) for k, v in aux.items() if k != "loss"})
     if schedule is not None:
         metrics["lr"] = jnp.asarray(schedule(state["step"] // accum_steps), jnp.float32)
@@ -323,6 +360,56 @@ def _mean_metrics(items: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
 
 
+def first_nonfinite(pending: Sequence[tuple[int, Mapping[str, Any]]]) -> tuple[int, dict] | None:
+    """``(step, {metric: value})`` of the first ``(step, train metrics)`` whose loss, gradient
+    norm or update norm is NaN/inf; None when all are finite.
+
+    Example:
+        >>> first_nonfinite([(1, {"loss": 0.5}), (2, {"loss": float("nan"), "grad_norm": 1.0})])
+        (2, {'loss': nan, 'grad_norm': 1.0})
+    """
+    if not pending:
+        return None
+    host = jax.device_get([{k: m[k] for k in FINITE_METRICS if k in m} for _, m in pending])
+    for (step, _), values in zip(pending, host):
+        if not all(np.isfinite(v) for v in values.values()):
+            return step, {k: float(values[k]) for k in FINITE_METRICS if k in values}
+    return None
+
+
+def truncate_metrics(workdir: str | os.PathLike[str], step: int) -> int:
+    """Drop the ``metrics.jsonl`` rows logged after ``step`` (a resume from ``step`` logs them
+    again), appending them to ``metrics.superseded.jsonl``; returns how many were moved.
+
+    A torn last line (a process killed mid-write) goes with them.
+
+    Example:
+        >>> truncate_metrics("/nonexistent-run", 10)
+        0
+    """
+    path = Path(workdir) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    keep: list[str] = []
+    drop: list[str] = []
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.strip():
+            continue
+        try:
+            row_step = int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            row_step = None
+        (keep if row_step is not None and row_step <= step else drop).append(line)
+    if not drop:
+        return 0
+    with (path.parent / SUPERSEDED_METRICS_FILE).open("a") as f:
+        f.writelines(x if x.endswith("\n") else x + "\n" for x in drop)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
+    return len(drop)
+
+
 def evaluate(
     trainer: Trainer, params: Any, iterator: Any, max_batches: int = 0
 ) -> dict[str, float]:
@@ -420,7 +507,7 @@ class _Logger:
 
     def __init__(self, workdir: Path, tensorboard: bool) -> None:
         self.primary = jax.process_index() == 0
-        self.path = workdir / "metrics.jsonl"
+        self.path = workdir / METRICS_FILE
         self.tb = None
         if self.primary and tensorboard:
             from tensorboardX import SummaryWriter
@@ -455,6 +542,7 @@ def train(
     workdir: str | os.PathLike[str],
     *,
     resume: bool = False,
+    resume_step: int | None = None,
     data: Any = None,
     on_step: Callable[[int, Any], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
@@ -463,8 +551,13 @@ def train(
     """Train (or build) the router described by ``config``, checkpointing into ``workdir``.
 
     ``resume=True`` continues from the latest checkpoint in ``workdir`` (same batches, same keys,
-    so the result equals an uninterrupted run). ``data`` (a :class:`TrainingData`) overrides
-    ``config.data``; ``on_step(step, state)`` is called after each step (hooks, tests).
+    so the result equals an uninterrupted run); ``resume_step=N`` (implies ``resume``) continues
+    from step ``N`` instead, moving the later steps aside (``checkpoints_superseded/``), e.g. when
+    the latest is corrupt. A checkpoint that fails its checksums raises
+    :class:`~routellm_jax.training.checkpoints.CheckpointCorruptError` before anything is written;
+    a NaN/inf loss raises :class:`NonFiniteLossError` (``config.stop_on_nonfinite``). ``data`` (a
+    :class:`TrainingData`) overrides ``config.data``; ``on_step(step, state)`` is called after
+    each step (hooks, tests).
 
     Example:
         >>> result = train(load_config("mf_minilm_judge", ["--config.steps=20"]), "/tmp/mf")  # doctest: +SKIP
@@ -473,8 +566,14 @@ def train(
 
     from routellm_jax.models.registry import get_architecture
     from routellm_jax.training import config as config_lib
-    from routellm_jax.training.checkpoints import Checkpointer
+    from routellm_jax.training.checkpoints import (
+        Checkpointer,
+        CheckpointNotFoundError,
+        resume_command,
+    )
 
+    if resume_step is not None:
+        resume = True
     config = copy.deepcopy(config)  # train() fills in derived fields (e.g. the model table)
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -497,11 +596,23 @@ def train(
             f"{checkpointer.latest_step()}): pass --resume or use a new --workdir"
         )
 
-    if resume and checkpointer.latest_step() is not None:
-        # Fail before the (possibly long) data preparation when the checkpoint is damaged.
-        from routellm_jax.training.checkpoints import verify_manifest
-
-        verify_manifest(checkpointer.directory / str(checkpointer.latest_step()))
+    start, resumed = 0, resume and checkpointer.latest_step() is not None
+    if resumed:
+        have = checkpointer.all_steps()
+        start = int(checkpointer.latest_step()) if resume_step is None else int(resume_step)
+        if start not in have:
+            raise CheckpointNotFoundError(
+                f"--resume-step {start}: {checkpointer.directory} has no step {start}; "
+                f"it has {sorted(have)}"
+            )
+        # Fail before the (possibly long) data preparation when the checkpoint is damaged, and
+        # before anything in the workdir changes.
+        checkpointer.verify(start)
+        checkpointer.supersede_after(start)
+    elif resume_step is not None:
+        raise CheckpointNotFoundError(
+            f"--resume-step {resume_step}: {checkpointer.directory} has no checkpoints"
+        )
     t0 = time.time()
     card: dict[str, Any] = {"source": "passed to train()"}
     if data is None:
@@ -566,13 +677,21 @@ def train(
         window_batches=int(config.data.get("length_window_batches", 16)),
         **bucketing,
     )
-    start = 0
-    if resume and checkpointer.latest_step() is not None:
-        start = int(checkpointer.latest_step())
+    restored_finite = True
+    if resumed:
         state, _ = checkpointer.restore(start, trainer.abstract_state, train_it.grain_iterator)
+        restored_finite = checkpointer.is_finite(start)
         log.info("resumed from %s/%d", checkpointer.directory, start)
     else:
         state = trainer.init(rng)
+    if jax.process_index() == 0:
+        # Rows after the starting step come from a run that is being redone (killed after
+        # logging them, or superseded by --resume-step): they are written again below.
+        dropped = truncate_metrics(workdir, start)
+        if dropped:
+            log.info(
+                "moved %d metrics rows after step %d to %s", dropped, start, SUPERSEDED_METRICS_FILE
+            )
 
     bench = BenchmarkEval(config, arch, arch_cfg, featurizer) if config.eval.benchmark else None
 
@@ -607,7 +726,50 @@ def train(
         return out
 
     history: list[dict[str, Any]] = []
-    pending: list[Any] = []
+    pending: list[Any] = []  # train metrics since the last log step
+    unchecked: list[tuple[int, Any]] = []  # (step, train metrics) not yet checked for NaN/inf
+    stop_on_nonfinite = bool(config.get("stop_on_nonfinite", True))
+    nonfinite_step: int | None = None if restored_finite else start
+
+    def check_finite() -> None:
+        """Stop (or mark the run non-finite) on the first NaN/inf among the unchecked steps."""
+        nonlocal nonfinite_step
+        bad = first_nonfinite(unchecked)
+        unchecked.clear()
+        if bad is None:
+            return
+        bad_step, values = bad
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        if not stop_on_nonfinite:
+            if nonfinite_step is not None:
+                return  # already marked (and warned about, or resumed from a marked step)
+            nonfinite_step = bad_step
+            log.warning(
+                "step %d: non-finite train metrics (%s); training on (stop_on_nonfinite=False): "
+                "later checkpoints are marked non-finite and step %s is kept",
+                bad_step,
+                shown,
+                checkpointer.newest_finite_step(),
+            )
+            return
+        checkpointer.wait()  # saves already under way hold finite states: let them finish
+        newest = checkpointer.newest_finite_step()
+        command = resume_command(workdir, newest) if newest is not None else None
+        where = (
+            f"the newest checkpoint is step {newest}; resume from it after fixing the cause "
+            f"(e.g. a lower --config.optimizer.lr) with `{command}`"
+            if newest is not None
+            else "no checkpoint was saved yet"
+        )
+        raise NonFiniteLossError(
+            f"step {bad_step}: non-finite train metrics ({shown}). Training stopped without "
+            f"saving anything from step {bad_step} on; {where}. To train on through non-finite "
+            "losses instead, pass --config.stop_on_nonfinite=False.",
+            step=bad_step,
+            newest_checkpoint=newest,
+            resume_command=command,
+        )
+
     last_train: dict[str, float] = {}
     last_eval: dict[str, float] = {}
     meta = {"arch": config.arch, "kind": "train"}
@@ -627,6 +789,8 @@ def train(
             batch = next(train_it)
             state, metrics = trainer.step(state, batch)
             pending.append(metrics)
+            unchecked.append((step, metrics))
+            checkpointer.poll()
             if pbar is not None:
                 pbar.update(1)
             if step % log_every == 0 or step == total_steps:
@@ -634,8 +798,9 @@ def train(
                 pending = []
                 rate = (step - n_start) * int(config.batch_size) / max(time.time() - t_start, 1e-9)
                 last_train["train/examples_per_s"] = rate
-                logger.write(step, last_train, pbar)
+                logger.write(step, last_train, pbar)  # logged first: the row shows the NaN
                 history.append({"step": step, **last_train})
+                check_finite()
             step_metrics: dict[str, float] = {}
             if (eval_every and step % eval_every == 0) or step == total_steps:
                 last_eval = run_eval(state["params"])
@@ -644,12 +809,22 @@ def train(
                     logger.write(step, last_eval, pbar)
                     history.append({"step": step, **last_eval})
             if (ckpt_every and step % ckpt_every == 0) or step == total_steps:
+                check_finite()  # every step up to this one, before its state is saved
                 checkpointer.save(
-                    step, state, train_it.grain_iterator, config_json, meta, step_metrics or None
+                    step,
+                    state,
+                    train_it.grain_iterator,
+                    config_json,
+                    meta,
+                    step_metrics or None,
+                    finite=nonfinite_step is None,
                 )
             if on_step is not None:
                 on_step(step, state)
         checkpointer.wait()
+    except NonFiniteLossError:
+        checkpointer.close()
+        raise
     finally:
         if pbar is not None:
             pbar.close()

@@ -40,3 +40,17 @@ def eight_devices():
             "XLA_FLAGS=--xla_force_host_platform_device_count=8"
         )
     return jax.devices()[:8]
+
+
+REFERENCE_STEPS = 8
+
+
+@pytest.fixture(scope="session")
+def reference_run(tiny_arch, tiny_records, eight_devices, tmp_path_factory):
+    """An uninterrupted 8-step run on 8 devices (checkpoints every 2 steps, keep 2), shared by the
+    checkpoint tests: they copy its workdir before changing anything in it."""
+    from routellm_jax.training.train import train
+
+    workdir = tmp_path_factory.mktemp("ref")
+    config = tiny_router.base_config(str(tiny_records), steps=REFERENCE_STEPS)
+    return train(config, workdir, progress=False)

@@ -4,6 +4,7 @@ checkpoints, 2-process training, and a user architecture trained through the pub
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -25,12 +26,13 @@ from routellm_jax.training.checkpoints import (
     Checkpointer,
     checkpoint_dir,
     load_params,
+    verify_manifest,
 )
 from routellm_jax.training.config import make_optimizer
 from routellm_jax.training.train import Trainer, train
 
 HERE = Path(__file__).parent
-STEPS = 8
+STEPS = 8  # conftest's reference_run: 8 steps on 8 devices, checkpoints every 2, keep 2
 
 
 def _assert_trees_close(a, b, atol=1e-6):
@@ -41,14 +43,6 @@ def _assert_trees_close(a, b, atol=1e-6):
     assert len(la) == len(lb)
     for x, y in zip(la, lb):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def reference_run(tiny_arch, tiny_records, eight_devices, tmp_path_factory):
-    """An uninterrupted 8-step run on 8 devices (checkpoints every 2 steps, keep 2)."""
-    workdir = tmp_path_factory.mktemp("ref")
-    config = tiny_router.base_config(str(tiny_records), steps=STEPS)
-    return train(config, workdir, progress=False)
 
 
 def test_reference_run_writes_last_k_checkpoints_and_metrics(reference_run):
@@ -199,6 +193,10 @@ def test_two_processes_train_together_and_write_one_checkpoint(tiny_arch, tiny_r
     assert sorted(p.name for p in ckpts.iterdir() if p.name.isdigit()) == ["2", "4"]
     data = sorted(p.name for p in (ckpts / "4" / "data").glob("process_*.json"))
     assert data == ["process_0-of-2.json", "process_1-of-2.json"]
+    # Process 0 checksummed the files both processes wrote, once the save was committed.
+    manifest = json.loads((ckpts / "4" / "manifest.json").read_text())["files"]
+    assert "data/process_1-of-2.json" in manifest and manifest["data/process_1-of-2.json"]["sha256"]
+    verify_manifest(ckpts / "4")
     # Same global batches as a 1-process run on 4 devices: same parameters.
     single = train(
         tiny_router.base_config(str(tiny_records), steps=4),
