@@ -731,21 +731,27 @@ def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tup
 
     With ``verify`` every checkpoint file is checked against the card's sizes and sha256 first, and
     the card's encoder pins against the encoder table; nothing is restored from a mismatching file.
+    An entry unpacked into the zoo cache is first checked file by file (``card.json`` included)
+    against the hashes recorded when it was unpacked, so an edited cached card is an error too.
 
     Example:
         >>> card, params = read_entry("model_zoo_build/mf-minilm")  # doctest: +SKIP
     """
     import orbax.checkpoint as ocp
 
-    from routellm_jax.zoo.hub import IntegrityError, verify_tree
+    from routellm_jax.zoo.hub import IntegrityError, check_card_files, verify_tree, verify_unpacked
 
     entry_dir = Path(entry_dir).resolve()
+    unpacked = verify_unpacked(entry_dir) if verify else None
     card = ModelCard.load(entry_dir / CARD_FILE)
     ckpt = entry_dir / card.checkpoint.path
     if verify:
         if not card.checkpoint.files:
             raise IntegrityError(f"{entry_dir / CARD_FILE}: checkpoint.files is empty")
-        verify_tree(ckpt, card.checkpoint.files)
+        if unpacked is None:  # a local entry folder: its card is all that vouches for it
+            verify_tree(ckpt, card.checkpoint.files)
+        else:  # the files were just hashed against the record: compare, do not hash again
+            check_card_files(card, unpacked, str(entry_dir / CARD_FILE))
         check_encoder_pins(card, str(entry_dir / CARD_FILE))
     if not ckpt.is_dir():
         raise FileNotFoundError(f"{ckpt}: checkpoint folder missing (card {card.name})")
@@ -797,6 +803,9 @@ def resolve_entry(
 ) -> Path:
     """The local entry folder for a zoo name (``name`` or ``name@version``), a URL or a path.
 
+    A URL or a local ``.tar`` may carry a ``#sha256=HEX`` pin (checked before unpacking); without
+    one, a URL, a ``.tar`` or a folder is only checked against its own card.
+
     Example:
         >>> resolve_entry("mf-minilm")  # doctest: +SKIP
         PosixPath('/root/.cache/routellm_jax/zoo/entries/mf-minilm/0.1.0')
@@ -811,6 +820,14 @@ def resolve_entry(
         return hub.pull_url(str(local.resolve()), cache_dir=cache_dir)
     if len(urllib.parse.urlparse(text).scheme) > 1:
         return hub.pull_url(text, cache_dir=cache_dir)
+    head, sep, fragment = text.rpartition("#")
+    if sep and fragment.startswith("sha256="):  # a pinned local archive (names have no '#')
+        pinned = Path(head)
+        if not (pinned.is_file() and pinned.suffix == ".tar"):
+            raise FileNotFoundError(
+                f"{head}: no such zoo entry archive (.tar) for the #sha256= pin"
+            )
+        return hub.pull_url(f"{pinned.resolve()}#{fragment}", cache_dir=cache_dir)
     if local.is_dir():
         raise FileNotFoundError(f"{local}: a folder without {CARD_FILE} is not a zoo entry")
     return hub.pull(text, manifest=manifest, cache_dir=cache_dir)

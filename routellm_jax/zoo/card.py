@@ -228,13 +228,14 @@ class ModelCard:
         ck.check_keys({"path", "format", "files"})
         files = ck.get("files", dict)
         for rel, info in files.items():
+            _check_inside(rel, f"checkpoint.files[{rel!r}]")
             fr = _Reader(info, f"checkpoint.files[{rel!r}]")
             fr.get("size", int)
             sha = fr.get("sha256", str)
             if len(sha) != 64:
                 raise CardError(f"checkpoint.files[{rel!r}].sha256: not a sha256: {sha!r}")
         checkpoint = CheckpointRef(
-            path=ck.get("path", str, "params"),
+            path=_check_inside(ck.get("path", str, "params"), "checkpoint.path"),
             format=ck.get("format", str, "orbax-standard"),
             files=files,
         )
@@ -324,6 +325,14 @@ class ModelCard:
             return config_from_json(config_cls, self.config, "config")
         except CardError as err:
             raise CardError(f"card {self.name}: {err}") from None
+
+
+def _check_inside(path: str, where: str) -> str:
+    """``path`` if it stays inside the entry folder: relative, no ``..``, no backslash."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path or ".." in parts:
+        raise CardError(f"{where}: must be a relative path inside the entry: {path!r}")
+    return path
 
 
 def _calibration(r: _Reader) -> Calibration:

@@ -78,8 +78,9 @@ def _list(args: argparse.Namespace) -> int:
     )
     for e in sorted(manifest.entries, key=lambda e: (e.name, e.version)):
         size = sum(f.size for f in e.files)
-        first = e.files[0].urls[0]
-        where = "bundled" if not hub._scheme(first) else hub._scheme(first)
+        urls = e.files[0].urls
+        # An entry listed without URLs is published nowhere: `zoo pull` says how to build it.
+        where = "build" if not urls else hub._scheme(urls[0]) or "bundled"
         cached = hub._cached_matches(hub.entry_cache_dir(e, args.cache_dir), e)
         # The card's APGRs as the manifest quotes them; "~": MMLU on the hashed 10% subset.
         quoted = [e.apgr(b) for b in ("mmlu", "gsm8k")]
@@ -100,7 +101,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"ok: {local}: every checkpoint file matches its card")
         return 0
     path = hub.verify_cached(args.name, manifest=args.manifest, cache_dir=args.cache_dir)
-    print(f"ok: {args.name}: {path} matches the manifest and its card")
+    print(f"ok: {args.name}: {path} matches the manifest, its unpacked files and its card")
     return 0
 
 
@@ -137,7 +138,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``zoo ACTION``; errors are printed (naming the file/entry) with exit code 1."""
+    """Run ``zoo ACTION``; errors are printed (naming the file/entry) with exit code 1, and an
+    entry that is published nowhere (it says how to build it locally) with exit code 2."""
     from routellm_jax.zoo import hub
     from routellm_jax.zoo.card import CardError
 
@@ -154,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
         if args.zoo_command == "verify":
             return _verify(args)
         return _export(args)
+    except hub.NotPublished as err:  # not a failure of this machine: nothing to pull from
+        print(f"routellm-jax zoo {args.zoo_command}: {err}", file=sys.stderr)
+        return 2
     except (hub.ZooError, CardError, FileNotFoundError) as err:
         print(f"routellm-jax zoo {args.zoo_command}: {err}", file=sys.stderr)
         return 1

@@ -8,14 +8,25 @@ A zoo is one JSON manifest (``model_zoo/manifest.json`` in the repository) listi
                   "files": [{"path": "mf-minilm-0.1.0.tar", "size": 812345, "sha256": "...",
                              "urls": ["mf-minilm-0.1.0.tar", "https://host/mf-minilm-0.1.0.tar"]}]}]}
 
-Each file has one or more URLs, tried in order: ``https://``, ``http://``, ``file://``, ``gs://`` (and
-anything else :mod:`etils.epath` opens), or a path relative to the manifest (how bundled entries are
-referenced). A file whose path ends in ``.tar`` is unpacked into the entry folder, any other file is
-placed there as is. Downloads go to ``<cache>/zoo/downloads`` as ``*.partial`` files that a later try
-resumes (HTTP ``Range``); the size and sha256 are checked before anything is unpacked or loaded, and
-only then is the file renamed into place. Unpacked entries live in ``<cache>/zoo/entries/NAME/VERSION``
-and are themselves created under a temporary name and renamed, so a reader never sees half an entry.
-Nothing here (or anywhere in the zoo) unpickles anything: entries are JSON + Orbax (tensorstore) files.
+Each file has URLs, tried in order: ``https://``, ``http://``, ``file://``, ``gs://`` (and anything
+else :mod:`etils.epath` opens), or a path relative to the manifest (how bundled entries are
+referenced). A file whose path ends in ``.tar`` is unpacked into the entry folder, any other file
+is placed there as is. An entry too large to bundle and published nowhere lists its files with no
+URLs and a ``build`` text saying how to build it locally; :func:`pull` raises
+:class:`NotPublished` with that text instead of trying a connection. Downloads go to
+``<cache>/zoo/downloads`` as ``*.partial`` files that a later try resumes (HTTP ``Range``); the
+size and sha256 are checked before anything is unpacked or loaded, and only then is the file
+renamed into place. Unpacked entries live in ``<cache>/zoo/entries/NAME/VERSION`` and are
+themselves created under a temporary name and renamed, so a reader never sees half an entry.
+
+What a manifest controls is kept inside the cache: names and versions must match
+:data:`NAME_PATTERN` and :data:`VERSION_PATTERN` (checked when the manifest is read), and every
+folder the zoo writes, renames or deletes is resolved and checked to lie inside
+``<cache>/zoo/entries`` first. An unpacked entry's card must name the entry that was asked for and
+list its checkpoint files as unpacked; the hash of every unpacked file (``card.json`` included) is
+recorded in the entry's source record and checked again by :func:`verify_cached` and on every
+verified load. A download stops as soon as more bytes arrive than the manifest declares. Nothing
+here (or anywhere in the zoo) unpickles anything: entries are JSON + Orbax (tensorstore) files.
 
 ``gs://`` goes straight to fsspec's ``gcsfs`` (install the ``gcs`` extra), not through
 :mod:`etils.epath`: epath hands ``gs://`` to ``tf.io.gfile`` whenever TensorFlow is installed (the
@@ -33,6 +44,7 @@ import http.client
 import json
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -44,11 +56,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from routellm_jax import paths
+from routellm_jax.zoo.card import CARD_FILE, CardError, ModelCard
 
 MANIFEST_FORMAT = 1
 BUNDLED_LIMIT_BYTES = 5 * 1024 * 1024  # bundled entries stay under 5 MB; bigger ones go by URL
 SOURCE_RECORD = ".zoo_source.json"  # written into an unpacked entry: where it came from, hashes
 _CHUNK = 1 << 16
+MANIFEST_LIMIT_BYTES = 16 * 1024 * 1024  # a manifest is a small JSON index; refuse to read more
+# Entry names and versions become folder names in the cache: one path component each, no "..".
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+VERSION_PATTERN = re.compile(
+    r"[0-9]{1,9}(\.[0-9]{1,9}){0,3}"  # 1 to 4 numbers: 1, 0.1.0
+    r"([-+][0-9A-Za-z]{1,20}([.-][0-9A-Za-z]{1,20}){0,3})?"  # a tag: -rc1, +build.5
+)
 
 
 class ZooError(Exception):
@@ -74,6 +94,53 @@ class ManifestError(ZooError, ValueError):
     """A malformed manifest; the message names the file and the key."""
 
 
+class NotPublished(ZooError):
+    """An entry listed without any URL: its ``build`` text says how to build it locally."""
+
+
+class UnsafePath(ZooError, ValueError):
+    """A path the zoo would write, rename or delete resolves outside the zoo cache."""
+
+
+def check_name(name: str, where: str) -> str:
+    """Return ``name`` if it is a valid entry name, else raise :class:`ManifestError` at ``where``.
+
+    Example:
+        >>> check_name("mf-minilm", "manifest.json: entries[0].name")
+        'mf-minilm'
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise ManifestError(
+            f"{where}: {name!r} is not a valid entry name (lower-case letters, digits, '.', '_', "
+            "'-'; starting with a letter or digit; at most 64 characters; no '..')"
+        )
+    return name
+
+
+def check_version(version: str, where: str) -> str:
+    """Return ``version`` if it is a valid entry version, else raise :class:`ManifestError`.
+
+    Example:
+        >>> check_version("0.1.0", "manifest.json: entries[0].version")
+        '0.1.0'
+    """
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        raise ManifestError(
+            f"{where}: {version!r} is not a valid entry version (1 to 4 dot-separated numbers, "
+            "optionally followed by -TAG or +TAG of letters, digits, '.' and '-', like 0.1.0 or "
+            "1.2-rc1)"
+        )
+    return version
+
+
+def _check_relpath(path: str, where: str) -> str:
+    """``path`` if it is a relative POSIX path of plain components (no '', '.', '..', '\\')."""
+    parts = path.split("/")
+    if not path or "\\" in path or "\x00" in path or any(p in ("", ".", "..") for p in parts):
+        raise ManifestError(f"{where}: must be a relative path inside the entry: {path!r}")
+    return path
+
+
 # --------------------------------------------------------------------------------------------
 # Manifest
 
@@ -86,6 +153,12 @@ class ManifestFile:
     size: int
     sha256: str
     urls: list[str]
+
+    def __post_init__(self) -> None:
+        # The path names a file inside the entry folder and, by its base name, one in downloads/.
+        _check_relpath(self.path, "file path")
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise ManifestError(f"file {self.path}: not a 64-hex-digit sha256: {self.sha256!r}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,6 +176,13 @@ class ManifestEntry:
     # The card's APGRs ({"benchmark": ..., "apgr": ...}), copied here so an entry published by
     # URL can be compared before its archive is downloaded; the card stays the authority.
     evals: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # How to build the entry locally, for one that is not published anywhere (no URLs).
+    build: str = ""
+
+    def __post_init__(self) -> None:
+        # Names and versions become cache folders: checked however the entry was made.
+        check_name(self.name, "entry name")
+        check_version(self.version, f"entry {self.name} version")
 
     @property
     def key(self) -> str:
@@ -135,6 +215,8 @@ class ManifestEntry:
         }
         if self.evals:
             out["evals"] = [dict(e) for e in self.evals]
+        if self.build:
+            out["build"] = self.build
         return out
 
 
@@ -150,6 +232,11 @@ def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where
 def _parse_entry(obj: Any, where: str) -> ManifestEntry:
     if not isinstance(obj, dict):
         raise ManifestError(f"{where}: expected an object")
+    name = check_name(_require(obj, "name", str, where), f"{where}.name")
+    version = check_version(_require(obj, "version", str, where), f"{where}.version")
+    build = obj.get("build", "")
+    if not isinstance(build, str):
+        raise ManifestError(f"{where}.build: expected a string, got {type(build).__name__}")
     files = []
     for i, f in enumerate(_require(obj, "files", list, where)):
         fw = f"{where}.files[{i}]"
@@ -159,11 +246,16 @@ def _parse_entry(obj: Any, where: str) -> ManifestEntry:
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ManifestError(f"{fw}.sha256: not a 64-hex-digit sha256: {sha!r}")
         urls = _require(f, "urls", list, fw)
-        if not urls or not all(isinstance(u, str) and u for u in urls):
-            raise ManifestError(f"{fw}.urls: expected a non-empty list of strings")
-        path = _require(f, "path", str, fw)
-        if path.startswith("/") or ".." in Path(path).parts or not path:
-            raise ManifestError(f"{fw}.path: must be a relative path inside the entry: {path!r}")
+        if not all(isinstance(u, str) and u for u in urls):
+            raise ManifestError(f"{fw}.urls: expected a list of non-empty strings")
+        if not urls and not build.strip():
+            raise ManifestError(
+                f"{fw}.urls: empty; an entry published nowhere needs a 'build' text saying how "
+                "to build it locally"
+            )
+        path = _check_relpath(_require(f, "path", str, fw), f"{fw}.path")
+        if path.split("/")[0] == SOURCE_RECORD:
+            raise ManifestError(f"{fw}.path: {SOURCE_RECORD} is the cache's own record")
         size = _require(f, "size", int, fw)
         if size < 0:
             raise ManifestError(f"{fw}.size: negative")
@@ -180,12 +272,13 @@ def _parse_entry(obj: Any, where: str) -> ManifestEntry:
         _require(e, "benchmark", str, ew)
         _require(e, "apgr", (int, float), ew)
     return ManifestEntry(
-        name=_require(obj, "name", str, where),
-        version=_require(obj, "version", str, where),
+        name=name,
+        version=version,
         description=str(obj.get("description", "")),
         architecture=str(obj.get("architecture", "")),
         files=files,
         evals=[dict(e) for e in evals],
+        build=build,
     )
 
 
@@ -392,12 +485,17 @@ def _local_path(url: str) -> Path | None:
 def _read_text(location: str) -> str:
     local = _local_path(location)
     if local is not None:
-        return local.read_text(encoding="utf-8")
-    if _scheme(location) in ("http", "https"):
+        with open(local, "rb") as f:
+            data = f.read(MANIFEST_LIMIT_BYTES + 1)
+    elif _scheme(location) in ("http", "https"):
         with urllib.request.urlopen(location, timeout=30) as resp:
-            return resp.read().decode("utf-8")
-    with _open_remote(location) as f:
-        return f.read().decode("utf-8")
+            data = resp.read(MANIFEST_LIMIT_BYTES + 1)
+    else:
+        with _open_remote(location) as f:
+            data = f.read(MANIFEST_LIMIT_BYTES + 1)
+    if len(data) > MANIFEST_LIMIT_BYTES:  # an index, not a payload: refuse rather than fill memory
+        raise ManifestError(f"{location}: more than {MANIFEST_LIMIT_BYTES} bytes, not a manifest")
+    return data.decode("utf-8")
 
 
 def _open_remote(url: str) -> IO[bytes]:
@@ -436,7 +534,40 @@ class _Interrupted(Exception):
     """The transfer stopped early; the partial file is kept for a resume."""
 
 
-def _http_fetch(url: str, partial: Path, timeout: float, progress: Callable | None) -> None:
+def _too_long(url: str, limit: int, at_least: int) -> IntegrityError:
+    return IntegrityError(
+        f"{url}: sent at least {at_least} bytes, more than the {limit} bytes the manifest "
+        "declares; stopped reading (nothing past the declared size was written)"
+    )
+
+
+def _write_limited(
+    src: Callable[[int], bytes],
+    dst: IO[bytes],
+    have: int,
+    limit: int | None,
+    url: str,
+    progress: Callable | None,
+) -> int:
+    """Copy ``src`` (a ``read(n)``) to ``dst`` from offset ``have``; return the new offset.
+
+    Never writes past ``limit`` bytes in all: a chunk that would cross it raises
+    :class:`IntegrityError` before it is written, so a source streaming far more than it should
+    costs one chunk of reading, not the whole stream.
+    """
+    while chunk := src(_CHUNK):
+        if limit is not None and have + len(chunk) > limit:
+            raise _too_long(url, limit, have + len(chunk))
+        dst.write(chunk)
+        have += len(chunk)
+        if progress is not None:
+            progress(have)
+    return have
+
+
+def _http_fetch(
+    url: str, partial: Path, timeout: float, progress: Callable | None, limit: int | None = None
+) -> None:
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": "routellm-jax", "Accept-Encoding": "identity"}
     if have:
@@ -461,25 +592,22 @@ def _http_fetch(url: str, partial: Path, timeout: float, progress: Callable | No
         else:  # the server ignored the Range header (200): the body is the whole file
             mode, have = "wb", 0
         length = resp.headers.get("Content-Length")
-        expected = int(length) if length is not None else None
-        received = 0
+        expected = int(length) if length is not None and length.isdigit() else None
+        if limit is not None and expected is not None and have + expected > limit:
+            raise _too_long(url, limit, have + expected)  # announced: nothing read at all
         with open(partial, mode) as f:
             try:
-                while chunk := resp.read(_CHUNK):
-                    f.write(chunk)
-                    received += len(chunk)
-                    if progress is not None:
-                        progress(have + received)
+                end = _write_limited(resp.read, f, have, limit, url, progress)
             except (http.client.IncompleteRead, ConnectionError, TimeoutError) as err:
-                raise _Interrupted(f"connection lost after {have + received} bytes: {err}") from err
+                raise _Interrupted(f"connection lost after {f.tell()} bytes: {err}") from err
         # http.client returns b"" (no error) when the peer closes early: compare with the length.
-        if expected is not None and received < expected:
-            raise _Interrupted(
-                f"connection closed after {have + received} of {have + expected} bytes"
-            )
+        if expected is not None and end - have < expected:
+            raise _Interrupted(f"connection closed after {end} of {have + expected} bytes")
 
 
-def _remote_fetch(url: str, partial: Path, progress: Callable | None) -> None:
+def _remote_fetch(
+    url: str, partial: Path, progress: Callable | None, limit: int | None = None
+) -> None:
     """``gs://`` and other epath URLs: append to ``partial``, resuming with a seek."""
     have = partial.stat().st_size if partial.exists() else 0
     try:
@@ -487,14 +615,12 @@ def _remote_fetch(url: str, partial: Path, progress: Callable | None) -> None:
             total = getattr(src, "size", None)  # gcsfs files know the object's size
             if have and total is not None and have > total:
                 have = 0  # longer than the object: not a prefix of it, start over
+            if limit is not None and isinstance(total, int) and total > limit:
+                raise _too_long(url, limit, total)
             with open(partial, "ab" if have else "wb") as dst:
                 if have:
                     src.seek(have)
-                while chunk := src.read(_CHUNK):
-                    dst.write(chunk)
-                    have += len(chunk)
-                    if progress is not None:
-                        progress(have)
+                have = _write_limited(src.read, dst, have, limit, url, progress)
     except (ConnectionError, TimeoutError) as err:
         raise _Interrupted(f"transfer lost after {have} bytes: {err}") from err
 
@@ -514,9 +640,10 @@ def download(
     Bytes go to ``dest + ".partial"``; a dropped connection is resumed (HTTP ``Range``) up to
     ``retries`` times, and a partial file left by an earlier call is resumed too. ``size`` and
     ``sha256``, when given, are checked before the rename; a mismatch deletes the partial file and
-    raises :class:`IntegrityError` naming the file and URL. Local paths and ``file://`` are copied.
-    ``gs://`` needs gcsfs and resumes by seeking; a missing object raises
-    :class:`FileNotFoundError` naming the URL and leaves no partial file.
+    raises :class:`IntegrityError` naming the file and URL. A source that sends (or announces)
+    more than ``size`` bytes is cut off at once: nothing past ``size`` is read into the file.
+    Local paths and ``file://`` are copied. ``gs://`` needs gcsfs and resumes by seeking; a
+    missing object raises :class:`FileNotFoundError` naming the URL and leaves no partial file.
 
     Example:
         >>> download("https://host/mf-minilm-0.1.0.tar", "/tmp/e.tar", sha256="ab12...")  # doctest: +SKIP
@@ -544,9 +671,9 @@ def download(
             if size is not None and partial.exists() and partial.stat().st_size == size:
                 pass  # complete from an earlier try; verify below
             elif scheme in ("http", "https"):
-                _http_fetch(url, partial, timeout, progress)
+                _http_fetch(url, partial, timeout, progress, size)
             else:
-                _remote_fetch(url, partial, progress)
+                _remote_fetch(url, partial, progress, size)
             break
         except _Interrupted as err:
             attempt += 1
@@ -555,6 +682,9 @@ def download(
                     f"{name}: download from {url} interrupted {attempt} times; "
                     f"last: {err}; the partial file {partial} is kept for a resume"
                 ) from err
+        except IntegrityError:
+            partial.unlink(missing_ok=True)  # what a lying source sent is not worth resuming
+            raise
     try:
         _check(partial, size, sha256, f"{name} (from {url})")
     except IntegrityError:
@@ -631,20 +761,49 @@ def _safe_members(archive: tarfile.TarFile, what: str) -> list[tarfile.TarInfo]:
             raise IntegrityError(f"{what}: unsafe path in archive: {m.name!r}")
         if not (m.isfile() or m.isdir()):
             raise IntegrityError(f"{what}: archive member {m.name!r} is not a file or folder")
+        if parts and parts[0] == SOURCE_RECORD:
+            raise IntegrityError(f"{what}: archive member {m.name!r} is the cache's own record")
         members.append(m)
     return members
 
 
-def unpack_files(files: Sequence[tuple[ManifestFile, Path]], target: Path, record: dict) -> Path:
+def entries_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<cache>/zoo/entries``: the only folder the zoo unpacks into, renames in or deletes from."""
+    return zoo_cache(cache_dir) / "entries"
+
+
+def _ensure_inside(path: Path, root: Path) -> Path:
+    """``path`` resolved (links followed); :class:`UnsafePath` unless strictly inside ``root``."""
+    resolved, base = path.resolve(), root.resolve()
+    if resolved == base or not resolved.is_relative_to(base):
+        raise UnsafePath(
+            f"{path} resolves to {resolved}, outside the zoo cache {base}: refusing to write, "
+            "rename or delete it"
+        )
+    return resolved
+
+
+def unpack_files(
+    files: Sequence[tuple[ManifestFile, Path]],
+    target: Path,
+    record: dict,
+    *,
+    root: Path,
+    check: Callable[[Path, dict[str, dict]], None] | None = None,
+) -> Path:
     """Place verified files into ``target`` (``*.tar`` unpacked), atomically.
 
-    Everything is written into a temporary sibling folder which is renamed to ``target`` last.
-
-    Example:
-        >>> unpack_files([(mf, Path("/tmp/e.tar"))], Path("/tmp/entry"), {})  # doctest: +SKIP
+    Everything is written into a temporary sibling folder which is renamed to ``target`` last;
+    ``target`` (and so that sibling) must resolve inside ``root``, checked before anything is
+    created and again before an older ``target`` is deleted. The size and sha256 of every
+    unpacked file go into the source record (``record["unpacked"]``), and ``check(tmp, hashes)``,
+    when given, may refuse the unpacked files before they are renamed into place (nothing is then
+    left behind).
     """
+    _ensure_inside(target, root)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.unpacking."))
+    parent = _ensure_inside(target.parent, root) if target.parent != root else root.resolve()
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.unpacking."))
     try:
         for file, local in files:
             if file.path.endswith(".tar"):
@@ -654,10 +813,18 @@ def unpack_files(files: Sequence[tuple[ManifestFile, Path]], target: Path, recor
             else:
                 (tmp / file.path).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(local, tmp / file.path)
+        unpacked = hash_tree(tmp)
+        if check is not None:
+            check(tmp, unpacked)
+        record = {**record, "unpacked": unpacked}
         (tmp / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        final = parent / target.name
+        _ensure_inside(final, root)  # again: the folders may have changed while unpacking
+        if final.is_symlink():
+            final.unlink()  # a link (even one pointing inside the cache) is replaced, not followed
+        elif final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -665,8 +832,21 @@ def unpack_files(files: Sequence[tuple[ManifestFile, Path]], target: Path, recor
 
 
 def entry_cache_dir(entry: ManifestEntry, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where ``entry`` is unpacked: ``<cache>/zoo/entries/NAME/VERSION``."""
-    return zoo_cache(cache_dir) / "entries" / entry.name / entry.version
+    """Where ``entry`` is unpacked: ``<cache>/zoo/entries/NAME/VERSION``, checked to lie inside.
+
+    The name and version were checked when the entry was made; this checks the path again
+    (resolving symlinks), so no manifest and no link in the cache can point the zoo elsewhere.
+    """
+    check_name(entry.name, "entry name")
+    check_version(entry.version, f"entry {entry.name} version")
+    root = entries_root(cache_dir)
+    target = root / entry.name / entry.version
+    _ensure_inside(target, root)
+    return target
+
+
+def _file_list(entry: ManifestEntry) -> list[dict[str, Any]]:
+    return [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in entry.files]
 
 
 def _record_for(entry: ManifestEntry, source: str) -> dict[str, Any]:
@@ -674,20 +854,68 @@ def _record_for(entry: ManifestEntry, source: str) -> dict[str, Any]:
         "name": entry.name,
         "version": entry.version,
         "manifest": source,
-        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in entry.files],
+        "files": _file_list(entry),
     }
 
 
-def _cached_matches(target: Path, entry: ManifestEntry) -> bool:
-    record_path = target / SOURCE_RECORD
-    if not record_path.is_file():
-        return False
+def _read_record(entry_dir: Path) -> dict[str, Any] | None:
     try:
-        record = json.loads(record_path.read_text())
-    except json.JSONDecodeError:
-        return False
-    want = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in entry.files]
-    return record.get("files") == want
+        record = json.loads((entry_dir / SOURCE_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _cached_matches(target: Path, entry: ManifestEntry) -> bool:
+    """Whether ``target`` holds ``entry`` unpacked from the files the manifest lists now (by the
+    source record: cheap, no hashing; :func:`verify_unpacked` checks the files themselves)."""
+    record = _read_record(target)
+    return (
+        record is not None
+        and record.get("name") == entry.name
+        and record.get("version") == entry.version
+        and record.get("files") == _file_list(entry)
+        and isinstance(record.get("unpacked"), dict)  # older records lack the unpacked hashes
+    )
+
+
+def _card_check(entry: ManifestEntry | None, what: str) -> Callable[[Path, dict[str, dict]], None]:
+    """A ``check`` for :func:`unpack_files`: the unpacked folder has a valid ``card.json`` that
+    names ``entry`` (when given) and lists its checkpoint files exactly as they were unpacked."""
+
+    def check(folder: Path, unpacked: dict[str, dict]) -> None:
+        try:
+            obj = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IntegrityError(f"{what}: no {CARD_FILE} in the entry") from None
+        except ValueError as err:
+            raise CardError(f"{what}: {CARD_FILE}: not valid JSON: {err}") from None
+        card = ModelCard.from_json(obj, f"{what}: {CARD_FILE}")
+        if entry is not None and (card.name, card.version) != (entry.name, entry.version):
+            raise IntegrityError(
+                f"{what}: its {CARD_FILE} is {card.name}@{card.version}, but the manifest lists "
+                f"this archive as {entry.key}; refusing to cache it under that name"
+            )
+        check_card_files(card, unpacked, f"{what}: {CARD_FILE}")
+
+    return check
+
+
+def check_card_files(card: ModelCard, unpacked: dict[str, dict], where: str) -> None:
+    """Raise :class:`IntegrityError` unless every checkpoint file the card lists is in
+    ``unpacked`` (``{relative path: {"size", "sha256"}}`` of the entry folder) with its size and
+    sha256: the card's own check, without hashing the files a second time."""
+    prefix = posixpath.normpath(card.checkpoint.path)
+    for rel, want in sorted(card.checkpoint.files.items()):
+        key = posixpath.normpath(posixpath.join(prefix, rel))
+        got = unpacked.get(key)
+        if got is None:
+            raise IntegrityError(f"{where}: checkpoint file {key} is missing from the entry")
+        if got["size"] != want["size"] or got["sha256"] != want["sha256"]:
+            raise IntegrityError(
+                f"{where}: checkpoint file {key} has size {got['size']} and sha256 "
+                f"{got['sha256']}, the card lists {want['size']} bytes, sha256 {want['sha256']}"
+            )
 
 
 def pull(
@@ -703,7 +931,9 @@ def pull(
     """Download, verify and unpack a zoo entry; return its folder (``card.json`` + ``params/``).
 
     An entry already unpacked from the same files (same sha256s) is returned without any network
-    access. Every file is verified before anything is unpacked.
+    access. Every file is verified before anything is unpacked, and the unpacked card must name
+    the entry asked for and match its checkpoint files before the entry is renamed into the
+    cache. An entry listed without URLs raises :class:`NotPublished` saying how to build it.
 
     Example:
         >>> pull("mf-minilm")  # doctest: +SKIP
@@ -715,12 +945,40 @@ def pull(
     target = entry_cache_dir(entry, cache_dir)
     if not force and _cached_matches(target, entry):
         return target
+    if any(not f.urls for f in entry.files):
+        size = sum(f.size for f in entry.files)
+        raise NotPublished(
+            f"zoo entry {entry.key} ({size / 1e6:.0f} MB) is not published anywhere to pull it "
+            f"from; build it locally: {' '.join(entry.build.split())}"
+        )
     downloads = zoo_cache(cache_dir) / "downloads"
-    fetched = [
-        (f, fetch_file(f, downloads, base=manifest, retries=retries, timeout=timeout))
-        for f in entry.files
-    ]
-    return unpack_files(fetched, target, _record_for(entry, manifest.location))
+    try:
+        fetched = [
+            (f, fetch_file(f, downloads, base=manifest, retries=retries, timeout=timeout))
+            for f in entry.files
+        ]
+    except DownloadError as err:
+        if entry.build:  # the published copy is gone: say how to make one
+            raise DownloadError(f"{err}\nor build it locally: {entry.build}") from err
+        raise
+    return unpack_files(
+        fetched,
+        target,
+        _record_for(entry, manifest.location),
+        root=entries_root(cache_dir),
+        check=_card_check(entry, f"{entry.files[0].path} (zoo entry {entry.key})"),
+    )
+
+
+def _split_pin(url: str) -> tuple[str, str | None]:
+    """``(url without the pin, pinned sha256 or None)`` of ``url#sha256=HEX``."""
+    head, sep, fragment = url.rpartition("#")
+    if not sep or not fragment.startswith("sha256=") or "/" in fragment:
+        return url, None
+    pin = fragment.removeprefix("sha256=").lower()
+    if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+        raise IntegrityError(f"{url}: the #sha256= pin is not 64 hex digits: {pin!r}")
+    return head, pin
 
 
 def pull_url(
@@ -730,24 +988,22 @@ def pull_url(
     retries: int = 3,
     timeout: float = 30.0,
 ) -> Path:
-    """Download and unpack an entry archive given by URL (or a local ``.tar``).
+    """Download and unpack an entry archive given by URL or local ``.tar`` path.
 
-    ``url#sha256=HEX`` pins the archive's hash; without it the archive is only checked against
-    the per-file hashes its own card lists (done by :func:`routellm_jax.api.load`), which catches
-    corruption but not a substituted file.
+    ``url#sha256=HEX`` (a local ``path.tar#sha256=HEX`` too) pins the archive's hash, checked
+    before anything is unpacked; without a pin the archive is only checked against its own card
+    (its checkpoint files' hashes), which catches corruption but not a substituted archive.
 
     Example:
         >>> pull_url("https://host/mf-minilm-0.1.0.tar#sha256=ab12...")  # doctest: +SKIP
     """
-    parsed = urllib.parse.urlparse(url)
-    pinned = None
-    if parsed.fragment.startswith("sha256="):
-        pinned = parsed.fragment.split("=", 1)[1].lower()
-        url = urllib.parse.urlunparse(parsed._replace(fragment=""))
+    url, pinned = _split_pin(url)
     downloads = zoo_cache(cache_dir) / "downloads"
     url_key = hashlib.sha256(url.encode()).hexdigest()[:16]
-    base = Path(urllib.parse.urlparse(url).path).name or "entry.tar"
     local = _local_path(url)
+    base = local.name if local is not None else posixpath.basename(urllib.parse.urlparse(url).path)
+    if base in ("", ".", "..") or "\\" in base:
+        base = "entry.tar"
     if local is not None:
         if not local.is_file():
             raise FileNotFoundError(f"{local}: no such zoo entry archive")
@@ -763,11 +1019,62 @@ def pull_url(
         )
     digest = sha256_file(archive)
     file = ManifestFile(path=base, size=archive.stat().st_size, sha256=digest, urls=[url])
-    target = zoo_cache(cache_dir) / "entries" / "_by_hash" / digest[:32]
+    root = entries_root(cache_dir)
+    target = root / "_by_hash" / digest[:32]
     record = {"url": url, "files": [{"path": base, "size": file.size, "sha256": digest}]}
-    if (target / SOURCE_RECORD).is_file():
+    cached = _read_record(target)
+    if cached is not None and cached.get("files") == record["files"] and "unpacked" in cached:
         return target
-    return unpack_files([(file, archive)], target, record)
+    return unpack_files([(file, archive)], target, record, root=root, check=_card_check(None, url))
+
+
+def verify_unpacked(entry_dir: str | os.PathLike[str]) -> dict[str, dict] | None:
+    """Check every file of a cached entry against the hashes recorded when it was unpacked.
+
+    Returns those hashes (``{relative path: {"size", "sha256"}}``), or None for a folder with no
+    source record (a local entry folder: only its card vouches for it). Raises
+    :class:`IntegrityError` naming the first altered, missing or added file.
+    """
+    entry_dir = Path(entry_dir)
+    if not (entry_dir / SOURCE_RECORD).exists():
+        return None
+    record = _read_record(entry_dir)
+    unpacked = record.get("unpacked") if record is not None else None
+    if not isinstance(unpacked, dict):
+        raise IntegrityError(
+            f"{entry_dir / SOURCE_RECORD}: no hashes of the unpacked files (unreadable, or "
+            "written by an older version); pull the entry again (routellm-jax zoo pull --force)"
+        )
+    again = "the cached entry was altered after it was unpacked; pull it again (zoo pull --force)"
+    present = set()  # every file and link: an added one is as much a change as an altered one
+    for p in entry_dir.rglob("*"):
+        rel = p.relative_to(entry_dir).as_posix()
+        if rel != SOURCE_RECORD and (p.is_symlink() or not p.is_dir()):
+            present.add(rel)
+    extra = sorted(present - set(unpacked))
+    if extra:
+        raise IntegrityError(f"{entry_dir / extra[0]}: not one of the unpacked files; {again}")
+    for rel, want in sorted(unpacked.items()):
+        path = entry_dir / rel
+        if (
+            ".." in rel.split("/")
+            or rel.startswith("/")
+            or not isinstance(want, dict)
+            or not isinstance(want.get("size"), int)
+            or not isinstance(want.get("sha256"), str)
+        ):
+            raise IntegrityError(f"{entry_dir / SOURCE_RECORD}: malformed entry {rel!r}; {again}")
+        if rel not in present or path.is_symlink():
+            raise IntegrityError(
+                f"{path}: missing (unpacked with sha256 {want['sha256']}); {again}"
+            )
+        size = path.stat().st_size
+        if size != want["size"]:
+            raise IntegrityError(f"{path}: size {size} bytes, unpacked {want['size']}; {again}")
+        got = sha256_file(path)
+        if got != want["sha256"]:
+            raise IntegrityError(f"{path}: sha256 {got}, unpacked {want['sha256']}; {again}")
+    return unpacked
 
 
 def verify_cached(
@@ -777,7 +1084,8 @@ def verify_cached(
     manifest: Manifest | str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Check that a pulled entry still matches the manifest (source record) and its card's hashes.
+    """Check that a pulled entry still matches the manifest (source record), the hashes of its
+    unpacked files, and its card (which must name the entry and list its checkpoint files).
 
     Raises :class:`IntegrityError` naming the altered file, or :class:`EntryNotFound` if the entry
     was never pulled.
@@ -791,23 +1099,35 @@ def verify_cached(
     target = entry_cache_dir(entry, cache_dir)
     if not target.is_dir():
         raise EntryNotFound(f"{entry.key} is not in the cache {target.parent}; pull it first")
-    if not _cached_matches(target, entry):
+    record = _read_record(target)
+    if record is None or record.get("files") != _file_list(entry):
         raise IntegrityError(
             f"{target / SOURCE_RECORD}: the cached {entry.key} was not unpacked from the files "
             "the manifest lists now; pull it again (zoo pull --force)"
         )
-    verify_entry_dir(target)
+    verify_entry_dir(target, entry=entry)
     return target
 
 
-def verify_entry_dir(entry_dir: str | os.PathLike[str]) -> None:
-    """Check an entry folder's ``card.json`` and every file its card lists (size + sha256).
+def verify_entry_dir(
+    entry_dir: str | os.PathLike[str], *, entry: ManifestEntry | None = None
+) -> ModelCard:
+    """Check an entry folder and return its card: the recorded hashes of every unpacked file
+    (a cached entry), ``card.json``, and every file the card lists (size + sha256). With
+    ``entry`` the card must also name that entry.
 
     Example:
         >>> verify_entry_dir("model_zoo_build/mf-minilm")  # doctest: +SKIP
     """
-    from routellm_jax.zoo.card import ModelCard
-
     entry_dir = Path(entry_dir)
-    card = ModelCard.load(entry_dir / "card.json")
-    verify_tree(entry_dir / card.checkpoint.path, card.checkpoint.files)
+    unpacked = verify_unpacked(entry_dir)
+    card = ModelCard.load(entry_dir / CARD_FILE)
+    if entry is not None and (card.name, card.version) != (entry.name, entry.version):
+        raise IntegrityError(
+            f"{entry_dir / CARD_FILE}: the card is {card.name}@{card.version}, not {entry.key}"
+        )
+    if unpacked is not None:
+        check_card_files(card, unpacked, str(entry_dir / CARD_FILE))
+    else:
+        verify_tree(entry_dir / card.checkpoint.path, card.checkpoint.files)
+    return card

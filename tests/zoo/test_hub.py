@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from zoo_server import ARCHIVE, ZooServer, make_archive, manifest_json
+from zoo_server import ARCHIVE, CARD, ZooServer, make_archive, manifest_json
 
 from routellm_jax.zoo import hub
 
@@ -28,7 +28,7 @@ def zoo(tmp_path: Path):
 def test_pull_success_then_cached(zoo) -> None:
     server, manifest_url, cache, _ = zoo
     entry = hub.pull("tiny", manifest=manifest_url, cache_dir=cache)
-    assert (entry / "card.json").read_bytes() == b'{"hello": "zoo"}'
+    assert (entry / "card.json").read_bytes() == CARD
     assert (entry / "params" / "blob.bin").stat().st_size == 256 * 400
     assert (entry / hub.SOURCE_RECORD).is_file()
     n = len(server.log)
@@ -150,7 +150,7 @@ def test_unsafe_archive_member_rejected(tmp_path: Path) -> None:
     archive.write_bytes(buf.getvalue())
     f = hub.ManifestFile("evil.tar", len(buf.getvalue()), "0" * 64, ["evil.tar"])
     with pytest.raises(hub.IntegrityError, match="unsafe path"):
-        hub.unpack_files([(f, archive)], tmp_path / "entry", {})
+        hub.unpack_files([(f, archive)], tmp_path / "entry", {}, root=tmp_path)
     assert not (tmp_path / "escape.txt").exists()
 
 

@@ -4,8 +4,11 @@
 
 Faults (set in ``server.faults[path]``): ``"corrupt"`` flips one byte, ``"truncate"`` serves the
 first half as if it were the whole file, ``"drop"`` announces the full length and closes the
-connection halfway (once; the next request is served normally), ``"404"``. ``Range: bytes=N-``
-requests are answered with 206. Every request is logged as ``(path, range header or None)``.
+connection halfway (once; the next request is served normally), ``"404"``, ``"flood"`` streams
+the file followed by up to :data:`FLOOD_BYTES` of junk with no length announced (a mirror that
+sends far too much), ``"flood-announced"`` the same with that length announced. ``Range:
+bytes=N-`` requests are answered with 206. Every request is logged as ``(path, range header or
+None)``; ``server.sent[path]`` counts the bytes of the last response the client accepted.
 
 ``GcsEmulator`` runs ``gcp-storage-emulator`` (in memory, in a thread of this process) on a free
 127.0.0.1 port and points gcsfs at it (``STORAGE_EMULATOR_HOST``, anonymous token). gs:// is served
@@ -13,13 +16,15 @@ by gcsfs' plain ``GCSFileSystem`` meanwhile: the ``ExtendedGcsFileSystem`` that 
 registers by default asks a gRPC storage-control API for each bucket's type, which the emulator
 does not speak (with an anonymous token it retries for minutes).
 
-``make_archive`` writes the tiny entry archive and ``manifest_json`` lists it as entry ``tiny``.
+``make_archive`` writes the tiny entry archive (a valid card naming ``tiny@1.0`` and listing its
+one checkpoint file) and ``manifest_json`` lists it as entry ``tiny``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import socket
 import tarfile
@@ -35,6 +40,7 @@ class ZooServer:
         self.root = Path(root)
         self.faults: dict[str, str] = {}
         self.log: list[tuple[str, str | None]] = []
+        self.sent: dict[str, int] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +57,9 @@ class ZooServer:
                     self.send_error(404)
                     return
                 data = path.read_bytes()
+                if fault in ("flood", "flood-announced"):
+                    self._flood(rel, data, announce=fault == "flood-announced")
+                    return
                 if fault == "corrupt":
                     i = len(data) // 2
                     data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
@@ -73,6 +82,23 @@ class ZooServer:
                     return
                 self.wfile.write(body)
 
+            def _flood(self, rel: str, data: bytes, announce: bool) -> None:
+                self.send_response(200)
+                if announce:
+                    self.send_header("Content-Length", str(len(data) + FLOOD_BYTES))
+                self.end_headers()
+                self.close_connection = True  # no length: the body ends when the socket closes
+                sent, junk = 0, b"\xab" * (1 << 16)
+                try:
+                    self.wfile.write(data)
+                    sent = len(data)
+                    while sent < len(data) + FLOOD_BYTES:
+                        self.wfile.write(junk)
+                        sent += len(junk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: what it takes is what counts
+                server.sent[rel] = sent
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
@@ -88,15 +114,36 @@ class ZooServer:
 
 
 ARCHIVE = "tiny-1.0.tar"
-CARD = b'{"hello": "zoo"}'
 BLOB = bytes(range(256)) * 400  # ~100 KB, several read chunks
+FLOOD_BYTES = 64 * 1024 * 1024  # what a "flood" fault streams after the file, at most
 
 
-def make_archive(path: Path) -> bytes:
+def card_json(name: str = "tiny", version: str = "1.0") -> bytes:
+    """A minimal valid model card naming ``name@version`` and listing ``params/blob.bin``."""
+    card = {
+        "name": name,
+        "version": version,
+        "architecture": "mf",
+        "config": {},
+        "models": [],
+        "default_strong": "strong",
+        "default_weak": "weak",
+        "checkpoint": {
+            "path": "params",
+            "files": {"blob.bin": {"size": len(BLOB), "sha256": hashlib.sha256(BLOB).hexdigest()}},
+        },
+    }
+    return json.dumps(card, indent=1).encode()
+
+
+CARD = card_json()
+
+
+def make_archive(path: Path, card: bytes = CARD) -> bytes:
     """Write the ``tiny`` entry archive (``card.json`` + ``params/blob.bin``); return its bytes."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, payload in {"card.json": CARD, "params/blob.bin": BLOB}.items():
+        for name, payload in {"card.json": card, "params/blob.bin": BLOB}.items():
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
