@@ -367,8 +367,11 @@ def export_one(
 ) -> int:
     import json
 
-    from routellm_jax.zoo import export
+    from routellm_jax.zoo import export, hub
 
+    # Before any work: the manifest would refuse them after the export (they become cache folders).
+    hub.check_name(name, "--name")
+    hub.check_version(version, "--version")
     heldout = [b for b in evals if b in HELDOUT_BENCHMARKS]
     card_data = (
         export.data_card_from_mixture(json.loads(Path(data_card).read_text()))

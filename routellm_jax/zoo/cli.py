@@ -107,9 +107,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from routellm_jax import paths
-    from routellm_jax.zoo import export
+    from routellm_jax.zoo import export, hub
     from routellm_jax.zoo.card import DataCard
 
+    # Before any work: the manifest would refuse them after the export (they become cache folders).
+    hub.check_name(args.name, "--name")
+    hub.check_version(args.version, "--version")
     out_dir = Path(args.out_dir) if args.out_dir else paths.repo_root() / "model_zoo"
     manifest = Path(args.manifest) if args.manifest else out_dir / "manifest.json"
     data_card = None

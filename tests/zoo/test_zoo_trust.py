@@ -308,3 +308,12 @@ def test_local_archive_with_sha256_pin(site: dict) -> None:
         assert api.resolve_entry(f"{ARCHIVE}#sha256={digest}", cache_dir=cache) == entry
     finally:
         os.chdir(cwd)
+
+
+def test_export_refuses_a_name_the_manifest_would_refuse(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    for name, version, bad in (("../escape", "0.1.0", "--name"), ("ok", "/abs", "--version")):
+        argv = ["zoo", "export", "--workdir", str(tmp_path), "--out-dir", str(out)]
+        assert cli_main([*argv, "--name", name, "--version", version]) == 1
+        assert f"{bad}: " in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "escape").exists()
