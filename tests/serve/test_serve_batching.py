@@ -1,4 +1,4 @@
-"""The micro-batcher groups concurrent prompts, keeps order, and passes failures to every caller."""
+"""The micro-batcher groups concurrent prompts, keeps order, isolates failures, bounds its queue."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from routellm_jax.serve.batching import MicroBatcher
+from routellm_jax.serve.batching import MicroBatcher, QueueFull
 
 
 def test_concurrent_prompts_share_batches_and_keep_their_answers():
@@ -49,32 +49,61 @@ def test_batch_function_runs_off_the_event_loop():
     assert fn_threads and fn_threads.isdisjoint(loop_threads)
 
 
-def test_failure_reaches_every_caller_and_batcher_recovers():
+def test_a_failing_prompt_fails_only_its_own_caller():
+    """One bad prompt among 30 in a batch: the batch is rescored prompt by prompt, so only the bad
+    prompt's caller sees the exception (before, all 31 callers got it)."""
     calls = []
 
     def score(prompts):
         calls.append(list(prompts))
+        time.sleep(0.005)  # a forward pass: concurrent callers pile into one batch meanwhile
         if "bad" in prompts:
-            raise RuntimeError("forward pass failed")
-        return [1.0] * len(prompts)
+            raise TypeError("tokenizer cannot read 'bad'")
+        return [float(len(p)) for p in prompts]
 
     async def main():
-        batcher = MicroBatcher(score, window_s=0.01)
+        batcher = MicroBatcher(score, window_s=0.01, max_batch=64)
+        prompts = [f"innocent {i}" for i in range(15)] + ["bad"] + [f"ok {i}" for i in range(15)]
         results = await asyncio.gather(
-            batcher.submit("bad"), batcher.submit("ok"), return_exceptions=True
+            *(batcher.submit(p) for p in prompts), return_exceptions=True
         )
         after = await batcher.submit("later")
         await batcher.close()
-        return results, after
+        return prompts, results, after
 
-    results, after = asyncio.run(main())
-    assert all(isinstance(r, RuntimeError) for r in results)
-    assert after == 1.0
+    prompts, results, after = asyncio.run(main())
+    for prompt, result in zip(prompts, results):
+        if prompt == "bad":
+            assert isinstance(result, TypeError)
+        else:
+            assert result == float(len(prompt))
+    assert max(len(c) for c in calls) > 1  # the bad prompt did share a batch with others
+    assert after == 5.0  # and the batcher still works
+
+
+def test_a_batch_that_fails_alone_too_fails_every_caller():
+    """A fault that is no prompt's (a broken router) still reaches every caller of the batch."""
+
+    def broken(prompts):
+        time.sleep(0.005)
+        raise RuntimeError("checkpoint missing")
+
+    async def main():
+        batcher = MicroBatcher(broken, window_s=0.01)
+        try:
+            return await asyncio.gather(
+                *(batcher.submit(str(i)) for i in range(8)), return_exceptions=True
+            )
+        finally:
+            await batcher.close()
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) and "checkpoint" in str(r) for r in results)
 
 
 def test_wrong_number_of_scores_is_an_error():
     async def main():
-        batcher = MicroBatcher(lambda ps: [0.1], window_s=0.01)
+        batcher = MicroBatcher(lambda ps: [0.1] * (len(ps) + 1), window_s=0.01)
         try:
             return await asyncio.gather(
                 batcher.submit("a"), batcher.submit("b"), return_exceptions=True
@@ -83,7 +112,36 @@ def test_wrong_number_of_scores_is_an_error():
             await batcher.close()
 
     results = asyncio.run(main())
-    assert all(isinstance(r, ValueError) and "1 scores for 2" in str(r) for r in results)
+    assert all(isinstance(r, ValueError) and "2 scores for 1" in str(r) for r in results)
+
+
+def test_a_full_queue_refuses_at_once_and_all_or_nothing():
+    release = threading.Event()
+
+    def slow(prompts):
+        release.wait(5)
+        return [1.0] * len(prompts)
+
+    async def main():
+        batcher = MicroBatcher(slow, window_s=0.0, max_batch=1, max_queue=3)
+        running = asyncio.ensure_future(batcher.submit("running"))  # taken into a batch
+        while batcher.waiting:
+            await asyncio.sleep(0.001)
+        queued = [asyncio.ensure_future(batcher.submit(f"q{i}")) for i in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull, match="2 prompts do not fit: 2 of at most 3"):
+            await batcher.submit_many(["x", "y"])  # one slot left: neither is queued
+        assert batcher.waiting == 2
+        last = asyncio.ensure_future(batcher.submit("fits"))
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):
+            await batcher.submit("one too many")
+        release.set()
+        out = await asyncio.gather(running, *queued, last)
+        await batcher.close()
+        return out
+
+    assert asyncio.run(main()) == [1.0] * 4
 
 
 def test_bad_settings_are_rejected():
@@ -91,6 +149,8 @@ def test_bad_settings_are_rejected():
         MicroBatcher(lambda ps: ps, max_batch=0)
     with pytest.raises(ValueError, match="window_s"):
         MicroBatcher(lambda ps: ps, window_s=-1)
+    with pytest.raises(ValueError, match="max_queue"):
+        MicroBatcher(lambda ps: ps, max_queue=0)
 
 
 def test_lone_requests_do_not_wait_for_the_window():
