@@ -41,6 +41,7 @@ from routellm_jax.serve.routing import (
     RouterLike,
     RouteSpec,
     RoutingError,
+    check_text,
     choose_strong,
     parse_model,
     routing_prompt,
@@ -269,11 +270,15 @@ class Controller:
     ) -> RouteDecision:
         """Decide without calling a model. ``messages``: a chat message list or a prompt string.
 
+        Text that is not valid Unicode (an unpaired surrogate) raises :class:`RoutingError`
+        naming its place (``messages[1].content``) before the router sees it.
+
         Example:
             >>> controller.route("What is 2+2?", model="router-hash-0.5").model  # doctest: +SKIP
             'small'
         """
         spec = self._spec(model, router, threshold, strong_share)
+        check_text(messages, "messages")
         prompt = messages if isinstance(messages, str) else routing_prompt(messages, self.route_on)
         if not prompt.strip():
             raise RoutingError("the prompt has no text to route on")
@@ -308,10 +313,14 @@ class Controller:
     ) -> Any:
         """``chat.completions.create``: route, then call the chosen client with its model name.
 
+        Every string in ``messages`` and ``kwargs`` must be valid Unicode text (RoutingError
+        names the first that is not), since the client would fail to encode it anyway.
+
         Example:
             >>> controller.chat.completions.create(model="router-mf-minilm-0.116",
             ...     messages=[{"role": "user", "content": "hi"}], stream=True)  # doctest: +SKIP
         """
+        check_text(kwargs)
         decision = self.route(
             messages, model=model, router=router, threshold=threshold, strong_share=strong_share
         )
@@ -351,6 +360,7 @@ class Controller:
             >>> await controller.chat.completions.acreate(model="router-hash@0.5",
             ...     messages=[{"role": "user", "content": "hi"}])  # doctest: +SKIP
         """
+        check_text(kwargs)
         decision = await asyncio.to_thread(
             self.route,
             messages,

@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from routellm_jax.api import check_prompt
+
 RouteOn = Literal["last", "conversation"]
 ROUTE_ON_CHOICES: tuple[str, ...] = ("last", "conversation")
 
@@ -163,6 +165,49 @@ def parse_model(model: Any, routers: Sequence[str]) -> RouteSpec:
         f"model {model!r}: unknown router; this server has {sorted(routers)} (use {form})",
         param="model",
     )
+
+
+def _child_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def check_text(value: Any, where: str = "") -> None:
+    """Raise :class:`RoutingError` naming the first string in ``value`` that is not valid text.
+
+    ``value`` is JSON-like (dicts, lists, strings, numbers...); every string and object key must
+    encode as UTF-8. JSON may carry unpaired UTF-16 surrogates (``"\\ud800"``), which tokenizers
+    and UTF-8 encoders reject; checked here, at the request boundary, they are a 400 naming the
+    field instead of a failure inside a batch shared with other requests. ``where`` is the path
+    of ``value`` itself ("" for a request body).
+
+    Example:
+        >>> check_text({"messages": [{"role": "user", "content": "hi"}]})
+        >>> try:
+        ...     check_text({"messages": [{"role": "user", "content": "hi \\ud800"}]})
+        ... except RoutingError as err:
+        ...     print(err.param, "|", err)
+        messages[0].content | messages[0].content: not valid Unicode text (unpaired surrogate '\\ud800' at character 3)
+    """
+    # Iterative (a deeply nested body must not exhaust the stack), in document order.
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        try:
+            if isinstance(item, str):
+                check_prompt(item, path or "the value")
+            elif isinstance(item, Mapping):
+                children = []
+                for key, child in item.items():
+                    if isinstance(key, str):
+                        check_prompt(key, f"a key of {path or 'the body'}")
+                    children.append((child, _child_path(path, str(key))))
+                stack.extend(reversed(children))
+            elif isinstance(item, (list, tuple)):
+                stack.extend(
+                    (child, f"{path}[{i}]") for i, child in reversed(list(enumerate(item)))
+                )
+        except ValueError as err:
+            raise RoutingError(str(err), param=path or None) from None
 
 
 def _text_of(content: Any, where: str) -> str:

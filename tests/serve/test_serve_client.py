@@ -116,3 +116,30 @@ def test_async_create_with_async_clients(controller_for):
     expected = router.route(prompts, threshold=0.5)
     assert [r.model for r in replies] == ["big-model" if s else "small-model" for s in expected]
     assert {c.model for c in chunks} == {"big-model"}
+
+
+def test_text_that_is_not_unicode_is_refused_before_routing(controller_for, fresh_upstreams):
+    """An unpaired surrogate is a RoutingError naming its place; the router never sees it (a
+    tokenizer would raise TypeError) and no upstream is called."""
+    router = HashRouter("mf-minilm")
+    controller = controller_for(router)
+    messages = [{"role": "system", "content": "ok"}, {"role": "user", "content": "hi \ud800"}]
+    with pytest.raises(RoutingError, match=r"messages\[1\]\.content: not valid Unicode") as info:
+        controller.chat.completions.create(model="router-mf-minilm-0.5", messages=messages)
+    assert info.value.param == "messages[1].content"
+    with pytest.raises(RoutingError, match="^messages: not valid Unicode"):
+        controller.route("\udfff", model="router-mf-minilm-0.5")
+    with pytest.raises(RoutingError, match=r"stop\[0\]: not valid Unicode"):
+        controller.chat.completions.create(
+            model="router-mf-minilm-0.5",
+            messages=[{"role": "user", "content": "hi"}],
+            stop=["\ud800"],
+        )
+    with pytest.raises(RoutingError, match=r"messages\[0\]\.content"):
+        asyncio.run(
+            controller.chat.completions.acreate(
+                model="router-mf-minilm-0.5", messages=[{"role": "user", "content": "\ud800"}]
+            )
+        )
+    assert not router.batch_sizes
+    assert not fresh_upstreams[0].requests and not fresh_upstreams[1].requests
