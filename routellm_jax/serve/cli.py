@@ -7,15 +7,21 @@ Example::
         --strong-model gpt-4o --strong-base-url https://api.openai.com/v1 \\
         --strong-api-key-env OPENAI_API_KEY \\
         --weak-model llama-3.1-8b --weak-base-url http://127.0.0.1:8000/v1 \\
-        --port 6060
+        --api-keys-file client_keys.txt --port 6060
+
+Clients then send ``Authorization: Bearer <one of the keys>``. Without ``--api-keys-file`` or
+``--api-keys-env`` anyone who reaches the port spends the upstream keys, which is only reasonable
+on 127.0.0.1 (the server warns loudly when it listens elsewhere without keys).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
+from pathlib import Path
 
 from routellm_jax.serve.routing import ROUTE_ON_CHOICES
 
@@ -97,8 +103,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when the routed upstream keeps failing: ask the other model, or answer 502",
     )
 
+    c = parser.add_argument_group(
+        "clients (authentication and limits)",
+        "With keys, every path but /health needs 'Authorization: Bearer <key>' (401 otherwise).",
+    )
+    c.add_argument(
+        "--api-keys-file",
+        default=None,
+        metavar="PATH",
+        help="file of client keys, one per line (blank lines and lines starting with # are "
+        "skipped); combines with --api-keys-env",
+    )
+    c.add_argument(
+        "--api-keys-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding client keys, comma separated",
+    )
+    c.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="larger request bodies get 413 before they are read whole (default 4 MiB)",
+    )
+    c.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a request asking more max_tokens/max_completion_tokens gets 400; one asking "
+        "neither is sent with max_tokens=N (default: no cap)",
+    )
+    c.add_argument(
+        "--max-queue",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="prompts that may wait for each router's forward pass; past it, 429 with "
+        "Retry-After (default 1024)",
+    )
+
     s = parser.add_argument_group("server")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; elsewhere, configure client keys)",
+    )
     s.add_argument("--port", type=int, default=6060)
     s.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error", "critical")
@@ -113,6 +164,67 @@ def _key_from_env(var: str | None, flag: str) -> str | None:
         # Name the variable, never a value.
         raise SystemExit(f"routellm-jax serve: {flag} {var}: environment variable is not set")
     return value
+
+
+def client_keys(file: str | None, env: str | None) -> tuple[str, ...]:
+    """The client keys from ``--api-keys-file`` and ``--api-keys-env`` (empty: no authentication).
+
+    A flag that is given but yields no key is an error, so a typo cannot turn authentication
+    off. Errors name the file and line or the variable, never a key.
+
+    Example:
+        >>> client_keys(None, None)  # no flag: no authentication
+        ()
+    """
+    keys: list[str] = []
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+            raise SystemExit(f"routellm-jax serve: --api-keys-file {file}: {reason}") from None
+        for lineno, line in enumerate(text.splitlines(), 1):
+            key = line.strip()
+            if not key or key.startswith("#"):
+                continue
+            if any(ch.isspace() for ch in key):
+                raise SystemExit(
+                    f"routellm-jax serve: --api-keys-file {file}, line {lineno}: "
+                    "a key must not contain spaces"
+                )
+            keys.append(key)
+        if not keys:
+            raise SystemExit(f"routellm-jax serve: --api-keys-file {file}: holds no key")
+    if env is not None:
+        value = os.environ.get(env, "")
+        found = [key.strip() for key in value.split(",") if key.strip()]
+        if not found:
+            raise SystemExit(
+                f"routellm-jax serve: --api-keys-env {env}: environment variable is not set "
+                "or holds no key"
+            )
+        for i, key in enumerate(found):
+            if any(ch.isspace() for ch in key):
+                raise SystemExit(
+                    f"routellm-jax serve: --api-keys-env {env}: key {i + 1} contains a space"
+                )
+        keys += found
+    return tuple(dict.fromkeys(keys))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine.
+
+    Example:
+        >>> [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "10.0.0.5")]
+        [True, True, True, False, False]
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     strong_key = _key_from_env(args.strong_api_key_env, "--strong-api-key-env")
     weak_key = _key_from_env(args.weak_api_key_env, "--weak-api-key-env")
+    keys = client_keys(args.api_keys_file, args.api_keys_env)
     try:
         settings = ServeSettings(
             strong=Upstream("strong", args.strong_model, args.strong_base_url, strong_key),
@@ -147,6 +260,10 @@ def run(args: argparse.Namespace) -> int:
             fallback=args.fallback,
             router_strong=args.router_strong,
             router_weak=args.router_weak,
+            client_api_keys=keys,
+            max_body_bytes=args.max_body_bytes,
+            max_tokens=args.max_tokens,
+            max_queue=args.max_queue,
         )
     except ValueError as err:
         print(f"routellm-jax serve: {err}", file=sys.stderr)
@@ -156,7 +273,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # e.g. --router-precision bfloat16 for a router with no encoder
         print(f"routellm-jax serve: {err}", file=sys.stderr)
         return 2
-    print(f"routers: {', '.join(sorted(routers))}; listening on http://{args.host}:{args.port}")
+    if not keys and not is_loopback(args.host):
+        logging.getLogger("routellm_jax.serve").warning(
+            f"\n{'!' * 78}\n"
+            f"listening on {args.host} WITHOUT client authentication: anyone who can reach this "
+            "port\nspends the upstream API keys. Pass --api-keys-file or --api-keys-env, or "
+            f"listen on 127.0.0.1.\n{'!' * 78}"
+        )
+    auth = f"{len(keys)} client key(s)" if keys else "no client authentication"
+    print(
+        f"routers: {', '.join(sorted(routers))}; listening on http://{args.host}:{args.port} "
+        f"({auth})"
+    )
     uvicorn.run(
         create_app(routers, settings), host=args.host, port=args.port, log_level=args.log_level
     )

@@ -13,10 +13,24 @@ uvicorn). Endpoints:
 * ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text).
 
 Router forward passes are micro-batched across concurrent requests (:mod:`.batching`) and run in
-worker threads. An upstream that errors (5xx, 429, connection error) or times out is retried, then
+worker threads; a batch that fails is scored again prompt by prompt, so one bad request cannot fail
+the others. An upstream that errors (5xx, 429, connection error) or times out is retried, then
 the other model answers (``fallback="other"``) or the client gets a 502 naming the upstream by role
-and host. API keys are only ever put in the ``Authorization`` header: every text that leaves the
-server (errors, logs, relayed upstream errors) is scrubbed of them.
+and host.
+
+Trust boundary:
+
+* Clients: with ``client_api_keys`` set, every path but ``/health`` needs
+  ``Authorization: Bearer <key>`` (compared in constant time with each key; 401 otherwise).
+* Limits: bodies over ``max_body_bytes`` get a 413 before they are read whole; text that is not
+  valid Unicode (an unpaired UTF-16 surrogate) gets a 400 naming its field; with ``max_tokens``
+  set, a request asking more gets a 400 and one asking nothing is capped; more than ``max_queue``
+  prompts waiting for a router get a 429 with ``Retry-After``.
+* Streams: a client that disconnects closes the upstream request, so the upstream stops.
+* Upstream keys are only ever sent in the ``Authorization`` header, and are scrubbed from the
+  server's own errors and logs and from upstream error bodies and error events it relays: as they
+  are, JSON-, percent-, ``\\x``- and HTML-escaped, after decoding JSON. Successful upstream answers
+  are relayed as the upstream wrote them.
 """
 
 from __future__ import annotations
@@ -24,9 +38,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hmac
 import itertools
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -42,18 +58,21 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from routellm_jax.serve.batching import MicroBatcher
+from routellm_jax.api import PromptError
+from routellm_jax.serve.batching import MicroBatcher, QueueFull
 from routellm_jax.serve.routing import (
     ROUTE_ON_CHOICES,
     RouteOn,
     RouterLike,
     RouteSpec,
     RoutingError,
+    check_text,
     choose_strong,
     parse_model,
     routing_prompt,
@@ -68,6 +87,13 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 _CONNECTIONS_PER_CLIENT = 16
 # Paths counted by name in the metrics (anything else is "other", so scans cannot add labels).
 _KNOWN_PATHS = frozenset({"/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics"})
+# Liveness probes must work without a key (it says which routers and upstream hosts are in use).
+_OPEN_PATHS = frozenset({"/health"})
+# Only this much of an upstream's error body is read (at most 500 characters of it are relayed).
+_MAX_ERROR_BODY = 64 * 1024
+# A JSON text can hold an unpaired surrogate only as a \uD800-\uDFFF escape once it decoded as
+# strict UTF-8, so bodies without one skip the walk over every string.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +155,11 @@ class ServeSettings:
     router_strong: str | None = None
     router_weak: str | None = None
     max_upstream_connections: int = 256
+    # Bearer keys clients must send (empty: no authentication); kept out of repr like api_key.
+    client_api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_tokens: int | None = None  # per request (per choice); None: no cap
+    max_queue: int = 1024  # prompts waiting for each router's forward pass; past it, 429
 
     def __post_init__(self) -> None:
         if self.strong.role != "strong" or self.weak.role != "weak":
@@ -143,6 +174,14 @@ class ServeSettings:
             raise ValueError(f"retry_backoff_s must be >= 0, got {self.retry_backoff_s}")
         if self.upstream_timeout_s <= 0:
             raise ValueError(f"upstream_timeout_s must be > 0, got {self.upstream_timeout_s}")
+        if self.max_body_bytes < 1 or self.max_queue < 1:
+            raise ValueError("max_body_bytes and max_queue must be >= 1")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1 (or None), got {self.max_tokens}")
+        for key in self.client_api_keys:
+            # Checked without showing the key: a blank or spaced key is a config slip.
+            if not isinstance(key, str) or not key or any(c.isspace() for c in key):
+                raise ValueError("client_api_keys must be non-empty strings without spaces")
 
     def upstream(self, role: Role) -> Upstream:
         """The strong or weak upstream.
@@ -154,17 +193,72 @@ class ServeSettings:
         return self.strong if role == "strong" else self.weak
 
 
+def _char_forms(ch: str) -> str:
+    """A regex matching ``ch`` as written or in the escapes an upstream might echo it in."""
+    code = ord(ch)
+    hex_forms = ["".join(f"%{b:02x}" for b in ch.encode("utf-8"))]  # percent-encoding
+    if code <= 0xFFFF:
+        hex_forms.append(f"\\\\u{code:04x}")  # JSON, JavaScript, Python
+    if code <= 0xFF:
+        hex_forms.append(f"\\\\x{code:02x}")  # Python, C
+    hex_forms.append(f"&#x0*{code:x};")  # HTML
+    forms = [re.escape(ch), f"&#0*{code};", "(?i:" + "|".join(hex_forms) + ")"]
+    if ch == "/":
+        forms.append(r"\\/")  # JSON may escape a slash
+    return "(?:" + "|".join(forms) + ")"
+
+
 class _Redactor:
-    """Replaces every configured secret in a text with ``***``."""
+    """Replaces every configured secret in a text with ``***``: as written, or with any of its
+    characters JSON-, percent-, ``\\x``- or HTML-escaped (mixed forms too).
+
+    Example:
+        >>> redact = _Redactor(["sk-abc"])
+        >>> redact(r'key sk-abc, sk-\\u0061bc, sk%2Dabc, s&#107;-abc, {"k": ["sk\\x2dabc"]}')
+        'key ***, ***, ***, ***, {"k": ["***"]}'
+        >>> redact.scrub_json({"error": {"sk-abc": ["x sk-abc"]}})
+        {'error': {'***': ['x ***']}}
+    """
 
     def __init__(self, secrets: list[str | None]) -> None:
         # Longest first, so a key that contains another is scrubbed whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        unique = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._pattern = (
+            re.compile("|".join("".join(_char_forms(c) for c in s) for s in unique))
+            if unique
+            else None
+        )
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        if self._pattern is None:
+            return text
+        return self._pattern.sub("***", text)
+
+    def scrub_json(self, data: Any) -> Any:
+        """Scrub every string and key of parsed JSON (escapes are decoded by then), in place."""
+        if self._pattern is None:
+            return data
+        if isinstance(data, str):
+            return self(data)
+        stack = [data]
+        while stack:  # iterative: upstream JSON may nest deeper than the stack allows
+            container = stack.pop()
+            if isinstance(container, list):
+                for i, value in enumerate(container):
+                    if isinstance(value, str):
+                        container[i] = self(value)
+                    elif isinstance(value, (list, dict)):
+                        stack.append(value)
+            elif isinstance(container, dict):
+                items = list(container.items())
+                container.clear()
+                for key, value in items:
+                    if isinstance(value, str):
+                        value = self(value)
+                    elif isinstance(value, (list, dict)):
+                        stack.append(value)
+                    container[self(key) if isinstance(key, str) else key] = value
+        return data
 
 
 class ServeMetrics:
@@ -224,6 +318,12 @@ class ServeMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.waiting = Gauge(
+            "routellm_router_waiting",
+            "Prompts waiting for the router's next forward pass (past max_queue: 429).",
+            ["router"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "routellm_router_batch_size",
             "Prompts per router forward pass.",
@@ -259,6 +359,10 @@ class _UpstreamFailed(Exception):
     """Every allowed attempt at the routed upstream (and the fallback, if any) failed."""
 
 
+class _Busy(Exception):
+    """The router's queue is full (429 with Retry-After)."""
+
+
 @dataclasses.dataclass
 class _Decision:
     router: str
@@ -287,7 +391,9 @@ class _State:
         self.routers = routers
         self.settings = settings
         self.metrics: ServeMetrics = metrics
-        self.redact = _Redactor([settings.strong.api_key, settings.weak.api_key])
+        self.redact = _Redactor(
+            [settings.strong.api_key, settings.weak.api_key, *settings.client_api_keys]
+        )
         self.executor = ThreadPoolExecutor(
             max_workers=max(1, len(routers)), thread_name_prefix="routellm-router"
         )
@@ -298,9 +404,12 @@ class _State:
                 max_batch=settings.max_batch,
                 executor=self.executor,
                 observer=self._observer(name),
+                max_queue=settings.max_queue,
             )
             for name, router in routers.items()
         }
+        for name, batcher in self.batchers.items():
+            metrics.waiting.labels(router=name).set_function(lambda b=batcher: b.waiting)
         # httpcore scans every pooled connection on each request (O(connections) per call, with a
         # poll() each), which collapses throughput at ~64 concurrent requests on one client; a few
         # small clients used round-robin keep that scan short.
@@ -361,20 +470,26 @@ class _State:
             )
         return self.threshold_cache[key]
 
-    async def decide(self, spec: RouteSpec, prompt: str, endpoint: str) -> _Decision:
+    async def decide(self, spec: RouteSpec, prompts: list[str], endpoint: str) -> list[_Decision]:
+        """One decision per prompt; all prompts enter the router's queue at once, or none."""
         threshold = self.threshold(spec)
         start = time.perf_counter()
-        win_rate = await self.batchers[spec.router].submit(prompt)
+        win_rates = await self.batchers[spec.router].submit_many(prompts)
         router_s = time.perf_counter() - start
-        self.metrics.router_latency.labels(router=spec.router).observe(router_s)
-        role: Role = "strong" if choose_strong(win_rate, threshold) else "weak"
-        self.metrics.routed.labels(
-            router=spec.router,
-            model=self.settings.upstream(role).model,
-            role=role,
-            endpoint=endpoint,
-        ).inc()
-        return _Decision(spec.router, threshold, spec.strong_share, win_rate, role, router_s)
+        decisions = []
+        for win_rate in win_rates:
+            self.metrics.router_latency.labels(router=spec.router).observe(router_s)
+            role: Role = "strong" if choose_strong(win_rate, threshold) else "weak"
+            self.metrics.routed.labels(
+                router=spec.router,
+                model=self.settings.upstream(role).model,
+                role=role,
+                endpoint=endpoint,
+            ).inc()
+            decisions.append(
+                _Decision(spec.router, threshold, spec.strong_share, win_rate, role, router_s)
+            )
+        return decisions
 
     # --- forwarding ------------------------------------------------------------------------
 
@@ -425,6 +540,138 @@ class _State:
         raise _UpstreamFailed(self.redact("; ".join(failures)))
 
 
+class _RequireApiKey:
+    """Pure ASGI middleware: every path but ``/health`` needs ``Authorization: Bearer <key>``.
+
+    The offered token is compared with every configured key by ``hmac.compare_digest`` (no early
+    exit, so timing does not tell which key or how much of one matched). Tokens are never logged
+    or echoed.
+    """
+
+    def __init__(self, app, keys: tuple[str, ...]) -> None:
+        self.app = app
+        self._keys = [key.encode("utf-8") for key in keys]
+
+    def _authorized(self, scope) -> bool:
+        token = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, rest = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    token = rest.strip()
+                break
+        ok = False
+        for key in self._keys:
+            ok |= hmac.compare_digest(token, key)
+        return ok
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS or self._authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        response = _error(
+            401,
+            "missing or invalid API key: send 'Authorization: Bearer <key>' with a key this "
+            "server accepts",
+            code="invalid_api_key",
+            headers={"www-authenticate": "Bearer"},
+        )
+        await response(scope, receive, send)
+
+
+class _LimitBody:
+    """Pure ASGI middleware: a body over ``max_bytes`` gets a 413 and is not read further.
+
+    A ``Content-Length`` over the limit is refused before any byte is read; a body sent without
+    one (chunked) is counted as it arrives. The app then reads the body from memory.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _too_large(self, scope, receive, send) -> None:
+        response = _error(
+            413,
+            f"request body is larger than this server's limit of {self.max_bytes} bytes",
+            code="request_too_large",
+            # The rest of the body is not read: the connection cannot carry another request.
+            headers={"connection": "close"},
+        )
+        await response(scope, receive, send)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0  # the HTTP server rejects a malformed length itself
+                if declared > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left mid-body: nobody to answer
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        pending = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+        async def replay() -> dict:
+            # The buffered body first; then the server's own messages (http.disconnect).
+            if pending:
+                return pending.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _client_gone(receive) -> None:
+    """Return when the client disconnects (call once the request body has been read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class _RelayResponse(StreamingResponse):
+    """Relays an upstream stream and closes the upstream request as soon as the client goes.
+
+    The close is explicit, not left to where a cancellation happens to land: Starlette cancels
+    its relay on a disconnect only under ASGI servers older than spec 2.4 (later ones report it
+    at the next write), and a relay cancelled outside its generator leaves the upstream response
+    open until garbage collection, with the upstream generating for nobody. Here the relay and a
+    watch for ``http.disconnect`` race; whichever ends first, the relay generator and the
+    upstream response are closed, which drops the upstream connection.
+    """
+
+    def __init__(self, lines: AsyncIterator[str], upstream: httpx.Response, headers: dict) -> None:
+        super().__init__(lines, media_type="text/event-stream", headers=headers)
+        self._upstream = upstream
+
+    async def __call__(self, scope, receive, send) -> None:
+        relay = asyncio.ensure_future(self.stream_response(send))
+        watch = asyncio.ensure_future(_client_gone(receive))
+        try:
+            await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            relay.cancel()
+            watch.cancel()
+            await asyncio.gather(relay, watch, return_exceptions=True)
+            await self.body_iterator.aclose()
+            await self._upstream.aclose()
+        if not relay.cancelled() and relay.exception() is not None:
+            if not isinstance(relay.exception(), OSError):  # OSError: the client's socket died
+                raise relay.exception()
+
+
 class _CountRequests:
     """Pure ASGI middleware counting responses by path and status (cheap, stream-safe)."""
 
@@ -446,14 +693,49 @@ class _CountRequests:
         await self.app(scope, receive, counting_send)
 
 
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON lacks and the upstream encoder refuses.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _read_json_body(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object whose every string is valid text (RoutingError names the field)."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = raw.decode("utf-8-sig")  # JSON is UTF-8 (RFC 8259); strict: no encoded surrogates
+    except UnicodeDecodeError as err:
+        raise RoutingError(f"request body is not valid UTF-8: {err}") from None
+    try:
+        body = json.loads(text, parse_constant=_no_constant)
+    except ValueError as err:  # JSONDecodeError, or a NaN/Infinity
         raise RoutingError(f"request body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise RoutingError("request body is not valid JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise RoutingError("request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text):
+        check_text(body)
     return body
+
+
+def _cap_max_tokens(body: dict[str, Any], cap: int | None) -> dict[str, Any]:
+    """With a cap: 400 for asking more (or a non-integer); asking nothing gets ``max_tokens=cap``."""
+    if cap is None:
+        return body
+    asked = False
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = body.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RoutingError(f"'{field}' must be a positive integer", param=field)
+        if value > cap:
+            raise RoutingError(
+                f"'{field}' is {value}; this server allows at most {cap}",
+                param=field,
+                code="max_tokens_exceeded",
+            )
+        asked = True
+    return body if asked else dict(body, max_tokens=cap)
 
 
 def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> FastAPI:
@@ -493,6 +775,11 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
     def state_of(request: Request) -> _State:
         return request.app.state.routellm
 
+    # Added innermost first: counting sees every answer (401 and 413 too), and a request without
+    # a valid key is refused before its body is read.
+    app.add_middleware(_LimitBody, max_bytes=settings.max_body_bytes)
+    if settings.client_api_keys:
+        app.add_middleware(_RequireApiKey, keys=settings.client_api_keys)
     app.add_middleware(_CountRequests, metrics=metrics)
 
     @app.exception_handler(StarletteHTTPException)
@@ -507,12 +794,19 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
     async def routing_error(request: Request, exc: RoutingError) -> JSONResponse:
         return _error(400, str(exc), param=exc.param, code=exc.code)
 
-    async def decide_or_raise(state: _State, body: dict, endpoint: str, prompt: str) -> _Decision:
+    async def decide_or_raise(
+        state: _State, body: dict, endpoint: str, prompts: list[str], param: str
+    ) -> list[_Decision]:
         spec = parse_model(body.get("model"), list(routers))
         try:
-            return await state.decide(spec, prompt, endpoint)
+            return await state.decide(spec, prompts, endpoint)
         except RoutingError:
             raise
+        except QueueFull as err:
+            raise _Busy(f"router {spec.router!r} is busy ({err}); retry shortly") from None
+        except PromptError as err:  # the router refused this request's text: the client's fault
+            message = f"router {spec.router!r} cannot read the prompt: {err}"
+            raise RoutingError(message, param) from None
         except Exception as err:  # the router itself failed: a server fault, reported as such
             logger.exception(f"router {spec.router!r} failed")
             raise _RouterFailed(f"router {spec.router!r} failed: {type(err).__name__}") from err
@@ -520,6 +814,12 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
     @app.exception_handler(_RouterFailed)
     async def router_failed(request: Request, exc: Exception) -> JSONResponse:
         return _error(500, str(exc), type_="server_error", code="router_failed")
+
+    @app.exception_handler(_Busy)
+    async def busy(request: Request, exc: Exception) -> JSONResponse:
+        return _error(
+            429, str(exc), type_="rate_limit_error", code="queue_full", headers={"retry-after": "1"}
+        )
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -529,11 +829,29 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise RoutingError("'stream' must be true or false", param="stream")
+        body = _cap_max_tokens(body, settings.max_tokens)
         prompt = routing_prompt(body.get("messages"), settings.route_on)
-        decision = await decide_or_raise(state, body, "chat", prompt)
+        (decision,) = await decide_or_raise(state, body, "chat", [prompt], "messages")
         headers = decision.headers(settings)
+        # A client that leaves while the upstream works (a client timeout shorter than the
+        # upstream's time to first token) cancels the upstream request: nobody would read it.
+        forward = asyncio.ensure_future(state.forward(decision.role, body, stream))
+        gone = asyncio.ensure_future(_client_gone(request.receive))
         try:
-            response, answered = await state.forward(decision.role, body, stream)
+            await asyncio.wait({forward, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if gone.done() and not gone.cancelled():
+            forward.cancel()
+            try:
+                response, _ = await forward
+            except (asyncio.CancelledError, _UpstreamFailed):
+                pass
+            else:  # it had just answered: close it all the same
+                await response.aclose()
+            return Response(status_code=499)  # nginx's "client closed request", for the metrics
+        try:
+            response, answered = forward.result()
         except _UpstreamFailed as err:
             return _error(
                 502, str(err), type_="upstream_error", code="upstream_failed", headers=headers
@@ -546,10 +864,8 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         if response.status_code >= 400:  # a client error the upstream reported: pass it on
             return await _relay_client_error(response, answered, state, headers)
         if stream:
-            return StreamingResponse(
-                _relay_stream(response, model, answered, state),
-                media_type="text/event-stream",
-                headers=headers,
+            return _RelayResponse(
+                _relay_stream(response, model, answered, state), response, headers
             )
         try:
             data = response.json()
@@ -594,8 +910,14 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             )
         if any(not p.strip() for p in prompts):
             raise RoutingError("every prompt must contain text", param="prompt")
-        decisions = await asyncio.gather(
-            *(decide_or_raise(state, body, "route", p) for p in prompts)
+        if len(prompts) > settings.max_queue:
+            raise RoutingError(
+                f"{len(prompts)} prompts in one request; this server takes at most "
+                f"{settings.max_queue}",
+                param="prompt",
+            )
+        decisions = await decide_or_raise(
+            state, body, "route", prompts, "messages" if "messages" in body else "prompt"
         )
         out = [
             {
@@ -656,21 +978,33 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
 async def _relay_client_error(
     response: httpx.Response, role: Role, state: _State, headers: dict
 ) -> JSONResponse:
-    """An upstream 4xx (bad parameter, auth...): same status, its error, scrubbed of keys."""
+    """An upstream 4xx (bad parameter, auth...): same status, its error, scrubbed of keys.
+
+    JSON is parsed before scrubbing, so a key written with ``\\u`` escapes is decoded, then
+    caught; any other body is scrubbed as text and cut to 500 characters.
+    """
+    raw = bytearray()
     try:
-        raw = await response.aread()
+        async for part in response.aiter_bytes():
+            raw += part
+            if len(raw) >= _MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass  # what arrived is enough to report
     finally:
         await response.aclose()
-    text = state.redact(raw.decode("utf-8", errors="replace"))
+    text = raw[:_MAX_ERROR_BODY].decode("utf-8", errors="replace")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
-    if not isinstance(data, dict) or "error" not in data:
+    if isinstance(data, dict) and "error" in data:
+        data = state.redact.scrub_json(data)
+    else:
         data = {
             "error": {
                 "message": f"{state.settings.upstream(role).describe()} answered "
-                f"{response.status_code}: {text[:500]}",
+                f"{response.status_code}: {state.redact(text)[:500]}",
                 "type": "upstream_error",
                 "param": None,
                 "code": None,
@@ -682,19 +1016,30 @@ async def _relay_client_error(
 async def _relay_stream(
     response: httpx.Response, model: str, role: Role, state: _State
 ) -> AsyncIterator[str]:
-    """Relay the upstream's server-sent events, with ``model`` set to the routed model's name."""
+    """Relay the upstream's server-sent events, with ``model`` set to the routed model's name.
+
+    Completion chunks pass as the upstream wrote them; error events and lines that are not
+    chunks are scrubbed of keys first.
+    """
     try:
         async for line in response.aiter_lines():
+            chunk = None
             if line.startswith("data:"):
                 payload = line[5:].strip()
                 if payload and payload != "[DONE]":
                     try:
                         chunk = json.loads(payload)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         chunk = None
-                    if isinstance(chunk, dict) and "model" in chunk:
-                        chunk["model"] = model
-                        line = "data: " + json.dumps(chunk, separators=(",", ":"))
+            if isinstance(chunk, dict) and "error" not in chunk:
+                if "model" in chunk:
+                    chunk["model"] = model
+                    line = "data: " + json.dumps(chunk, separators=(",", ":"))
+            elif isinstance(chunk, dict):
+                chunk = state.redact.scrub_json(chunk)
+                line = "data: " + json.dumps(chunk, separators=(",", ":"))
+            else:
+                line = state.redact(line)
             yield line + "\n"
     except httpx.HTTPError as err:
         # Headers are sent: the only way left to tell the client is an error event, which the

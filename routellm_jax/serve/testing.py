@@ -3,17 +3,21 @@
 * :class:`HashRouter`: a deterministic router (win rate from a hash of the prompt) with the
   :class:`~routellm_jax.serve.routing.RouterLike` protocol and a calibration from a fixed set.
 * :class:`FakeUpstream`: a real HTTP server on loopback that answers OpenAI chat completions
-  deterministically (streamed or not), with switches to fail, hang or break streams.
+  deterministically (streamed or not), with switches to fail, hang, break streams, stream slowly
+  (recording in :class:`StreamRecord` what it generated after its client left) or echo the key
+  in escaped forms.
 * :class:`ServerThread`: runs any ASGI app under uvicorn in a background thread on a free port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,6 +113,25 @@ def _last_user_text(messages: Any) -> str:
     return ""
 
 
+@dataclasses.dataclass
+class StreamRecord:
+    """What one streamed answer of a :class:`FakeUpstream` did.
+
+    ``chunk_times``: ``time.monotonic()`` when each event was produced; ``disconnected_at``: when
+    its client (the server under test) dropped the connection, if it did; ``completed``: every
+    event was produced. ``ended`` is set when the stream stops either way.
+    """
+
+    chunk_times: list[float] = dataclasses.field(default_factory=list)
+    disconnected_at: float | None = None
+    completed: bool = False
+    ended: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def produced_after(self, moment: float) -> int:
+        """Events produced after ``moment`` (a ``time.monotonic()`` value)."""
+        return sum(t > moment for t in self.chunk_times)
+
+
 class FakeUpstream:
     """A deterministic OpenAI-compatible chat endpoint on 127.0.0.1 (an ASGI app + uvicorn thread).
 
@@ -118,22 +141,38 @@ class FakeUpstream:
 
     * ``mode``: ``"ok"``; ``"error"`` (HTTP 500); ``"hang"`` (sleep ``hang_s`` before answering);
       ``"bad_request"`` (HTTP 400 OpenAI error that echoes the Authorization header, as OpenAI
-      echoes a wrong key); ``"break_stream"`` (streams one chunk, then drops
-      the connection).
+      echoes a wrong key); ``"bad_request_escaped"`` (the same, every character of the header
+      written as a JSON ``\\uXXXX`` escape); ``"bad_request_text"`` (a 400 plain-text body with
+      the header percent-encoded); ``"break_stream"`` (streams one chunk, then drops the
+      connection); ``"slow_stream"`` (waits ``slow_first_s``, then streams ``slow_chunks``
+      content chunks, one every ``slow_delay_s``, stopping as soon as its client disconnects,
+      as vLLM aborts a request).
     * ``fail_next``: this many requests answer 500 before ``mode`` applies again.
 
-    ``requests`` records (body, Authorization header) of every request.
+    ``requests`` records (body, Authorization header) of every request; ``streams`` a
+    :class:`StreamRecord` per streamed answer.
 
     Example:
         >>> with FakeUpstream() as up:  # doctest: +SKIP
         ...     openai.OpenAI(base_url=up.base_url, api_key="x").chat.completions.create(...)
     """
 
-    def __init__(self, *, hang_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        hang_s: float = 2.0,
+        slow_chunks: int = 100,
+        slow_delay_s: float = 0.01,
+        slow_first_s: float = 0.0,
+    ) -> None:
         self.mode = "ok"
         self.fail_next = 0
         self.hang_s = hang_s
+        self.slow_chunks = slow_chunks
+        self.slow_delay_s = slow_delay_s
+        self.slow_first_s = slow_first_s
         self.requests: list[tuple[dict, str | None]] = []
+        self.streams: list[StreamRecord] = []
         self._lock = threading.Lock()
         self._thread: ServerThread | None = None
 
@@ -167,6 +206,7 @@ class FakeUpstream:
         with self._lock:
             self.mode, self.fail_next = "ok", 0
             self.requests.clear()
+            self.streams.clear()
 
     # --- ASGI ----------------------------------------------------------------------------
 
@@ -210,8 +250,25 @@ class FakeUpstream:
             }
             await _send_json(send, 400, {"error": error})
             return
+        if mode == "bad_request_escaped":
+            # Valid JSON that spells the key only in \uXXXX escapes: a decoder turns it back.
+            escaped = "".join(f"\\u{ord(c):04x}" for c in (auth or b"").decode())
+            raw_error = (
+                '{"error": {"message": "fake upstream rejects the key ' + escaped + '", '
+                '"type": "invalid_request_error"}}'
+            )
+            await _send_raw(send, 400, raw_error.encode(), b"application/json")
+            return
+        if mode == "bad_request_text":
+            quoted = urllib.parse.quote((auth or b"").decode(), safe="")
+            text = f"fake upstream rejects the key {quoted}"
+            await _send_raw(send, 400, text.encode(), b"text/plain")
+            return
         model = str(body.get("model"))
         content = f"{model} answers: {_last_user_text(body.get('messages'))}"
+        if mode == "slow_stream" and body.get("stream"):
+            await self._slow_stream(receive, send, model)
+            return
         if body.get("stream"):
             await self._stream(send, model, content, broken=mode == "break_stream")
             return
@@ -238,6 +295,51 @@ class FakeUpstream:
                 },
             },
         )
+
+    async def _slow_stream(self, receive, send, model: str) -> None:
+        record = StreamRecord()
+        with self._lock:
+            self.streams.append(record)
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            record.disconnected_at = time.monotonic()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            # Time to first token: a client that leaves meanwhile gets nothing generated.
+            await asyncio.wait({watcher}, timeout=self.slow_first_s)
+            if watcher.done():
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
+            )
+            for i in range(self.slow_chunks):
+                if watcher.done():  # the client is gone: stop generating, like a real server
+                    return
+                data = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": f"{model}-upstream",
+                    "choices": [
+                        {"index": 0, "delta": {"content": f"t{i} "}, "finish_reason": None}
+                    ],
+                }
+                record.chunk_times.append(time.monotonic())
+                event = f"data: {json.dumps(data)}\n\n".encode()
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                await asyncio.sleep(self.slow_delay_s)
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+            record.completed = True
+        finally:
+            watcher.cancel()
+            record.ended.set()
 
     async def _stream(self, send, model: str, content: str, broken: bool) -> None:
         await send(
@@ -271,12 +373,15 @@ class FakeUpstream:
 
 
 async def _send_json(send, status: int, data: dict) -> None:
-    body = json.dumps(data).encode()
+    await _send_raw(send, status, json.dumps(data).encode(), b"application/json")
+
+
+async def _send_raw(send, status: int, body: bytes, content_type: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", content_type)],
         }
     )
     await send({"type": "http.response.body", "body": body})

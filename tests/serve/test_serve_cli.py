@@ -75,3 +75,86 @@ def test_router_precision_reaches_the_loader(monkeypatch):
     assert code == 0 and captured["precision"] == "bfloat16"
     code, captured = _run(ARGV, monkeypatch)
     assert code == 0 and captured["precision"] is None  # float32 unless asked
+
+
+def _run_capturing_settings(argv, monkeypatch):
+    import routellm_jax.serve.server as server
+
+    seen = {}
+    real = server.create_app
+
+    def create_app(routers, settings):
+        seen["settings"] = settings
+        return real(routers, settings)
+
+    monkeypatch.setattr(server, "create_app", create_app)
+    code, captured = _run(argv, monkeypatch)
+    return code, captured, seen.get("settings")
+
+
+def test_client_keys_and_limits_reach_the_server(monkeypatch, tmp_path, capsys, caplog):
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text("# clients of team A\n\n  key-file-one-1a2b  \nkey-file-two-3c4d\n")
+    monkeypatch.setenv("CLIENT_KEYS_VAR", "key-env-one-5e6f, key-env-two-7a8b,")
+    argv = ARGV + [
+        "--api-keys-file",
+        str(keys_file),
+        "--api-keys-env",
+        "CLIENT_KEYS_VAR",
+        "--host",
+        "0.0.0.0",
+        "--max-body-bytes",
+        "1000",
+        "--max-tokens",
+        "256",
+        "--max-queue",
+        "32",
+    ]
+    code, captured, settings = _run_capturing_settings(argv, monkeypatch)
+    assert code == 0 and captured["host"] == "0.0.0.0"
+    assert settings.client_api_keys == (
+        "key-file-one-1a2b",
+        "key-file-two-3c4d",
+        "key-env-one-5e6f",
+        "key-env-two-7a8b",
+    )
+    assert (settings.max_body_bytes, settings.max_tokens, settings.max_queue) == (1000, 256, 32)
+    out = capsys.readouterr()
+    assert "4 client key(s)" in out.out
+    for key in settings.client_api_keys:
+        assert key not in out.out + out.err + caplog.text + repr(settings)
+    assert "WITHOUT client authentication" not in caplog.text  # keys are set
+
+
+def test_listening_beyond_loopback_without_keys_warns_loudly(monkeypatch, caplog):
+    code, _ = _run(ARGV + ["--host", "0.0.0.0"], monkeypatch)
+    assert code == 0
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any("0.0.0.0 WITHOUT client authentication" in r.getMessage() for r in warnings)
+    caplog.clear()
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert _run(ARGV + ["--host", host], monkeypatch)[0] == 0
+    assert "WITHOUT client authentication" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "content, flags, message",
+    [
+        ("# only a comment\n\n", ["--api-keys-file", "{file}"], "{file}: holds no key"),
+        ("ok-key\nsecret with space\n", ["--api-keys-file", "{file}"], "{file}, line 2"),
+        (None, ["--api-keys-file", "{missing}"], "{missing}: No such file"),
+        (None, ["--api-keys-env", "UNSET_KEYS_VAR"], "--api-keys-env UNSET_KEYS_VAR: "),
+    ],
+)
+def test_key_flags_that_give_no_usable_key_fail_naming_the_source(
+    monkeypatch, tmp_path, content, flags, message
+):
+    monkeypatch.delenv("UNSET_KEYS_VAR", raising=False)
+    names = {"file": str(tmp_path / "keys.txt"), "missing": str(tmp_path / "nope.txt")}
+    if content is not None:
+        (tmp_path / "keys.txt").write_text(content)
+    flags = [f.format(**names) for f in flags]
+    with pytest.raises(SystemExit) as info:
+        _run(ARGV + flags, monkeypatch)
+    assert message.format(**names) in str(info.value)
+    assert "secret" not in str(info.value)

@@ -198,6 +198,13 @@ def test_route_on_conversation(start_server):
             400,
             "not a router model",
         ),
+        (  # Python reads NaN; the upstream request could not be encoded (a 500 before)
+            b'{"model": "router-mf-minilm-0.5", "messages": [{"role": "user", "content": "x"}], '
+            b'"temperature": NaN}',
+            400,
+            "NaN is not a JSON value",
+        ),
+        (b"\xff\xfe{}", 400, "not valid UTF-8"),
     ],
 )
 def test_bad_requests_get_openai_style_400(start_server, fresh_upstreams, body, status, reason):
