@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -141,27 +140,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``zoo ACTION``; errors are printed (naming the file/entry) with exit code 1, and an
-    entry that is published nowhere (it says how to build it locally) with exit code 2."""
+    """Run ``zoo ACTION``. Errors propagate to :func:`routellm_jax.cli.main`, which prints them
+    on one line naming the file or entry: exit code 2 for the user's to fix (unknown entry, bad
+    manifest, an entry published nowhere, which says how to build it), 1 for a failed download
+    or an altered file."""
     from routellm_jax.zoo import hub
-    from routellm_jax.zoo.card import CardError
 
-    try:
-        if args.zoo_command == "list":
-            return _list(args)
-        if args.zoo_command == "pull":
-            path = hub.pull(
-                args.name, manifest=args.manifest, cache_dir=args.cache_dir, force=args.force
-            )
-            hub.verify_entry_dir(path)
-            print(path)
-            return 0
-        if args.zoo_command == "verify":
-            return _verify(args)
-        return _export(args)
-    except hub.NotPublished as err:  # not a failure of this machine: nothing to pull from
-        print(f"routellm-jax zoo {args.zoo_command}: {err}", file=sys.stderr)
-        return 2
-    except (hub.ZooError, CardError, FileNotFoundError) as err:
-        print(f"routellm-jax zoo {args.zoo_command}: {err}", file=sys.stderr)
-        return 1
+    if args.zoo_command == "list":
+        return _list(args)
+    if args.zoo_command == "pull":
+        path = hub.pull(
+            args.name, manifest=args.manifest, cache_dir=args.cache_dir, force=args.force
+        )
+        hub.verify_entry_dir(path)
+        print(path)
+        return 0
+    if args.zoo_command == "verify":
+        return _verify(args)
+    return _export(args)

@@ -155,7 +155,7 @@ def test_zoo_list_pull_verify(zoo, tmp_path: Path, capsys, monkeypatch) -> None:
     code, _, stderr = _run(
         ["zoo", "pull", "absent", "--manifest", manifest, "--cache-dir", cache], capsys
     )
-    assert code == 1 and "'absent'" in stderr
+    assert code == 2 and "'absent'" in stderr  # an unknown name is the user's to fix
     # Routing by zoo name through the manifest.
     monkeypatch.setenv("ROUTELLM_JAX_ZOO_MANIFEST", manifest)
     code, stdout, _ = _run(

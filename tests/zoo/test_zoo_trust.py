@@ -94,7 +94,7 @@ def test_manifest_path_in_name_or_version_is_refused_and_touches_nothing(
         ["zoo", "pull", "tiny", "--manifest", str(evil), "--cache-dir", str(site["cache"])]
     )
     err = capsys.readouterr().err
-    assert code == 1 and "evil.json" in err and f".{field}" in err
+    assert code == 2 and "evil.json" in err and f".{field}" in err
     # What the issue ran: routing by zoo name through the evil manifest.
     monkeypatch.setenv("ROUTELLM_JAX_ZOO_MANIFEST", str(evil))
     try:
@@ -314,6 +314,6 @@ def test_export_refuses_a_name_the_manifest_would_refuse(tmp_path: Path, capsys)
     out = tmp_path / "out"
     for name, version, bad in (("../escape", "0.1.0", "--name"), ("ok", "/abs", "--version")):
         argv = ["zoo", "export", "--workdir", str(tmp_path), "--out-dir", str(out)]
-        assert cli_main([*argv, "--name", name, "--version", version]) == 1
+        assert cli_main([*argv, "--name", name, "--version", version]) == 2
         assert f"{bad}: " in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "escape").exists()
