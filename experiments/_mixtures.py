@@ -1,58 +1,113 @@
-"""Mixture specs shared by the experiment configs (data, in ``MixtureSpec.to_dict()`` form).
+"""Every named training mix of the experiments, once, as data (``MixtureSpec.to_dict()`` form).
 
-Only training sources: the evaluation sets (MMLU/GSM8K/MT-Bench) are never named here, and the
-mixture builder removes their prompts from every source (exact match after normalisation; the
-config path has no embedder, so no MiniLM near-duplicate pass). Every mix also names the held-out
-judge split (``HELDOUT_SPLIT``, the AlpacaEval / arena-bench-v1 prompts that
-``experiments/run_grid.py`` evaluates on): ``build_mixture`` adds those prompts to the evaluation
-sets, so they are removed the same way and counted in the data card.
+A config sets ``c.data.mixture = mixture(NAME)``; the trainer builds it with
+``MixtureSpec.from_dict`` + ``build_mixture``, and the data card records the same dict, so a card
+alone rebuilds its mix. Only training sources: the evaluation sets (MMLU/GSM8K/MT-Bench, and for
+the grid's mixes the RouterBench test prompts) are never sources here, and the mixture builder
+removes their prompts from every source (exact match after normalisation; the config path has no
+embedder, so no MiniLM near-duplicate pass). Every mix also names the held-out judge split
+(``HELDOUT_SPLIT``, the AlpacaEval / arena-bench-v1 prompts that ``experiments/run_grid.py``
+evaluates on): ``build_mixture`` adds those prompts to the evaluation sets, so they are removed the
+same way and counted in the data card.
+
+Mixes:
+
+* ``judge_battles``: LLM-judge pairwise labels (the paper's judge augmentation): AlpacaEval
+  annotations and the arena-bench-v1 grades turned into battles;
+* ``outcomes_and_battles``: per-model correctness (RouterBench, LLMRouter training splits) plus
+  the AlpacaEval battles;
+* the grid's (``experiments/grid.py``; ``run_grid.py`` adds a MiniLM near-duplicate and a lexical
+  pass on top): ``judge`` (AlpacaEval battles + arena-bench-v1 grades as outcomes), ``golden``
+  (correctness: a seeded 20% of RouterBench train, RouterDC's ARC-Challenge/GSM8K/HumanEval train
+  files, a seeded 25% of LLMRouter train), ``both`` (judge + golden), ``both_mmlu`` (both + the
+  1,500-question MMLU golden split), ``golden_mmlu`` (golden + the golden split) and
+  ``both_mmlu_full`` (both_mmlu without the cuts, plus RouterDC's ARC-Easy train).
+
+Example:
+    >>> [s["name"] for s in mixture("both_mmlu").sources][-1]
+    'mmlu_golden'
 """
 
 from __future__ import annotations
+
+import copy
+from typing import Any
 
 import ml_collections
 
 # Relative to the repository root (``judge_split.resolve_split_path``); committed, do not edit.
 HELDOUT_SPLIT = "experiments/judge_heldout_split.txt"
+# The grid evaluates on RouterBench's test prompts too (transfer pairs): keep them out of training.
+GRID_EVAL_SETS = ("mmlu", "gsm8k", "mt_bench", "routerbench_test")
+# The grid's seeded parts of the two largest correctness sources, a cut made for CPU time (the
+# MiniLM embedding of every training prompt) and kept so the committed results stay reproducible.
+TRAIN_FRACTIONS = {"routerbench_train": 0.2, "llmrouter_train": 0.25}
+# RouterDC training files used: the MMLU/CMMLU ones are left out (their questions are MMLU test
+# questions, i.e. the evaluation set; CMMLU is Chinese); ARC-Easy is left out for CPU time.
+ROUTERDC_PREFIXES = (
+    "routerdc/arc_challenge_train",
+    "routerdc/gsm8k-train",
+    "routerdc/humaneval_train",
+)
+# The "_full" mix drops those CPU-time cuts: every RouterBench and LLMRouter training row and
+# RouterDC's ARC-Easy train too (GSM8K is the one benchmark no mix moved, and LLMRouter's train
+# file holds ~1k GSM8K/MATH-style word problems graded for 9 open models, 3/4 of them cut).
+FULL_ROUTERDC_PREFIXES = (*ROUTERDC_PREFIXES, "routerdc/arc_easy_train")
 
 
-def judge_battles(seed: int = 0) -> ml_collections.ConfigDict:
-    """LLM-judge pairwise labels (the paper's judge augmentation): AlpacaEval annotations and the
-    Arena-Hard v1 grades turned into battles.
+def _hashed(name: str) -> dict[str, Any]:
+    """A built-in source cut to its seeded ``TRAIN_FRACTIONS`` part (salt: the source name)."""
+    fraction = {"fraction": TRAIN_FRACTIONS[name], "salt": name}
+    return {"name": name, "filters": {"hash_fraction": fraction}}
+
+
+def _routerdc(prefixes: tuple[str, ...]) -> dict[str, Any]:
+    return {"name": "routerdc_train", "filters": {"source_prefixes": list(prefixes)}}
+
+
+_JUDGE = [{"name": "alpaca_eval"}, {"name": "arena_bench_v1"}]
+_GOLDEN = [_hashed("routerbench_train"), _routerdc(ROUTERDC_PREFIXES), _hashed("llmrouter_train")]
+_GOLDEN_FULL = [
+    {"name": "routerbench_train"},
+    _routerdc(FULL_ROUTERDC_PREFIXES),
+    {"name": "llmrouter_train"},
+]
+# Evaluation data by design (MMLU test questions): not decontaminated, excluded from evaluation.
+_MMLU_GOLDEN = [{"name": "mmlu_golden", "decontaminate": False}]
+_GRID = {"eval_sets": list(GRID_EVAL_SETS), "heldout_split": HELDOUT_SPLIT}
+
+MIXES: dict[str, dict[str, Any]] = {
+    "judge_battles": {
+        "heldout_split": HELDOUT_SPLIT,
+        "sources": [
+            {"name": "alpaca_eval"},
+            {"name": "arena_bench_v1", "to_comparisons": True, "tie_band": 0.5},
+        ],
+    },
+    "outcomes_and_battles": {
+        "heldout_split": HELDOUT_SPLIT,
+        "sources": [
+            {"name": "routerbench_train"},
+            {"name": "llmrouter_train"},
+            {"name": "alpaca_eval"},
+        ],
+    },
+    "judge": {**_GRID, "sources": _JUDGE},
+    "golden": {**_GRID, "sources": _GOLDEN},
+    "both": {**_GRID, "sources": _JUDGE + _GOLDEN},
+    "both_mmlu": {**_GRID, "sources": _JUDGE + _GOLDEN + _MMLU_GOLDEN},
+    "golden_mmlu": {**_GRID, "sources": _GOLDEN + _MMLU_GOLDEN},
+    "both_mmlu_full": {**_GRID, "sources": _JUDGE + _GOLDEN_FULL + _MMLU_GOLDEN},
+}
+
+
+def mixture(name: str, seed: int = 0) -> ml_collections.ConfigDict:
+    """The named mix as a config section (a fresh copy): ``c.data.mixture = mixture("judge")``.
 
     Example:
-        >>> judge_battles().sources[0]["name"]
-        'alpaca_eval'
+        >>> mixture("golden").sources[0]["filters"]["hash_fraction"]["fraction"]
+        0.2
     """
-    return ml_collections.ConfigDict(
-        {
-            "name": "judge_battles",
-            "seed": seed,
-            "heldout_split": HELDOUT_SPLIT,
-            "sources": [
-                {"name": "alpaca_eval"},
-                {"name": "arena_bench_v1", "to_comparisons": True, "tie_band": 0.5},
-            ],
-        }
-    )
-
-
-def outcomes_and_battles(seed: int = 0) -> ml_collections.ConfigDict:
-    """Per-model correctness (RouterBench, LLMRouter training splits) plus the judge battles.
-
-    Example:
-        >>> [s["name"] for s in outcomes_and_battles().sources][:2]
-        ['routerbench_train', 'llmrouter_train']
-    """
-    return ml_collections.ConfigDict(
-        {
-            "name": "outcomes_and_battles",
-            "seed": seed,
-            "heldout_split": HELDOUT_SPLIT,
-            "sources": [
-                {"name": "routerbench_train"},
-                {"name": "llmrouter_train"},
-                {"name": "alpaca_eval"},
-            ],
-        }
-    )
+    if name not in MIXES:
+        raise KeyError(f"unknown mix {name!r}; known: {sorted(MIXES)}")
+    return ml_collections.ConfigDict({"name": name, "seed": seed, **copy.deepcopy(MIXES[name])})

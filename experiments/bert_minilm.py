@@ -32,7 +32,7 @@ max length, the strong and weak model sets whose battles become labelled example
 
 from __future__ import annotations
 
-from experiments._mixtures import judge_battles
+from experiments._mixtures import mixture
 from routellm_jax.training.config import default_config
 
 
@@ -45,7 +45,7 @@ def get_config():
     c.arch_config.max_length = 128
     c.arch_config.strong_models = ("gpt-4-1106-preview",)
     c.arch_config.weak_models = ("mixtral-8x7b-instruct-v0.1",)
-    c.data.mixture = judge_battles(seed=0)
+    c.data.mixture = mixture("judge_battles")
     # Length buckets: batches of similar-length prompts cut to 32/64/128 tokens (median 26), one
     # compile each; bench_train measured 3.1x the examples/s of full 128-token rows.
     c.data.length_buckets = (32, 64, 128)

@@ -35,7 +35,7 @@ Exported (``/work/runs/export_causal.sh`` of that session, i.e. ``python tools/e
 
 from __future__ import annotations
 
-from experiments._mixtures import judge_battles
+from experiments._mixtures import mixture
 from routellm_jax.training.config import default_config
 
 
@@ -49,7 +49,7 @@ def get_config():
     c.arch_config.max_length = 256
     c.arch_config.strong_models = ("gpt-4-1106-preview",)
     c.arch_config.weak_models = ("mixtral-8x7b-instruct-v0.1",)
-    c.data.mixture = judge_battles(seed=0)
+    c.data.mixture = mixture("judge_battles")
     # Rows are 209-256 tokens (template + question); the 197-token head is shared, so the cost
     # per row is the 12-59 tokens after it: cutting batches of short questions to 224 or 240
     # tokens drops up to 2/3 of that work.

@@ -8,7 +8,8 @@ Run::
 
 from __future__ import annotations
 
-from experiments._mixtures import outcomes_and_battles
+from experiments._mixtures import mixture
+from routellm_jax.models.featurizers import featurizer_dim
 from routellm_jax.training.config import default_config
 
 
@@ -17,8 +18,8 @@ def get_config():
     c.name = "irt_minilm"
     c.arch = "irt"
     c.arch_config.featurizer = "all-MiniLM-L6-v2"
-    c.arch_config.text_dim = 384
-    c.data.mixture = outcomes_and_battles(seed=0)
+    c.arch_config.text_dim = featurizer_dim(c.arch_config.featurizer)
+    c.data.mixture = mixture("outcomes_and_battles")
     c.optimizer.lr = 1e-3
     c.optimizer.weight_decay = 1e-5
     c.optimizer.warmup_steps = 100

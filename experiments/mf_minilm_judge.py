@@ -17,7 +17,8 @@ math difficulty (the paper also reports weak GSM8K numbers for judge-only mf).
 
 from __future__ import annotations
 
-from experiments._mixtures import judge_battles
+from experiments._mixtures import mixture
+from routellm_jax.models.featurizers import featurizer_dim
 from routellm_jax.training.config import default_config
 
 
@@ -26,10 +27,10 @@ def get_config():
     c.name = "mf_minilm_judge"
     c.arch = "mf"
     c.arch_config.featurizer = "all-MiniLM-L6-v2"
-    c.arch_config.text_dim = 384
+    c.arch_config.text_dim = featurizer_dim(c.arch_config.featurizer)
     c.arch_config.dim = 128
     c.arch_config.alpha = 0.1
-    c.data.mixture = judge_battles(seed=0)
+    c.data.mixture = mixture("judge_battles")
     c.data.holdout_fraction = 0.05
     c.optimizer.lr = 3e-4
     c.optimizer.weight_decay = 1e-5

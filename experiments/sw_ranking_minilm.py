@@ -13,7 +13,8 @@ Result (2026-11-28, 2-core CPU shared with other jobs): fit in 228 s (1,103 dist
 
 from __future__ import annotations
 
-from experiments._mixtures import judge_battles
+from experiments._mixtures import mixture
+from routellm_jax.models.featurizers import featurizer_dim
 from routellm_jax.training.config import default_config
 
 
@@ -22,8 +23,8 @@ def get_config():
     c.name = "sw_ranking_minilm"
     c.arch = "sw_ranking"
     c.arch_config.featurizer = "all-MiniLM-L6-v2"
-    c.arch_config.text_dim = 384
+    c.arch_config.text_dim = featurizer_dim(c.arch_config.featurizer)
     c.arch_config.gamma = 10.0
-    c.data.mixture = judge_battles(seed=0)
+    c.data.mixture = mixture("judge_battles")
     c.eval.benchmark = "gsm8k"
     return c

@@ -297,7 +297,9 @@ def standard_eval_sets(
     names: Sequence[str] = ("mmlu", "gsm8k", "mt_bench"),
 ) -> dict[str, list[str]]:
     """The paper's evaluation prompts from the data folder (all of them, before their own
-    decontamination): MMLU (14,042), GSM8K (1,319), MT-Bench (80 questions, every turn).
+    decontamination): MMLU (14,042), GSM8K (1,319), MT-Bench (80 questions, every turn); on
+    request also ``routerbench_test``, the distinct prompts of RouterBench's ``*_test`` files (a
+    transfer benchmark of experiments/run_grid.py).
 
     Example:
         >>> sets = standard_eval_sets()  # doctest: +SKIP
@@ -318,6 +320,15 @@ def standard_eval_sets(
         elif name == "mt_bench":
             qs = re_.read_mt_bench_questions(Path(evals) / "mt_bench" / "question.jsonl")
             out[name] = [turn for q in qs for turn in q.turns]
+        elif name == "routerbench_test":
+            # A local import: mixtures imports this module.
+            from routellm_jax.data.mixtures import BUILTIN_SOURCES
+            from routellm_jax.paths import data_dir
+
+            t = BUILTIN_SOURCES["routerbench_test"](data_dir(data_root)).outcomes
+            out[name] = list(dict.fromkeys(t.prompt.tolist()))
         else:
-            raise ValueError(f"unknown evaluation set {name!r}; known: mmlu, gsm8k, mt_bench")
+            raise ValueError(
+                f"unknown evaluation set {name!r}; known: mmlu, gsm8k, mt_bench, routerbench_test"
+            )
     return out

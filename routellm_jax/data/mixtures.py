@@ -3,10 +3,13 @@ decontaminated against the evaluation prompts, with a data card.
 
 A :class:`MixtureSpec` lists :class:`SourceSpec` entries. Each entry names a built-in source
 (:data:`BUILTIN_SOURCES`, reading the real shared data through ``paths.data_dir()``) or carries its
-own ``loader(data_root) -> TrainingData``. Per source, in order:
+own ``loader(data_root) -> TrainingData``. A spec of built-in sources is plain data
+(:meth:`MixtureSpec.to_dict` / :meth:`MixtureSpec.from_dict`): a config can declare it, and the
+data card records it, so the card alone rebuilds the mixture. Per source, in order:
 
 1. load (bad rows of the built-in real files are skipped and counted, never silently);
-2. filter (``filters``: ``models``, ``source_prefixes``, ``kinds``; see :func:`apply_filters`);
+2. filter (``filters``: ``models``, ``exclude_models``, ``source_prefixes``, ``kinds``,
+   ``hash_fraction``; see :func:`apply_filters`);
 3. optionally turn outcomes into battles (``to_comparisons`` with ``tie_band`` / ``pairs``);
 4. decontaminate against the evaluation sets (exact + near-duplicate when an ``embed_fn`` is
    given), unless ``decontaminate=False`` (e.g. the golden split, which is evaluation data by
@@ -20,7 +23,11 @@ own ``loader(data_root) -> TrainingData``. Per source, in order:
 The built-in training sources use only training files: never the RouterBench / RouterDC /
 LLMRouter ``*_test`` files (available under their own ``*_test`` names for a spec that asks) and
 never the evaluation sets. RouterDC's un-suffixed files (MATH_prealgebra, ceval, javascript, mbpp)
-are its out-of-distribution test sets and are not used either.
+are its out-of-distribution test sets and are not used either. The one exception is named for what
+it is: ``mmlu_golden``, the 1,500-question MMLU golden split (``routellm_jax.eval.golden``), MMLU
+test questions kept for training by the golden-split rule; the evaluation harness excludes them
+from MMLU instead, and a spec gives it ``decontaminate=False`` (else the MMLU evaluation set
+removes every row).
 
 :func:`save_mixture` writes ``comparisons.parquet``, ``outcomes.parquet`` and ``data_card.json``
 (sources, row counts at every step, removed counts by reason and evaluation set, seed, model table
@@ -50,6 +57,7 @@ from routellm_jax.data.decontaminate import (
     standard_eval_sets,
 )
 from routellm_jax.data.elo import outcomes_to_comparisons
+from routellm_jax.data.hashing import hash_fraction
 from routellm_jax.data.model_names import ModelTable, default_table
 from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 from routellm_jax.data.sources._common import ReadReport
@@ -185,6 +193,21 @@ def _load_chatbot_arena(
     )
 
 
+def _load_mmlu_golden(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
+    # Local imports as for every loader: the readers are only needed by specs that name them.
+    from routellm_jax.data.judge_split import prompt_id
+    from routellm_jax.data.sources.routellm_evals import evals_dir, read_mmlu
+    from routellm_jax.eval.golden import golden_split_ids
+
+    if options:
+        raise ValueError(f"source 'mmlu_golden' takes no options, got {sorted(options)}")
+    del report  # read_mmlu reads the pair's correctness files strictly: nothing is skipped
+    ids = golden_split_ids()
+    table = read_mmlu(evals_dir(root), decontaminate=True)
+    keep = np.array([prompt_id(p) in ids for p in table.prompt], dtype=bool)
+    return TrainingData.of(outcomes=table.take(keep))
+
+
 BUILTIN_SOURCES: dict[str, Callable[..., TrainingData]] = {
     # training sources
     "alpaca_eval": _load_alpaca_eval,
@@ -194,6 +217,8 @@ BUILTIN_SOURCES: dict[str, Callable[..., TrainingData]] = {
     "llmrouter_train": _llmrouter("train"),
     "judge_example": _load_judge_example,
     "chatbot_arena": _load_chatbot_arena,  # options: path= local file or Hub repo id
+    # the MMLU golden split: evaluation data by design (give it decontaminate=False)
+    "mmlu_golden": _load_mmlu_golden,
     # held-out splits: only when a spec names them
     "routerbench_test": _routerbench("test"),
     "routerdc_test": _routerdc("test"),
@@ -238,6 +263,8 @@ class SourceSpec:
             raise ValueError(
                 f"source {self.name!r}: unknown filter(s) {sorted(unknown)}; known {FILTER_KEYS}"
             )
+        if "hash_fraction" in self.filters:
+            _check_hash_filter(self.name, self.filters["hash_fraction"])
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "loader"}
@@ -314,7 +341,25 @@ class MixtureSpec:
 
 
 # ------------------------------------------------------------------------ steps
-FILTER_KEYS = ("models", "exclude_models", "source_prefixes", "kinds")
+FILTER_KEYS = ("models", "exclude_models", "source_prefixes", "kinds", "hash_fraction")
+HASH_FILTER_KEYS = ("fraction", "salt")
+
+
+def _check_hash_filter(source: str, value: Any) -> None:
+    where = f"source {source!r}: filter hash_fraction"
+    if not isinstance(value, Mapping) or set(value) != set(HASH_FILTER_KEYS):
+        raise ValueError(f"{where} must be {{'fraction': F, 'salt': S}}, got {value!r}")
+    fraction, salt = value["fraction"], value["salt"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise ValueError(f"{where}: fraction must be a number in [0, 1], got {fraction!r}")
+    if not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"{where}: fraction must be in [0, 1], got {fraction!r}")
+    if not isinstance(salt, str) or not salt:
+        raise ValueError(f"{where}: salt must be a non-empty string, got {salt!r}")
+
+
+def _hash_keep(prompts: np.ndarray, fraction: float, salt: str) -> np.ndarray:
+    return np.array([hash_fraction(str(p), salt) < fraction for p in prompts], dtype=bool)
 
 
 def apply_filters(
@@ -325,7 +370,10 @@ def apply_filters(
     * ``models``: battles whose two models are both listed; outcomes of listed models (any alias);
     * ``exclude_models``: drop battles involving, and outcomes of, these models;
     * ``source_prefixes``: rows whose ``source`` starts with one of the prefixes;
-    * ``kinds``: outcomes of these kinds (``"correct"``, ``"grade"``).
+    * ``kinds``: outcomes of these kinds (``"correct"``, ``"grade"``);
+    * ``hash_fraction``: ``{"fraction": F, "salt": S}`` keeps the rows whose prompt has
+      :func:`~routellm_jax.data.hashing.hash_fraction` ``(prompt, S) < F``, a seeded part that
+      depends only on the prompt text (all of a prompt's rows stay or go together).
 
     Example:
         >>> from routellm_jax.data.records import Outcome
@@ -362,7 +410,39 @@ def apply_filters(
         outs = outs.take(np.array([s.startswith(prefixes) for s in outs.source], dtype=bool))
     if "kinds" in filters:
         outs = outs.take(pd.Series(outs.kind).isin(list(filters["kinds"])).to_numpy())
+    if "hash_fraction" in filters:
+        fraction = float(filters["hash_fraction"]["fraction"])
+        salt = str(filters["hash_fraction"]["salt"])
+        comps = comps.take(_hash_keep(comps.prompt, fraction, salt))
+        outs = outs.take(_hash_keep(outs.prompt, fraction, salt))
     return TrainingData(comps, outs)
+
+
+def load_source(
+    source: SourceSpec,
+    data_root: str | os.PathLike[str] | None = None,
+    *,
+    table: ModelTable | None = None,
+    report: ReadReport | None = None,
+) -> TrainingData:
+    """Steps 1-2 of a source (see the module docstring): load, then apply its ``filters``.
+
+    ``report`` collects the built-in readers' skipped-row counts.
+
+    Example:
+        >>> spec = SourceSpec("t", loader=lambda root: TrainingData.of(
+        ...     comparisons=ComparisonTable.from_records([])))
+        >>> len(load_source(spec, ".").comparisons)
+        0
+    """
+    root = Path(data_root or ".") if source.loader is not None else data_dir(data_root)
+    return apply_filters(_load(source, root, report), source.filters, table)
+
+
+def _load(source: SourceSpec, root: Path, report: ReadReport | None) -> TrainingData:
+    if source.loader is not None:
+        return source.loader(root)
+    return BUILTIN_SOURCES[source.name](root, report=report, **dict(source.options))
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -418,6 +498,51 @@ def _counts(data: TrainingData) -> dict[str, int]:
     }
 
 
+def mixture_eval_sets(
+    spec: MixtureSpec,
+    data_root: str | os.PathLike[str] | None = None,
+    eval_prompts: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, list[str]]:
+    """The evaluation sets :func:`build_mixture` removes from ``spec``'s sources: ``eval_prompts``
+    when given, else the standard sets that ``spec.eval_sets`` names; then the held-out prompts of
+    ``spec.heldout_split`` under the names not given already.
+
+    Example:
+        >>> mixture_eval_sets(MixtureSpec([SourceSpec("alpaca_eval")]), eval_prompts={"x": ["q"]})
+        {'x': ['q']}
+    """
+    return _eval_sets(spec, data_root, eval_prompts)[0]
+
+
+def _eval_sets(
+    spec: MixtureSpec,
+    data_root: str | os.PathLike[str] | None,
+    eval_prompts: Mapping[str, Sequence[str]] | None,
+) -> tuple[dict[str, list[str]], dict[str, Any] | None]:
+    """:func:`mixture_eval_sets` and the data card's ``heldout_split`` entry (None without one)."""
+    if eval_prompts is None:
+        names = tuple(spec.eval_sets)
+        eval_prompts = standard_eval_sets(data_dir(data_root), names=names) if names else {}
+    sets = {k: list(v) for k, v in eval_prompts.items()}
+    if not spec.heldout_split:
+        return sets, None
+    # Added even when the caller gave eval_prompts: a spec that names a held-out split never
+    # trains on it (sets the caller already passed under the same name are kept). Appended after
+    # the other sets: a prompt in two sets is counted under the first, so the split only adds
+    # removals and never moves ones the other sets already count.
+    from routellm_jax.data.judge_split import heldout_eval_sets, resolve_split_path
+
+    held = heldout_eval_sets(data_dir(data_root), spec.heldout_split)
+    sets.update({k: list(v) for k, v in held.items() if k not in sets})
+    split_path = resolve_split_path(spec.heldout_split)
+    card = {
+        "file": str(spec.heldout_split),
+        "sha256": hashlib.sha256(split_path.read_bytes()).hexdigest(),
+        "prompts": {k: len(v) for k, v in held.items()},
+    }
+    return sets, card
+
+
 def build_mixture(
     spec: MixtureSpec,
     *,
@@ -439,37 +564,20 @@ def build_mixture(
         >>> card["totals"]["comparisons"]  # doctest: +SKIP
     """
     table = default_table() if table is None else table
-    needs_root = any(s.loader is None for s in spec.sources) or eval_prompts is None
+    needs_root = (
+        any(s.loader is None for s in spec.sources)
+        or eval_prompts is None
+        or bool(spec.heldout_split)
+    )
     root = data_dir(data_root) if needs_root else Path(data_root or ".")
-    heldout_card = None
-    if eval_prompts is None:
-        eval_prompts = (
-            standard_eval_sets(root, names=tuple(spec.eval_sets)) if spec.eval_sets else {}
-        )
-    if spec.heldout_split:
-        # Added even when the caller gave eval_prompts: a spec that names a held-out split
-        # never trains on it (sets the caller already passed under the same name are kept).
-        from routellm_jax.data.judge_split import heldout_eval_sets, resolve_split_path
-
-        root = data_dir(data_root)
-        held = heldout_eval_sets(root, spec.heldout_split)
-        eval_prompts = {**held, **eval_prompts}
-        split_path = resolve_split_path(spec.heldout_split)
-        heldout_card = {
-            "file": str(spec.heldout_split),
-            "sha256": hashlib.sha256(split_path.read_bytes()).hexdigest(),
-            "prompts": {k: len(v) for k, v in held.items()},
-        }
+    eval_prompts, heldout_card = _eval_sets(spec, data_root, eval_prompts)
     eval_index = EvalIndex.build(eval_prompts, embed_fn) if eval_prompts else None
 
     # Load, filter, decontaminate every source first: proportional targets need the counts.
     stages = []
     for s in spec.sources:
         report = ReadReport()
-        if s.loader is not None:
-            data = s.loader(root)
-        else:
-            data = BUILTIN_SOURCES[s.name](root, report=report, **dict(s.options))
+        data = _load(s, root, report)
         entry: dict[str, Any] = {"name": s.name, "spec": s.to_dict(), "loaded": _counts(data)}
         if report.files:
             entry["read_report"] = report.to_dict()

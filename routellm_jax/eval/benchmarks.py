@@ -15,7 +15,6 @@ counts, golden split). Builders:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from routellm_jax.data.hashing import hash_fraction
 from routellm_jax.data.records import OutcomeTable, _str_array
 from routellm_jax.data.sources import routellm_evals as rev
 from routellm_jax.eval import golden
@@ -270,17 +270,6 @@ def mmlu_benchmark(
 # embeddings were all cached (same salt and fraction).
 MMLU_SUBSET_FRACTION = 0.1
 MMLU_SUBSET_SALT = "mmlu_eval"
-
-
-def hash_fraction(prompt: str, salt: str) -> float:
-    """A prompt's stable position in [0, 1): ``sha256(salt + "\n" + prompt)`` as a fraction.
-
-    Example:
-        >>> 0.0 <= hash_fraction("abc", "s") < 1.0
-        True
-    """
-    digest = hashlib.sha256(f"{salt}\n{prompt}".encode()).hexdigest()
-    return int(digest[:12], 16) / float(16**12)
 
 
 def hash_subset(bench: Benchmark, fraction: float, salt: str) -> Benchmark:

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from routellm_jax.data.hashing import hash_fraction
 from routellm_jax.data.mixtures import (
     BUILTIN_SOURCES,
     MixtureSpec,
     SourceSpec,
     build_mixture,
     load_mixture,
+    load_source,
     save_mixture,
 )
 from routellm_jax.data.records import (
@@ -179,3 +181,53 @@ def test_builtin_train_sources_never_read_test_files(tmp_path) -> None:
     assert sorted(set(data.outcomes.prompt)) == ["train q", "train q2"]
     test = BUILTIN_SOURCES["routerdc_test"](tmp_path)
     assert set(test.outcomes.prompt) == {"test q"}
+
+
+def test_hash_fraction_filter_is_declared_data() -> None:
+    """A seeded part of a source is a declared filter: rows whose prompt hashes below the
+    fraction stay (all rows of a prompt together), and the card records the filter, no code."""
+    cut = {"fraction": 0.3, "salt": "battles"}
+    spec = MixtureSpec(
+        [SourceSpec("battles", loader=battles_loader, filters={"hash_fraction": cut})]
+    )
+    data, card = build_mixture(spec, eval_prompts={})
+    full = battles_loader(Path("."))
+    expected = [p for p in full.comparisons.prompt if hash_fraction(p, "battles") < 0.3]
+    assert data.comparisons.prompt.tolist() == expected and 0 < len(expected) < 101
+    assert card["sources"][0]["spec"]["filters"] == {"hash_fraction": cut}
+    assert card["sources"][0]["after_filters"]["comparisons"] == len(expected)
+    # Outcomes are cut by prompt too; the same salt keeps the same prompts.
+    graded = load_source(
+        SourceSpec(
+            "graded", loader=outcomes_loader, filters={"hash_fraction": {**cut, "salt": "g"}}
+        )
+    )
+    kept = {
+        p for p in set(outcomes_loader(Path(".")).outcomes.prompt) if hash_fraction(p, "g") < 0.3
+    }
+    assert set(graded.outcomes.prompt) == kept and len(graded.outcomes) == 2 * len(kept)
+    declared = MixtureSpec([SourceSpec("routerbench_train", filters={"hash_fraction": cut})])
+    assert MixtureSpec.from_dict(json.loads(json.dumps(declared.to_dict()))) == declared
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ({"fraction": 0.2}, "must be"),
+        ({"fraction": 0.2, "salt": "s", "seed": 1}, "must be"),
+        ({"fraction": 1.5, "salt": "s"}, r"in \[0, 1\]"),
+        ({"fraction": "0.2", "salt": "s"}, "number"),
+        ({"fraction": 0.2, "salt": ""}, "salt"),
+        (0.2, "must be"),
+    ],
+)
+def test_hash_fraction_filter_is_checked(value, match) -> None:
+    with pytest.raises(ValueError, match=f"source 'alpaca_eval': filter hash_fraction.*{match}"):
+        SourceSpec("alpaca_eval", filters={"hash_fraction": value})
+
+
+def test_mmlu_golden_is_a_builtin_source_without_options(tmp_path) -> None:
+    spec = MixtureSpec.from_dict({"sources": [{"name": "mmlu_golden", "decontaminate": False}]})
+    assert spec.sources[0].loader is None and not spec.sources[0].decontaminate
+    with pytest.raises(ValueError, match="mmlu_golden' takes no options"):
+        BUILTIN_SOURCES["mmlu_golden"](tmp_path, colour="red")
