@@ -547,6 +547,7 @@ def train(
     on_step: Callable[[int, Any], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
+    featurizer: Any = None,
 ) -> TrainResult:
     """Train (or build) the router described by ``config``, checkpointing into ``workdir``.
 
@@ -557,7 +558,10 @@ def train(
     :class:`~routellm_jax.training.checkpoints.CheckpointCorruptError` before anything is written;
     a NaN/inf loss raises :class:`NonFiniteLossError` (``config.stop_on_nonfinite``). ``data`` (a
     :class:`TrainingData`) overrides ``config.data``; ``on_step(step, state)`` is called after
-    each step (hooks, tests).
+    each step (hooks, tests). ``featurizer`` replaces the architecture's
+    ``make_featurizer(arch_config)`` for this run, e.g. the same encoder with its embeddings
+    precomputed; the checkpoint records only the config's featurizer spec, so the injected one
+    must give that spec's vectors (its ``dim`` is checked against ``arch_config.text_dim``).
 
     Example:
         >>> result = train(load_config("mf_minilm_judge", ["--config.steps=20"]), "/tmp/mf")  # doctest: +SKIP
@@ -629,7 +633,10 @@ def train(
         arch_cfg = dataclasses.replace(arch_cfg, models=tuple(models))
         config.arch_config.models = tuple(models)
         config_json = config_lib.to_json(config)
-    featurizer = arch.make_featurizer(arch_cfg)
+    if featurizer is None:
+        featurizer = arch.make_featurizer(arch_cfg)
+    else:
+        check_featurizer(featurizer, arch_cfg)
 
     if arch.fit is not None:
         return _fit(
@@ -842,6 +849,23 @@ def train(
         checkpoint_steps=steps,
         step_compiles=trainer.compile_count(),
     )
+
+
+def check_featurizer(featurizer: Any, arch_cfg: Any) -> None:
+    """Raise ValueError when an injected featurizer's width differs from the config's
+    ``text_dim`` (either may be absent: token-sequence routers have no ``text_dim``).
+
+    Example:
+        >>> from routellm_jax.models.featurizers import make_embedding_featurizer
+        >>> from routellm_jax.models.mf import MFConfig
+        >>> check_featurizer(make_embedding_featurizer("hashing:8"), MFConfig(text_dim=8))
+    """
+    dim, text_dim = getattr(featurizer, "dim", None), getattr(arch_cfg, "text_dim", None)
+    if dim is not None and text_dim is not None and int(dim) != int(text_dim):
+        spec = getattr(featurizer, "spec", type(featurizer).__name__)
+        raise ValueError(
+            f"featurizer {spec!r} gives {dim}-d vectors but arch_config.text_dim = {text_dim}"
+        )
 
 
 def length_bucketing(arch: Any, data_cfg: Any) -> dict[str, Any]:
