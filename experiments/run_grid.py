@@ -1,16 +1,18 @@
-"""Run a grid of (router x data mix) cells and write ``experiments/results/`` (issue 6).
+"""Run a grid of (router x data mix) cells and write ``experiments/results/``.
 
-Each cell is a file ``experiments/grid/<router>_<mix>.py`` with ``get_config()`` (the trainer's
-config plus a ``grid`` section: ``mix``, the training mix by name in :data:`MIXES`). For each cell
-this script
+The cells are configs: ``experiments/grid.py:<cell>`` is ``get_config(<cell>)`` of the family file
+``experiments/grid.py``, and ``experiments/grid.py`` alone is every cell of its ``sweep()``. A
+cell's config is the trainer's, with ``data.mixture`` its training mix (a declared spec,
+``experiments/_mixtures.py``) and ``grid.label`` its row label. For each cell this script
 
 1. builds the cell's training mix with :func:`routellm_jax.data.mixtures.build_mixture`,
-   decontaminated (exact + MiniLM cosine >= 0.95) against every evaluation set: MMLU, GSM8K,
-   MT-Bench questions and the held-out judge prompts (below); the data card, with removed counts,
-   is written to ``<workdir>/mixes/<mix>/data_card.json`` and summarised in ``results.json``;
+   decontaminated (exact + MiniLM cosine >= 0.95, then a lexical pass) against every evaluation
+   set: MMLU, GSM8K, MT-Bench questions, the held-out judge prompts (below) and the RouterBench
+   test prompts; the data card, with the declared spec and removed counts, is written to
+   ``<workdir>/mixes/<mix>/data_card.json`` and summarised in ``results.json``;
 2. trains the router with :func:`routellm_jax.training.train.train` (the framework trainer), with
-   ``arch_config.models`` = the models of the mix and the MiniLM featurizer read from the
-   embedding cache (``precomputed:<cache>``, see :class:`EmbeddingStore`);
+   ``arch_config.models`` = the models of the mix and the MiniLM featurizer served from the
+   embedding cache (:meth:`EmbeddingStore.featurizer`, given to the trainer);
 3. scores it on every benchmark of :func:`build_benchmarks`: MMLU without the 1,500-question golden
    split (golden-split rule, for every router, so all rows are comparable), GSM8K, held-out
    AlpacaEval and held-out arena-bench-v1 for the paper's pair (gpt-4-1106-preview vs
@@ -32,21 +34,20 @@ Missing prompts are embedded with :func:`routellm_jax.models.encoders.embedder.l
 cache first, to save CPU time.
 
 Usage:
-    python experiments/run_grid.py experiments/grid/*.py --out experiments/results
+    python experiments/run_grid.py experiments/grid.py --out experiments/results
+    python experiments/run_grid.py experiments/grid.py:irt_both experiments/grid.py:mf_both
     python experiments/run_grid.py --write-split
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ if str(HERE.parent) not in sys.path:  # "experiments" importable when run as a s
     sys.path.insert(0, str(HERE.parent))
 
 from experiments import baselines as B  # noqa: E402
+from routellm_jax.data.hashing import hash_fraction  # noqa: E402
+from routellm_jax.data.mixtures import MixtureSpec, load_source  # noqa: E402
 from routellm_jax.data.records import (  # noqa: E402
     OUTCOME_A,
     OUTCOME_B,
@@ -64,6 +67,7 @@ from routellm_jax.data.records import (  # noqa: E402
     OutcomeTable,
     TrainingData,
 )
+from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL  # noqa: E402
 from routellm_jax.eval.benchmarks import Benchmark  # noqa: E402
 
 log = logging.getLogger("run_grid")
@@ -71,7 +75,7 @@ log = logging.getLogger("run_grid")
 SPLIT_FILE = HERE / "judge_heldout_split.txt"
 SPLIT_SEED = "routellm-jax/judge-heldout/v1"
 HELDOUT_FRACTION = 0.3
-STRONG, WEAK = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"
+STRONG, WEAK = STRONG_MODEL, WEAK_MODEL
 ALPACA_CSV = Path("derived/alpaca_eval_pairwise_labels.csv")
 ARENA_MATRIX = Path("derived/arena_bench_v1_score_matrix.csv")
 ROUTERBENCH = Path("shuhao02__RouterDC/datasets/routerbench_zs")
@@ -80,18 +84,6 @@ ROUTERBENCH = Path("shuhao02__RouterDC/datasets/routerbench_zs")
 # so it is stable under any filtering). Each fraction is recorded in results.json.
 MMLU_EVAL_FRACTION = 1.0  # of the 12,537 non-golden MMLU questions (all: embeddings cached)
 RB_TEST_FRACTION = 0.15  # of the RouterBench test prompts (transfer benchmark)
-TRAIN_FRACTIONS = {"routerbench_train": 0.2, "llmrouter_train": 0.25}
-# RouterDC training files used: the MMLU/CMMLU ones are left out (their questions are MMLU test
-# questions, i.e. the evaluation set; CMMLU is Chinese); ARC-Easy is left out for CPU time.
-ROUTERDC_PREFIXES = (
-    "routerdc/arc_challenge_train",
-    "routerdc/gsm8k-train",
-    "routerdc/humaneval_train",
-)
-# The "_full" mixes drop those CPU-time cuts: every RouterBench and LLMRouter training row and
-# RouterDC's ARC-Easy train too (why: GSM8K is the one benchmark no mix moved, and LLMRouter's
-# train file holds ~1k GSM8K/MATH-style word problems graded for 9 open models, 3/4 of them cut).
-FULL_ROUTERDC_PREFIXES = (*ROUTERDC_PREFIXES, "routerdc/arc_easy_train")
 # The paper's best per benchmark (Tables 1-3, APGR) and what the issue asks us to match.
 PAPER_BEST = {"mmlu": 0.603, "gsm8k": 0.622, "mt_bench": 0.802}
 # (benchmark key, strong, weak): the headline pair first, then transfer pairs (never a training pair
@@ -278,16 +270,6 @@ def judge_heldout_benchmarks(
     }
 
 
-def hash_fraction(prompt: str, salt: str) -> float:
-    """A prompt's stable position in [0, 1): ``sha256(salt + "\\n" + prompt)`` as a fraction.
-
-    Example:
-        >>> 0.0 <= hash_fraction("abc", "s") < 1.0
-        True
-    """
-    return int(_sha(f"{salt}\n{prompt}")[:12], 16) / float(16**12)
-
-
 def _hash_select(bench: Benchmark, fraction: float, salt: str) -> Benchmark:
     keep = np.array([hash_fraction(p, salt) < fraction for p in bench.prompts], dtype=bool)
     return bench.take(keep, hash_subsample_fraction=fraction, hash_subsample_salt=salt)
@@ -387,51 +369,35 @@ class EmbeddingStore:
         except KeyError as err:
             raise KeyError(f"{self.path}: prompt not embedded: {str(err)[:80]}") from None
 
-    @contextlib.contextmanager
-    def serving(self, arch: Any) -> Iterator[None]:
-        """Within the block, the architecture's featurizer for this store's encoder spec starts
-        with every cached embedding (a prompt not in the store is embedded by the real encoder).
+    def featurizer(self, spec: str) -> Any | None:
+        """A featurizer for the spec ``spec`` that starts with every cached embedding (a prompt
+        not in the store is embedded by the real encoder), or None when the spec does not use
+        this store's encoder (then the architecture's own featurizer is right).
 
-        The checkpoint's config keeps the plain encoder spec (``all-MiniLM-L6-v2``, or
-        ``all-MiniLM-L6-v2+shape``, whose encoder part is seeded the same way), so an
-        exported router embeds new prompts itself; the store only saves recomputing training and
-        benchmark prompts. Implemented by wrapping ``make_embedding_featurizer`` in the
-        architecture's module, since the trainer builds its featurizer internally.
+        For the trainer (``train(..., featurizer=...)``) and the evaluation of a cell: the
+        checkpoint's config keeps the plain encoder spec (``all-MiniLM-L6-v2``, or
+        ``all-MiniLM-L6-v2+shape``, whose encoder part is served the same way), so an exported
+        router embeds new prompts itself; the store only saves recomputing training and benchmark
+        prompts.
         """
-        from unittest import mock
+        from routellm_jax.models.featurizers import ConcatFeaturizer, ShapeFeaturizer, base_spec
 
-        module = sys.modules[arch.make_featurizer.__module__]
-        real = getattr(module, "make_embedding_featurizer", None)
-        if real is None:  # an architecture without embedding featurizers (bert, causal_llm)
-            yield
-            return
-
-        def seeded(spec: str, **kwargs: Any) -> Any:
-            from routellm_jax.models.featurizers import (
-                ConcatFeaturizer,
-                ShapeFeaturizer,
-                base_spec,
-            )
-
-            if spec != self.encoder and base_spec(spec) == self.encoder:  # "<encoder>+shape"
-                return ConcatFeaturizer([seeded(self.encoder, **kwargs), ShapeFeaturizer()])
-            if spec != self.encoder:
-                return real(spec, **kwargs)
-            feat = _LazyEncoderFeaturizer(spec, kwargs)
+        if spec == self.encoder:
+            feat = _LazyEncoderFeaturizer(spec)
             feat.cache.update(self.table)
             return feat
-
-        with mock.patch.object(module, "make_embedding_featurizer", seeded):
-            yield
+        if base_spec(spec) == self.encoder:  # "<encoder>+shape"
+            return ConcatFeaturizer([self.featurizer(self.encoder), ShapeFeaturizer()])
+        return None
 
 
 class _LazyEncoderFeaturizer:
     """``CachedFeaturizer`` behaviour with the encoder loaded only if an uncached prompt comes."""
 
-    def __init__(self, spec: str, kwargs: Mapping[str, Any]) -> None:
+    def __init__(self, spec: str) -> None:
         from routellm_jax.models.featurizers import featurizer_dim
 
-        self.spec, self.kwargs = spec, dict(kwargs)
+        self.spec = spec
         self.dim = featurizer_dim(spec) or 384
         self.cache: dict[str, np.ndarray] = {}
         self._real: Any = None
@@ -443,7 +409,7 @@ class _LazyEncoderFeaturizer:
             if self._real is None:
                 from routellm_jax.models.featurizers import make_embedding_featurizer
 
-                self._real = make_embedding_featurizer(self.spec, **self.kwargs)
+                self._real = make_embedding_featurizer(self.spec)
             for p, v in zip(new, self._real.embed(new, batch_size)):
                 self.cache[p] = v
         if not prompts:
@@ -455,79 +421,6 @@ class _LazyEncoderFeaturizer:
 
 
 # ------------------------------------------------------------------------ training mixes
-def _golden_mmlu_loader(root: Path) -> TrainingData:
-    """The 1,500 golden MMLU questions with both models' correctness (training-only split)."""
-    from routellm_jax.data.sources.routellm_evals import evals_dir, read_mmlu
-    from routellm_jax.eval.golden import golden_split_ids
-
-    ids = golden_split_ids()
-    t = read_mmlu(evals_dir(root), decontaminate=True)
-    return TrainingData.of(
-        outcomes=t.take(np.array([_sha(p) in ids for p in t.prompt], dtype=bool))
-    )
-
-
-def _hashed_loader(builtin: str, fraction: float) -> Callable[[Path], TrainingData]:
-    """A built-in source keeping the prompts with ``hash_fraction(p, builtin) < fraction``."""
-
-    def load(root: Path) -> TrainingData:
-        from routellm_jax.data.mixtures import BUILTIN_SOURCES
-        from routellm_jax.data.sources._common import ReadReport
-
-        d = BUILTIN_SOURCES[builtin](root, report=ReadReport())
-        o = d.outcomes
-        keep = np.array([hash_fraction(p, builtin) < fraction for p in o.prompt], dtype=bool)
-        c = d.comparisons
-        keep_c = np.array([hash_fraction(p, builtin) < fraction for p in c.prompt], dtype=bool)
-        return TrainingData(c.take(keep_c), o.take(keep))
-
-    load.__qualname__ = f"hashed({builtin}, {fraction})"
-    return load
-
-
-def mixture_spec(name: str) -> Any:
-    """The :class:`MixtureSpec` of a named mix (see :data:`MIXES`).
-
-    Example:
-        >>> [s.name for s in mixture_spec("judge").sources]
-        ['alpaca_eval', 'arena_bench_v1']
-    """
-    from routellm_jax.data.mixtures import MixtureSpec, SourceSpec
-
-    judge = [SourceSpec("alpaca_eval"), SourceSpec("arena_bench_v1")]
-    golden = [
-        SourceSpec(
-            "routerbench_train",
-            loader=_hashed_loader("routerbench_train", TRAIN_FRACTIONS["routerbench_train"]),
-        ),
-        SourceSpec("routerdc_train", filters={"source_prefixes": list(ROUTERDC_PREFIXES)}),
-        SourceSpec(
-            "llmrouter_train",
-            loader=_hashed_loader("llmrouter_train", TRAIN_FRACTIONS["llmrouter_train"]),
-        ),
-    ]
-    golden_full = [
-        SourceSpec("routerbench_train"),
-        SourceSpec("routerdc_train", filters={"source_prefixes": list(FULL_ROUTERDC_PREFIXES)}),
-        SourceSpec("llmrouter_train"),
-    ]
-    mmlu = [SourceSpec("mmlu_golden", loader=_golden_mmlu_loader, decontaminate=False)]
-    sources = {
-        "judge": judge,
-        "golden": golden,
-        "both": judge + golden,
-        "both_mmlu": judge + golden + mmlu,
-        "golden_mmlu": golden + mmlu,
-        "both_mmlu_full": judge + golden_full + mmlu,
-    }
-    if name not in sources:
-        raise KeyError(f"unknown mix {name!r}; known: {sorted(sources)}")
-    return MixtureSpec(sources=sources[name], seed=0, name=name)
-
-
-MIXES = ("judge", "golden", "both", "both_mmlu", "golden_mmlu", "both_mmlu_full")
-
-
 def eval_prompt_sets(root: Path, split: Mapping[str, frozenset[str]]) -> dict[str, list[str]]:
     """Every evaluation prompt set a training mix is decontaminated against.
 
@@ -541,8 +434,9 @@ def eval_prompt_sets(root: Path, split: Mapping[str, frozenset[str]]) -> dict[st
     held = heldout_prompts(root, split)
     sets["alpaca_heldout"] = held["alpaca_eval"]
     sets["arena_heldout"] = held["arena_bench_v1"]
-    # The RouterBench test slices are a transfer benchmark: keep them out of training too.
-    sets["routerbench_test"] = list(dict.fromkeys(_routerbench_test(root).prompt.tolist()))
+    # The RouterBench test slices are a transfer benchmark: keep them out of training too (the
+    # grid's mixes declare it among their eval_sets, so the trainer's path removes them as well).
+    sets.update(standard_eval_sets(root, names=("routerbench_test",)))
     return sets
 
 
@@ -550,9 +444,9 @@ LEXICAL_THRESHOLD = 0.9
 
 
 def build_mix(
-    name: str, root: Path, store: EmbeddingStore, eval_sets: Mapping[str, Sequence[str]]
+    spec: MixtureSpec, root: Path, store: EmbeddingStore, eval_sets: Mapping[str, Sequence[str]]
 ) -> tuple[TrainingData, dict[str, Any]]:
-    """Build + decontaminate a named mix; returns ``(data, data card)``.
+    """Build + decontaminate a declared mix; returns ``(data, data card)``.
 
     Three checks against every evaluation set: exact (normalised text), MiniLM cosine >= 0.95
     (inside :func:`build_mixture`), and a lexical pass (hashed word uni+bigram cosine >=
@@ -562,13 +456,12 @@ def build_mix(
     exact and lexical passes still cover it.
 
     Example:
-        >>> data, card = build_mix("judge", root, store, eval_sets)  # doctest: +SKIP
+        >>> data, card = build_mix(spec, root, store, eval_sets)  # doctest: +SKIP
     """
     from routellm_jax.data.decontaminate import EvalIndex, decontaminate
     from routellm_jax.data.mixtures import build_mixture
     from routellm_jax.models.featurizers import make_embedding_featurizer
 
-    spec = mixture_spec(name)
     # First pass (exact only) lists the training prompts, all of which must be embedded.
     raw, _ = build_mixture(spec, data_root=root, eval_prompts=eval_sets)
     store.ensure(list(raw.comparisons.prompt) + list(raw.outcomes.prompt))
@@ -586,8 +479,8 @@ def build_mix(
     # excluded from evaluation instead) skip the lexical pass too.
     exempt = set()
     for s in spec.sources:
-        if not s.decontaminate and s.loader is not None:
-            d = s.loader(root)
+        if not s.decontaminate:
+            d = load_source(s, root)
             exempt |= set(d.comparisons.prompt.tolist()) | set(d.outcomes.prompt.tolist())
     c_ex = np.array([p in exempt for p in data.comparisons.prompt], dtype=bool)
     o_ex = np.array([p in exempt for p in data.outcomes.prompt], dtype=bool)
@@ -620,19 +513,43 @@ def build_mix(
 
 
 # ------------------------------------------------------------------------ cells
-def load_cell(path: str | os.PathLike[str]) -> Any:
-    """``get_config()`` of a grid cell file.
+def load_cells(specs: Sequence[str]) -> list[tuple[str, Any]]:
+    """``(cell id, config)`` of each cell spec: ``FILE.py:CELL`` is ``get_config(CELL)``, a family
+    file alone (one with ``sweep()``) is all of its cells, any other file its ``get_config()``.
+    The id (``experiments/grid.py:irt_both``) is what ``results.json`` rows record as ``config``.
 
     Example:
-        >>> load_cell("experiments/grid/mf_both.py").grid.mix  # doctest: +SKIP
-        'both'
+        >>> [i for i, _ in load_cells(["experiments/grid.py"])][:1]
+        ['experiments/grid.py:irt_shape_both_mmlu']
     """
-    from routellm_jax.training.config import load_config
+    from routellm_jax.training.config import expand_sweep, load_config, split_config_arg
 
-    cfg = load_config(str(path))
-    if "grid" not in cfg or "mix" not in cfg.grid:
-        raise ValueError(f"{path}: get_config() needs grid.mix (one of {MIXES})")
-    return cfg
+    out = []
+    for spec in specs:
+        for one in expand_sweep(str(spec)):
+            base, arg = split_config_arg(one)
+            full = Path(base).resolve()
+            # Repository files as the results record them; others (tests' temporary files) as given.
+            where = str(full.relative_to(HERE.parent)) if full.is_relative_to(HERE.parent) else base
+            cfg = load_config(one)
+            cell_id = where if arg is None else f"{where}:{arg}"
+            if not cfg.data.mixture or not len(cfg.data.mixture):
+                raise ValueError(f"{cell_id}: the config sets no data.mixture (a declared mix)")
+            out.append((cell_id, cfg))
+    return out
+
+
+def cell_name(cell_id: str) -> str:
+    """The cell's name (its argument, or its file's stem): its workdir under ``cells/``.
+
+    Example:
+        >>> cell_name("experiments/grid.py:irt_both"), cell_name("/tmp/mf_tiny.py")
+        ('irt_both', 'mf_tiny')
+    """
+    from routellm_jax.training.config import split_config_arg
+
+    base, arg = split_config_arg(cell_id)
+    return arg if arg is not None else Path(base).stem
 
 
 def train_cell(
@@ -660,10 +577,12 @@ def train_cell(
         shutil.rmtree(workdir)
     t0 = time.time()
     arch = get_architecture(cfg.arch)
-    with store.serving(arch):
-        result = train(cfg, workdir, data=data, progress=False)
-        seconds = time.time() - t0
-        acfg = arch_config(cfg)
+    acfg = arch_config(cfg)
+    spec = getattr(acfg, "featurizer", None)  # the embedding heads name their featurizer
+    feat = store.featurizer(spec) if isinstance(spec, str) else None
+    result = train(cfg, workdir, data=data, progress=False, featurizer=feat)
+    seconds = time.time() - t0
+    if feat is None:
         feat = arch.make_featurizer(acfg)
     params = jax.device_get(result.params)
     # A router with an encoder inside (bert, causal_llm: token-sequence inputs) is compiled once
@@ -806,7 +725,7 @@ def run(
     """Run the grid (see the module docstring); returns the result rows.
 
     Example:
-        >>> rows = run(["experiments/grid/mf_both.py"], Path("experiments/results"),
+        >>> rows = run(["experiments/grid.py:mf_both"], Path("experiments/results"),
         ...            workdir=Path("/tmp/grid"))  # doctest: +SKIP
     """
     from routellm_jax.eval.baselines import prompt_length_router
@@ -816,7 +735,7 @@ def run(
 
     root = data_dir(data_root)
     split = read_split()
-    cfgs = [(str(c), load_cell(c)) for c in cells]
+    cfgs = load_cells(cells)
     store = EmbeddingStore(cache or cache_dir() / "experiments" / "minilm_cache.npz", encoder)
     for seed_npz in seed_embeddings:
         log.info("seeded %d embeddings from %s", store.seed_from(seed_npz), seed_npz)
@@ -882,15 +801,19 @@ def run(
     add("prompt_length", "-", lambda ps, s, w: prompt_length_router(ps), {})
 
     mix_cache: dict[str, tuple[TrainingData, dict]] = {}
+    specs: dict[str, MixtureSpec] = {}
     failed: dict[str, str] = {}
     cards: dict[str, dict] = {}
-    for path, cfg in cfgs:
-        mix = str(cfg.grid.mix)
+    for cell_id, cfg in cfgs:
+        spec = MixtureSpec.from_dict(cfg.data.mixture.to_dict())
+        mix = spec.name
+        if specs.setdefault(mix, spec) != spec:  # results are keyed by the mix's name
+            raise ValueError(f"{cell_id}: mix {mix!r} differs from an earlier cell's {mix!r}")
         if mix not in mix_cache:
             t0 = time.time()
             for seed_npz in seed_embeddings:  # seed files may have grown since the start
                 store.seed_from(seed_npz)
-            data, card = build_mix(mix, root, store, eval_sets)
+            data, card = build_mix(spec, root, store, eval_sets)
             if quick:
                 data = _quick_data(data)
             mix_cache[mix] = (data, card)
@@ -916,14 +839,14 @@ def run(
         if quick:
             cfg.steps = min(int(cfg.steps), 20)
         try:
-            fn, info = train_cell(cfg, data, store, workdir / "cells" / Path(path).stem)
+            fn, info = train_cell(cfg, data, store, workdir / "cells" / cell_name(cell_id))
         except Exception as err:  # one failing cell must not lose the others' results
-            log.exception("cell %s failed", path)
-            failed[path] = f"{type(err).__name__}: {err}"
+            log.exception("cell %s failed", cell_id)
+            failed[cell_id] = f"{type(err).__name__}: {err}"
             continue
         # grid.label tells apart cells of one architecture and mix (e.g. another featurizer).
-        label = str(cfg.grid.get("label", cfg.arch))
-        add(label, mix, fn, info, config=os.path.relpath(path, HERE.parent))
+        label = str(cfg.get("grid", {}).get("label", cfg.arch))
+        add(label, mix, fn, info, config=cell_id)
         write_tables(out, rows, benches, {"command": command, "partial": True})
 
     meta = {
@@ -941,37 +864,6 @@ def run(
     return rows
 
 
-def stamp_cells(rows: Sequence[Mapping[str, Any]], command: str) -> list[Path]:
-    """Rewrite the ``RESULT:`` line of each trained cell's docstring with its APGRs.
-
-    Example:
-        >>> stamp_cells([], "")
-        []
-    """
-    done = []
-    for r in rows:
-        if not r.get("config"):
-            continue
-        path = HERE.parent / r["config"]
-        text = path.read_text()
-        vals = ", ".join(
-            f"{k.split(':')[0] if ':' not in k else k}={v:.3f}"
-            for k, v in r["apgr"].items()
-            if v is not None
-        )
-        new, n = re.subn(
-            r"^    RESULT: .*$",
-            lambda _, line=f"    RESULT: {vals} (from: {command})": line,
-            text,
-            count=1,
-            flags=re.M,
-        )
-        if n:
-            path.write_text(new)
-            done.append(path)
-    return done
-
-
 def _quick_data(data: TrainingData) -> TrainingData:
     """At most 3000 battles and 3000 outcomes (smoke tests)."""
     rng = np.random.default_rng(0)
@@ -986,7 +878,9 @@ def _quick_data(data: TrainingData) -> TrainingData:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("cells", nargs="*", help="grid cell files (experiments/grid/*.py)")
+    ap.add_argument(
+        "cells", nargs="*", help="cells: experiments/grid.py (its whole sweep) or FILE.py:CELL"
+    )
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--workdir", default="/tmp/routellm_grid")
     ap.add_argument("--data-dir", default=None)
@@ -995,9 +889,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--encoder", default="all-MiniLM-L6-v2", help="or hashing:384 (smoke)")
     ap.add_argument("--quick", action="store_true", help="tiny benchmarks/data/steps (smoke)")
     ap.add_argument("--write-split", action="store_true")
-    ap.add_argument(
-        "--stamp", action="store_true", help="write each cell's APGRs into its docstring"
-    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every file it writes
@@ -1010,9 +901,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {SPLIT_FILE}")
         return 0
     if not args.cells:
-        ap.error("give grid cell files")
+        ap.error("give cells: experiments/grid.py, or experiments/grid.py:CELL ...")
     command = "python experiments/run_grid.py " + " ".join(argv or sys.argv[1:])
-    rows = run(
+    run(
         args.cells,
         Path(args.out),
         workdir=Path(args.workdir),
@@ -1023,8 +914,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=args.quick,
         command=command,
     )
-    if not args.quick and args.stamp:
-        stamp_cells(rows, command)
     return 0
 
 

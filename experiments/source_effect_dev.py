@@ -1,4 +1,4 @@
-"""Choose irt's per-source nuisance term (``source_effect``) on TRAINING data only (issue 6).
+"""Choose irt's per-source nuisance term (``source_effect``) on TRAINING data only.
 
 Dev sets, all held out of training here and all from the training mix (no evaluation set is read:
 not the non-golden MMLU, not GSM8K test, not the held-out judge split):
@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ml_collections  # noqa: E402
 
 from experiments import run_grid as G  # noqa: E402
-from routellm_jax.data.mixtures import load_mixture  # noqa: E402
+from experiments.grid import SHAPE, SOURCE_GROUPS  # noqa: E402
+from routellm_jax.data.mixtures import BUILTIN_SOURCES, load_mixture  # noqa: E402
 from routellm_jax.data.records import TrainingData  # noqa: E402
 from routellm_jax.eval.baselines import prompt_length_router  # noqa: E402
 from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes  # noqa: E402
@@ -56,20 +57,7 @@ from routellm_jax.training.config import default_config  # noqa: E402
 
 GSM8K_SOURCE = "routerdc/gsm8k-train"
 ARENA_SOURCE = "arena_bench_v1"
-# The training sources of the both_mmlu mix, at the level a benchmark's threshold is applied:
-# the 57 MMLU subjects are one group (subject difficulty is part of the MMLU ranking), RouterBench
-# and LLMRouter one group each (their source names carry no finer task).
-SOURCE_GROUPS = (
-    "alpaca_eval",
-    "arena_bench_v1",
-    "routellm/mmlu",
-    "routerdc/gsm8k-train",
-    "routerdc/arc_challenge_train",
-    "routerdc/humaneval_train",
-    "routerbench",
-    "llmrouter",
-)
-FEATURIZER = "all-MiniLM-L6-v2+shape"
+FEATURIZER = SHAPE
 
 
 # The label sources whose labeller (an LLM judge) has its own view of each model; the correctness
@@ -164,7 +152,7 @@ def main() -> None:
     root = data_dir(None)
     store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
     data, _ = load_mixture(Path(args.mix))
-    gold = G._golden_mmlu_loader(root).outcomes
+    gold = BUILTIN_SOURCES["mmlu_golden"](root).outcomes
     alp = G.alpaca_pair_outcomes(root, G.STRONG, G.WEAK)
     o = data.outcomes
     gsm = o.take(o.source == GSM8K_SOURCE)

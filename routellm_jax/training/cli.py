@@ -1,7 +1,8 @@
 """``routellm-jax train CONFIG --workdir DIR [--resume | --resume-step N] [--config.a.b=value ...]``.
 
 ``CONFIG`` is an experiment file (``experiments/mf_minilm_judge.py``), a bare experiment name
-(``mf_minilm_judge``) or a module path, each with a ``get_config()``. Multi-host: pass
+(``mf_minilm_judge``) or a module path, each with a ``get_config()``; ``CONFIG:ARG`` calls
+``get_config(ARG)``, e.g. one cell of a sweep (``experiments/grid.py:irt_both``). Multi-host: pass
 ``--coordinator HOST:PORT --num-processes N --process-id I`` on every host (or rely on the
 cluster auto-detection of ``jax.distributed.initialize`` with ``--distributed``).
 
@@ -54,7 +55,11 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``train`` arguments (called by ``routellm_jax.cli``)."""
-    parser.add_argument("config", help="experiment file, experiments/ name, or module")
+    parser.add_argument(
+        "config",
+        help="experiment file, experiments/ name, or module; FILE:ARG calls get_config(ARG) "
+        "(e.g. experiments/grid.py:irt_both)",
+    )
     parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tb/")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     parser.add_argument(

@@ -1,7 +1,8 @@
 """Experiment configs: one ``get_config()`` per file, plus ``--config.a.b=value`` overrides.
 
 A config is an ``ml_collections.ConfigDict`` built on :func:`default_config`; an experiment file
-changes what it needs. Fields:
+changes what it needs. A file that holds a family of configs (the cells of a sweep) takes an
+argument, ``get_config(arg)``, given after a colon: ``experiments/grid.py:irt_both``. Fields:
 
 * ``arch`` (architecture name in :mod:`routellm_jax.models.registry`) and ``arch_config``
   (overrides of that architecture's config dataclass fields);
@@ -32,6 +33,7 @@ import ast
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -238,16 +240,58 @@ def _load_module(spec: str) -> Any:
         ) from err
 
 
+def split_config_arg(spec: str) -> tuple[str, str | None]:
+    """``"file.py:arg"`` -> ``("file.py", "arg")``; a spec without an argument -> ``(spec, None)``.
+
+    Example:
+        >>> split_config_arg("experiments/grid.py:irt_both"), split_config_arg("mf_minilm_judge")
+        (('experiments/grid.py', 'irt_both'), ('mf_minilm_judge', None))
+    """
+    base, sep, arg = spec.rpartition(":")
+    if not sep or not base or not arg:
+        return spec, None
+    return base, arg
+
+
+def expand_sweep(spec: str) -> list[str]:
+    """The config specs ``spec`` names: a family file's every ``FILE:ARG`` when ``spec`` has no
+    argument and the file lists its arguments with ``sweep()``; else ``[spec]``.
+
+    Example:
+        >>> expand_sweep("experiments/grid.py")[:1], expand_sweep("experiments/grid.py:irt_both")
+        (['experiments/grid.py:irt_shape_both_mmlu'], ['experiments/grid.py:irt_both'])
+    """
+    base, arg = split_config_arg(spec)
+    if arg is not None:
+        return [spec]
+    sweep = getattr(_load_module(base), "sweep", None)
+    return [f"{base}:{a}" for a in sweep()] if callable(sweep) else [spec]
+
+
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Load ``get_config()`` from a file path / experiment name / module, then apply overrides.
 
+    ``spec`` may end in ``:arg`` to call ``get_config(arg)`` (a family of configs in one file,
+    e.g. ``experiments/grid.py:irt_both``); without it ``get_config()`` is called.
+
     Example:
-        >>> cfg = load_config("experiments/mf_minilm_judge.py", ["--config.steps=5"])  # doctest: +SKIP
+        >>> load_config("experiments/grid.py:irt_both", ["--config.steps=5"]).steps
+        5
     """
-    module = _load_module(spec)
-    if not hasattr(module, "get_config"):
+    base, arg = split_config_arg(spec)
+    module = _load_module(base)
+    get_config = getattr(module, "get_config", None)
+    if get_config is None:
         raise ConfigError(f"config {spec!r} ({getattr(module, '__file__', '?')}): no get_config()")
-    config = module.get_config()
+    params = list(inspect.signature(get_config).parameters.values())
+    if arg is not None and not params:
+        raise ConfigError(f"config {spec!r}: get_config() of {base} takes no argument")
+    required = [p for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL]
+    if arg is None and required:
+        cells = getattr(module, "sweep", None)
+        known = f"; one of: {', '.join(cells())}" if callable(cells) else ""
+        raise ConfigError(f"config {spec!r}: get_config needs an argument, {base}:<arg>{known}")
+    config = get_config() if arg is None else get_config(arg)
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"config {spec!r}: get_config() returned {type(config).__name__}")
     return apply_overrides(config, overrides)

@@ -1,4 +1,5 @@
-"""Smoke test of experiments/run_grid.py on a tiny cell, plus the committed held-out judge split.
+"""Smoke test of experiments/run_grid.py on a tiny cell, the grid family file
+(experiments/grid.py) against the committed results, and the committed held-out judge split.
 
 The grid run uses ``--quick`` (400 rows per benchmark, 3000 training rows, <= 20 steps) and the
 weight-free ``hashing:384`` featurizer, so it needs the real data but no encoder weights.
@@ -18,11 +19,17 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from experiments import _mixtures as M  # noqa: E402
 from experiments import baselines as B  # noqa: E402
+from experiments import grid  # noqa: E402
 from experiments import run_grid as G  # noqa: E402
+from routellm_jax.data.mixtures import MixtureSpec  # noqa: E402
+from routellm_jax.models.featurizers import featurizer_dim  # noqa: E402
+from routellm_jax.training.config import arch_config, load_config  # noqa: E402
 
 CELL = """
 import ml_collections
+from experiments._mixtures import mixture
 from routellm_jax.training.config import default_config
 
 def get_config():
@@ -33,9 +40,10 @@ def get_config():
     c.batch_size = 32
     c.log_every = 5
     c.checkpoint.async_save = False
-    c.grid = ml_collections.ConfigDict({"mix": "judge"})
+    c.data.mixture = mixture("judge")
     return c
 """
+RESULTS = json.loads((REPO / "experiments" / "results" / "results.json").read_text())
 
 
 def test_committed_split_matches_data(data_dir: Path) -> None:
@@ -82,10 +90,13 @@ def test_run_grid_smoke(data_dir: Path, tmp_path: Path) -> None:
     assert ("mf", "judge") in names and ("prompt_length", "-") in names
     assert ("oracle", "-") in names and ("lr_pair", "judge") in names
     mf = next(r for r in rows if r["router"] == "mf")
+    assert mf["config"] == str(cell)  # a file outside the repository is recorded as given
     for key in ("mmlu", "gsm8k", "alpaca_heldout", "arena_heldout"):
         assert math.isfinite(mf["apgr"][key]), key
     saved = json.loads((out / "results.json").read_text())
     card = saved["meta"]["data_cards"]["judge"]
+    mix_card = json.loads((tmp_path / "work" / "mixes" / "judge" / "data_card.json").read_text())
+    assert MixtureSpec.from_dict(mix_card["spec"]) == MixtureSpec.from_dict(M.mixture("judge"))
     # Held-out judge prompts must have been removed from the judge training sources.
     alpaca = card["per_source"]["alpaca_eval"]["alpaca_heldout"]
     assert alpaca.get("exact", 0) > 0
@@ -98,16 +109,18 @@ def test_store_serves_the_encoder_part_of_a_shape_featurizer(tmp_path: Path) -> 
     """'<encoder>+shape' cells read the encoder part from the grid's store (no re-embedding)."""
     from routellm_jax.models import irt
     from routellm_jax.models.featurizers import SHAPE_DIM, prompt_shape
-    from routellm_jax.models.registry import get_architecture
 
     store = G.EmbeddingStore(tmp_path / "emb.npz", encoder="hashing:8")
     store.table["cached prompt"] = np.full(8, 7.0, np.float32)  # not what hashing would give
-    cfg = irt.IRTConfig(models=("a", "b"), featurizer="hashing:8+shape", text_dim=8 + SHAPE_DIM)
-    with store.serving(get_architecture("irt")):
-        feat = irt.make_featurizer(cfg)
+    feat = store.featurizer("hashing:8+shape")
     out = feat.embed(["cached prompt"])
     np.testing.assert_array_equal(out[0, :8], np.full(8, 7.0, np.float32))
     np.testing.assert_array_equal(out[0, 8:], prompt_shape("cached prompt"))
+    assert feat.dim == irt.IRTConfig(featurizer="hashing:8+shape", text_dim=8 + SHAPE_DIM).text_dim
+    # A prompt the store lacks is embedded by the real encoder; other specs are not the store's.
+    fresh = store.featurizer("hashing:8").embed(["new prompt"])
+    assert fresh.shape == (1, 8) and not np.array_equal(fresh[0], np.full(8, 7.0))
+    assert store.featurizer("shape") is None and store.featurizer("hashing:16") is None
 
 
 class _RunsOnUnpickle:
@@ -143,29 +156,59 @@ def test_seed_embeddings_never_unpickle(tmp_path: Path) -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize(
-    "cell", sorted((REPO / "experiments" / "grid").glob("*.py")), ids=lambda p: p.stem
-)
-def test_every_committed_cell_resolves(cell: Path) -> None:
-    """Each grid cell names a known mix and a config its architecture accepts (a typo in a new
-    cell would otherwise surface only after the grid's embedding pass)."""
-    import runpy
+@pytest.mark.parametrize("cell", grid.sweep())
+def test_every_grid_cell_resolves(cell: str) -> None:
+    """Each cell loads through the trainer's ``FILE:ARG`` form, names a declared mix and gives a
+    config its architecture accepts (a typo in a new cell would otherwise surface only after the
+    grid's embedding pass)."""
+    cfg = load_config(f"experiments/grid.py:{cell}")
+    assert cfg.name == cell
+    MixtureSpec.from_dict(cfg.data.mixture.to_dict())
+    acfg = arch_config(cfg)
+    if grid.CELLS[cell].featurizer:  # text_dim is derived, never typed
+        assert acfg.text_dim == featurizer_dim(grid.CELLS[cell].featurizer)
 
-    from routellm_jax.training.config import arch_config
 
-    cfg = runpy.run_path(str(cell))["get_config"]()
-    assert cfg.grid.mix in G.MIXES, cfg.grid.mix
-    assert cfg.name == cell.stem
-    arch_config(cfg)
+def _cell_of(config: str) -> str:
+    """A results row's cell: ``experiments/grid.py:<cell>``, or a cell file of the run that
+    produced the committed results (``experiments/grid/<cell>.py``, before the family file)."""
+    if config.startswith("experiments/grid.py:"):
+        return config.split(":", 1)[1]
+    assert config.startswith("experiments/grid/") and config.endswith(".py"), config
+    return Path(config).stem
+
+
+def test_sweep_reproduces_the_committed_rows_cell_for_cell() -> None:
+    """Every trained row of results.json is a cell of the sweep, in the sweep's order, with the
+    label, mix and step count the row records; and every cell of the sweep has its row."""
+    rows = [r for r in RESULTS["rows"] if r["config"]]
+    assert [_cell_of(r["config"]) for r in rows] == grid.sweep()
+    for r in rows:
+        cfg = grid.get_config(_cell_of(r["config"]))
+        assert (cfg.grid.label, cfg.data.mixture.name) == (r["router"], r["mix"]), r["config"]
+        assert int(cfg.steps) == r["info"]["steps"], r["config"]
+    assert not RESULTS["meta"]["failed_cells"]
+
+
+def test_unknown_cell_names_the_known_ones() -> None:
+    from routellm_jax.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="irt_shape_both_mmlu_bw003"):
+        load_config("experiments/grid.py:irt_shape_both_mmlu_bw3")
+    with pytest.raises(ConfigError, match="needs a cell"):
+        load_config("experiments/grid.py")
+    assert [c for c, _ in G.load_cells(["experiments/grid.py"])] == [
+        f"experiments/grid.py:{c}" for c in grid.sweep()
+    ]
 
 
 def test_full_mix_keeps_every_training_row() -> None:
     """both_mmlu_full: the same sources as both_mmlu, without the hashed cuts, plus ARC-Easy."""
-    cut = {s.name: s for s in G.mixture_spec("both_mmlu").sources}
-    full = {s.name: s for s in G.mixture_spec("both_mmlu_full").sources}
+    cut = {s["name"]: s for s in M.MIXES["both_mmlu"]["sources"]}
+    full = {s["name"]: s for s in M.MIXES["both_mmlu_full"]["sources"]}
     assert set(cut) == set(full)
-    assert cut["llmrouter_train"].loader is not None and full["llmrouter_train"].loader is None
-    assert cut["routerbench_train"].loader is not None and full["routerbench_train"].loader is None
-    prefixes = full["routerdc_train"].filters["source_prefixes"]
+    for name in ("routerbench_train", "llmrouter_train"):
+        assert "hash_fraction" in cut[name]["filters"] and "filters" not in full[name]
+    prefixes = full["routerdc_train"]["filters"]["source_prefixes"]
     assert "routerdc/arc_easy_train" in prefixes
-    assert set(cut["routerdc_train"].filters["source_prefixes"]) < set(prefixes)
+    assert set(cut["routerdc_train"]["filters"]["source_prefixes"]) < set(prefixes)

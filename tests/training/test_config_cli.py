@@ -69,6 +69,45 @@ def test_config_json_round_trip_and_file_loading(tmp_path):
         C.load_config(str(tmp_path / "missing.py"))
 
 
+FAMILY = """
+from routellm_jax.training.config import default_config
+
+CELLS = {"small": 8, "large": 64}
+
+
+def sweep():
+    return list(CELLS)
+
+
+def get_config(arg):
+    c = default_config()
+    c.name = arg
+    c.arch = "mf"
+    c.arch_config.dim = CELLS[arg]
+    return c
+"""
+
+
+def test_family_file_takes_its_argument_after_a_colon(tmp_path):
+    path = tmp_path / "family.py"
+    path.write_text(FAMILY)
+    cfg = C.load_config(f"{path}:large", ["--config.batch_size=32"])
+    assert (cfg.name, cfg.arch_config.dim, cfg.batch_size) == ("large", 64, 32)
+    assert C.expand_sweep(str(path)) == [f"{path}:small", f"{path}:large"]
+    assert C.expand_sweep(f"{path}:small") == [f"{path}:small"]
+    with pytest.raises(C.ConfigError, match=r"needs an argument, .*family.py:<arg>; one of: small"):
+        C.load_config(str(path))
+    single = tmp_path / "single.py"
+    single.write_text("from routellm_jax.training.config import default_config as get_config\n")
+    with pytest.raises(C.ConfigError, match="takes no argument"):
+        C.load_config(f"{single}:small")
+    assert C.expand_sweep(str(single)) == [str(single)]
+    args = build_parser(["train", f"{path}:small", "--workdir", str(tmp_path)]).parse_args(
+        ["train", f"{path}:small", "--workdir", str(tmp_path)]
+    )
+    assert C.load_config(args.config).name == "small"
+
+
 def test_optimizer_schedule_warmup_and_accumulation():
     oc = C.default_config().optimizer
     oc.lr, oc.warmup_steps, oc.schedule, oc.accum_steps = 0.1, 4, "linear", 2
