@@ -185,3 +185,24 @@ def test_declared_mix_gives_the_pinned_rows(data_dir: Path, name: str) -> None:
     # The card records the declared spec (no code names) and rebuilds the mix on its own.
     assert MixtureSpec.from_dict(json.loads(json.dumps(card["spec"]))) == spec
     assert all(s["spec"]["loader"] is None for s in card["sources"])
+
+
+EXPERIMENTS = sorted(
+    p.name
+    for p in (REPO / "experiments").glob("*.py")
+    if "\ndef get_config(" in p.read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_config_resolves(name: str) -> None:
+    """What ``routellm-jax train experiments/<file>[:<arg>]`` loads, for every committed
+    experiment and every cell of a family: a config its architecture accepts and a declared mix."""
+    from routellm_jax.training.config import arch_config, expand_sweep
+
+    specs = expand_sweep(f"experiments/{name}")
+    assert specs
+    for spec in specs:
+        cfg = load_config(spec)
+        arch_config(cfg)
+        assert MixtureSpec.from_dict(cfg.data.mixture.to_dict()).sources, spec
