@@ -25,6 +25,7 @@ from routellm_jax.data.records import TrainingData
 from routellm_jax.eval.baselines import prompt_length_router
 from routellm_jax.eval.benchmarks import benchmark_from_outcomes
 from routellm_jax.eval.evaluate import evaluate_win_rates
+from routellm_jax.eval.judge_heldout import alpaca_pair_outcomes
 from routellm_jax.models.featurizers import featurizer_dim
 from routellm_jax.paths import cache_dir, data_dir
 from routellm_jax.training.config import default_config
@@ -35,7 +36,7 @@ store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
 data, card = load_mixture(Path(sys.argv[1]))
 gold = BUILTIN_SOURCES["mmlu_golden"](root).outcomes
 gdev = {p for p in set(gold.prompt.tolist()) if G.hash_fraction(p, "golden_dev") < 0.3}
-alp = G.alpaca_pair_outcomes(root, G.STRONG, G.WEAK)
+alp = alpaca_pair_outcomes(root, G.STRONG, G.WEAK)
 train_prompts = set(data.comparisons.prompt.tolist())
 adev = {
     p

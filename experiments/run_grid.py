@@ -61,14 +61,16 @@ from experiments import baselines as B  # noqa: E402
 from routellm_jax.data.hashing import hash_fraction  # noqa: E402
 from routellm_jax.data.mixtures import MixtureSpec, load_source  # noqa: E402
 from routellm_jax.data.records import (  # noqa: E402
-    OUTCOME_A,
-    OUTCOME_B,
     ComparisonTable,
     OutcomeTable,
     TrainingData,
 )
 from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL  # noqa: E402
 from routellm_jax.eval.benchmarks import Benchmark  # noqa: E402
+from routellm_jax.eval.judge_heldout import (  # noqa: E402
+    heldout_arena,
+    judge_heldout_benchmarks,
+)
 
 log = logging.getLogger("run_grid")
 
@@ -76,8 +78,6 @@ SPLIT_FILE = HERE / "judge_heldout_split.txt"
 SPLIT_SEED = "routellm-jax/judge-heldout/v1"
 HELDOUT_FRACTION = 0.3
 STRONG, WEAK = STRONG_MODEL, WEAK_MODEL
-ALPACA_CSV = Path("derived/alpaca_eval_pairwise_labels.csv")
-ARENA_MATRIX = Path("derived/arena_bench_v1_score_matrix.csv")
 ROUTERBENCH = Path("shuhao02__RouterDC/datasets/routerbench_zs")
 # CPU budget (2 shared cores): MiniLM embeddings cost ~1 ms per token here, so the grid embeds
 # seeded, hash-selected parts of the largest sets (a prompt's membership depends only on its text,
@@ -153,43 +153,6 @@ def read_split(path: Path = SPLIT_FILE) -> dict[str, frozenset[str]]:
 
 
 # ------------------------------------------------------------------------ benchmarks
-def alpaca_pair_outcomes(root: Path, strong: str, weak: str) -> OutcomeTable:
-    """AlpacaEval battles of one pair -> outcomes: per prompt, the strong model's preference share
-    (weighted wins, ties half; mean over annotators) and the weak model's ``1 -`` that.
-
-    Example:
-        >>> alpaca_pair_outcomes(data_dir(), STRONG, WEAK)  # doctest: +SKIP
-    """
-    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
-
-    c = read_alpaca_eval_pairwise(root / ALPACA_CSV, skip_bad_rows=True)
-    acc: dict[str, list[float]] = {}
-    for p, a, b, out, w in zip(c.prompt, c.model_a, c.model_b, c.outcome, c.weight):
-        if {a, b} != {strong, weak}:
-            continue
-        if out == OUTCOME_A:
-            s = 1.0 if a == strong else 0.0
-        elif out == OUTCOME_B:
-            s = 1.0 if b == strong else 0.0
-        else:
-            s = 0.5
-        t = acc.setdefault(p, [0.0, 0.0])
-        t[0] += float(w) * s
-        t[1] += float(w)
-    if not acc:
-        raise ValueError(f"{root / ALPACA_CSV}: no battles of {strong!r} vs {weak!r}")
-    prompts = list(acc)
-    share = np.array([acc[p][0] / acc[p][1] for p in prompts])
-    n = len(prompts)
-    return OutcomeTable(
-        prompt=np.array(prompts + prompts, dtype=object),
-        model=np.array([strong] * n + [weak] * n, dtype=object),
-        score=np.concatenate([share, 1.0 - share]).astype(np.float32),
-        source=np.array(["alpaca_eval_pair"] * 2 * n, dtype=object),
-        kind=np.array(["grade"] * 2 * n, dtype=object),
-    )
-
-
 def _routerbench_test(root: Path) -> OutcomeTable:
     from routellm_jax.data.sources.correctness import read_routerbench_csv
 
@@ -210,7 +173,7 @@ def build_benchmarks(
     """
     from routellm_jax.eval.benchmarks import benchmark_from_outcomes, load_benchmark
 
-    arena = _heldout_arena(root, split)
+    arena = heldout_arena(root, split)
     rb_test = _routerbench_test(root)
     mmlu = load_benchmark("mmlu", data_dir=root, exclude_golden=True)
     rb_test = rb_test.take(
@@ -234,40 +197,6 @@ def build_benchmarks(
     if quick:
         benches = {k: _subsample(b, 400) for k, b in benches.items()}
     return benches
-
-
-def _keep_ids(table: OutcomeTable, ids: frozenset[str]) -> OutcomeTable:
-    return table.take(np.array([_sha(p) in ids for p in table.prompt], dtype=bool))
-
-
-def _heldout_arena(root: Path, split: Mapping[str, frozenset[str]]) -> OutcomeTable:
-    from routellm_jax.data.sources.fastchat import read_score_matrix
-
-    table = read_score_matrix(root / ARENA_MATRIX, skip_bad_rows=True)
-    return _keep_ids(table, split["arena_bench_v1"])
-
-
-def judge_heldout_benchmarks(
-    root: Path, split: Mapping[str, frozenset[str]]
-) -> dict[str, Benchmark]:
-    """``alpaca_heldout`` and ``arena_heldout`` for the paper's pair (the grid's columns; the zoo
-    exporter puts them in cards too).
-
-    Example:
-        >>> sorted(judge_heldout_benchmarks(data_dir(), read_split()))  # doctest: +SKIP
-        ['alpaca_heldout', 'arena_heldout']
-    """
-    from routellm_jax.eval.benchmarks import benchmark_from_outcomes
-
-    alpaca = _keep_ids(alpaca_pair_outcomes(root, STRONG, WEAK), split["alpaca_eval"])
-    return {
-        "alpaca_heldout": benchmark_from_outcomes(
-            alpaca, STRONG, WEAK, name="alpaca_heldout", duplicates="mean"
-        ),
-        "arena_heldout": benchmark_from_outcomes(
-            _heldout_arena(root, split), STRONG, WEAK, name="arena_heldout", duplicates="mean"
-        ),
-    }
 
 
 def _hash_select(bench: Benchmark, fraction: float, salt: str) -> Benchmark:

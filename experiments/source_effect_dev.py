@@ -51,6 +51,7 @@ from routellm_jax.data.records import TrainingData  # noqa: E402
 from routellm_jax.eval.baselines import prompt_length_router  # noqa: E402
 from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes  # noqa: E402
 from routellm_jax.eval.evaluate import evaluate_win_rates  # noqa: E402
+from routellm_jax.eval.judge_heldout import alpaca_pair_outcomes  # noqa: E402
 from routellm_jax.models.featurizers import featurizer_dim  # noqa: E402
 from routellm_jax.paths import cache_dir, data_dir  # noqa: E402
 from routellm_jax.training.config import default_config  # noqa: E402
@@ -153,7 +154,7 @@ def main() -> None:
     store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
     data, _ = load_mixture(Path(args.mix))
     gold = BUILTIN_SOURCES["mmlu_golden"](root).outcomes
-    alp = G.alpaca_pair_outcomes(root, G.STRONG, G.WEAK)
+    alp = alpaca_pair_outcomes(root, G.STRONG, G.WEAK)
     o = data.outcomes
     gsm = o.take(o.source == GSM8K_SOURCE)
     arena = o.take(o.source == ARENA_SOURCE)
