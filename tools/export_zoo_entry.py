@@ -215,11 +215,10 @@ def heldout_evals(
     same numbers as its ``results.md`` columns)."""
     import numpy as np
 
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from experiments import run_grid
     from routellm_jax.api import Router
+    from routellm_jax.data.judge_split import read_split
     from routellm_jax.eval.evaluate import evaluate_win_rates
+    from routellm_jax.eval.judge_heldout import SPLIT_FILE, judge_heldout_benchmarks
     from routellm_jax.paths import data_dir as find_data_dir
     from routellm_jax.training.checkpoints import load_params
     from routellm_jax.zoo.card import EvalResult
@@ -228,9 +227,7 @@ def heldout_evals(
     arch, config, params = loaded if loaded is not None else load_params(workdir, None)
     router = Router.from_params(arch, config, params, name=entry_name, fuse_encoder=False)
     store = embedding_store(router.featurizer)
-    benches = run_grid.judge_heldout_benchmarks(
-        find_data_dir(data_dir), run_grid.read_split(run_grid.SPLIT_FILE)
-    )
+    benches = judge_heldout_benchmarks(find_data_dir(data_dir), read_split(SPLIT_FILE))
     out = []
     for name in names:
         bench = benches[name]
