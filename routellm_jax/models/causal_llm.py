@@ -216,10 +216,11 @@ def _base_tokenizer(base_model: str) -> Any:
 
         return smollm.load_smollm2_tokenizer()
     if _is_gguf(base_model):
-        from routellm_jax.models.encoders import gguf_import, smollm
+        from routellm_jax.integrity import sha256_file
+        from routellm_jax.models.encoders import gguf_import
         from routellm_jax.paths import cache_dir
 
-        digest = smollm.sha256_file(base_model)[:16]
+        digest = sha256_file(base_model)[:16]
         return gguf_import.load_gguf_tokenizer(
             base_model, cache=cache_dir() / "encoders" / f"gguf-tokenizer-{digest}"
         )

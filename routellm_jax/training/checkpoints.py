@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -42,12 +41,13 @@ from typing import Any
 import jax
 import numpy as np
 
+from routellm_jax.integrity import sha256_file
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2  # 1: {"files": {path: size}}; 2: adds a SHA-256 per file
 SUPERSEDED = "checkpoints_superseded"  # where --resume-step moves the steps after it
-_HASH_CHUNK = 1 << 20
 
 
 class CheckpointCorruptError(RuntimeError):
@@ -345,19 +345,10 @@ class Checkpointer:
         return out["state"], out.get("data") if data_iterator is not None else None
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_manifest(step_dir: Path) -> None:
     """Write ``manifest.json``: relative path -> size and SHA-256 of every file in ``step_dir``."""
     files = {
-        str(p.relative_to(step_dir)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+        str(p.relative_to(step_dir)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
         for p in sorted(step_dir.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
@@ -388,7 +379,7 @@ def _manifest_problem(step_dir: Path) -> tuple[str, str] | None:
         if actual != size:
             return f"file {rel} has {actual} bytes, expected {size} (truncated?)", rel
         if sha is not None:
-            got = file_sha256(path)
+            got = sha256_file(path)
             if got != sha:
                 return (
                     f"file {rel} has SHA-256 {got[:16]}..., expected {sha[:16]}... (same size: "

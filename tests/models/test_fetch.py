@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from routellm_jax.cli import main as cli_main
+from routellm_jax.integrity import sha256_file
 from routellm_jax.models.encoders.fetch import (
     DEFAULT_ENCODER,
     FetchError,
@@ -23,7 +24,6 @@ from routellm_jax.models.encoders.fetch import (
     encoder_dir,
     fetch_encoder,
     get_spec,
-    sha256_file,
 )
 
 SPEC = get_spec(DEFAULT_ENCODER)

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from routellm_jax.integrity import sha256_file
 from routellm_jax.models.encoders import llama, smollm
 
 PROMPT = "The capital of France is"
@@ -26,7 +27,7 @@ def smol():
 def test_cached_file_is_verified(smol):
     path = smollm.smollm2_dir() / smollm.GGUF_FILE
     assert path.stat().st_size == smollm.GGUF_BYTES
-    assert smollm.sha256_file(path) == smollm.GGUF_SHA256
+    assert sha256_file(path) == smollm.GGUF_SHA256
 
 
 def test_config_and_size(smol):

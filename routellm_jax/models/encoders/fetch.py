@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import logging
 import os
 import subprocess
@@ -34,6 +33,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from routellm_jax.integrity import sha256_file
 from routellm_jax.net import probe
 
 logger = logging.getLogger(__name__)
@@ -166,20 +166,6 @@ def get_spec(name: str) -> EncoderSpec:
         return ENCODERS[name]
     except KeyError:
         raise KeyError(f"unknown encoder {name!r}; known: {sorted(ENCODERS)}") from None
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks.
-
-    Example:
-        >>> sha256_file("vocab.txt")  # doctest: +SKIP
-        '07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3'
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def encoder_dir(spec: EncoderSpec, cache_root: str | os.PathLike[str] | None = None) -> Path:

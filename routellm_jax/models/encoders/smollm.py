@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from routellm_jax.integrity import sha256_file
 from routellm_jax.paths import cache_dir
 
 NAME = "smollm2-135m-instruct"
@@ -43,20 +44,6 @@ class HashMismatch(ValueError):
 def smollm2_dir() -> Path:
     """The cache folder of SmolLM2 (GGUF + tokenizer). Example: ``smollm2_dir() / GGUF_FILE``."""
     return cache_dir() / "encoders" / "smollm2-135m-instruct-q4_1"
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks.
-
-    Example:
-        >>> sha256_file("/dev/null")
-        'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(path: Path, expected: str) -> None:
