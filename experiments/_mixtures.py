@@ -21,7 +21,10 @@ Mixes:
   (correctness: a seeded 20% of RouterBench train, RouterDC's ARC-Challenge/GSM8K/HumanEval train
   files, a seeded 25% of LLMRouter train), ``both`` (judge + golden), ``both_mmlu`` (both + the
   1,500-question MMLU golden split), ``golden_mmlu`` (golden + the golden split) and
-  ``both_mmlu_full`` (both_mmlu without the cuts, plus RouterDC's ARC-Easy train).
+  ``both_mmlu_full`` (both_mmlu without the cuts, plus RouterDC's ARC-Easy train);
+* dev-clean variants (:data:`DEV_CLEAN_MIXES`): ``both_mmlu_dev`` and ``golden_mmlu_dev`` are
+  ``both_mmlu`` and ``golden_mmlu`` without the golden split's dev part, which the development
+  suite (``routellm_jax.eval.dev_suite``) scores as its knowledge group.
 
 Example:
     >>> [s["name"] for s in mixture("both_mmlu").sources][-1]
@@ -74,6 +77,12 @@ _GOLDEN_FULL = [
 ]
 # Evaluation data by design (MMLU test questions): not decontaminated, excluded from evaluation.
 _MMLU_GOLDEN = [{"name": "mmlu_golden", "decontaminate": False}]
+# The dev suite's knowledge group (routellm_jax.eval.dev_suite) is the golden split's questions with
+# hash_fraction(q, "dev_suite") >= 0.7; the "_dev" mixes train on the other 70% only.
+GOLDEN_TRAIN_PART = {"fraction": 0.7, "salt": "dev_suite"}
+_MMLU_GOLDEN_TRAIN = [
+    {"name": "mmlu_golden", "decontaminate": False, "filters": {"hash_fraction": GOLDEN_TRAIN_PART}}
+]
 _GRID = {"eval_sets": list(GRID_EVAL_SETS), "heldout_split": HELDOUT_SPLIT}
 
 MIXES: dict[str, dict[str, Any]] = {
@@ -98,7 +107,14 @@ MIXES: dict[str, dict[str, Any]] = {
     "both_mmlu": {**_GRID, "sources": _JUDGE + _GOLDEN + _MMLU_GOLDEN},
     "golden_mmlu": {**_GRID, "sources": _GOLDEN + _MMLU_GOLDEN},
     "both_mmlu_full": {**_GRID, "sources": _JUDGE + _GOLDEN_FULL + _MMLU_GOLDEN},
+    "both_mmlu_dev": {**_GRID, "sources": _JUDGE + _GOLDEN + _MMLU_GOLDEN_TRAIN},
+    "golden_mmlu_dev": {**_GRID, "sources": _GOLDEN + _MMLU_GOLDEN_TRAIN},
 }
+# The mixes that hold no dev-suite prompt (tests/experiments check it on the real data), so a
+# router trained on one of them may be chosen on the suite. The others train on part of it: the
+# "_mmlu" mixes on the knowledge group (the whole golden split), "_full" and
+# "outcomes_and_battles" on the code and reasoning groups (every RouterBench training row).
+DEV_CLEAN_MIXES = ("judge_battles", "judge", "golden", "both", "both_mmlu_dev", "golden_mmlu_dev")
 
 
 def mixture(name: str, seed: int = 0) -> ml_collections.ConfigDict:
