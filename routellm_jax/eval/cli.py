@@ -6,9 +6,12 @@ Examples::
     routellm-jax eval --benchmark gsm8k --router oracle --out results/gsm8k
     routellm-jax eval --benchmark mt-bench --strong unify --weak martian --router prompt_length
     routellm-jax eval --benchmark scores.parquet --strong gpt-4 --weak mixtral --router my-zoo-entry
+    routellm-jax eval --dev-suite --router irt-shape-minilm --out results/dev
 
 Every table also shows the random router (expected curve, and the mean over ``--random-seeds``
-seeds) and the oracle, so the router is always seen against them.
+seeds) and the oracle, so the router is always seen against them. ``--dev-suite`` scores the
+router on the development suite (:mod:`routellm_jax.eval.dev_suite`: APGR per task-type group and
+the strong share per group at 50% overall), beside prompt length and the oracle.
 """
 
 from __future__ import annotations
@@ -41,10 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "examples:" + __doc__.split("Examples::", 1)[1].rstrip()
     parser.add_argument(
         "--benchmark",
-        required=True,
+        default=None,
         help="mmlu | gsm8k | mt-bench | path to an outcome table (.parquet from "
         "OutcomeTable.save, or a long prompt,model,score CSV, or a wide CSV with a prompt column "
         "and one score column per model)",
+    )
+    parser.add_argument(
+        "--dev-suite",
+        action="store_true",
+        help="score on the development suite (task-type groups of training-side data, the "
+        "paper's pair) instead of a benchmark; --out gets dev_suite.md/.json/.png",
     )
     parser.add_argument("--router", default="random", help=_ROUTER_HELP)
     parser.add_argument(
@@ -147,8 +156,12 @@ def run(args: argparse.Namespace) -> int:
     from routellm_jax.eval.plots import results_json, results_markdown, write_results
     from routellm_jax.paths import DataDirNotFound
 
+    if bool(args.benchmark) == bool(args.dev_suite):
+        raise UsageError("give either --benchmark or --dev-suite")
     if args.out:
         writable_dir(args.out)  # before the work, not after it
+    if args.dev_suite:
+        return run_dev_suite(args)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -213,5 +226,45 @@ def run(args: argparse.Namespace) -> int:
         print(results_markdown(bench, results))
     if args.out:
         paths = write_results(args.out, bench, results)
+        print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return 0
+
+
+def run_dev_suite(args: argparse.Namespace) -> int:
+    """``--dev-suite``: the router's per-group APGR and strong share beside prompt length and the
+    oracle (and random, when the router is not random); returns the exit code."""
+    import numpy as np
+
+    from routellm_jax.eval import dev_suite as D
+    from routellm_jax.eval.baselines import oracle_win_rates, prompt_length_router, random_router
+    from routellm_jax.paths import DataDirNotFound
+
+    try:
+        suite = D.build_dev_suite(args.data_dir)
+    except (ValueError, KeyError, FileNotFoundError, DataDirNotFound) as err:
+        raise UsageError(error_text(err)) from err
+    some = next(iter(suite.values()))
+    strong, weak = some.strong_model, some.weak_model
+
+    def rates(router: str) -> dict[str, np.ndarray]:
+        if router == "oracle":
+            return {g: oracle_win_rates(b) for g, b in suite.items()}
+        if router == "random":
+            return D.route_suite(suite, lambda ps: random_router(ps, seed=args.seed))
+        if router == "prompt_length":
+            return D.route_suite(suite, prompt_length_router)
+        try:
+            return D.route_suite(suite, lambda ps: _zoo_win_rates(router, ps, strong, weak))
+        except (ImportError, OSError, KeyError, ValueError) as err:
+            raise UsageError(f"cannot load router {router!r}: {error_text(err)}") from err
+
+    names = list(dict.fromkeys([args.router, "prompt_length", "random", "oracle"]))
+    rows = [D.score_dev_suite(suite, rates(n), n) for n in names]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+    else:
+        print(D.dev_table_markdown(rows, suite))
+    if args.out:
+        paths = D.write_dev_report(args.out, rows, suite)
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return 0
