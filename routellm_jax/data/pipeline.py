@@ -21,6 +21,13 @@ the cut drops only pad columns and the loss is unchanged), and batches are drawn
 holds rows of similar length. The train step then compiles once per bucket, never more, and the
 batch sequence is still a pure function of (seed, global batch size), with grain's state.
 
+Blocks and device-resident examples: the trainer can run several steps per dispatch. It then takes
+``k`` batches at once (:meth:`BatchIterator.next_block`, ``[k, global batch, ...]``), or, when the
+examples fit a device-memory budget, only their indices (:meth:`BatchIterator.next_index_block`)
+and gathers the rows on the device from :func:`device_examples` (placed once, repeated rows
+stored once) with :func:`gather_rows`. Either way grain draws the same indices, so the batches,
+the iterator state and a resumed run are the same as one batch per call.
+
 Example:
     >>> ex = {"x": np.arange(10, dtype=np.float32)[:, None], "y": np.arange(10)}
     >>> it = BatchIterator(ex, global_batch_size=4, seed=0)
@@ -30,10 +37,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 
 def num_examples(examples: Mapping[str, np.ndarray]) -> int:
@@ -266,8 +276,6 @@ class BatchIterator(Iterator[dict[str, Any]]):
         mask_key: str = "",
         window_batches: int = 16,
     ) -> None:
-        import jax
-
         self.examples = {k: np.asarray(v) for k, v in examples.items()}
         self.n = num_examples(self.examples)
         self.global_batch_size = int(global_batch_size)
@@ -317,11 +325,38 @@ class BatchIterator(Iterator[dict[str, Any]]):
             local = {k: v[item] for k, v in self.examples.items()}
         if self.sharding is None:
             return local
-        import jax
-
         return {
             k: jax.make_array_from_process_local_data(
                 self.sharding, v, (self.global_batch_size, *v.shape[1:])
+            )
+            for k, v in local.items()
+        }
+
+    def next_index(self) -> np.ndarray:
+        """This process's example indices of the next global batch (no rows gathered)."""
+        if self.length_buckets:
+            raise ValueError("length-bucketed batches have varying widths: use next(iterator)")
+        return np.asarray(next(self.grain_iterator))
+
+    def next_index_block(self, k: int) -> Any:
+        """Indices of the next ``k`` global batches, ``[k, global batch]`` int32, placed with
+        :func:`block_sharding` (host numpy without a sharding): what :func:`gather_rows` takes."""
+        idx = np.stack([self.next_index() for _ in range(k)]).astype(np.int32)
+        return self._place_block({"index": idx})["index"]
+
+    def next_block(self, k: int) -> dict[str, Any]:
+        """The next ``k`` global batches stacked, ``[k, global batch, ...]`` per key, placed with
+        :func:`block_sharding` (host numpy without a sharding)."""
+        idx = np.stack([self.next_index() for _ in range(k)])
+        return self._place_block({key: v[idx] for key, v in self.examples.items()})
+
+    def _place_block(self, local: dict[str, np.ndarray]) -> dict[str, Any]:
+        if self.sharding is None:
+            return local
+        sharding = block_sharding(self.sharding)
+        return {
+            k: jax.make_array_from_process_local_data(
+                sharding, v, (v.shape[0], self.global_batch_size, *v.shape[2:])
             )
             for k, v in local.items()
         }
@@ -331,3 +366,93 @@ class BatchIterator(Iterator[dict[str, Any]]):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.grain_iterator.set_state(state)
+
+
+def block_sharding(batch_sharding: NamedSharding) -> NamedSharding:
+    """``batch_sharding`` with a leading, unsplit block axis: ``[k, batch, ...]`` arrays of ``k``
+    batches, each split like a single batch.
+
+    Example:
+        >>> mesh = jax.make_mesh((1,), ("data",))
+        >>> block_sharding(NamedSharding(mesh, PartitionSpec("data"))).spec
+        P(None, 'data')
+    """
+    return NamedSharding(batch_sharding.mesh, PartitionSpec(None, *batch_sharding.spec))
+
+
+@dataclasses.dataclass
+class DeviceExamples:
+    """Examples placed on the devices once (replicated: every device gathers its own rows of a
+    batch locally, with no collective). ``arrays[k]`` holds the distinct rows of example array
+    ``k``; ``rows[k]`` (only for arrays stored deduplicated) maps an example to its row."""
+
+    arrays: dict[str, jax.Array]
+    rows: dict[str, jax.Array]
+    nbytes: int
+
+    def tree(self) -> dict[str, dict[str, jax.Array]]:
+        """The pytree :func:`gather_rows` takes (an argument of the jitted step)."""
+        return {"arrays": self.arrays, "rows": self.rows}
+
+
+def _dedup(v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(distinct rows, example -> row)`` when storing the distinct rows of ``v`` at least
+    halves it (bitwise equality, so a gathered row is the original's exact bits); else None."""
+    if v.ndim < 2 or v.shape[0] < 2:
+        return None
+    flat = np.ascontiguousarray(v).reshape(v.shape[0], -1)
+    keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1])))[:, 0]
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if 2 * len(first) > v.shape[0]:
+        return None
+    return v[first], inverse.astype(np.int32).reshape(-1)
+
+
+def device_examples(
+    examples: Mapping[str, np.ndarray], sharding: NamedSharding, budget_bytes: int
+) -> DeviceExamples | None:
+    """``examples`` on ``sharding``'s devices (replicated), repeated rows of an array (e.g. one
+    prompt embedding per battle of that prompt) stored once; None when they need more than
+    ``budget_bytes`` per device (or the budget is 0), so the caller streams batches instead.
+
+    Example:
+        >>> mesh = jax.make_mesh((1,), ("data",))
+        >>> ex = {"e": np.repeat(np.eye(3, dtype=np.float32), 4, axis=0), "y": np.arange(12)}
+        >>> d = device_examples(ex, NamedSharding(mesh, PartitionSpec("data")), 1 << 20)
+        >>> d.arrays["e"].shape, sorted(d.rows)
+        ((3, 3), ['e'])
+        >>> batch = gather_rows(d.tree(), np.array([0, 5, 11]))
+        >>> bool((np.asarray(batch["e"]) == ex["e"][[0, 5, 11]]).all())
+        True
+    """
+    if budget_bytes <= 0:
+        return None
+    arrays: dict[str, np.ndarray] = {}
+    rows: dict[str, np.ndarray] = {}
+    for k, v in examples.items():
+        v = np.asarray(v)
+        found = _dedup(v)
+        if found is None:
+            arrays[k] = v
+        else:
+            arrays[k], rows[k] = found
+    nbytes = sum(a.nbytes for a in arrays.values()) + sum(r.nbytes for r in rows.values())
+    if nbytes > budget_bytes:
+        return None
+    repl = NamedSharding(sharding.mesh, PartitionSpec())
+
+    def place(a: np.ndarray) -> jax.Array:
+        # From a callback: every process holds the whole array, so this works across processes.
+        return jax.make_array_from_callback(a.shape, repl, lambda index: a[index])
+
+    return DeviceExamples(
+        arrays={k: place(a) for k, a in arrays.items()},
+        rows={k: place(r) for k, r in rows.items()},
+        nbytes=int(nbytes),
+    )
+
+
+def gather_rows(data: Mapping[str, Mapping[str, jax.Array]], index: jax.Array) -> dict[str, Any]:
+    """The batch of examples ``index`` from :meth:`DeviceExamples.tree` (inside a jitted step)."""
+    arrays, rows = data["arrays"], data["rows"]
+    return {k: v[rows[k][index]] if k in rows else v[index] for k, v in arrays.items()}
