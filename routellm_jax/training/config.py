@@ -13,7 +13,8 @@ argument, ``get_config(arg)``, given after a colon: ``experiments/grid.py:irt_bo
 * ``optimizer``: AdamW, warmup + cosine/linear/constant schedule, weight decay, global-norm
   clipping, gradient accumulation (``accum_steps``: ``optax.MultiSteps``);
 * ``batch_size`` (global, per train step), ``steps`` (train steps = micro-steps when
-  accumulating), ``seed``;
+  accumulating), ``seed``; ``steps_per_dispatch`` (train steps per jitted call) and
+  ``data.device_budget_mb`` (examples that fit are gathered on the devices);
 * ``stop_on_nonfinite``: stop with an error naming the step when a train loss, gradient norm or
   update norm is NaN/inf, before anything reached through it is saved (default True; False trains
   on, marks such checkpoints non-finite and retention keeps the newest finite one);
@@ -42,6 +43,11 @@ from typing import Any
 
 import ml_collections
 
+# Defaults of ``steps_per_dispatch`` and ``data.device_budget_mb`` (also used for configs saved
+# before these fields existed). tools/bench_train.py measures the effect of both.
+STEPS_PER_DISPATCH = 32
+DEVICE_BUDGET_MB = 1024
+
 
 def default_config() -> ml_collections.ConfigDict:
     """Every field the trainer reads, with defaults; experiments override what they need.
@@ -67,6 +73,9 @@ def default_config() -> ml_collections.ConfigDict:
             "length_buckets": (),
             # Batches per length-sorting window: more = less padding, less mixing of lengths.
             "length_window_batches": 16,
+            # Training examples up to this size (MiB per device, after storing repeated rows
+            # once) live on the devices and batches are gathered there; 0 = always stream.
+            "device_budget_mb": DEVICE_BUDGET_MB,
         }
     )
     c.optimizer = ml_collections.ConfigDict(
@@ -88,6 +97,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.steps = 100
     c.seed = 0
     c.log_every = 10
+    # Train steps per jitted call (a lax.scan over a block of batches): fewer host round trips
+    # for small routers. Blocks end at eval and checkpoint steps; length-bucketed runs use 1.
+    c.steps_per_dispatch = STEPS_PER_DISPATCH
+    # "disallow": any implicit host<->device transfer in the step loop raises (a hidden sync).
+    c.step_transfer_guard = "allow"
     # A NaN/inf train loss (or gradient/update norm) stops the run before it is checkpointed.
     c.stop_on_nonfinite = True
     c.eval = ml_collections.ConfigDict(

@@ -31,7 +31,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from routellm_jax.data.pipeline import (
+    DeviceExamples,
+    block_sharding,
+    device_examples,
+    gather_rows,
+)
 from routellm_jax.training import sharding as sharding_lib
 
 log = logging.getLogger(__name__)
@@ -249,6 +255,24 @@ class Trainer:
         self.eval = jax.jit(
             eval_fn, in_shardings=(p_shard, self.batch_sharding), out_shardings=repl
         )
+        self.block_sharding = block_sharding(self.batch_sharding)
+
+        def scan_fn(state: State, block: Mapping[str, jax.Array], data: Any) -> tuple[State, Any]:
+            def body(st: State, batch: Mapping[str, jax.Array]) -> tuple[State, Any]:
+                if data:  # device-resident examples: ``batch`` holds only their indices
+                    batch = gather_rows(data, batch["index"])
+                return step_fn(st, batch)
+
+            return jax.lax.scan(body, state, block)
+
+        # Several steps per call: one dispatch (and one host round trip) for a block of batches;
+        # the per-step metrics come back stacked ``[k]`` and stay on the device until logged.
+        self.multi_step = jax.jit(
+            scan_fn,
+            in_shardings=(self.state_shardings, self.block_sharding, repl),
+            out_shardings=(self.state_shardings, repl),
+            donate_argnums=(0,),
+        )
 
     def init(self, rng: jax.Array) -> State:
         """Fresh state on this mesh (the same values as :func:`init_state`)."""
@@ -267,12 +291,91 @@ class Trainer:
         }
 
     def compile_count(self) -> int:
-        """How many times the train step has been compiled (the jit cache size)."""
-        return int(self.step._cache_size())
+        """How many times the train step has been compiled (the jit caches' sizes: one per batch
+        shape, and one per block length of :attr:`multi_step`)."""
+        return int(self.step._cache_size()) + int(self.multi_step._cache_size())
 
     def place_params(self, params: Any) -> Any:
         """Put host params onto this trainer's param shardings."""
         return jax.device_put(params, self.param_shardings)
+
+
+class StepRunner:
+    """Runs :class:`Trainer` steps over a :class:`~routellm_jax.data.pipeline.BatchIterator`,
+    ``steps_per_dispatch`` steps per jitted call.
+
+    :meth:`segment` runs ``n`` steps as blocks of ``steps_per_dispatch`` (one ``lax.scan`` call
+    each) and single steps for the remainder (so at most two executables), yielding after each
+    call. With ``device_data`` (:func:`~routellm_jax.data.pipeline.device_examples`) only the
+    batches' indices leave the host and the rows are gathered on the device. The next block is
+    fetched (and sent) while the device runs the current one, but never past the end of the
+    segment: at a segment's end the iterator state is that of the last step run, which is what a
+    checkpoint saves. The batches, keys and results do not depend on ``steps_per_dispatch``.
+
+    Example:
+        >>> runner = StepRunner(trainer, batches, steps_per_dispatch=32)  # doctest: +SKIP
+        >>> for state, n, metrics in runner.segment(state, 100): ...  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        iterator: Any,
+        steps_per_dispatch: int = 1,
+        device_data: DeviceExamples | None = None,
+    ) -> None:
+        self.trainer, self.iterator = trainer, iterator
+        self.k = max(1, int(steps_per_dispatch))
+        self.device_data = device_data
+        self._data_tree = device_data.tree() if device_data is not None else {}
+        if self.k > 1 or device_data is not None:
+            if getattr(iterator, "length_buckets", ()):
+                raise ValueError(
+                    "steps_per_dispatch > 1 and device-resident examples need batches of one "
+                    "shape; length-bucketed batches run one step per dispatch"
+                )
+
+    def _fetch(self, length: int) -> Any:
+        if self.device_data is not None:
+            return {"index": self.iterator.next_index_block(length)}
+        if length == 1:
+            return next(self.iterator)
+        return self.iterator.next_block(length)
+
+    def _dispatch(self, state: State, block: Any, length: int) -> tuple[State, Any]:
+        if length == 1 and self.device_data is None:
+            return self.trainer.step(state, block)
+        return self.trainer.multi_step(state, block, self._data_tree)
+
+    def segment(self, state: State, n: int) -> Iterator[tuple[State, int, dict[str, Any]]]:
+        """Run ``n`` steps; yield ``(state, steps run by this call, metrics)`` after each call.
+
+        ``metrics`` are device values, scalars for a single step and ``[steps]`` for a block.
+        """
+        lengths = [self.k] * (n // self.k) + [1] * (n % self.k) if self.k > 1 else [1] * n
+        upcoming = self._fetch(lengths[0]) if lengths else None
+        for i, length in enumerate(lengths):
+            block = upcoming
+            state, metrics = self._dispatch(state, block, length)
+            del block
+            # The host prepares the next block while the device runs this one.
+            upcoming = self._fetch(lengths[i + 1]) if i + 1 < len(lengths) else None
+            yield state, length, metrics
+
+
+def per_step_metrics(
+    first_step: int, metrics: Mapping[str, Any]
+) -> list[tuple[int, dict[str, float]]]:
+    """``[(step, {name: value})]`` of host metrics of one call from :meth:`StepRunner.segment`
+    (scalars for one step, ``[n]`` arrays for a block of ``n`` from ``first_step`` on).
+
+    Example:
+        >>> per_step_metrics(5, {"loss": np.array([0.5, 0.25])})
+        [(5, {'loss': 0.5}), (6, {'loss': 0.25})]
+    """
+    arrays = {k: np.atleast_1d(np.asarray(v)) for k, v in metrics.items()}
+    n = len(next(iter(arrays.values()))) if arrays else 0
+    return [(first_step + i, {k: float(v[i]) for k, v in arrays.items()}) for i in range(n)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -733,16 +836,19 @@ def train(
         return out
 
     history: list[dict[str, Any]] = []
-    pending: list[Any] = []  # train metrics since the last log step
-    unchecked: list[tuple[int, Any]] = []  # (step, train metrics) not yet checked for NaN/inf
+    # (first step, device metrics of one call) since the last log step, and not yet checked for
+    # NaN/inf: fetched together at a log step, so no step waits for the host.
+    pending: list[tuple[int, Any]] = []
+    unchecked: list[tuple[int, Any]] = []
     stop_on_nonfinite = bool(config.get("stop_on_nonfinite", True))
     nonfinite_step: int | None = None if restored_finite else start
 
     def check_finite() -> None:
         """Stop (or mark the run non-finite) on the first NaN/inf among the unchecked steps."""
         nonlocal nonfinite_step
-        bad = first_nonfinite(unchecked)
+        rows = [r for first, m in jax.device_get(unchecked) for r in per_step_metrics(first, m)]
         unchecked.clear()
+        bad = first_nonfinite(rows)
         if bad is None:
             return
         bad_step, values = bad
@@ -791,43 +897,91 @@ def train(
         max(1, int(config.log_every)),
     )
     t_start, n_start = time.time(), start
+    k = int(config.get("steps_per_dispatch", config_lib.STEPS_PER_DISPATCH))
+    device_data = None
+    if not bucketing:
+        budget = int(
+            float(config.data.get("device_budget_mb", config_lib.DEVICE_BUDGET_MB)) * 2**20
+        )
+        device_data = device_examples(train_ex, trainer.batch_sharding, budget)
+    if bucketing and k > 1:
+        log.info("length buckets: one step per dispatch (batches of a block must share a shape)")
+        k = 1
+    if device_data is not None:
+        log.info("training examples on the devices (%.1f MiB)", device_data.nbytes / 2**20)
+    runner = StepRunner(trainer, train_it, k, device_data)
+    guard = str(config.get("step_transfer_guard", "allow"))
+
+    def boundary_after(step: int) -> int:
+        """The next step that evaluates or checkpoints (or the last): blocks end there."""
+        ends = [total_steps]
+        ends += [(step // e + 1) * e for e in (eval_every, ckpt_every) if e]
+        return min(ends)
+
+    def log_rows(rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Write the log steps among ``rows`` (host per-step metrics), each the mean since the
+        previous log step; the rows after the last log step stay pending."""
+        nonlocal last_train
+        group: list[dict[str, float]] = []
+        for s, values in rows:
+            group.append(values)
+            if s % log_every and s != total_steps:
+                continue
+            last_train = {f"train/{k}": float(np.mean([g[k] for g in group])) for k in group[0]}
+            group = []
+            rate = (s - n_start) * int(config.batch_size) / max(time.time() - t_start, 1e-9)
+            last_train["train/examples_per_s"] = rate
+            logger.write(s, last_train, pbar)  # logged first: the row shows the NaN
+            history.append({"step": s, **last_train})
+        if group:
+            pending.append(
+                (rows[-len(group)][0], {k: np.array([g[k] for g in group]) for k in group[0]})
+            )
+
     try:
-        for step in range(start + 1, total_steps + 1):
-            batch = next(train_it)
-            state, metrics = trainer.step(state, batch)
-            pending.append(metrics)
-            unchecked.append((step, metrics))
-            checkpointer.poll()
-            if pbar is not None:
-                pbar.update(1)
-            if step % log_every == 0 or step == total_steps:
-                last_train = {f"train/{k}": v for k, v in _mean_metrics(pending).items()}
-                pending = []
-                rate = (step - n_start) * int(config.batch_size) / max(time.time() - t_start, 1e-9)
-                last_train["train/examples_per_s"] = rate
-                logger.write(step, last_train, pbar)  # logged first: the row shows the NaN
-                history.append({"step": step, **last_train})
-                check_finite()
-            step_metrics: dict[str, float] = {}
-            if (eval_every and step % eval_every == 0) or step == total_steps:
-                last_eval = run_eval(state["params"])
-                step_metrics = last_eval
-                if last_eval:
-                    logger.write(step, last_eval, pbar)
-                    history.append({"step": step, **last_eval})
-            if (ckpt_every and step % ckpt_every == 0) or step == total_steps:
-                check_finite()  # every step up to this one, before its state is saved
-                checkpointer.save(
-                    step,
-                    state,
-                    train_it.grain_iterator,
-                    config_json,
-                    meta,
-                    step_metrics or None,
-                    finite=nonfinite_step is None,
-                )
-            if on_step is not None:
-                on_step(step, state)
+        step = start
+        while step < total_steps:
+            stop = boundary_after(step)
+            with jax.transfer_guard(guard):
+                segment = runner.segment(state, stop - step)
+            while True:
+                with jax.transfer_guard(guard):
+                    item = next(segment, None)
+                if item is None:
+                    break
+                state, n, metrics = item
+                first, step = step + 1, step + n
+                pending.append((first, metrics))
+                unchecked.append((first, metrics))
+                checkpointer.poll()
+                if pbar is not None:
+                    pbar.update(n)
+                if any(s % log_every == 0 for s in range(first, step + 1)) or step == total_steps:
+                    rows = [r for f, m in jax.device_get(pending) for r in per_step_metrics(f, m)]
+                    pending = []
+                    log_rows(rows)
+                    check_finite()
+                if step == stop:
+                    step_metrics: dict[str, float] = {}
+                    if (eval_every and step % eval_every == 0) or step == total_steps:
+                        last_eval = run_eval(state["params"])
+                        step_metrics = last_eval
+                        if last_eval:
+                            logger.write(step, last_eval, pbar)
+                            history.append({"step": step, **last_eval})
+                    if (ckpt_every and step % ckpt_every == 0) or step == total_steps:
+                        check_finite()  # every step up to this one, before its state is saved
+                        checkpointer.save(
+                            step,
+                            state,
+                            train_it.grain_iterator,
+                            config_json,
+                            meta,
+                            step_metrics or None,
+                            finite=nonfinite_step is None,
+                        )
+                if on_step is not None:
+                    on_step(step, state)
         checkpointer.wait()
     except NonFiniteLossError:
         checkpointer.close()

@@ -137,6 +137,9 @@ def base_config(records: str, steps: int = 8, **over):
     c.eval.batch_size = 16
     c.checkpoint.every = 2
     c.checkpoint.keep = 2
+    # Two steps per dispatch: every run of these tests (8 devices, 2 processes, kill + resume)
+    # goes through the scanned multi-step path, with the examples gathered on the devices.
+    c.steps_per_dispatch = 2
     c.optimizer.lr = 0.05
     c.optimizer.warmup_steps = 2
     for k, v in over.items():
