@@ -3,7 +3,8 @@
 Two workloads, each timed after a warm-up (compilation excluded, reported separately):
 
 * **MF** (the paper's matrix factorisation router): ours is the real training path (the ``mf``
-  architecture, :class:`routellm_jax.training.train.Trainer` jitted step, the grain
+  architecture, :class:`routellm_jax.training.train.Trainer` jitted step driven by the
+  :class:`~routellm_jax.training.train.StepRunner` of ``train()``, the grain
   :class:`~routellm_jax.data.pipeline.BatchIterator`). The reference is RouteLLM's own loop from
   PyPI ``routellm`` 0.2.0 (``routers/matrix_factorization/train_matrix_factorization.py``),
   reproduced here without its OpenAI/Hub imports: ``PairwiseDataset`` + ``DataLoader`` (batch 64,
@@ -24,7 +25,14 @@ Usage::
 
     python tools/bench_train.py [--steps 300] [--mf-batch 64 1024] [--bert-steps 8] [--threads N]
                                 [--skip-mf] [--skip-bert] [--length-buckets 32 64 128]
-                                [--data-dir ../shared/data]
+                                [--data-dir ../shared/data] [--steps-per-dispatch K]
+                                [--sweep-k 8 128] [--device-mb MB]
+
+MF is timed three ways against the same torch references: one step per jitted call with batches
+gathered on the host (the loop before multi-step dispatch), ``K`` steps per call (``lax.scan``,
+``config.steps_per_dispatch``) still streamed from the host, and ``K`` steps per call with the
+examples on the device (``config.data.device_budget_mb``; batches gathered there by index).
+The CPU model and the load average are printed with the results.
 
 With ``--length-buckets`` (default 32 64 128) BERT is timed a second time with the trainer's
 length buckets (``config.data.length_buckets``: length-sorted windows, each batch cut to a
@@ -40,6 +48,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from routellm_jax.training.config import DEVICE_BUDGET_MB, STEPS_PER_DISPATCH
 
 # -------------------------------------------------------------------------- data
 
@@ -63,14 +73,18 @@ def mf_data(n_battles: int, n_prompts: int, n_models: int, text_dim: int, seed: 
 # -------------------------------------------------------------------------- MF: ours
 
 
-def bench_mf_jax(d: dict, batch: int, steps: int, warmup: int = 20) -> dict[str, float]:
+def bench_mf_jax(
+    d: dict, batch: int, steps: int, *, k: int = 1, device_mb: float = 0, warmup: int = 20
+) -> dict[str, float]:
+    """Our training loop: :class:`StepRunner` over the jitted step and the grain iterator, ``k``
+    steps per dispatch; ``device_mb`` > 0 puts the examples on the device (if they fit)."""
     import jax
 
-    from routellm_jax.data.pipeline import BatchIterator
+    from routellm_jax.data.pipeline import BatchIterator, device_examples
     from routellm_jax.models.registry import get_architecture
     from routellm_jax.training import sharding
     from routellm_jax.training.config import default_config, make_optimizer
-    from routellm_jax.training.train import Trainer
+    from routellm_jax.training.train import StepRunner, Trainer
 
     arch = get_architecture("mf")
     n_models = int(max(d["model_a"].max(), d["model_b"].max()) + 1)
@@ -95,21 +109,34 @@ def bench_mf_jax(d: dict, batch: int, steps: int, warmup: int = 20) -> dict[str,
     mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
     trainer = Trainer(arch, cfg, tx, mesh, schedule=schedule)
     it = BatchIterator(examples, batch, seed=0, sharding=trainer.batch_sharding)
+    data = device_examples(examples, trainer.batch_sharding, int(device_mb * 2**20))
+    runner = StepRunner(trainer, it, k, data)
+    steps = max(k, steps - steps % k)  # whole blocks only: one executable
+
+    def run(state: Any, n: int) -> tuple[Any, Any]:
+        out = (state, None)
+        for new_state, _, metrics in runner.segment(state, n):
+            out = (new_state, metrics)
+        return out
+
     t0 = time.perf_counter()
     state = trainer.init(jax.random.PRNGKey(0))
-    state, m = trainer.step(state, next(it))
+    state, m = run(state, k)
     jax.block_until_ready(m)
     compile_s = time.perf_counter() - t0
-    for _ in range(warmup):
-        state, m = trainer.step(state, next(it))
+    state, m = run(state, max(k, warmup - warmup % k))
     jax.block_until_ready(m)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        state, m = trainer.step(state, next(it))
+    state, m = run(state, steps)
     jax.block_until_ready(m)
     dt = time.perf_counter() - t0
     assert trainer.compile_count() == 1
-    return {"examples_per_s": steps * batch / dt, "compile_s": compile_s, "loss": float(m["loss"])}
+    return {
+        "examples_per_s": steps * batch / dt,
+        "compile_s": compile_s,
+        "loss": float(np.asarray(m["loss"]).ravel()[-1]),
+        "on_device": data is not None,
+    }
 
 
 # -------------------------------------------------------------------------- MF: RouteLLM torch
@@ -440,27 +467,60 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default="",
         help="shared data folder: BERT rows take the judge-mix prompts' real token counts",
     )
+    p.add_argument(
+        "--steps-per-dispatch",
+        type=int,
+        default=STEPS_PER_DISPATCH,
+        help="train steps per jitted call of the multi-step variants (the config default)",
+    )
+    p.add_argument(
+        "--sweep-k",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time these steps-per-call values with the examples on the device",
+    )
+    p.add_argument(
+        "--device-mb",
+        type=float,
+        default=DEVICE_BUDGET_MB,
+        help="device-memory budget for the on-device variants (config.data.device_budget_mb)",
+    )
     args = p.parse_args(argv)
 
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"machine": machine()}
+    print(
+        f"CPU: {results['machine']['cpu']} ({results['machine']['cores']} cores) | load "
+        f"{results['machine']['load']} | torch threads: {torch.get_num_threads()}"
+    )
     d = None if args.skip_mf else mf_data(args.battles, 1100, 64, 384)
+    k = args.steps_per_dispatch
+    variants = {
+        "1 step/call, streamed": {"k": 1, "device_mb": 0},
+        f"{k} steps/call, streamed": {"k": k, "device_mb": 0},
+        f"{k} steps/call, on device": {"k": k, "device_mb": args.device_mb},
+    }
+    for extra in args.sweep_k:
+        variants[f"{extra} steps/call, on device"] = {"k": extra, "device_mb": args.device_mb}
     for bs in [] if args.skip_mf else args.mf_batch:
-        ours = bench_mf_jax(d, bs, args.steps)
         ref = bench_mf_torch(d, bs, args.steps, dataloader=True)
         fast = bench_mf_torch(d, bs, args.steps, dataloader=False)
+        ours = {name: bench_mf_jax(d, bs, args.steps, **kw) for name, kw in variants.items()}
         results[f"mf_b{bs}"] = {"jax": ours, "routellm_torch": ref, "torch_prebatched": fast}
         print(
-            f"MF batch {bs}: ours {ours['examples_per_s']:,.0f} ex/s "
-            f"(compile {ours['compile_s']:.1f}s) | RouteLLM torch loop "
-            f"{ref['examples_per_s']:,.0f} ex/s -> ratio {ours['examples_per_s'] / ref['examples_per_s']:.2f}x"
-            f" | torch pre-batched {fast['examples_per_s']:,.0f} ex/s -> ratio "
-            f"{ours['examples_per_s'] / fast['examples_per_s']:.2f}x"
+            f"MF batch {bs}: RouteLLM torch loop {ref['examples_per_s']:,.0f} ex/s | torch "
+            f"pre-batched {fast['examples_per_s']:,.0f} ex/s"
         )
+        for name, r in ours.items():
+            print(
+                f"  ours, {name}: {r['examples_per_s']:,.0f} ex/s (compile {r['compile_s']:.1f}s)"
+                f" -> {r['examples_per_s'] / ref['examples_per_s']:.2f}x RouteLLM, "
+                f"{r['examples_per_s'] / fast['examples_per_s']:.2f}x pre-batched"
+            )
     if not args.skip_bert:
         lengths = real_prompt_lengths(args.data_dir) if args.data_dir else None
         if lengths is not None:
@@ -496,7 +556,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{ref_d['examples_per_s']:.1f} ex/s -> ratio "
             f"{ours_b['examples_per_s'] / ref_d['examples_per_s']:.2f}x"
         )
+    results["machine"]["load_after"] = machine()["load"]
+    print(f"load at the end: {results['machine']['load_after']}")
     return results
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count and 1/5/15-minute load averages (other jobs change the numbers)."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {"cpu": cpu, "cores": os.cpu_count(), "load": " ".join(f"{x:.2f}" for x in load)}
 
 
 if __name__ == "__main__":
