@@ -257,9 +257,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             f"experiments/grid.py needs a cell (experiments/grid.py:<cell>), got {arg!r}; "
             f"cells: {', '.join(CELLS)}"
         )
-    cell = CELLS[arg]
+    return config_for(arg, CELLS[arg])
+
+
+def config_for(name: str, cell: Cell) -> ml_collections.ConfigDict:
+    """The trainer config of one :class:`Cell` named ``name`` (other family files, such as
+    ``experiments/dev_grid.py``, build their cells with it).
+
+    Example:
+        >>> config_for("x", Cell("mf", "judge")).arch_config.dim
+        128
+    """
     c = default_config()
-    c.name = arg
+    c.name = name
     c.arch = cell.arch
     arch_config = {**ARCH_CONFIGS[cell.arch], **cell.arch_config}
     if cell.featurizer:

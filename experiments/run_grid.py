@@ -66,7 +66,17 @@ from routellm_jax.data.records import (  # noqa: E402
     TrainingData,
 )
 from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL  # noqa: E402
+from routellm_jax.eval.baselines import oracle_win_rates  # noqa: E402
 from routellm_jax.eval.benchmarks import Benchmark  # noqa: E402
+from routellm_jax.eval.dev_suite import (  # noqa: E402
+    GROUP_SOURCES,
+    DevScores,
+    build_dev_suite,
+    dev_prompts,
+    plot_strong_share,
+    route_suite,
+    score_dev_suite,
+)
 from routellm_jax.eval.judge_heldout import (  # noqa: E402
     heldout_arena,
     judge_heldout_benchmarks,
@@ -581,6 +591,86 @@ def _cpt50(m: Any) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
+def _row_key(r: dict) -> tuple[str, str, str]:
+    return (r["router"], r["mix"], str(r.get("config", "")).split("@seed")[0])
+
+
+def seed_means(rows: Sequence[dict]) -> list[dict]:
+    """One row per (router, mix, cell) with the mean over its seeds of every dev-suite and benchmark
+    number, the seeds in ``seeds`` and the standard deviations of the dev aggregate, the inversion
+    margin and each benchmark's APGR in ``std``.
+
+    Example:
+        >>> r = {"router": "r", "mix": "m", "config": "c", "apgr": {"b": 0.5}}
+        >>> seed_means([r, {**r, "config": "c@seed1", "seed": 1, "apgr": {"b": 0.7}}])[0]["apgr"]
+        {'b': 0.6}
+    """
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault(_row_key(r), []).append(r)
+    out = []
+    for (router, mix, config), rs in groups.items():
+        keys = [k for k in rs[0]["apgr"] if all(x["apgr"].get(k) is not None for x in rs)]
+        row: dict[str, Any] = {
+            "router": router,
+            "mix": mix,
+            "config": config,
+            "seeds": [x.get("seed", 0) for x in rs],
+            "apgr": {k: round(float(np.mean([x["apgr"][k] for x in rs])), 6) for k in keys},
+            "std": {k: float(np.std([x["apgr"][k] for x in rs])) for k in keys},
+        }
+        devs = [x["dev"] for x in rs if "dev" in x]
+        if len(devs) == len(rs):
+            groups_ = list(devs[0]["apgr"])
+            mean = DevScores(
+                router,
+                {g: float(np.mean([d["apgr"][g] for d in devs])) for g in groups_},
+                {g: float(np.mean([d["strong_share_at_50"][g] for d in devs])) for g in groups_},
+            )
+            row["dev"] = mean.to_dict()
+            row["std"]["dev_mean_apgr"] = float(np.std([d["mean_apgr"] for d in devs]))
+            row["std"]["dev_inversion_margin"] = float(
+                np.std([d["inversion_margin"] for d in devs])
+            )
+        out.append(row)
+    return out
+
+
+def dev_tables(rows: Sequence[dict]) -> list[str]:
+    """The development-suite tables of ``results.md``: per-group APGR and strong share at 50%
+    overall, the mean over each cell's seeds (std over seeds in brackets)."""
+    means = [r for r in seed_means(rows) if "dev" in r]
+    if not means:
+        return []
+    groups = list(means[0]["dev"]["apgr"])
+    lines = [
+        "## Development suite (routellm_jax.eval.dev_suite; selection rule in README.md)",
+        "",
+        "Mean over the seeds of each cell (std of the mean APGR over seeds). A mix outside",
+        "`DEV_CLEAN_MIXES` trained on part of the suite (`_mmlu`: knowledge; `_full`: code,",
+        "reasoning): its row is not a dev number.",
+        "",
+        "| router | mix | seeds | "
+        + " | ".join(groups)
+        + " | mean APGR | "
+        + " | ".join(f"{g} share" for g in groups)
+        + " | code/math - open |",
+        "|---|---|---|" + "---|" * (2 * len(groups) + 2),
+    ]
+    for r in means:
+        d = r["dev"]
+        std = r["std"].get("dev_mean_apgr")
+        mean = f"{d['mean_apgr']:.3f}" + ("" if not std else f" ({std:.3f})")
+        lines.append(
+            f"| {r['router']} | {r['mix']} | {len(r['seeds'])} | "
+            + " | ".join(f"{d['apgr'][g]:.3f}" for g in groups)
+            + f" | {mean} | "
+            + " | ".join(f"{100 * d['strong_share_at_50'][g]:.0f}%" for g in groups)
+            + f" | {100 * d['inversion_margin']:+.0f} pt |"
+        )
+    return lines
+
+
 def write_tables(out: Path, rows: list[dict], benches: Mapping[str, Benchmark], meta: dict) -> None:
     """``results.json`` (every number) and ``results.md`` (APGR table, ours vs the paper).
 
@@ -636,6 +726,7 @@ def write_tables(out: Path, rows: list[dict], benches: Mapping[str, Benchmark], 
             v = r["cpt50"].get(k)
             cells.append("-" if v is None else f"{100 * v:.1f}%")
         lines.append(f"| {r['router']} | {r['mix']} | " + " | ".join(cells) + " |")
+    lines += ["", *dev_tables(rows)]
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 
@@ -650,8 +741,14 @@ def run(
     encoder: str = "all-MiniLM-L6-v2",
     quick: bool = False,
     command: str = "",
+    seeds: Sequence[int] = (0,),
+    dev_only: bool = False,
 ) -> list[dict]:
     """Run the grid (see the module docstring); returns the result rows.
+
+    ``seeds``: each cell is trained once per config seed (rows of a seed other than 0 record it in
+    ``seed`` and their ``config`` as ``<cell>@seed<S>``). ``dev_only``: score the development suite
+    only, no benchmark, so that a router can be chosen before any evaluation-set number exists.
 
     Example:
         >>> rows = run(["experiments/grid.py:mf_both"], Path("experiments/results"),
@@ -668,26 +765,33 @@ def run(
     store = EmbeddingStore(cache or cache_dir() / "experiments" / "minilm_cache.npz", encoder)
     for seed_npz in seed_embeddings:
         log.info("seeded %d embeddings from %s", store.seed_from(seed_npz), seed_npz)
-    benches = build_benchmarks(root, split, quick=quick)
+    benches = {} if dev_only else build_benchmarks(root, split, quick=quick)
     eval_sets = eval_prompt_sets(root, split)
+    suite = build_dev_suite(root)
     # Benchmark prompts must all be embedded; the rest of the evaluation sets is only needed for
     # the near-duplicate check, which covers what is cached (see build_mix).
-    store.ensure([p for b in benches.values() for p in b.prompts] + eval_sets["mt_bench"])
+    wanted = [p for b in benches.values() for p in b.prompts] + dev_prompts(suite)
+    store.ensure(wanted + ([] if dev_only else eval_sets["mt_bench"]))
     store.save()
 
     rows: list[dict] = []
     results: dict[str, list] = {k: [] for k in benches}
 
-    def add(router: str, mix: str, fn, info: dict, config: str = "") -> None:
+    def add(router: str, mix: str, fn, info: dict, config: str = "", seed: int = 0) -> None:
         row = {
             "router": router,
             "mix": mix,
             "config": config,
+            "seed": seed,
             "info": info,
             "apgr": {},
             "cpt50": {},
             "apgr_10pt": {},
         }
+        dev_rates = fn(dev_prompts(suite), STRONG, WEAK)
+        if dev_rates is not None:
+            by_group = route_suite(suite, lambda ps: dev_rates)
+            row["dev"] = score_dev_suite(suite, by_group, router).to_dict()
         for key, bench in benches.items():
             s, w = (bench.strong_model, bench.weak_model)
             res = _score(bench, fn, s, w, f"{router} ({mix})")
@@ -728,6 +832,15 @@ def run(
                 rows_ref["apgr_10pt"][key] = float(m.apgr_10pt_capped if capped else m.apgr_10pt)
                 rows_ref["cpt50"][key] = _cpt50(m)
     add("prompt_length", "-", lambda ps, s, w: prompt_length_router(ps), {})
+    oracle_dev = score_dev_suite(
+        suite, {g: oracle_win_rates(b) for g, b in suite.items()}, "oracle"
+    )
+    rows_oracle = next((x for x in rows if x["router"] == "oracle"), None)
+    if rows_oracle is None:
+        rows_oracle = {"router": "oracle", "mix": "-", "config": "", "info": {}, "apgr": {}}
+        rows_oracle.update(cpt50={}, apgr_10pt={})
+        rows.append(rows_oracle)
+    rows_oracle["dev"] = oracle_dev.to_dict()
 
     mix_cache: dict[str, tuple[TrainingData, dict]] = {}
     specs: dict[str, MixtureSpec] = {}
@@ -767,16 +880,21 @@ def run(
         data, _ = mix_cache[mix]
         if quick:
             cfg.steps = min(int(cfg.steps), 20)
-        try:
-            fn, info = train_cell(cfg, data, store, workdir / "cells" / cell_name(cell_id))
-        except Exception as err:  # one failing cell must not lose the others' results
-            log.exception("cell %s failed", cell_id)
-            failed[cell_id] = f"{type(err).__name__}: {err}"
-            continue
-        # grid.label tells apart cells of one architecture and mix (e.g. another featurizer).
-        label = str(cfg.get("grid", {}).get("label", cfg.arch))
-        add(label, mix, fn, info, config=cell_id)
-        write_tables(out, rows, benches, {"command": command, "partial": True})
+        for seed in seeds:
+            run_cfg = cfg.copy_and_resolve_references()
+            run_cfg.seed = int(seed)
+            run_id = cell_id if seed == 0 else f"{cell_id}@seed{seed}"
+            name = cell_name(cell_id) + ("" if seed == 0 else f"_s{seed}")
+            try:
+                fn, info = train_cell(run_cfg, data, store, workdir / "cells" / name)
+            except Exception as err:  # one failing cell must not lose the others' results
+                log.exception("cell %s failed", run_id)
+                failed[run_id] = f"{type(err).__name__}: {err}"
+                continue
+            # grid.label tells apart cells of one architecture and mix (e.g. another featurizer).
+            label = str(cfg.get("grid", {}).get("label", cfg.arch))
+            add(label, mix, fn, info, config=run_id, seed=int(seed))
+            write_tables(out, rows, benches, {"command": command, "partial": True})
 
     meta = {
         "failed_cells": failed,
@@ -785,8 +903,15 @@ def run(
         "quick": quick,
         "split_file": str(SPLIT_FILE.relative_to(HERE.parent)),
         "seed": SPLIT_SEED,
+        "seeds": list(seeds),
+        "dev_only": dev_only,
+        "dev_suite": {g: {"n": len(b), "source": GROUP_SOURCES[g]} for g, b in suite.items()},
     }
     write_tables(out, rows, benches, meta)
+    plot_strong_share(
+        [DevScores.from_dict(r["dev"]) for r in seed_means(rows) if "dev" in r],
+        out / "dev_suite.png",
+    )
     for key, bench in benches.items():
         safe = key.replace("/", "_vs_").replace(":", "__")
         plot_curves(bench, results[key], out / f"{safe}.png")
@@ -818,6 +943,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--encoder", default="all-MiniLM-L6-v2", help="or hashing:384 (smoke)")
     ap.add_argument("--quick", action="store_true", help="tiny benchmarks/data/steps (smoke)")
     ap.add_argument("--write-split", action="store_true")
+    ap.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="config seeds per cell (default: 0)"
+    )
+    ap.add_argument(
+        "--dev-only",
+        action="store_true",
+        help="score the development suite only (no benchmark: for choosing a router)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every file it writes
@@ -842,6 +975,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         encoder=args.encoder,
         quick=args.quick,
         command=command,
+        seeds=args.seeds,
+        dev_only=args.dev_only,
     )
     return 0
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from routellm_jax.eval.dev_suite import TASK_GROUPS
+
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -85,12 +87,16 @@ def test_run_grid_smoke(data_dir: Path, tmp_path: Path) -> None:
         cache=tmp_path / "emb.npz",
         encoder="hashing:384",
         quick=True,
+        seeds=(0, 1),
     )
     names = [(r["router"], r["mix"]) for r in rows]
     assert ("mf", "judge") in names and ("prompt_length", "-") in names
     assert ("oracle", "-") in names and ("lr_pair", "judge") in names
-    mf = next(r for r in rows if r["router"] == "mf")
+    mf, mf1 = [r for r in rows if r["router"] == "mf"]
     assert mf["config"] == str(cell)  # a file outside the repository is recorded as given
+    assert (mf1["config"], mf1["seed"]) == (f"{cell}@seed1", 1)
+    assert mf["dev"]["apgr"] != mf1["dev"]["apgr"]  # another seed trains another router
+    assert math.isfinite(mf["dev"]["mean_apgr"]) and set(mf["dev"]["apgr"]) == set(TASK_GROUPS)
     for key in ("mmlu", "gsm8k", "alpaca_heldout", "arena_heldout"):
         assert math.isfinite(mf["apgr"][key]), key
     saved = json.loads((out / "results.json").read_text())
@@ -101,7 +107,10 @@ def test_run_grid_smoke(data_dir: Path, tmp_path: Path) -> None:
     alpaca = card["per_source"]["alpaca_eval"]["alpaca_heldout"]
     assert alpaca.get("exact", 0) > 0
     assert card["removed_rows"]
-    assert (out / "results.md").read_text().count("| mf | judge |") == 2
+    # APGR and CPT tables: one row per seed; the dev-suite table: one row, the mean of the seeds.
+    md = (out / "results.md").read_text()
+    assert md.count("| mf | judge |") == 5 and "| mf | judge | 2 |" in md
+    assert (out / "dev_suite.png").stat().st_size > 0
     assert (out / "mmlu.png").stat().st_size > 0 and (out / "gsm8k.png").stat().st_size > 0
 
 
