@@ -3,9 +3,9 @@
 An architecture turns records into a dict of arrays (``examples_from_records``), each with leading
 dimension = number of examples and a fixed trailing shape (padding/bucketing already done there),
 so every batch has the same shapes and the train step compiles once. This module draws batches of
-example *indices* with grain (``MapDataset.range(n).shuffle(seed).repeat().batch(global)``: an
-epoch-aware reshuffle every pass), and each process gathers only its slice of every global batch
-(rows ``[p * local, (p + 1) * local)``), so
+example *indices* with grain (a random-access source of global batches, :class:`ShuffledBatches`:
+the stream of per-epoch seeded permutations cut into batches, a new order every pass), and each
+process gathers only its slice of every global batch (rows ``[p * local, (p + 1) * local)``), so
 
 * the global batch sequence depends only on the seed and the global batch size, not on the
   number of processes or devices (a 2-process run sees the batches a 1-process run sees);
@@ -179,6 +179,64 @@ class LengthGroupedBatches(Sequence[np.ndarray]):
         return batches[b]
 
 
+class ShuffledBatches(Sequence[np.ndarray]):
+    """Global batches of example indices as a random-access sequence: epoch ``e`` is the seeded
+    permutation ``default_rng([seed, e]).permutation(n)`` (the identity without ``shuffle``), the
+    epochs are concatenated and the stream is cut into batches, so every example appears once
+    per epoch and a batch may span two epochs. Without ``repeat``: one epoch, remainder dropped.
+
+    Example:
+        >>> b = ShuffledBatches(10, 4, shuffle=False)
+        >>> b[0].tolist(), b[2].tolist()  # the third batch spans epochs 0 and 1
+        ([0, 1, 2, 3], [8, 9, 0, 1])
+        >>> len(ShuffledBatches(10, 4, repeat=False))
+        2
+    """
+
+    def __init__(
+        self,
+        n: int,
+        global_batch_size: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        repeat: bool = True,
+    ) -> None:
+        self.n, self.batch_size = int(n), int(global_batch_size)
+        if self.n < self.batch_size:
+            raise ValueError(
+                f"only {self.n} examples for a global batch of {self.batch_size} (drop_remainder)"
+            )
+        self.seed, self.shuffle, self.repeat = int(seed), bool(shuffle), bool(repeat)
+        self._perms: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        # "Endless" when repeating: grain only ever asks for the next index.
+        return (self.n * (2**40 if self.repeat else 1)) // self.batch_size
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) >= 2:  # a batch spans at most two epochs
+                self._perms.pop(min(self._perms))
+            self._perms[epoch] = (
+                np.random.default_rng([self.seed, epoch]).permutation(self.n)
+                if self.shuffle
+                else np.arange(self.n)
+            )
+        return self._perms[epoch]
+
+    def __getitem__(self, j: int) -> np.ndarray:  # type: ignore[override]
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        start = int(j) * self.batch_size
+        epoch, lo = divmod(start, self.n)
+        hi = lo + self.batch_size
+        if hi <= self.n:
+            return self._permutation(epoch)[lo:hi]
+        head = self._permutation(epoch)[lo:]
+        return np.concatenate([head, self._permutation(epoch + 1)[: hi - self.n]])
+
+
 def index_dataset(
     n: int,
     global_batch_size: int,
@@ -232,13 +290,10 @@ def index_dataset(
             lambda idx: (np.asarray(idx)[lo:hi], int(lengths[idx].max()))
         )
         return grouped.to_iter_dataset(read)
-    ds = grain.MapDataset.range(n)
-    if shuffle:
-        ds = ds.shuffle(seed=seed)
-    if repeat:
-        ds = ds.repeat()  # after shuffle: grain reshuffles every epoch
-    ds = ds.batch(global_batch_size, drop_remainder=True)
-    ds = ds.map(lambda idx: np.asarray(idx)[lo:hi])
+    # One source element per global batch: grain's element-wise shuffle + batch cost a Python
+    # round trip per example, which dominated small routers' steps.
+    batches = ShuffledBatches(n, global_batch_size, seed=seed, shuffle=shuffle, repeat=repeat)
+    ds = grain.MapDataset.source(batches).map(lambda idx: idx[lo:hi])
     return ds.to_iter_dataset(read)
 
 

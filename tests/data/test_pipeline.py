@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routellm_jax.data.pipeline import BatchIterator, index_dataset, num_examples, split_holdout
+from routellm_jax.data.pipeline import (
+    BatchIterator,
+    ShuffledBatches,
+    index_dataset,
+    num_examples,
+    split_holdout,
+)
 
 
 def _examples(n=20):
@@ -36,6 +42,19 @@ def test_restored_state_continues_with_the_same_batches():
     fresh = BatchIterator(_examples(), global_batch_size=6, seed=0)
     fresh.set_state(state)
     assert [next(fresh)["id"].tolist() for _ in range(4)] == expected
+
+
+def test_shuffled_batches_cut_the_stream_of_epoch_permutations_in_any_access_order():
+    b = ShuffledBatches(10, 4, seed=7)
+    stream = np.concatenate([np.random.default_rng([7, e]).permutation(10) for e in range(4)])
+    expected = [stream[4 * j : 4 * j + 4].tolist() for j in range(10)]
+    assert [b[j].tolist() for j in range(10)] == expected
+    # Random access (a restored iterator jumps) gives the same batches as the sequential pass.
+    fresh = ShuffledBatches(10, 4, seed=7)
+    assert [fresh[j].tolist() for j in (9, 2, 7, 0, 5)] == [expected[j] for j in (9, 2, 7, 0, 5)]
+    assert len(ShuffledBatches(10, 4, repeat=False)) == 2
+    with pytest.raises(ValueError, match="only 3 examples"):
+        ShuffledBatches(3, 4)
 
 
 def test_process_shards_partition_the_global_batch():
