@@ -11,6 +11,14 @@ featurizer -> examples -> held-out split -> grain pipeline -> steps (progress ba
 ETA) -> eval every N steps (held-out loss/metrics, benchmark APGR when configured) -> Orbax
 checkpoints. Architectures with ``fit`` (built, not trained) are fitted and saved instead.
 
+Steps run ``config.steps_per_dispatch`` at a time (:class:`StepRunner`: one ``lax.scan`` call per
+block, blocks ending at eval and checkpoint steps, so those and a resume see exactly the state
+and data position of one step per call); the per-step metrics stay on the device until a log
+step. Training examples that fit ``config.data.device_budget_mb`` are placed on the devices once
+and each step gathers its rows there by index (grain still draws the indices), so a small router's
+step moves a few index bytes instead of a batch. ``config.step_transfer_guard = "disallow"``
+makes any implicit host<->device transfer in the step loop an error.
+
 Every step's loss, gradient norm and update norm are checked on the host at each log step and
 before each checkpoint: a NaN/inf stops the run with :class:`NonFiniteLossError` naming the step,
 before any state reached through it is saved (``config.stop_on_nonfinite``). A run starting
@@ -661,10 +669,10 @@ def train(
     :class:`~routellm_jax.training.checkpoints.CheckpointCorruptError` before anything is written;
     a NaN/inf loss raises :class:`NonFiniteLossError` (``config.stop_on_nonfinite``). ``data`` (a
     :class:`TrainingData`) overrides ``config.data``; ``on_step(step, state)`` is called after
-    each step (hooks, tests). ``featurizer`` replaces the architecture's
-    ``make_featurizer(arch_config)`` for this run, e.g. the same encoder with its embeddings
-    precomputed; the checkpoint records only the config's featurizer spec, so the injected one
-    must give that spec's vectors (its ``dim`` is checked against ``arch_config.text_dim``).
+    each dispatch (every ``config.steps_per_dispatch`` steps or fewer; hooks, tests).
+    ``featurizer`` replaces the architecture's ``make_featurizer(arch_config)`` for this run,
+    e.g. the same encoder with its embeddings precomputed; the checkpoint records only the
+    config's featurizer spec, so the injected one must give that spec's vectors (its ``dim`` is checked against ``arch_config.text_dim``).
 
     Example:
         >>> result = train(load_config("mf_minilm_judge", ["--config.steps=20"]), "/tmp/mf")  # doctest: +SKIP
