@@ -4,34 +4,26 @@
 text>`` lines, ``#`` comments); the grid evaluates on those prompts, so every training mixture
 must leave them out. This module is the one reader of that file, shared by the grid and by
 :func:`routellm_jax.data.mixtures.build_mixture` (``MixtureSpec.heldout_split``), which adds the
-held-out prompts to the evaluation sets a mixture is decontaminated against.
+held-out prompts to the evaluation sets a mixture is decontaminated against. Prompts are named
+by :func:`routellm_jax.data.hashing.prompt_id`.
 
 Example:
-    >>> prompt_id("hi")[:12]
-    '8f434346648f'
+    >>> sorted(read_split("experiments/judge_heldout_split.txt"))
+    ['alpaca_eval', 'arena_bench_v1']
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from routellm_jax.data.hashing import prompt_id
 
 ALPACA_PROMPTS = Path("derived/alpaca_eval_prompts.jsonl")
 ARENA_MATRIX = Path("derived/arena_bench_v1_score_matrix.csv")
 # The evaluation-set names the held-out prompts get (the grid's benchmark names).
 HELDOUT_SET_NAMES = {"alpaca_eval": "alpaca_heldout", "arena_bench_v1": "arena_heldout"}
-
-
-def prompt_id(text: str) -> str:
-    """The split's id of a prompt: sha256 hex of its UTF-8 text.
-
-    Example:
-        >>> len(prompt_id("What is 2+2?"))
-        64
-    """
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def resolve_split_path(path: str | os.PathLike[str]) -> Path:

@@ -24,19 +24,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from routellm_jax.data.hashing import prompt_id
+
 GOLDEN_SEED = "routellm-jax/mmlu-golden-split/v1"
 GOLDEN_SIZE = 1500
 GOLDEN_RESOURCE = "mmlu_golden_split.txt"
-
-
-def prompt_id(prompt: str) -> str:
-    """The identifier of a prompt: sha256 hex of its UTF-8 text.
-
-    Example:
-        >>> prompt_id("abc")[:12]
-        'ba7816bf8f01'
-    """
-    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
 def _order_key(prompt: str, seed: str) -> str:
