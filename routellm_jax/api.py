@@ -9,13 +9,14 @@ Example::
     router.decide(["Prove Fermat's last theorem"], threshold=0.5)
     # -> [{"win_rate": 0.77, "strong": True, "model": "gpt-4-1106-preview", "threshold": 0.5}]
 
-How it stays fast: prompts are featurized in chunks of at most ``max_batch``; each chunk is padded
-to one of a few batch sizes (``batch_buckets``) and, for token inputs with an ``attention_mask``,
-to one of a few sequence lengths (``seq_buckets``), so a warm router sees a small fixed set of
-shapes. The architecture's ``win_rate`` is compiled ahead of time once per shape
-(``jit(...).lower(...).compile()``), which is what lets :attr:`Router.stats` report compile time
-apart from steady-state time, and makes a recompile impossible to miss (``stats["compiles"]``).
-The strong/weak indices are traced arguments, so changing the model pair never recompiles.
+This module is routing policy: model names, thresholds, calibration tables, decisions. Reading an
+entry (resolve, verify, restore) is the zoo's (:mod:`routellm_jax.zoo.entry`); turning prompts
+into win rates is the runner's (:mod:`routellm_jax.models.inference`): fused encoder+head when the
+architecture and featurizer declare it, length-sorted chunks for token routers, every shape
+compiled once by the bucketed executor (:mod:`routellm_jax.models.executor`), which is what lets
+:attr:`Router.stats` report compile time apart from steady-state time and makes a recompile
+impossible to miss (``stats["compiles"]``). The strong/weak indices are traced arguments, so
+changing the model pair never recompiles.
 
 Parameters are restored from the Orbax checkpoint as host arrays and put on the default device:
 nothing about the exporting machine's devices or sharding is stored, so the same entry loads on
@@ -25,9 +26,8 @@ one CPU, a GPU or a TPU host.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import threading
-import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,24 +35,28 @@ from typing import Any
 
 import numpy as np
 
+from routellm_jax.models.executor import LENGTH_BUCKETS, ROW_BUCKETS
+from routellm_jax.models.registry import get_architecture
 from routellm_jax.zoo.card import (
     CARD_FILE,
+    PAPER_STRONG,
+    PAPER_WEAK,
     Calibration,
+    CheckpointRef,
     ModelCard,
     calibration_from_win_rates,
+    config_to_json,
     threshold_at_share,
 )
 
-# irt on MiniLM + prompt-shape features: the best single router of experiments/results (issue 6).
+log = logging.getLogger(__name__)
+
+# irt on MiniLM + prompt-shape features: the best single router of experiments/results.
 DEFAULT_ROUTER = "irt-shape-minilm"
-# Encoder precisions of the fused path. float32 is exact (the default); bfloat16 stores the encoder
-# weights in bf16 and feeds its matmuls bf16 operands with float32 accumulation (win rates move by
-# 2e-4 to 2e-3, see tests/zoo), 1.3-1.9x faster on CPUs with AVX512-BF16 (tools/bench_infer.py).
+# Encoder precisions. float32 is exact (the default); bfloat16 stores the encoder weights in bf16
+# and feeds its matmuls bf16 operands with float32 accumulation (win rates move by 2e-4 to 2e-3,
+# see tests/zoo), faster on CPUs with AVX512-BF16 (tools/bench_infer.py).
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
-BATCH_BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 256)
-SEQ_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
-# Featurizers cache embeddings per prompt text; a long-running router bounds that memory.
-_FEATURIZER_CACHE_LIMIT = 200_000
 
 
 class RouterError(ValueError):
@@ -97,66 +101,21 @@ def check_prompts(prompts: Sequence[Any]) -> list[str]:
     return checked
 
 
-def _bucket(n: int, buckets: Sequence[int]) -> int:
-    for b in buckets:
-        if n <= b:
-            return b
-    return n  # larger than every bucket: exact size (callers chunk so this stays rare)
-
-
-def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
-    if x.shape[0] == rows:
-        return x
-    # Repeat the last real row: padding rows are then valid inputs (no all-zero attention masks).
-    return np.concatenate([x, np.repeat(x[-1:], rows - x.shape[0], axis=0)], axis=0)
-
-
-def _pad_inputs(
-    inputs: dict[str, Any], n: int, batch_buckets: Sequence[int], seq_buckets: Sequence[int]
-) -> dict[str, np.ndarray]:
-    """Pad a featurized chunk to bucketed shapes (batch always; sequence when masked)."""
-    arrays = {k: np.asarray(v) for k, v in inputs.items()}
-    mask = arrays.get("attention_mask")
-    if mask is not None and mask.ndim == 2 and seq_buckets:
-        used = np.flatnonzero(mask.any(axis=0))
-        length = int(used[-1]) + 1 if used.size else 1
-        target = _bucket(length, seq_buckets)
-        seq = mask.shape[1]
-        for key, x in arrays.items():
-            if x.ndim >= 2 and x.shape[:2] == (n, seq):
-                if target <= seq:  # trailing columns are padding in every row: drop them
-                    arrays[key] = x[:, :target]
-                else:  # pad with zeros (= [PAD] ids, mask 0) up to the bucket
-                    pad = [(0, 0), (0, target - seq)] + [(0, 0)] * (x.ndim - 2)
-                    arrays[key] = np.pad(x, pad)
-    rows = _bucket(n, batch_buckets)
-    return {k: _pad_rows(x, rows) if x.ndim and x.shape[0] == n else x for k, x in arrays.items()}
-
-
-@dataclasses.dataclass
-class _Stats:
-    compiles: int = 0
-    compile_s: float = 0.0
-    shapes: list[str] = dataclasses.field(default_factory=list)
-    calls: int = 0
-    prompts: int = 0
-    featurize_s: float = 0.0
-    steady_s: float = 0.0  # forward time of already-compiled shapes (featurizing excluded)
-    tokens: int = 0  # fused path: real prompt tokens ...
-    padded_tokens: int = 0  # ... and the tokens the compiled calls ran on (with padding)
-
-
 class Router:
     """A loaded router. Build it with :func:`load` (or :meth:`from_params` for fresh params).
 
     Attributes: ``name``, ``card`` (:class:`~routellm_jax.zoo.card.ModelCard`), ``models`` (the
-    model-name table), ``default_strong`` / ``default_weak``, ``stats`` (timings).
+    model-name table), ``default_strong`` / ``default_weak``, ``runner`` (how prompts become win
+    rates: ``runner.path`` is ``"fused"``, ``"tokens"`` or ``"vectors"``, ``runner.reason`` says
+    why), ``stats`` (timings).
 
-    ``encoder_dtype`` is the encoder precision (``None``/``"float32"`` exact, ``"bfloat16"``;
-    :func:`load` calls it ``precision``): of the fused MiniLM encoder, or the config ``dtype`` of
-    an architecture with its own encoder (bert, causal_llm). Fused encoder+head path:
-    ``chunk_tokens`` caps the padded tokens of one compiled call (default: 1024 on CPU, where
-    bigger calls run slower per token; no cap on accelerators).
+    ``precision`` is the encoder's (``None``/``"float32"`` exact, ``"bfloat16"``): of the fused
+    MiniLM encoder, or the config field an architecture with its own encoder declares as its
+    ``precision_key`` (bert, causal_llm). Every compiled call holds at most ``max_batch`` rows,
+    padded to ``batch_buckets``, and token inputs are padded to ``seq_buckets``; ``chunk_tokens``
+    caps the padded tokens of one call (default: 1024 on CPU, where bigger calls run slower per
+    token; no cap on accelerators). ``fuse_encoder=False`` runs the featurizer on the host even
+    where encoder and head could be fused.
 
     Example:
         >>> router = load("mf-minilm")  # doctest: +SKIP
@@ -171,36 +130,31 @@ class Router:
         *,
         featurizer: Any = None,
         max_batch: int = 256,
-        batch_buckets: Sequence[int] = BATCH_BUCKETS,
-        seq_buckets: Sequence[int] = SEQ_BUCKETS,
+        batch_buckets: Sequence[int] = ROW_BUCKETS,
+        seq_buckets: Sequence[int] = LENGTH_BUCKETS,
         source: str = "",
         fuse_encoder: bool = True,
-        encoder_dtype: str | None = None,
+        precision: str | None = None,
         chunk_tokens: int | None = None,
     ) -> None:
+        # A local import: JAX and Flax load only when a router is built, so serving's request
+        # checks (check_prompt) and the CLI's parser import this module without them.
         import jax
 
-        from routellm_jax.models.registry import get_architecture
+        from routellm_jax.models.inference import Shapes, make_runner
 
         self.card = card
         self.name = card.name
         self.source = source
         self.arch = get_architecture(card.architecture)
         self.config = card.arch_config(self.arch.config_cls)
-        if encoder_dtype is not None and encoder_dtype not in PRECISIONS:
+        if precision is not None and precision not in PRECISIONS:
             raise RouterError(
-                f"router {self.name!r}: encoder_dtype/precision must be one of {PRECISIONS}, "
-                f"got {encoder_dtype!r}"
+                f"router {self.name!r}: precision must be one of {PRECISIONS}, got {precision!r}"
             )
-        # Architectures that run their own encoder (bert, causal_llm) have a compute ``dtype`` in
-        # their config: the precision is that dtype (their parameters stay float32).
-        own_encoder = (
-            encoder_dtype is not None
-            and dataclasses.is_dataclass(self.config)
-            and "dtype" in {f.name for f in dataclasses.fields(self.config)}
-        )
-        if own_encoder:
-            self.config = dataclasses.replace(self.config, dtype=encoder_dtype)
+        own_encoder = precision is not None and bool(self.arch.precision_key)
+        if own_encoder:  # the architecture runs its own encoder: the precision is its config's
+            self.config = dataclasses.replace(self.config, **{self.arch.precision_key: precision})
         self.featurizer = (
             featurizer if featurizer is not None else self.arch.make_featurizer(self.config)
         )
@@ -212,31 +166,30 @@ class Router:
         if not self.batch_buckets or self.batch_buckets[-1] != self.max_batch:
             self.batch_buckets = (*self.batch_buckets, self.max_batch)
         self.seq_buckets = tuple(sorted(seq_buckets))
+        self.precision = precision
+        self.chunk_tokens = chunk_tokens
         # Host arrays -> the default device; no sharding from the exporting machine survives.
         self.params = jax.device_put(params)
         self._calibrations: dict[tuple[str, str], Calibration] = {}
         if card.calibration is not None:
             c = card.calibration
             self._calibrations[(c.strong, c.weak)] = c
-        config = self.config
-        arch = self.arch
-
-        def forward(params: Any, inputs: dict[str, Any], strong: Any, weak: Any) -> Any:
-            return arch.win_rate(params, inputs, strong, weak, config)
-
-        self._jitted = jax.jit(forward)
-        self._compiled: dict[tuple, Any] = {}
-        self._compile_lock = threading.Lock()
-        self._stats = _Stats()
-        self.encoder_dtype = encoder_dtype
-        self.chunk_tokens = chunk_tokens
-        self._fused = self._make_fused() if fuse_encoder else None
-        if encoder_dtype not in (None, "float32") and self._fused is None and not own_encoder:
+        self.runner = make_runner(
+            self.arch,
+            self.config,
+            self.params,
+            self.featurizer,
+            shapes=Shapes(self.max_batch, self.batch_buckets, self.seq_buckets, chunk_tokens),
+            fuse=fuse_encoder,
+            precision=None if own_encoder else precision,
+        )
+        if precision not in (None, "float32") and self.runner.path != "fused" and not own_encoder:
             raise RouterError(
-                f"router {self.name!r}: encoder_dtype/precision needs an encoder inside the "
-                "router (the fused MiniLM path, or an architecture with a dtype such as bert or "
-                "causal_llm); this architecture/featurizer has neither"
+                f"router {self.name!r}: precision needs an encoder inside the router (the fused "
+                "MiniLM path, or an architecture declaring a precision_key such as bert or "
+                f"causal_llm); this one has neither ({self.runner.reason})"
             )
+        log.info("router %s: %s path; %s", self.name, self.runner.path, self.runner.reason)
 
     # ---- construction -----------------------------------------------------------------------
 
@@ -258,8 +211,6 @@ class Router:
         Example:
             >>> r = Router.from_params("mf", cfg, params, strong="gpt-4", weak="mixtral")  # doctest: +SKIP
         """
-        from routellm_jax.zoo.card import CheckpointRef, config_to_json
-
         models = [str(m) for m in getattr(config, "models", ())]
         strong, weak = _default_pair(models, strong, weak)
         card = ModelCard(
@@ -297,62 +248,7 @@ class Router:
             raise RouterError(f"strong and weak are the same model {strong!r}")
         return strong, weak, index[strong], index[weak]
 
-    # ---- encoder + head in one jit ----------------------------------------------------------
-
-    def _make_fused(self) -> _Fused | None:
-        """The fused path, when the architecture's inputs are exactly the featurizer's vectors
-        (``{"embedding": featurizer.embed(prompts)}``) and those are a Flax embedder's sentence
-        embeddings, optionally followed by host-computed features (``"<encoder>+shape"``: a
-        :class:`~routellm_jax.models.featurizers.ConcatFeaturizer` whose first part wraps the
-        embedder and whose other parts need no encoder)."""
-        parts = list(getattr(self.featurizer, "parts", None) or [self.featurizer])
-        encoder_part, host_parts = parts[0], parts[1:]
-        embedder = getattr(encoder_part, "embedder", None)
-        needed = ("tokenizer", "params", "config", "buckets")
-        if embedder is None or not all(hasattr(embedder, a) for a in needed):
-            return None
-        if any(hasattr(p, "embedder") or not hasattr(p, "embed") for p in host_parts):
-            return None  # a second encoder (or something opaque) cannot run on the host per chunk
-        probe = ["routing probe", "a somewhat longer routing probe prompt, to check the inputs"]
-        try:
-            inputs = self.arch.prompt_inputs(probe, self.featurizer, self.config)
-        except Exception:  # an architecture that cannot featurize plain prompts: no fusion
-            return None
-        if set(inputs) != {"embedding"}:
-            return None
-        direct = np.asarray(self.featurizer.embed(probe), dtype=np.float32)
-        if not np.array_equal(np.asarray(inputs["embedding"], dtype=np.float32), direct):
-            return None
-        # The fused function rebuilds the featurizer's vector as [encoder | host parts]; make sure
-        # that is the featurizer's own layout (every embed() call here hits a cache).
-        pieces = [np.asarray(p.embed(probe), dtype=np.float32) for p in parts]
-        if not np.array_equal(np.concatenate(pieces, axis=1), direct):
-            return None
-        return _Fused(self, embedder, host_parts)
-
     # ---- win rates --------------------------------------------------------------------------
-
-    def _forward(self, inputs: dict[str, np.ndarray], strong: int, weak: int) -> np.ndarray:
-        import jax
-        import jax.numpy as jnp
-
-        key = tuple(sorted((k, v.shape, str(v.dtype)) for k, v in inputs.items()))
-        args = (self.params, inputs, jnp.int32(strong), jnp.int32(weak))
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            with self._compile_lock:
-                compiled = self._compiled.get(key)
-                if compiled is None:
-                    start = time.perf_counter()
-                    compiled = self._jitted.lower(*args).compile()
-                    self._stats.compile_s += time.perf_counter() - start
-                    self._stats.compiles += 1
-                    self._stats.shapes.append(", ".join(f"{k}{list(s)}" for k, s, _ in key))
-                    self._compiled[key] = compiled
-        start = time.perf_counter()
-        out = np.asarray(jax.device_get(compiled(*args)))
-        self._stats.steady_s += time.perf_counter() - start
-        return out
 
     def win_rate(
         self, prompts: Sequence[str], strong: str | None = None, weak: str | None = None
@@ -369,24 +265,7 @@ class Router:
             raise TypeError("win_rate() takes a sequence of prompts; wrap one prompt in a list")
         prompts = check_prompts(prompts)
         _, _, s, w = self._pair(strong, weak)
-        if self._fused is not None:
-            out = self._fused.win_rate(prompts, s, w)
-            self._stats.prompts += len(prompts)
-            return out
-        out = np.empty(len(prompts), dtype=np.float32)
-        for start in range(0, len(prompts), self.max_batch):
-            chunk = prompts[start : start + self.max_batch]
-            t0 = time.perf_counter()
-            raw = self.arch.prompt_inputs(chunk, self.featurizer, self.config)
-            inputs = _pad_inputs(raw, len(chunk), self.batch_buckets, self.seq_buckets)
-            self._stats.featurize_s += time.perf_counter() - t0
-            out[start : start + len(chunk)] = self._forward(inputs, s, w)[: len(chunk)]
-            self._stats.calls += 1
-        self._stats.prompts += len(prompts)
-        cache = getattr(self.featurizer, "cache", None)
-        if isinstance(cache, dict) and len(cache) > _FEATURIZER_CACHE_LIMIT:
-            cache.clear()
-        return out
+        return self.runner.win_rate(prompts, s, w)
 
     # ---- thresholds -------------------------------------------------------------------------
 
@@ -530,22 +409,26 @@ class Router:
     @property
     def stats(self) -> dict[str, Any]:
         """Timings: ``compile_s`` (first call per shape), ``steady_s`` (forward passes of compiled
-        shapes), ``featurize_s`` (tokenizing/embedding on the host), ``compiles``, ``shapes``,
-        ``calls``, ``prompts``, ``steady_prompts_per_s``, and on the fused encoder path ``tokens``
-        / ``padded_tokens`` (real vs computed tokens: the padding overhead).
+        shapes), ``featurize_s`` (tokenizing/embedding/padding on the host), ``compiles``,
+        ``shapes``, ``calls``, ``prompts``, ``steady_prompts_per_s``, ``tokens`` /
+        ``padded_tokens`` for token inputs (real vs computed tokens: the padding overhead), and
+        ``path`` / ``path_reason``: how this router runs and why (for an unfused router, what its
+        architecture or featurizer does not declare).
 
         Example:
-            >>> load("mf-minilm").stats["compiles"]  # doctest: +SKIP
-            0
+            >>> load("mf-minilm").stats["path"]  # doctest: +SKIP
+            'fused'
         """
-        s = dataclasses.asdict(self._stats)
+        s = dataclasses.asdict(self.runner.executor.stats)
         busy = s["steady_s"] + s["featurize_s"]
         s["steady_prompts_per_s"] = s["prompts"] / busy if busy > 0 else None
+        s["path"] = self.runner.path
+        s["path_reason"] = self.runner.reason
         return s
 
     def reset_stats(self) -> None:
         """Zero the counters (compiled shapes are kept, so later calls stay warm)."""
-        self._stats = _Stats()
+        self.runner.executor.reset_stats()
 
     def warmup(self, batch_sizes: Sequence[int] | None = None) -> None:
         """Compile the batch buckets ahead of the first real request.
@@ -563,155 +446,7 @@ class Router:
         )
 
 
-class _Fused:
-    """Tokenize on the host, then run encoder + pooling + head as one compiled function.
-
-    Prompts are tokenized in one ``encode_batch`` call (Rust, parallel), sorted by token length
-    and cut into chunks of similar length by :func:`~routellm_jax.models.encoders.embedder.
-    plan_chunks`: fine length buckets (steps of 8 tokens up to 64) and power-of-two row buckets,
-    so padding stays ~10% of the real tokens (the old 16/32/64/128 buckets padded GSM8K-length
-    batches 1.4x at batch 1 and 2-3x at batch 16/256). On CPU a chunk holds at most
-    ``chunk_tokens`` (default 1024) padded tokens: bigger chunks run slower per token there, as
-    the activations stop fitting in cache. Every (rows, length) shape is compiled once, ahead of
-    time; chunks are dispatched asynchronously so the host pads the next one while the device
-    runs the previous one.
-
-    ``host_featurizers`` (the ``+shape`` of ``"all-MiniLM-L6-v2+shape"``) are computed on the
-    host for each chunk's prompts and passed into the compiled function, which appends them to
-    the pooled embedding before the head, as the featurizer does; ``[]`` for a plain encoder.
-    """
-
-    def __init__(self, router: Router, embedder: Any, host_featurizers: Sequence[Any] = ()) -> None:
-        import jax
-        import jax.numpy as jnp
-
-        from routellm_jax.models.encoders.embedder import FINE_LENGTHS, ROW_BUCKETS, encode
-
-        self.router = router
-        self.tokenizer = embedder.tokenizer
-        self.host_featurizers = list(host_featurizers)
-        self.host_dim = sum(int(f.dim) for f in self.host_featurizers)
-        max_len = self.tokenizer.max_length
-        self.length_buckets = tuple(sorted({b for b in FINE_LENGTHS if b < max_len} | {max_len}))
-        self.row_buckets = tuple(
-            sorted({b for b in ROW_BUCKETS if b < router.max_batch} | {router.max_batch})
-        )
-        on_cpu = jax.default_backend() == "cpu"
-        # Accelerators: no per-chunk token cap, and a call costs more than padding does.
-        self.max_tokens = router.chunk_tokens or (1024 if on_cpu else None)
-        self.dispatch_tokens = 32.0 if on_cpu else 4096.0
-        dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[
-            router.encoder_dtype or getattr(embedder, "dtype", "float32")
-        ]
-        enc_config, arch, config = embedder.config, router.arch, router.config
-        params = embedder.params
-        if dtype == jnp.bfloat16:  # store bf16 weights, as load_embedder(dtype="bfloat16") does
-            params = jax.tree.map(
-                lambda x: x.astype(jnp.bfloat16) if jnp.issubdtype(x.dtype, jnp.floating) else x,
-                params,
-            )
-        # The encoder weights are frozen inputs of the compiled function, on the default device.
-        self.encoder_params = jax.device_put(params)
-
-        def fused(
-            head: Any,
-            encoder: Any,
-            ids: Any,
-            mask: Any,
-            host_features: Any,
-            strong: Any,
-            weak: Any,
-        ) -> Any:
-            emb = encode(encoder, ids, mask, enc_config, dtype=dtype)  # [batch, hidden] f32
-            if host_features is not None:  # [batch, host_dim] f32, after the encoder's vector
-                emb = jnp.concatenate([emb, host_features], axis=1)
-            return arch.win_rate(head, {"embedding": emb}, strong, weak, config)
-
-        self.jitted = jax.jit(fused)
-
-    def _executable(self, rows: int, length: int, args: tuple) -> Any:
-        r = self.router
-        key = ("fused", rows, length)
-        compiled = r._compiled.get(key)
-        if compiled is None:
-            with r._compile_lock:  # concurrent callers (a server's threads) compile a shape once
-                compiled = r._compiled.get(key)
-                if compiled is None:
-                    start = time.perf_counter()
-                    compiled = self.jitted.lower(*args).compile()
-                    r._stats.compile_s += time.perf_counter() - start
-                    r._stats.compiles += 1
-                    r._stats.shapes.append(f"input_ids[{rows}, {length}]")
-                    r._compiled[key] = compiled
-        return compiled
-
-    def _host_features(self, prompts: list[str]) -> np.ndarray | None:
-        if not self.host_featurizers:
-            return None
-        features = np.concatenate(
-            [np.asarray(f.embed(prompts), dtype=np.float32) for f in self.host_featurizers], axis=1
-        )
-        for f in self.host_featurizers:  # their per-prompt caches, bounded like the featurizer's
-            cache = getattr(f, "cache", None)
-            if isinstance(cache, dict) and len(cache) > _FEATURIZER_CACHE_LIMIT:
-                cache.clear()
-        return features
-
-    def plan(self, lengths: Sequence[int]) -> list[tuple[np.ndarray, int, int]]:
-        """``(prompt indices, padded rows, padded length)`` per compiled call."""
-        from routellm_jax.models.encoders.embedder import plan_chunks
-
-        return plan_chunks(
-            lengths,
-            length_buckets=self.length_buckets,
-            row_buckets=self.row_buckets,
-            max_tokens=self.max_tokens,
-            dispatch_tokens=self.dispatch_tokens,
-        )
-
-    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
-        import jax
-        import jax.numpy as jnp
-
-        r = self.router
-        out = np.empty(len(prompts), dtype=np.float32)
-        if not prompts:
-            return out
-        t0 = time.perf_counter()
-        compile_before = r._stats.compile_s
-        ids = self.tokenizer.encode_ids(prompts)
-        # [n, host_dim] host features of every prompt (None for a plain encoder featurizer).
-        host_features = self._host_features(prompts)
-        host = time.perf_counter() - t0  # tokenizing and host features, then padding below
-        lengths = [len(x) for x in ids]
-        plan = self.plan(lengths)
-        r._stats.tokens += int(sum(lengths))
-        r._stats.padded_tokens += sum(rows * length for _, rows, length in plan)
-        s, w = jnp.int32(strong), jnp.int32(weak)
-        pending = []
-        for index, rows, length in plan:
-            t1 = time.perf_counter()
-            input_ids, mask = self.tokenizer.pad([ids[i] for i in index], length, rows)
-            chunk_features = None
-            if host_features is not None:  # padding rows get zeros; their outputs are dropped
-                chunk_features = np.zeros((rows, self.host_dim), dtype=np.float32)
-                chunk_features[: len(index)] = host_features[index]
-            host += time.perf_counter() - t1
-            args = (r.params, self.encoder_params, input_ids, mask, chunk_features, s, w)
-            pending.append((index, self._executable(rows, length, args)(*args)))
-            r._stats.calls += 1
-        for index, result in pending:
-            out[index] = np.asarray(jax.device_get(result))[: len(index)]
-        total = time.perf_counter() - t0
-        compiled_now = r._stats.compile_s - compile_before
-        r._stats.featurize_s += host
-        r._stats.steady_s += max(0.0, total - host - compiled_now)
-        return out
-
-
 def _default_pair(models: Sequence[str], strong: str | None, weak: str | None) -> tuple[str, str]:
-    from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
-
     strong = strong or (PAPER_STRONG if not models or PAPER_STRONG in models else None)
     weak = weak or (PAPER_WEAK if not models or PAPER_WEAK in models else None)
     if strong is None or weak is None:
@@ -845,12 +580,11 @@ def load(
     """Load a router: a zoo name from the manifest (``"mf-minilm"``, ``"mf-minilm@0.1.0"``), a URL
     of an entry archive (``https://.../x.tar#sha256=...``) or a local entry folder / ``.tar``.
 
-    Files are verified (sha256) before anything is restored. ``router_kwargs`` go to
-    :class:`Router` (``max_batch``, ``batch_buckets``, ``seq_buckets``, ``featurizer``,
-    ``chunk_tokens``).
+    Files are verified (sha256) before anything is restored. ``router_kwargs`` go to :class:`Router` (``max_batch``, ``batch_buckets``,
+    ``seq_buckets``, ``featurizer``, ``chunk_tokens``, ``fuse_encoder``).
 
     ``precision`` is the encoder's precision, on the fused encoder+head path of MiniLM routers
-    or as the compute ``dtype`` of routers that run their own encoder (bert, causal_llm):
+    or as the compute dtype of routers that run their own encoder (bert, causal_llm):
     ``"float32"`` (default, exact) or ``"bfloat16"`` (bf16 weights and matmul operands, float32
     accumulation and everything between the matmuls in float32: win rates within 2e-4 to 2e-3 of
     float32, routing decisions agreeing on >= 99% of GSM8K/MT-Bench prompts, tested in
@@ -864,8 +598,4 @@ def load(
     """
     entry_dir = resolve_entry(name_or_url_or_path, cache_dir=cache_dir, manifest=manifest)
     card, params = read_entry(entry_dir, verify=verify)
-    if precision is not None:
-        if "encoder_dtype" in router_kwargs:
-            raise TypeError("give precision= or encoder_dtype=, not both")
-        router_kwargs["encoder_dtype"] = precision
-    return Router(card, params, source=str(entry_dir), **router_kwargs)
+    return Router(card, params, source=str(entry_dir), precision=precision, **router_kwargs)

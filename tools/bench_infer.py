@@ -68,9 +68,10 @@ class TorchReference:
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = BertModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
         self.model = self.model.to(getattr(torch, dtype))  # bfloat16: oneDNN's bf16 kernels
-        self.max_length = router._fused.tokenizer.max_length if router._fused else 256
+        fused = router.runner if router.runner.path == "fused" else None
+        self.max_length = fused.tokenizer.max_length if fused else 256
         # "<encoder>+shape" featurizers: the same host features, appended to the torch embedding.
-        self.host_featurizers = router._fused.host_featurizers if router._fused else []
+        self.host_featurizers = fused.host_featurizers if fused else []
         self.head = self._head(router)
 
     def _head(self, router) -> Callable[[object, int, int], np.ndarray]:
@@ -136,23 +137,28 @@ def _call_router(router, prompts: list[str]) -> np.ndarray:
     return router.win_rate(prompts)
 
 
-def _coarse_plan(fused, lengths):
-    """The planning before fine chunks: coarse length buckets, one call per bucket (up to
-    ``max_batch`` rows), rows padded to the router's batch buckets."""
-    from routellm_jax.api import _bucket
+# The planning before fine chunks: coarse length buckets, one call per bucket (up to max_batch
+# rows), rows padded to these batch buckets.
+COARSE_LENGTHS = (16, 32, 64, 128, 256)
+COARSE_ROWS = (1, 8, 32, 128, 256)
+
+
+def _coarse_plan(runner, max_batch: int, lengths, max_rows=None) -> list:
+    """A planner for ``runner.executor.planner``: the coarse plan, as ``Chunk`` s."""
+    from routellm_jax.models.executor import Chunk, bucket_grid
 
     lengths = np.asarray(lengths)
     order = np.argsort(lengths, kind="stable")
-    coarse = tuple(b for b in (16, 32, 64, 128, 256) if b < fused.tokenizer.max_length)
-    coarse = (*coarse, fused.tokenizer.max_length)
-    bucket_of = np.array([_bucket(int(n), coarse) for n in lengths[order]])
-    r = fused.router
+    coarse = bucket_grid(COARSE_LENGTHS, runner.tokenizer.max_length)
+    rows = bucket_grid(COARSE_ROWS, max_batch)
+    bucket_of = np.array([next((b for b in coarse if n <= b), coarse[-1]) for n in lengths[order]])
     plan = []
     for length in sorted(set(bucket_of.tolist())):
         group = order[bucket_of == length]
-        for start in range(0, len(group), r.max_batch):
-            index = group[start : start + r.max_batch]
-            plan.append((index, _bucket(len(index), r.batch_buckets), int(length)))
+        for start in range(0, len(group), max_batch):
+            index = group[start : start + max_batch]
+            padded = next(b for b in rows if len(index) <= b)
+            plan.append(Chunk(index, padded, int(length)))
     return plan
 
 
@@ -299,20 +305,20 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         base = routellm_jax.load(name)
-        if base._fused is None:
+        if base.runner.path != "fused":
             encoder = getattr(base.config, "encoder", None) or getattr(
                 base.config, "base_model", ""
             )
             if "jax-bf16" not in wanted or not hasattr(base.config, "dtype"):
                 print(
-                    f"{name}: no fused MiniLM path ({base.card.architecture}, {encoder}); skipped"
+                    f"{name}: {base.runner.reason} ({base.card.architecture}, {encoder}); skipped"
                 )
                 continue
             results.append(_own_encoder_rows(name, base, prompts, args))
             continue
         ref = TorchReference(base, args.threads or None)
         _, _, s, w = base._pair(None, None)
-        ntok = [len(x) for x in base._fused.tokenizer.encode_ids(prompts[: args.n])]
+        ntok = [len(x) for x in base.runner.tokenizer.encode_ids(prompts[: args.n])]
         print(
             f"\n== {name} ({base.card.architecture}); {args.n} prompts, mean {np.mean(ntok):.1f} "
             f"tokens; reference head: {ref.head_kind}; {args.rounds} rounds"
@@ -324,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "jax-f32-coarse" in wanted:
             coarse = routellm_jax.load(name, featurizer=base.featurizer)
-            coarse._fused.plan = functools.partial(_coarse_plan, coarse._fused)
+            coarse.runner.executor.planner = functools.partial(
+                _coarse_plan, coarse.runner, coarse.max_batch
+            )
             variants["jax-f32-coarse"] = coarse
         if "jax-f32" not in wanted:
             variants.pop("jax-f32")

@@ -453,6 +453,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--bert-batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument(
+        "--bert-threads",
+        type=int,
+        default=0,
+        help="torch threads for the BERT references (0 = --threads); on a loaded machine torch's "
+        "best thread count differs between the small MF step and the matmul-bound BERT step",
+    )
     p.add_argument("--skip-bert", action="store_true")
     p.add_argument("--skip-mf", action="store_true")
     p.add_argument(
@@ -534,6 +541,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             MINILM["vocab_size"],
             lengths=lengths,
         )
+        if args.bert_threads:
+            torch.set_num_threads(args.bert_threads)
+            print(f"torch threads for BERT: {torch.get_num_threads()}")
         ours = bench_bert_jax(bd, args.bert_batch, args.bert_steps)
         ref = bench_bert_torch(bd, args.bert_batch, args.bert_steps)
         results["bert"] = {"jax": ours, "transformers_torch": ref}

@@ -56,12 +56,12 @@ def child(router_name: str, precision: str, out_path: str) -> None:
     import routellm_jax
 
     router = routellm_jax.load(router_name, precision=precision)
-    fused = router._fused
-    if fused is None:
-        raise SystemExit(f"{router_name}: no fused encoder path")
+    fused = router.runner
+    if fused.path != "fused":
+        raise SystemExit(f"{router_name}: {fused.reason}")
     prompts = load_prompts(None)[:256]
     ids = fused.tokenizer.encode_ids(prompts)
-    features = fused._host_features(prompts)
+    features = fused.host_features(prompts)
     _, _, s, w = router._pair(None, None)
     result: dict = {"load_before": os.getloadavg()[0]}
     for rows, length in SHAPES:

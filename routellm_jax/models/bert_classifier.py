@@ -301,7 +301,7 @@ def prompt_inputs(
     prompts: Sequence[str], featurizer: BatchTokenizer, config: BertClassifierConfig
 ) -> dict[str, np.ndarray]:
     """``input_ids``/``attention_mask [n, L]``: L = the longest prompt rounded up to a multiple of
-    16, at most ``max_length`` (the inference API re-pads to its length buckets).
+    16, at most ``max_length`` (inference cuts length-sorted chunks of them to its length buckets).
 
     Example:
         >>> prompt_inputs(["What is 2+2?"], tok, cfg)["input_ids"].shape  # doctest: +SKIP
@@ -409,4 +409,5 @@ ARCHITECTURE = Architecture(
     "P(strong) = 1 - P(tie) - P(weak wins)",
     sequence_keys=("input_ids", "attention_mask"),
     mask_key="attention_mask",
+    precision_key="dtype",  # load(precision=...) is the encoder's compute dtype
 )

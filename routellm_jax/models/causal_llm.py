@@ -368,7 +368,7 @@ def prompt_inputs(
     prompts: Sequence[str], featurizer: CausalLLMFeaturizer, config: CausalLLMConfig
 ) -> dict[str, np.ndarray]:
     """``input_ids``/``attention_mask [n, L]``, L = the longest row rounded up to a multiple of 32
-    (at most ``max_length``), so few distinct shapes get compiled.
+    (at most ``max_length``); inference cuts length-sorted chunks of them to its length buckets.
 
     Example:
         >>> prompt_inputs(["What is 2+2?"], feat, cfg)["input_ids"].shape  # doctest: +SKIP
@@ -501,4 +501,5 @@ ARCHITECTURE = Architecture(
     ),
     sequence_keys=("input_ids", "attention_mask"),
     mask_key="attention_mask",
+    precision_key="dtype",  # load(precision=...) is the encoder's compute dtype
 )

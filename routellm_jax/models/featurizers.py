@@ -21,16 +21,22 @@ checkpoint says how its inputs were made) and turns prompts into a float32 matri
 
 Every featurizer caches embeddings per prompt text in a dict on the object (``.cache``), because
 training data repeats prompts many times (one prompt, dozens of battles or model outcomes).
+
+A featurizer also declares whether its vectors can be computed inside a compiled function
+(:meth:`CachedFeaturizer.device_encoding`): an encoder spec (a Flax embedder) can, optionally
+followed by parts computed on the host from the text alone (``+shape``); hashing, precomputed and
+custom featurizers cannot. The inference API fuses encoder and head only on that declaration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -58,10 +64,24 @@ class Featurizer(Protocol):
         ...
 
 
+@dataclasses.dataclass(frozen=True)
+class DeviceEncoding:
+    """How a featurizer's vectors are computed inside a compiled function: the pooled output of
+    ``embedder`` (a :class:`~routellm_jax.models.encoders.embedder.Embedder`: tokenizer, params,
+    config, dtype), followed by the vectors of ``host_parts``, featurizers computed on the host
+    from the text alone, in this order: exactly the layout of the featurizer's own vectors."""
+
+    embedder: Any
+    host_parts: tuple[Any, ...] = ()
+
+
 class CachedFeaturizer:
     """Base class: per-prompt embedding cache around a batch embedding function.
 
     Subclasses implement ``_embed_new(prompts, batch_size) -> [n, dim]`` for prompts not yet cached.
+    ``on_host`` says the vectors are a cheap function of the text alone (no encoder weights), so
+    a fused router may compute them on the host next to the device encoder;
+    :meth:`device_encoding` says whether the vectors can be computed inside a compiled function.
 
     Example:
         >>> f = make_embedding_featurizer("hashing:16")
@@ -71,9 +91,20 @@ class CachedFeaturizer:
 
     spec: str = ""
     dim: int = 0
+    on_host: bool = False
 
     def __init__(self) -> None:
         self.cache: dict[str, np.ndarray] = {}
+
+    def device_encoding(self) -> DeviceEncoding | str:
+        """A :class:`DeviceEncoding`, or a sentence saying why these vectors cannot be computed
+        inside a compiled function (the router then runs the featurizer on the host).
+
+        Example:
+            >>> make_embedding_featurizer("hashing:8").device_encoding()
+            "featurizer 'hashing:8' has no encoder to run on the device"
+        """
+        return f"featurizer {self.spec!r} has no encoder to run on the device"
 
     def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
         raise NotImplementedError
@@ -117,6 +148,8 @@ class HashingFeaturizer(CachedFeaturizer):
         >>> bool(np.allclose(np.linalg.norm(f.embed(["What is 2+2?"])), 1.0))
         True
     """
+
+    on_host = True
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -215,6 +248,8 @@ class ShapeFeaturizer(CachedFeaturizer):
         (2, 9)
     """
 
+    on_host = True
+
     def __init__(self) -> None:
         super().__init__()
         self.spec, self.dim = "shape", SHAPE_DIM
@@ -243,6 +278,27 @@ class ConcatFeaturizer(CachedFeaturizer):
         self.parts = list(parts)
         self.spec = "+".join(p.spec for p in self.parts)
         self.dim = sum(int(p.dim) for p in self.parts)
+        self.on_host = all(getattr(p, "on_host", False) for p in self.parts)
+
+    def device_encoding(self) -> DeviceEncoding | str:
+        """The first part's device encoding with the other parts appended as host parts, when
+        the first part has one and every other part is computed on the host.
+
+        Example:
+            >>> ConcatFeaturizer([make_embedding_featurizer("hashing:4"), ShapeFeaturizer()]
+            ...                  ).device_encoding()
+            "featurizer 'hashing:4' has no encoder to run on the device"
+        """
+        base = self.parts[0].device_encoding()
+        if isinstance(base, str):
+            return base
+        for part in self.parts[1:]:
+            if not getattr(part, "on_host", False):
+                return (
+                    f"featurizer {self.spec!r}: part {part.spec!r} is not computed on the host "
+                    "from the text alone, so it cannot run beside the device encoder"
+                )
+        return DeviceEncoding(base.embedder, (*base.host_parts, *self.parts[1:]))
 
     def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
         return np.concatenate([p.embed(prompts, batch_size) for p in self.parts], axis=1)
@@ -282,6 +338,8 @@ class PrecomputedFeaturizer(CachedFeaturizer):
         >>> f.embed(["What is 2+2?"]).shape  # doctest: +SKIP
         (1, 1536)
     """
+
+    on_host = True  # a table lookup per prompt
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
@@ -364,6 +422,21 @@ class EncoderFeaturizer(CachedFeaturizer):
 
     def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
         return self.embedder.embed(prompts, batch_size=batch_size)  # type: ignore[attr-defined]
+
+    def device_encoding(self) -> DeviceEncoding | str:
+        """The encoder itself, when it is a Flax :class:`~routellm_jax.models.encoders.embedder.
+        Embedder` (the encoder specs of :func:`make_embedding_featurizer`); any other object
+        with ``embed`` runs on its own."""
+        # A local import: the embedder module imports JAX, which hashing and precomputed
+        # featurizers never need.
+        from routellm_jax.models.encoders.embedder import Embedder
+
+        if isinstance(self.embedder, Embedder):
+            return DeviceEncoding(self.embedder)
+        return (
+            f"featurizer {self.spec!r}: its encoder ({type(self.embedder).__name__}) is not a "
+            "Flax Embedder, so it cannot run inside the compiled function"
+        )
 
 
 def make_embedding_featurizer(spec: str, **encoder_kwargs: object) -> CachedFeaturizer:

@@ -537,6 +537,8 @@ ARCHITECTURE = Architecture(
     loss=loss,
     prompt_inputs=prompt_inputs,
     win_rate=win_rate,
+    # prompt_inputs is {"embedding": featurizer.embed(prompts)}: MiniLM routers run fused.
+    embedding_key="embedding",
     partition_rules=(),
     description="Multidimensional IRT over prompt embeddings: per-model correctness/grades and "
     "battles in one latent space; routes any pair, or among N models with prices.",

@@ -286,6 +286,8 @@ ARCHITECTURE = Architecture(
     loss=loss,
     prompt_inputs=prompt_inputs,
     win_rate=win_rate,
+    # prompt_inputs is {"embedding": featurizer.embed(prompts)}: MiniLM routers run fused.
+    embedding_key="embedding",
     # A few hundred thousand parameters at most: replicated on every device.
     partition_rules=(),
     description="Matrix factorisation over model embeddings and a projected frozen prompt "

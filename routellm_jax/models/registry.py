@@ -28,7 +28,16 @@ Contract (all functions pure; ``config`` is an instance of ``config_cls``, a fro
 * ``sequence_keys`` / ``mask_key`` (token-sequence routers): the example arrays that are
   right-padded along axis 1, and the one among them whose nonzero entries mark real tokens. With
   them the trainer can cut each batch to a length bucket (``config.data.length_buckets``), so
-  ``loss`` must give the same value on a batch with trailing pad columns removed.
+  ``loss`` must give the same value on a batch with trailing pad columns removed. Inference uses
+  the same declaration: prompts are sorted by length and cut into chunks of similar length
+  (:mod:`routellm_jax.models.inference`), so ``win_rate`` must not change either.
+* ``embedding_key`` (embedding routers): the one key of ``prompt_inputs`` whose value is exactly
+  ``featurizer.embed(prompts)`` (``"embedding"`` for mf, irt, sw_ranking). Declaring it lets the
+  inference API compute those vectors inside the compiled function, encoder and head fused, when
+  the featurizer also declares an encoder that can run there
+  (:meth:`~routellm_jax.models.featurizers.CachedFeaturizer.device_encoding`).
+* ``precision_key`` (routers that run their own encoder: bert, causal_llm): the config field
+  holding the compute precision; ``routellm_jax.load(..., precision=...)`` sets it.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ class Architecture:
     description: str = ""
     sequence_keys: tuple[str, ...] = ()
     mask_key: str = ""
+    embedding_key: str = ""
+    precision_key: str = ""
 
     def make_config(self, **overrides: Any) -> Any:
         """Build this architecture's config, with field overrides.

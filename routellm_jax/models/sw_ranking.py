@@ -454,6 +454,8 @@ ARCHITECTURE = Architecture(
     loss=loss,
     prompt_inputs=prompt_inputs,
     win_rate=win_rate,
+    # prompt_inputs is {"embedding": featurizer.embed(prompts)}: MiniLM routers run fused.
+    embedding_key="embedding",
     fit=fit,
     # The battle database is data, not trained weights: replicated.
     partition_rules=(),

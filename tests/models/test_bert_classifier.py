@@ -226,10 +226,10 @@ def test_router_precision_sets_the_encoder_dtype(setup) -> None:
     prompts = ["Hi", "Prove Fermat's last theorem for n = 3, step by step, please."]
     f32 = Router.from_params("bert", cfg, params, strong=STRONG, weak=WEAK, featurizer=tok)
     bf16 = Router.from_params(
-        "bert", cfg, params, strong=STRONG, weak=WEAK, featurizer=tok, encoder_dtype="bfloat16"
+        "bert", cfg, params, strong=STRONG, weak=WEAK, featurizer=tok, precision="bfloat16"
     )
     assert f32.config.dtype == "float32" and bf16.config.dtype == "bfloat16"
-    assert bf16._fused is None  # no MiniLM fusion: the classifier runs its own encoder
+    assert bf16.runner.path == "tokens"  # no MiniLM fusion: the classifier runs its own encoder
     a, b = f32.win_rate(prompts), bf16.win_rate(prompts)
     assert not np.array_equal(a, b)  # the bf16 path really ran ...
     np.testing.assert_allclose(b, a, atol=2e-2)  # ... and stays close

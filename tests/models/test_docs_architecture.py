@@ -68,6 +68,9 @@ def test_doc_architecture_follows_the_contract(logit_arch) -> None:
     )
     assert np.isfinite(float(value)) and 0.0 <= float(metrics["accuracy"]) <= 1.0
     inputs = arch.prompt_inputs(["prove it", "hello"], featurizer, config)
+    # Its embedding_key declaration holds, so with a MiniLM featurizer it runs fused.
+    assert set(inputs) == {arch.embedding_key}
+    np.testing.assert_array_equal(inputs["embedding"], featurizer.embed(["prove it", "hello"]))
     p = np.asarray(
         jax.jit(lambda p, x, s, w: arch.win_rate(p, x, s, w, config))(params, inputs, 0, 1)
     )

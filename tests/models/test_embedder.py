@@ -7,15 +7,7 @@ import jax.monitoring
 import numpy as np
 import pytest
 
-from routellm_jax.models.encoders.embedder import (
-    FINE_LENGTHS,
-    BatchTokenizer,
-    bucket_for,
-    encode,
-    load_embedder,
-    plan_batches,
-    plan_chunks,
-)
+from routellm_jax.models.encoders.embedder import BatchTokenizer, encode, load_embedder
 
 torch = pytest.importorskip("torch", reason="torch is the parity reference (dev extra)")
 transformers = pytest.importorskip("transformers")
@@ -103,50 +95,3 @@ def test_tokenizer_truncates_and_pads(embedder) -> None:
     assert max(len(x) for x in ids) == 256 and ids[0][0] == 101 and ids[0][-1] == 102
     padded, mask = tok.pad(ids[:2], 16, rows=4)
     assert padded.shape == (4, 16) and mask[2:].sum() == 0 and mask[0].sum() == len(ids[0])
-
-
-def test_plan_batches_buckets() -> None:
-    assert bucket_for(300, (16, 256)) == 256
-    plan = plan_batches([3, 100, 5, 17, 15, 250], batch_size=2, buckets=(16, 32, 128, 256))
-    seen = sorted(i for idx, _, _ in plan for i in idx.tolist())
-    assert seen == list(range(6))
-    for idx, rows, _ in plan:
-        assert rows in (1, 2) and rows >= len(idx)
-    lengths = [3, 100, 5, 17, 15, 250]
-    for idx, _, length in plan:
-        assert all(bucket_for(lengths[i], (16, 32, 128, 256)) == length for i in idx)
-
-
-def _check_plan(plan, lengths, buckets, row_buckets, max_tokens) -> None:
-    seen = sorted(i for idx, _, _ in plan for i in idx.tolist())
-    assert seen == list(range(len(lengths)))  # every prompt exactly once
-    for idx, rows, length in plan:
-        assert rows in row_buckets and rows >= len(idx) and length in buckets
-        assert max(lengths[i] for i in idx) <= length  # nobody is truncated by the plan
-        assert rows == 1 or rows * length <= max_tokens
-
-
-def test_plan_chunks_pads_little_and_respects_the_token_cap() -> None:
-    rng = np.random.default_rng(0)
-    # GSM8K-like lengths (mean ~57, a long tail), as the real prompts in tests/zoo.
-    lengths = np.clip(rng.gamma(6.0, 9.5, size=256).astype(int), 12, 256).tolist()
-    rows = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-    plan = plan_chunks(lengths, row_buckets=rows, max_tokens=1024)
-    _check_plan(plan, lengths, FINE_LENGTHS, rows, 1024)
-    padded = sum(r * n for _, r, n in plan)
-    assert padded / sum(lengths) < 1.2
-    # The coarse plan (16/32/64/128/256 buckets, one call per bucket) pads far more.
-    coarse = plan_batches(lengths, 256, (16, 32, 64, 128, 256))
-    assert sum(r * n for _, r, n in coarse) / sum(lengths) > 1.5
-    # A single prompt longer than the cap still gets a (one-row) chunk.
-    assert [(r, n) for _, r, n in plan_chunks([500], max_tokens=256)] == [(1, 512)]
-    assert plan_chunks([]) == []
-
-
-def test_plan_chunks_trades_padding_against_calls() -> None:
-    lengths = [10, 60, 11, 62]
-    # Cheap calls: two chunks of similar length; expensive calls: one chunk padded to 64.
-    split = plan_chunks(lengths, dispatch_tokens=1.0, max_tokens=None)
-    assert [(sorted(i.tolist()), r, n) for i, r, n in split] == [([0, 2], 2, 16), ([1, 3], 2, 64)]
-    merged = plan_chunks(lengths, dispatch_tokens=1000.0, max_tokens=None)
-    assert [(sorted(i.tolist()), r, n) for i, r, n in merged] == [([0, 1, 2, 3], 4, 64)]

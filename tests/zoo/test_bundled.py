@@ -127,7 +127,7 @@ def test_shape_featurizer_router_runs_fused_and_matches_unfused(data_dir, tmp_pa
     prompts = _gsm8k_mt_bench(data_dir, 48)
     fused = api.load(api.DEFAULT_ROUTER, cache_dir=tmp_path)
     assert fused.config.featurizer.endswith("+shape")
-    assert fused._fused is not None and fused._fused.host_dim == 9
+    assert fused.runner.path == "fused" and fused.runner.host_dim == 9
     plain = api.load(api.DEFAULT_ROUTER, cache_dir=tmp_path, fuse_encoder=False)
     want = plain.win_rate(prompts)
     np.testing.assert_allclose(fused.win_rate(prompts), want, atol=1e-5, rtol=0)

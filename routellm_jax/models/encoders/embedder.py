@@ -4,11 +4,10 @@ What ``sentence-transformers`` computes for all-MiniLM-L6-v2 (token vectors, mea
 attention mask, L2 normalisation), made fast on CPU and accelerators:
 
 * prompts are tokenized in one call to the Rust ``tokenizers`` fast tokenizer, without padding;
-* they are sorted by length and grouped into a few **length buckets** (16, 32, 64, 128, 256
-  tokens), so a 20-token prompt is not padded to 256;
-* each (batch size, bucket) shape is compiled once, ahead of time, and kept: a warm embedder never
-  recompiles (``Embedder.compile_count`` counts the executables); the batch dimension is padded up
-  to a power of two (at most ``batch_size``), so the set of shapes stays small;
+* they are sorted by length and cut into chunks of similar length by the bucketed executor
+  (:mod:`routellm_jax.models.executor`: fine length buckets, power-of-two rows, each shape
+  compiled once, ahead of time), so a 20-token prompt is not padded to 256 and a warm embedder
+  never recompiles (``Embedder.compile_count`` counts the executables);
 * ``dtype="bfloat16"`` feeds the matmuls bf16 operands (parameters stored in bf16) with float32
   accumulation; the residual stream, LayerNorm, softmax and pooling stay in float32.
 
@@ -30,8 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from routellm_jax.models.encoders.bert import BertConfig, BertModel, l2_normalize, mean_pool
+from routellm_jax.models.executor import (
+    LENGTH_BUCKETS,
+    BucketedExecutor,
+    Chunk,
+    backend_limits,
+    bucket_grid,
+)
 
-DEFAULT_BUCKETS = (16, 32, 64, 128, 256)
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -115,115 +120,6 @@ class BatchTokenizer:
         return self.pad(self.encode_ids(prompts), length or self.max_length)
 
 
-def bucket_for(length: int, buckets: Sequence[int]) -> int:
-    """Smallest bucket that holds ``length`` tokens (the largest bucket if none does).
-
-    Example:
-        >>> bucket_for(20, (16, 32, 64))
-        32
-    """
-    for b in buckets:
-        if length <= b:
-            return b
-    return buckets[-1]
-
-
-def _pow2_at_most(n: int, cap: int) -> int:
-    """Smallest power of two >= n, capped at ``cap`` (a batch padded to it)."""
-    p = 1
-    while p < n:
-        p *= 2
-    return min(p, cap)
-
-
-def plan_batches(
-    lengths: Sequence[int], batch_size: int, buckets: Sequence[int]
-) -> list[tuple[np.ndarray, int, int]]:
-    """Group prompt indices into ``(indices, padded_rows, bucket_length)`` batches: sorted by
-    length, each batch inside one bucket, rows padded to a power of two <= ``batch_size``.
-
-    Example:
-        >>> [(i.tolist(), r, b) for i, r, b in plan_batches([5, 40, 7], 2, (16, 64))]
-        [([0, 2], 2, 16), ([1], 1, 64)]
-    """
-    lengths = np.asarray(lengths)
-    order = np.argsort(lengths, kind="stable")
-    which = np.array([bucket_for(int(n), buckets) for n in lengths[order]], dtype=np.int64)
-    plan = []
-    for b in buckets:
-        idx = order[which == b]
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start : start + batch_size]
-            plan.append((chunk, _pow2_at_most(len(chunk), batch_size), b))
-    return plan
-
-
-# Length grid for :func:`plan_chunks`: steps of 8 tokens up to 64 (where GSM8K/MT-Bench prompts
-# sit, 60-70 tokens on average), coarser above, so padding stays under ~15% of a prompt while the
-# number of compiled shapes stays bounded.
-FINE_LENGTHS: tuple[int, ...] = (
-    8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 448, 512,
-)  # fmt: skip
-ROW_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-
-
-def plan_chunks(
-    lengths: Sequence[int],
-    *,
-    length_buckets: Sequence[int] = FINE_LENGTHS,
-    row_buckets: Sequence[int] = ROW_BUCKETS,
-    max_tokens: int | None = 1024,
-    dispatch_tokens: float = 32.0,
-) -> list[tuple[np.ndarray, int, int]]:
-    """Cut prompts into ``(indices, padded_rows, bucket_length)`` chunks of similar length.
-
-    Prompts are sorted by length; the sorted list is cut into contiguous chunks by dynamic
-    programming, minimising the estimated work ``sum(dispatch_tokens + rows * length * (1 +
-    length / 2048))`` (padded rows and length, the second term the attention's share), subject to
-    ``rows * length <= max_tokens`` (a single row is always allowed). ``dispatch_tokens`` is the
-    fixed cost of one call in token-equivalents (streaming the weights, launching), so the plan
-    only splits a batch when padding would waste more than a call costs. ``max_tokens`` bounds a
-    chunk where bigger chunks get *slower* per token: on CPU, past ~1024 tokens the [tokens, 1536]
-    activations leave the cache (measured: 16x64 tokens ~2800 tok/s, 64x64 ~2100, 256x64 ~1600).
-
-    Example:
-        >>> [(i.tolist(), r, b) for i, r, b in plan_chunks([5, 60, 7, 58], max_tokens=None)]
-        [([0, 2], 2, 8), ([3, 1], 2, 64)]
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    n = len(lengths)
-    if n == 0:
-        return []
-    order = np.argsort(lengths, kind="stable")
-    sorted_len = lengths[order]
-    buckets = np.asarray(sorted(length_buckets), dtype=np.int64)
-    # Bucket of each sorted prompt (the largest bucket when none holds it: callers truncate).
-    chunk_len = buckets[np.minimum(np.searchsorted(buckets, sorted_len), len(buckets) - 1)]
-    rows_sorted = np.asarray(sorted(row_buckets), dtype=np.int64)
-    max_rows = int(rows_sorted[-1])
-    # rowpad[k]: the row bucket a chunk of k prompts is padded to.
-    rowpad = rows_sorted[np.searchsorted(rows_sorted, np.arange(max_rows + 1))[: max_rows + 1]]
-    best = np.zeros(n + 1)
-    cut = np.zeros(n + 1, dtype=np.int64)
-    for i in range(1, n + 1):
-        length = int(chunk_len[i - 1])  # sorted ascending: the chunk's longest is its last
-        k_max = min(i, max_rows)
-        if max_tokens is not None:
-            fits = rows_sorted[rows_sorted * length <= max_tokens]
-            k_max = min(k_max, int(fits[-1]) if fits.size else 1)
-        ks = np.arange(1, k_max + 1)
-        cost = best[i - ks] + dispatch_tokens + rowpad[ks] * length * (1.0 + length / 2048.0)
-        j = int(np.argmin(cost))
-        best[i], cut[i] = cost[j], ks[j]
-    plan = []
-    i = n
-    while i > 0:
-        k = int(cut[i])
-        plan.append((order[i - k : i], int(rowpad[k]), int(chunk_len[i - 1])))
-        i -= k
-    return plan[::-1]
-
-
 @dataclasses.dataclass
 class Embedder:
     """A loaded encoder that turns prompts into ``[n, dim]`` float32 unit vectors.
@@ -239,9 +135,18 @@ class Embedder:
     params: Any
     tokenizer: BatchTokenizer
     dtype: str = "float32"
-    buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    buckets: tuple[int, ...] = LENGTH_BUCKETS
     folder: Path | None = None
-    _compiled: dict[tuple[int, int], Any] = dataclasses.field(default_factory=dict, repr=False)
+    _executor: BucketedExecutor = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        max_tokens, dispatch_tokens = backend_limits()
+        self._executor = BucketedExecutor(
+            partial(encode, config=self.config, dtype=_DTYPES[self.dtype]),
+            length_buckets=self.buckets,
+            max_tokens=max_tokens,
+            dispatch_tokens=dispatch_tokens,
+        )
 
     @property
     def dim(self) -> int:
@@ -253,18 +158,8 @@ class Embedder:
 
     @property
     def compile_count(self) -> int:
-        """Number of compiled (batch, length) executables; constant once warm."""
-        return len(self._compiled)
-
-    def _executable(self, rows: int, length: int):
-        key = (rows, length)
-        fn = self._compiled.get(key)
-        if fn is None:
-            jitted = jax.jit(partial(encode, config=self.config, dtype=_DTYPES[self.dtype]))
-            spec = jax.ShapeDtypeStruct((rows, length), jnp.int32)
-            fn = jitted.lower(self.params, spec, spec).compile()
-            self._compiled[key] = fn
-        return fn
+        """Number of compiled (rows, length) executables; constant once warm."""
+        return self._executor.compile_count
 
     def warmup(self, batch_sizes: Sequence[int] = (64,), lengths: Sequence[int] | None = None):
         """Compile the shapes a workload will use ahead of time (returns ``self``).
@@ -274,22 +169,25 @@ class Embedder:
         """
         for rows in batch_sizes:
             for length in lengths or self.buckets:
-                self._executable(rows, length)
+                ids, mask = self.tokenizer.pad([], length, rows)
+                self._executor.executable(
+                    (self.params,), (ids, mask), f"input_ids[{rows}, {length}]"
+                )
         return self
 
     def embed_ids(self, ids: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """Embed already-tokenized prompts (unpadded id arrays) -> ``[n, dim]`` float32."""
+        """Embed already-tokenized prompts (unpadded id arrays) -> ``[n, dim]`` float32, in
+        length-sorted chunks of at most ``batch_size`` rows."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+        def build(chunk: Chunk) -> tuple[tuple, str]:
+            args = self.tokenizer.pad([ids[i] for i in chunk.index], chunk.length, chunk.rows)
+            return args, f"input_ids[{chunk.rows}, {chunk.length}]"
+
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        pending = []
-        for index, rows, length in plan_batches([len(s) for s in ids], batch_size, self.buckets):
-            input_ids, mask = self.tokenizer.pad([ids[i] for i in index], length, rows)
-            # Dispatch is asynchronous: padding the next batch overlaps this one's compute.
-            pending.append((index, self._executable(rows, length)(self.params, input_ids, mask)))
-        for index, result in pending:
-            out[index] = np.asarray(result)[: len(index)]
-        return out
+        lengths = [len(s) for s in ids]
+        return self._executor.run(lengths, build, (self.params,), out, max_rows=batch_size)
 
     def embed(self, prompts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embed prompts -> ``[len(prompts), dim]`` float32, mean-pooled and L2-normalised.
@@ -308,7 +206,7 @@ def load_embedder(
     dtype: str = "float32",
     max_length: int = 256,
     *,
-    buckets: Sequence[int] = DEFAULT_BUCKETS,
+    buckets: Sequence[int] = LENGTH_BUCKETS,
     folder: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Embedder:
@@ -332,6 +230,6 @@ def load_embedder(
     folder = Path(folder)
     config, params = load_bert(folder, add_pooler=False, param_dtype=_DTYPES[dtype])
     max_length = min(int(max_length), config.max_position_embeddings)
-    cut = tuple(sorted({b for b in buckets if b < max_length} | {max_length}))
+    cut = bucket_grid(buckets, max_length)
     tokenizer = BatchTokenizer.from_folder(folder, max_length, pad_id=config.pad_token_id)
     return Embedder(name, config, params, tokenizer, dtype, cut, folder)

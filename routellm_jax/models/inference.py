@@ -1,0 +1,349 @@
+"""Prompts -> win rates for one architecture: the three ways a router runs, chosen by declaration.
+
+:func:`make_runner` picks the path from what the architecture and its featurizer declare (never
+by running probe prompts), and every path runs through one
+:class:`~routellm_jax.models.executor.BucketedExecutor` (planning, compile cache, stats):
+
+* ``"fused"``: the architecture declares an ``embedding_key`` (its ``win_rate`` takes exactly the
+  featurizer's vectors) and the featurizer declares a
+  :class:`~routellm_jax.models.featurizers.DeviceEncoding` (a Flax MiniLM embedder, optionally
+  followed by host-computed parts such as ``+shape``). Prompts are tokenized on the host, sorted
+  by token length and cut into similar-length chunks; encoder, pooling, the host parts' columns
+  and the head run as one compiled function per chunk shape.
+* ``"tokens"``: the architecture declares ``sequence_keys`` and a ``mask_key`` (bert,
+  causal_llm): ``prompt_inputs`` is run on the host, rows are sorted by their mask's length and
+  cut into similar-length chunks, each cut or zero-padded to its length bucket.
+* ``"vectors"``: anything else: ``prompt_inputs`` on the host, rows chunked by count alone.
+
+A runner that is not fused says why (:attr:`Runner.reason`), so someone adding an architecture
+can see what to declare (``docs/adding_an_architecture.md``). The runners know nothing of zoo
+entries, model names or thresholds: :class:`routellm_jax.api.Router` adds those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from routellm_jax.data.pipeline import row_lengths
+from routellm_jax.models.executor import (
+    LENGTH_BUCKETS,
+    ROW_BUCKETS,
+    BucketedExecutor,
+    Chunk,
+    backend_limits,
+    bucket_grid,
+)
+from routellm_jax.models.featurizers import DeviceEncoding
+from routellm_jax.models.registry import Architecture
+
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+_JNP_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# Featurizers cache embeddings per prompt text; a long-running router bounds that memory.
+FEATURIZER_CACHE_LIMIT = 200_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    """The bucket grids and limits of a runner: at most ``max_batch`` rows per call, rows padded
+    to ``row_buckets``, lengths to ``length_buckets``; ``chunk_tokens`` caps the padded tokens of
+    one call (default: 1024 on CPU, none on accelerators)."""
+
+    max_batch: int = 256
+    row_buckets: tuple[int, ...] = ROW_BUCKETS
+    length_buckets: tuple[int, ...] = LENGTH_BUCKETS
+    chunk_tokens: int | None = None
+
+    def executor(self, fn: Any, max_length: int | None = None) -> BucketedExecutor:
+        """A :class:`BucketedExecutor` for ``fn`` on these grids (lengths cut at ``max_length``)."""
+        max_tokens, dispatch_tokens = backend_limits(self.chunk_tokens)
+        lengths = self.length_buckets
+        if max_length is not None:
+            lengths = bucket_grid(lengths, max_length)
+        return BucketedExecutor(
+            fn,
+            length_buckets=lengths,
+            row_buckets=bucket_grid(self.row_buckets, self.max_batch),
+            max_tokens=max_tokens,
+            dispatch_tokens=dispatch_tokens,
+        )
+
+
+def _bound_cache(featurizers: Sequence[Any]) -> None:
+    for f in featurizers:  # per-prompt caches, bounded so a long-running router keeps its memory
+        cache = getattr(f, "cache", None)
+        if isinstance(cache, dict) and len(cache) > FEATURIZER_CACHE_LIMIT:
+            cache.clear()
+
+
+class Runner:
+    """Base of the three paths: ``win_rate(prompts, strong, weak)`` with model *indices*.
+
+    Attributes: ``path`` (``"fused"``, ``"tokens"`` or ``"vectors"``), ``reason`` (why this path:
+    for an unfused runner, what the architecture or featurizer does not declare), ``executor``.
+    """
+
+    path = ""
+
+    def __init__(self, executor: BucketedExecutor, reason: str) -> None:
+        self.executor = executor
+        self.reason = reason
+
+    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FusedRunner(Runner):
+    """Tokenize on the host, then run encoder + pooling + host parts + head as one function.
+
+    Prompts are tokenized in one ``encode_batch`` call (Rust, parallel); the executor sorts them
+    by token length and cuts similar-length chunks (padding ~10% of the real tokens). The host
+    parts of the featurizer (the ``+shape`` of ``"all-MiniLM-L6-v2+shape"``) are computed on the
+    host for each chunk's prompts and appended to the pooled embedding inside the compiled
+    function, as the featurizer does; padding rows get zeros and their outputs are dropped.
+    """
+
+    path = "fused"
+
+    def __init__(
+        self,
+        arch: Architecture,
+        config: Any,
+        params: Any,
+        encoding: DeviceEncoding,
+        shapes: Shapes,
+        precision: str | None,
+    ) -> None:
+        embedder = encoding.embedder
+        self.tokenizer = embedder.tokenizer
+        self.host_featurizers = list(encoding.host_parts)
+        self.host_dim = sum(int(f.dim) for f in self.host_featurizers)
+        self.params = params
+        self.precision = precision or embedder.dtype
+        dtype = _JNP_DTYPES[self.precision]
+        enc_config, key = embedder.config, arch.embedding_key
+        encoder = embedder.params
+        if dtype == jnp.bfloat16:  # store bf16 weights, as load_embedder(dtype="bfloat16") does
+            encoder = jax.tree.map(
+                lambda x: x.astype(jnp.bfloat16) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                encoder,
+            )
+        # The encoder weights are frozen inputs of the compiled function, on the default device.
+        self.encoder_params = jax.device_put(encoder)
+        # A local import: embedder.encode is the jittable encoder (encoders import this package).
+        from routellm_jax.models.encoders.embedder import encode
+
+        def fused(
+            head: Any,
+            encoder: Any,
+            ids: Any,
+            mask: Any,
+            host_features: Any,
+            strong: Any,
+            weak: Any,
+        ) -> Any:
+            emb = encode(encoder, ids, mask, enc_config, dtype=dtype)  # [batch, hidden] f32
+            if host_features is not None:  # [batch, host_dim] f32, after the encoder's vector
+                emb = jnp.concatenate([emb, host_features], axis=1)
+            return arch.win_rate(head, {key: emb}, strong, weak, config)
+
+        parts = " + ".join(f.spec for f in self.host_featurizers)
+        super().__init__(
+            shapes.executor(fused, self.tokenizer.max_length),
+            f"fused: {embedder.name} ({self.precision}) and the {arch.name} head in one compiled "
+            f"function{f', host features {parts}' if parts else ''}",
+        )
+
+    @property
+    def jitted(self) -> Any:
+        """The jitted fused function (``tools/bench_xla_flags.py`` compiles it directly)."""
+        return self.executor.jitted
+
+    def host_features(self, prompts: Sequence[str]) -> np.ndarray | None:
+        """``[n, host_dim]`` float32 host-part vectors, or None for a plain encoder featurizer."""
+        if not self.host_featurizers:
+            return None
+        features = np.concatenate(
+            [np.asarray(f.embed(prompts), dtype=np.float32) for f in self.host_featurizers], axis=1
+        )
+        _bound_cache(self.host_featurizers)
+        return features
+
+    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
+        out = np.empty(len(prompts), dtype=np.float32)
+        if not prompts:
+            return out
+        t0 = time.perf_counter()
+        ids = self.tokenizer.encode_ids(prompts)
+        host_features = self.host_features(prompts)  # [n, host_dim] or None
+        s, w = jnp.int32(strong), jnp.int32(weak)
+        self.executor.stats.featurize_s += time.perf_counter() - t0
+
+        def build(chunk: Chunk) -> tuple[tuple, str]:
+            rows, length = chunk.rows, chunk.length
+            input_ids, mask = self.tokenizer.pad([ids[i] for i in chunk.index], length, rows)
+            features = None
+            if host_features is not None:  # padding rows get zeros; their outputs are dropped
+                features = np.zeros((rows, self.host_dim), dtype=np.float32)
+                features[: len(chunk.index)] = host_features[chunk.index]
+            return (input_ids, mask, features, s, w), f"input_ids[{rows}, {length}]"
+
+        lengths = [len(x) for x in ids]
+        return self.executor.run(lengths, build, (self.params, self.encoder_params), out)
+
+
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    if x.shape[0] == rows:
+        return x
+    # Repeat the last real row: padding rows are then valid inputs (no all-zero attention masks).
+    return np.concatenate([x, np.repeat(x[-1:], rows - x.shape[0], axis=0)], axis=0)
+
+
+def _label(inputs: dict[str, np.ndarray]) -> str:
+    return ", ".join(f"{k}{list(v.shape)}" for k, v in sorted(inputs.items()))
+
+
+class _HostInputs(Runner):
+    """Common part of the token and vector paths: ``prompt_inputs`` on the host, then the
+    architecture's ``win_rate`` compiled per input shape."""
+
+    def __init__(
+        self,
+        arch: Architecture,
+        config: Any,
+        params: Any,
+        featurizer: Any,
+        shapes: Shapes,
+        why: str,
+    ) -> None:
+        self.arch, self.config, self.params, self.featurizer = arch, config, params, featurizer
+
+        def forward(params: Any, inputs: dict[str, Any], strong: Any, weak: Any) -> Any:
+            return arch.win_rate(params, inputs, strong, weak, config)
+
+        super().__init__(shapes.executor(forward), why)
+
+    def inputs(self, prompts: list[str]) -> dict[str, np.ndarray]:
+        """The architecture's inference inputs for every prompt (host time counted)."""
+        t0 = time.perf_counter()
+        raw = self.arch.prompt_inputs(prompts, self.featurizer, self.config)
+        inputs = {k: np.asarray(v) for k, v in raw.items()}
+        _bound_cache([self.featurizer])
+        self.executor.stats.featurize_s += time.perf_counter() - t0
+        return inputs
+
+
+class TokenRunner(_HostInputs):
+    """Token-sequence architectures (declared ``sequence_keys`` and ``mask_key``): rows sorted by
+    their mask's length and cut into similar-length chunks, each chunk's sequence arrays cut (the
+    trailing columns are padding in all of its rows) or zero-padded to its length bucket."""
+
+    path = "tokens"
+
+    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
+        out = np.empty(len(prompts), dtype=np.float32)
+        if not prompts:
+            return out
+        inputs = self.inputs(prompts)
+        lengths = row_lengths(inputs[self.arch.mask_key])  # right-padded rows
+        sequence = set(self.arch.sequence_keys)
+        s, w = jnp.int32(strong), jnp.int32(weak)
+
+        def build(chunk: Chunk) -> tuple[tuple, str]:
+            # A row longer than every bucket keeps its own length: never truncated by the plan.
+            length = max(chunk.length, int(lengths[chunk.index].max()))
+            rows = {}
+            for key, x in inputs.items():
+                x = x[chunk.index]
+                if key in sequence:
+                    if length <= x.shape[1]:
+                        x = x[:, :length]
+                    else:  # zeros: [PAD] ids and mask 0, inert by the contract
+                        x = np.pad(x, [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+                rows[key] = _pad_rows(x, chunk.rows)
+            return (rows, s, w), _label(rows)
+
+        return self.executor.run(lengths, build, (self.params,), out)
+
+
+class VectorRunner(_HostInputs):
+    """Fixed-shape inputs (embedding vectors, prompt hashes): rows chunked by count alone."""
+
+    path = "vectors"
+
+    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
+        out = np.empty(len(prompts), dtype=np.float32)
+        if not prompts:
+            return out
+        inputs = self.inputs(prompts)
+        s, w = jnp.int32(strong), jnp.int32(weak)
+
+        def build(chunk: Chunk) -> tuple[tuple, str]:
+            rows = {k: _pad_rows(x[chunk.index], chunk.rows) for k, x in inputs.items()}
+            return (rows, s, w), _label(rows)
+
+        return self.executor.run(None, build, (self.params,), out, count=len(prompts))
+
+
+def device_encoding(arch: Architecture, featurizer: Any, fuse: bool = True) -> DeviceEncoding | str:
+    """The :class:`DeviceEncoding` the fused path runs, or a sentence saying why this router is
+    not fused: ``fuse=False`` was asked for, the architecture declares no ``embedding_key``, or
+    the featurizer declares no encoder that can run on the device.
+
+    Example:
+        >>> from routellm_jax.models.featurizers import make_embedding_featurizer
+        >>> from routellm_jax.models.registry import get_architecture
+        >>> device_encoding(get_architecture("mf"), make_embedding_featurizer("hashing:8"))
+        "not fused: featurizer 'hashing:8' has no encoder to run on the device"
+    """
+    if not fuse:
+        return "not fused: fuse_encoder=False"
+    if not arch.embedding_key:
+        return (
+            f"not fused: architecture {arch.name!r} declares no embedding_key (its win_rate does "
+            "not take the featurizer's vectors)"
+        )
+    declared = getattr(featurizer, "device_encoding", None)
+    if declared is None:
+        return (
+            f"not fused: the featurizer ({type(featurizer).__name__}) declares no device_encoding()"
+        )
+    encoding = declared()
+    return f"not fused: {encoding}" if isinstance(encoding, str) else encoding
+
+
+def make_runner(
+    arch: Architecture,
+    config: Any,
+    params: Any,
+    featurizer: Any,
+    *,
+    shapes: Shapes = Shapes(),
+    fuse: bool = True,
+    precision: str | None = None,
+) -> Runner:
+    """The runner of this architecture and featurizer: fused when both declare it, else the
+    token path (declared ``sequence_keys``/``mask_key``), else the vector path. ``precision``
+    is the fused encoder's (``None``: the embedder's own dtype); ``params`` are used as given
+    (put them on the device first).
+
+    Example:
+        >>> from routellm_jax.models.registry import get_architecture
+        >>> arch = get_architecture("mf")
+        >>> cfg = arch.make_config(models=("a", "b"), featurizer="hashing:8", text_dim=8)
+        >>> runner = make_runner(arch, cfg, arch.init(jax.random.key(0), cfg), arch.make_featurizer(cfg))
+        >>> runner.path, runner.win_rate(["hi", "there"], 0, 1).shape
+        ('vectors', (2,))
+    """
+    encoding = device_encoding(arch, featurizer, fuse)
+    if isinstance(encoding, DeviceEncoding):
+        return FusedRunner(arch, config, params, encoding, shapes, precision)
+    if arch.sequence_keys and arch.mask_key:
+        return TokenRunner(arch, config, params, featurizer, shapes, encoding)
+    return VectorRunner(arch, config, params, featurizer, shapes, encoding)
