@@ -53,6 +53,21 @@ CELLS: dict[str, Cell] = {
         {"battle_weight": 0.03},
         why="cause 1: without the shape features",
     ),
+    "irt_bw01": Cell(
+        "irt",
+        MIX,
+        "irt bw=0.1",
+        "",
+        {"battle_weight": 0.1},
+        why="added after the first dev run (plain MiniLM: no inversion, +8 points, the best "
+        "mean APGR): more judge weight without the shape features",
+    ),
+    "irt_bw03": Cell(
+        "irt", MIX, "irt bw=0.3", "", {"battle_weight": 0.3}, why="as irt_bw01, judge weight 0.3"
+    ),
+    "irt_bw1": Cell(
+        "irt", MIX, "irt bw=1", "", {"battle_weight": 1.0}, why="as irt_bw01, judge weight 1"
+    ),
     "irt_shape_bw03": Cell(
         "irt",
         MIX,
