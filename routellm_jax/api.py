@@ -28,9 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import urllib.parse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +36,6 @@ import numpy as np
 from routellm_jax.models.executor import LENGTH_BUCKETS, ROW_BUCKETS
 from routellm_jax.models.registry import get_architecture
 from routellm_jax.zoo.card import (
-    CARD_FILE,
     PAPER_STRONG,
     PAPER_WEAK,
     Calibration,
@@ -48,6 +45,7 @@ from routellm_jax.zoo.card import (
     config_to_json,
     threshold_at_share,
 )
+from routellm_jax.zoo.entry import read_entry, resolve_entry
 
 log = logging.getLogger(__name__)
 
@@ -461,113 +459,6 @@ def _default_pair(models: Sequence[str], strong: str | None, weak: str | None) -
 # Loading
 
 
-def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tuple[ModelCard, Any]:
-    """Read ``card.json`` and restore the parameters (host arrays) of an entry folder.
-
-    With ``verify`` every checkpoint file is checked against the card's sizes and sha256 first, and
-    the card's encoder pins against the encoder table; nothing is restored from a mismatching file.
-    An entry unpacked into the zoo cache is first checked file by file (``card.json`` included)
-    against the hashes recorded when it was unpacked, so an edited cached card is an error too.
-
-    Example:
-        >>> card, params = read_entry("model_zoo_build/mf-minilm")  # doctest: +SKIP
-    """
-    import orbax.checkpoint as ocp
-
-    from routellm_jax.zoo.hub import IntegrityError, check_card_files, verify_tree, verify_unpacked
-
-    entry_dir = Path(entry_dir).resolve()
-    unpacked = verify_unpacked(entry_dir) if verify else None
-    card = ModelCard.load(entry_dir / CARD_FILE)
-    ckpt = entry_dir / card.checkpoint.path
-    if verify:
-        if not card.checkpoint.files:
-            raise IntegrityError(f"{entry_dir / CARD_FILE}: checkpoint.files is empty")
-        if unpacked is None:  # a local entry folder: its card is all that vouches for it
-            verify_tree(ckpt, card.checkpoint.files)
-        else:  # the files were just hashed against the record: compare, do not hash again
-            check_card_files(card, unpacked, str(entry_dir / CARD_FILE))
-        check_encoder_pins(card, str(entry_dir / CARD_FILE))
-    if not ckpt.is_dir():
-        raise FileNotFoundError(f"{ckpt}: checkpoint folder missing (card {card.name})")
-    params = ocp.StandardCheckpointer().restore(ckpt)
-    return card, params
-
-
-def check_encoder_pins(card: ModelCard, where: str) -> None:
-    """Raise if the card pins encoder files whose hashes differ from the encoder table's.
-
-    The encoder itself is fetched (and every file verified against the table) by the featurizer;
-    this check makes sure the table and the entry agree on which bytes that is.
-
-    Example:
-        >>> check_encoder_pins(card, "card.json")  # doctest: +SKIP
-    """
-    from routellm_jax.zoo.hub import IntegrityError
-
-    if card.encoder is None or not card.encoder.files:
-        return
-    try:
-        from routellm_jax.models.encoders.fetch import get_spec
-
-        spec = get_spec(card.encoder.name)
-    except (ImportError, KeyError):
-        raise IntegrityError(
-            f"{where}: encoder {card.encoder.name!r} is not in this installation's encoder table "
-            "(routellm_jax.models.encoders.fetch.ENCODERS); add it to load this entry"
-        ) from None
-    table = {f.path: f.sha256 for f in spec.files}
-    if card.encoder.revision and spec.revision != card.encoder.revision:
-        raise IntegrityError(
-            f"{where}: encoder.revision {card.encoder.revision} but the encoder table pins "
-            f"{spec.revision} for {spec.name}"
-        )
-    for path, sha in card.encoder.files.items():
-        if table.get(path) != sha:
-            raise IntegrityError(
-                f"{where}: encoder.files[{path!r}] = {sha} but the encoder table pins "
-                f"{table.get(path)} for {spec.name}"
-            )
-
-
-def resolve_entry(
-    name_or_url_or_path: str | os.PathLike[str],
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    manifest: str | os.PathLike[str] | None = None,
-) -> Path:
-    """The local entry folder for a zoo name (``name`` or ``name@version``), a URL or a path.
-
-    A URL or a local ``.tar`` may carry a ``#sha256=HEX`` pin (checked before unpacking); without
-    one, a URL, a ``.tar`` or a folder is only checked against its own card.
-
-    Example:
-        >>> resolve_entry("mf-minilm")  # doctest: +SKIP
-        PosixPath('/root/.cache/routellm_jax/zoo/entries/mf-minilm/0.1.0')
-    """
-    from routellm_jax.zoo import hub
-
-    text = os.fspath(name_or_url_or_path)
-    local = Path(text)
-    if local.is_dir() and (local / CARD_FILE).is_file():
-        return local
-    if local.is_file() and local.suffix == ".tar":
-        return hub.pull_url(str(local.resolve()), cache_dir=cache_dir)
-    if len(urllib.parse.urlparse(text).scheme) > 1:
-        return hub.pull_url(text, cache_dir=cache_dir)
-    head, sep, fragment = text.rpartition("#")
-    if sep and fragment.startswith("sha256="):  # a pinned local archive (names have no '#')
-        pinned = Path(head)
-        if not (pinned.is_file() and pinned.suffix == ".tar"):
-            raise FileNotFoundError(
-                f"{head}: no such zoo entry archive (.tar) for the #sha256= pin"
-            )
-        return hub.pull_url(f"{pinned.resolve()}#{fragment}", cache_dir=cache_dir)
-    if local.is_dir():
-        raise FileNotFoundError(f"{local}: a folder without {CARD_FILE} is not a zoo entry")
-    return hub.pull(text, manifest=manifest, cache_dir=cache_dir)
-
-
 def load(
     name_or_url_or_path: str | os.PathLike[str] = DEFAULT_ROUTER,
     *,
@@ -580,7 +471,8 @@ def load(
     """Load a router: a zoo name from the manifest (``"mf-minilm"``, ``"mf-minilm@0.1.0"``), a URL
     of an entry archive (``https://.../x.tar#sha256=...``) or a local entry folder / ``.tar``.
 
-    Files are verified (sha256) before anything is restored. ``router_kwargs`` go to :class:`Router` (``max_batch``, ``batch_buckets``,
+    Files are verified (sha256) before anything is restored (:func:`routellm_jax.zoo.entry.
+    read_entry`). ``router_kwargs`` go to :class:`Router` (``max_batch``, ``batch_buckets``,
     ``seq_buckets``, ``featurizer``, ``chunk_tokens``, ``fuse_encoder``).
 
     ``precision`` is the encoder's precision, on the fused encoder+head path of MiniLM routers

@@ -61,11 +61,15 @@ class UsageError(ValueError):
 # have been raised, and importing them all would slow down every command (and `--help`).
 _KNOWN_ERRORS: tuple[tuple[str, str, int], ...] = (
     ("routellm_jax.api", "RouterError", USAGE_EXIT),  # unknown model, bad prompt, no calibration
-    ("routellm_jax.zoo.hub", "EntryNotFound", USAGE_EXIT),  # unknown router name
-    ("routellm_jax.zoo.hub", "ManifestError", USAGE_EXIT),
-    ("routellm_jax.zoo.hub", "UnsafePath", USAGE_EXIT),  # a hostile or mistaken manifest
-    ("routellm_jax.zoo.hub", "NotPublished", USAGE_EXIT),  # nothing to pull: it says how to build
-    ("routellm_jax.zoo.hub", "ZooError", 1),  # download failed, file altered: not the user's
+    ("routellm_jax.zoo.errors", "EntryNotFound", USAGE_EXIT),  # unknown router name
+    ("routellm_jax.zoo.errors", "ManifestError", USAGE_EXIT),
+    ("routellm_jax.zoo.errors", "UnsafePath", USAGE_EXIT),  # a hostile or mistaken manifest
+    (
+        "routellm_jax.zoo.errors",
+        "NotPublished",
+        USAGE_EXIT,
+    ),  # nothing to pull: it says how to build
+    ("routellm_jax.zoo.errors", "ZooError", 1),  # download failed, file altered: not the user's
     ("routellm_jax.zoo.card", "CardError", USAGE_EXIT),
     ("routellm_jax.data.model_names", "UnknownModelError", USAGE_EXIT),
     ("routellm_jax.data.sources._common", "SourceFormatError", USAGE_EXIT),

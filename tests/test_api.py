@@ -15,30 +15,35 @@ import pytest
 
 from routellm_jax import api
 from routellm_jax.models import registry
-from routellm_jax.zoo import export, hub
+from routellm_jax.publish.export import ExportSpec, export_entry
+from routellm_jax.publish.pack import ExportResult, update_manifest
+from routellm_jax.zoo import hub
 from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
+from routellm_jax.zoo.entry import read_entry
 
 MODELS = (PAPER_STRONG, PAPER_WEAK, "llama-2-7b-chat")
 PROMPTS = [f"question {i}: " + " ".join(["word"] * (i % 13)) + f" topic{i % 7}" for i in range(64)]
 
 
 @pytest.fixture(scope="module")
-def mf_entry(tmp_path_factory) -> export.ExportResult:
+def mf_entry(tmp_path_factory) -> ExportResult:
     arch = registry.get_architecture("mf")
     cfg = arch.make_config(models=MODELS, featurizer="hashing:32", text_dim=32, dim=8)
     params = arch.init(jax.random.key(0), cfg)
     out = tmp_path_factory.mktemp("zoo")
-    return export.export_entry(
+    return export_entry(
         "mf",
         cfg,
         params,
         out,
-        name="mf-test",
-        calibration_prompts=PROMPTS,
-        calibration_reference="64 synthetic test prompts",
-        description="test router",
-        license="Apache-2.0",
-        commit="0" * 40,
+        ExportSpec(
+            name="mf-test",
+            calibration_prompts=PROMPTS,
+            calibration_reference="64 synthetic test prompts",
+            description="test router",
+            license="Apache-2.0",
+            commit="0" * 40,
+        ),
     )
 
 
@@ -49,7 +54,7 @@ def router(mf_entry) -> api.Router:
 
 def test_win_rate_matches_architecture(router, mf_entry) -> None:
     arch = registry.get_architecture("mf")
-    card, params = api.read_entry(mf_entry.entry_dir)
+    card, params = read_entry(mf_entry.entry_dir)
     inputs = arch.prompt_inputs(PROMPTS[:5], router.featurizer, router.config)
     want = np.asarray(arch.win_rate(params, inputs, 0, 1, router.config))
     got = router.win_rate(PROMPTS[:5])
@@ -124,7 +129,7 @@ def test_load_from_tar_and_zoo_name(mf_entry, tmp_path: Path) -> None:
     from_tar = api.load(mf_entry.archive, cache_dir=tmp_path / "c1")
     np.testing.assert_allclose(from_tar.win_rate(PROMPTS[:4]), want)
     manifest = mf_entry.archive.parent / "manifest.json"
-    export.update_manifest(manifest, mf_entry)
+    update_manifest(manifest, mf_entry)
     by_name = api.load("mf-test", manifest=manifest, cache_dir=tmp_path / "c2")
     assert by_name.name == "mf-test" and by_name.card.license == "Apache-2.0"
     np.testing.assert_allclose(by_name.win_rate(PROMPTS[:4]), want)
@@ -215,17 +220,19 @@ def tok_arch():
 def test_user_architecture_with_sequence_buckets(tok_arch, tmp_path: Path) -> None:
     cfg = TokConfig()
     params = _tok_init(jax.random.key(1), cfg)
-    res = export.export_entry(
+    res = export_entry(
         "tok-test",
         cfg,
         params,
         tmp_path,
-        name="tok",
-        calibration_prompts=PROMPTS,
-        calibration_reference="synthetic",
-        strong="big",
-        weak="small",
-        commit="",
+        ExportSpec(
+            name="tok",
+            calibration_prompts=PROMPTS,
+            calibration_reference="synthetic",
+            strong="big",
+            weak="small",
+            commit="",
+        ),
     )
     card = json.loads((res.entry_dir / "card.json").read_text())
     assert card["config"] == {"vocab": 101, "dim": 8, "max_len": 40, "models": []}

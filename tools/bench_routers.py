@@ -38,12 +38,12 @@ def build(name: str) -> tuple[Any, Any, Any, Any, int, int]:
     """(architecture, config, params, featurizer, strong index, weak index) for one router."""
     import jax
 
-    from routellm_jax import api
     from routellm_jax.models.registry import get_architecture
+    from routellm_jax.zoo.entry import read_entry, resolve_entry
 
     arch = get_architecture(name)
     if name in BUNDLED:
-        card, params = api.read_entry(api.resolve_entry(BUNDLED[name]))
+        card, params = read_entry(resolve_entry(BUNDLED[name]))
         config = card.arch_config(arch.config_cls)
     else:
         config = arch.make_config(models=PAIR)

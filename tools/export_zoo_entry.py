@@ -30,7 +30,7 @@ archive is listed in ``OUT_DIR/manifest.json`` by a path relative to it::
     routellm-jax route --router local_zoo/bert-minilm "Is 1009 prime?"
 
 Each entry's calibration table is computed on the reference prompt set of
-``routellm_jax.zoo.export.reference_prompts`` and its card gets APGR/CPT on MMLU (golden split
+``routellm_jax.data.judge_split.reference_prompts`` and its card gets APGR/CPT on MMLU (golden split
 excluded) and GSM8K, computed on the written entry. Exports are re-runnable: the same name and
 version is replaced in place.
 """
@@ -217,12 +217,12 @@ def heldout_evals(
 
     from routellm_jax.api import Router
     from routellm_jax.data.judge_split import read_split
-    from routellm_jax.eval.evaluate import evaluate_win_rates
+    from routellm_jax.eval.evaluate import card_record, evaluate_win_rates
     from routellm_jax.eval.judge_heldout import SPLIT_FILE, judge_heldout_benchmarks
     from routellm_jax.paths import data_dir as find_data_dir
+    from routellm_jax.publish.embedding_store import embed_into_store, embedding_store
     from routellm_jax.training.checkpoints import load_params
     from routellm_jax.zoo.card import EvalResult
-    from routellm_jax.zoo.export import embed_into_store, embedding_store
 
     arch, config, params = loaded if loaded is not None else load_params(workdir, None)
     router = Router.from_params(arch, config, params, name=entry_name, fuse_encoder=False)
@@ -234,31 +234,26 @@ def heldout_evals(
         if store is not None:
             embed_into_store(router.featurizer, list(bench.prompts), store)
         rates = router.win_rate(list(bench.prompts), bench.strong_model, bench.weak_model)
-        m = evaluate_win_rates(bench, np.asarray(rates, np.float64), name=entry_name).metrics
-        out.append(
-            EvalResult(
-                benchmark=name,
-                apgr=float(m.apgr_trapezoid),
-                cpt={f"{round(k * 100)}%": float(v) for k, v in m.cpt.items() if v == v},
-                # Not a `routellm-jax eval` benchmark (the held-out set is built from the shared
-                # data by experiments/run_grid.py, never copied into the repo): this tool is the
-                # command, and its number equals the grid's column for the same checkpoint.
-                command=(
-                    f"python tools/export_zoo_entry.py --workdir {workdir} --name {entry_name} "
-                    f"--eval {name}"
-                    if loaded is None
-                    else f"python tools/export_zoo_entry.py --reexport {entry_name} --eval {name}"
-                ),
-                notes=(
-                    f"{len(bench)} prompts, strong {bench.strong_model} vs weak "
-                    f"{bench.weak_model}; quality = judge preference share (alpaca) or GPT-4 grade "
-                    "(arena); computed at export from the run's checkpoint"
-                ),
-                extra={
-                    k: v for k, v in m.to_dict().items() if isinstance(v, (int, float)) and v == v
-                },
-            )
+        result = evaluate_win_rates(bench, np.asarray(rates, np.float64), name=entry_name)
+        record = card_record(
+            result,
+            benchmark=name,
+            # Not a `routellm-jax eval` benchmark (the held-out set is built from the shared
+            # data by routellm_jax.eval.judge_heldout, never copied into the repo): this tool is
+            # the command, and its number equals the grid's column for the same checkpoint.
+            command=(
+                f"python tools/export_zoo_entry.py --workdir {workdir} --name {entry_name} "
+                f"--eval {name}"
+                if loaded is None
+                else f"python tools/export_zoo_entry.py --reexport {entry_name} --eval {name}"
+            ),
+            notes=(
+                f"{len(bench)} prompts, strong {bench.strong_model} vs weak "
+                f"{bench.weak_model}; quality = judge preference share (alpaca) or GPT-4 grade "
+                "(arena); computed at export from the run's checkpoint"
+            ),
         )
+        out.append(EvalResult(**record))
     return out
 
 
@@ -269,9 +264,12 @@ def reexport(name: str, *, out_dir: Path, evals: list[str], data_dir: str | None
     import shutil
     import tempfile
 
-    from routellm_jax.api import read_entry
+    from routellm_jax.data.judge_split import reference_prompts
     from routellm_jax.models.registry import get_architecture
-    from routellm_jax.zoo import export, hub
+    from routellm_jax.publish.export import ExportSpec, export_entry
+    from routellm_jax.publish.pack import update_manifest
+    from routellm_jax.zoo import hub
+    from routellm_jax.zoo.entry import read_entry
 
     manifest = hub.Manifest.load(out_dir / "manifest.json")
     with tempfile.TemporaryDirectory() as tmp:
@@ -288,33 +286,29 @@ def reexport(name: str, *, out_dir: Path, evals: list[str], data_dir: str | None
         data_dir=data_dir,
         loaded=(card.architecture, config, params),
     )
-    prompts, what = export.reference_prompts(export.REFERENCE_SETS[0], data_dir)
+    prompts, what = reference_prompts(data_dir=data_dir)
+    spec = ExportSpec(
+        name=card.name,
+        version=card.version,
+        # This file's description when the entry is one of BUNDLED (it may have been updated).
+        description=next((b.description for b in BUNDLED if b.name == name), card.description),
+        calibration_prompts=prompts,
+        calibration_reference=what,
+        data_card=card.data,
+        license=card.license,
+        strong=card.default_strong,
+        weak=card.default_weak,
+        bundle_limit=hub.BUNDLED_LIMIT_BYTES,
+        eval_benchmarks=[b for b in evals if b not in HELDOUT_BENCHMARKS],
+        eval_results=extra,
+    )
     build = Path(tempfile.mkdtemp(prefix=f"reexport-{name}-"))
     try:
-        result = export.export_entry(
-            card.architecture,
-            config,
-            params,
-            build,
-            name=card.name,
-            version=card.version,
-            # This file's description when the entry is one of BUNDLED (it may have been updated).
-            description=next((b.description for b in BUNDLED if b.name == name), card.description),
-            calibration_prompts=prompts,
-            calibration_reference=what,
-            data_card=card.data,
-            license=card.license,
-            strong=card.default_strong,
-            weak=card.default_weak,
-            bundle_limit=export.BUNDLED_LIMIT_BYTES,
-            eval_benchmarks=[b for b in evals if b not in HELDOUT_BENCHMARKS],
-            eval_results=extra,
-            data_dir=data_dir,
-        )
+        result = export_entry(card.architecture, config, params, build, spec, data_dir=data_dir)
         archive = out_dir / result.archive.name
         shutil.copyfile(result.archive, archive)
         result = dataclasses.replace(result, archive=archive)
-        entry = export.update_manifest(out_dir / "manifest.json", result, bundled=True)
+        entry = update_manifest(out_dir / "manifest.json", result, bundled=True)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     print(f"re-exported {entry.key}: {archive} ({result.size} bytes, sha256 {result.sha256})")
@@ -364,36 +358,35 @@ def export_one(
 ) -> int:
     import json
 
-    from routellm_jax.zoo import export, hub
+    from routellm_jax.publish.export import ExportSpec, export_from_workdir, find_data_card
+    from routellm_jax.publish.pack import update_manifest
+    from routellm_jax.zoo import hub
+    from routellm_jax.zoo.card import DataCard
 
     # Before any work: the manifest would refuse them after the export (they become cache folders).
     hub.check_name(name, "--name")
     hub.check_version(version, "--version")
     heldout = [b for b in evals if b in HELDOUT_BENCHMARKS]
     card_data = (
-        export.data_card_from_mixture(json.loads(Path(data_card).read_text()))
-        if data_card
-        else None
+        DataCard.from_mixture_card(json.loads(Path(data_card).read_text())) if data_card else None
     )
     if heldout:
-        check_heldout_clean(card_data or export._find_data_card(workdir), heldout, str(workdir))
+        check_heldout_clean(card_data or find_data_card(workdir), heldout, str(workdir))
     extra = heldout_evals(workdir, heldout, entry_name=name, data_dir=data_dir) if heldout else []
-    result = export.export_from_workdir(
-        workdir,
-        out_dir,
+    spec = ExportSpec(
         name=name,
         version=version,
         description=description,
         license=license,
         eval_benchmarks=[b for b in evals if b not in HELDOUT_BENCHMARKS],
-        data_dir=data_dir,
-        bundle_limit=export.BUNDLED_LIMIT_BYTES if bundle else None,
+        bundle_limit=hub.BUNDLED_LIMIT_BYTES if bundle else None,
         eval_results=extra,
         # A run given its data directly (run_grid) records no mixture card of its own.
         data_card=card_data,
     )
+    result = export_from_workdir(workdir, out_dir, spec, data_dir=data_dir)
     manifest = manifest or out_dir / "manifest.json"
-    entry = export.update_manifest(manifest, result, urls=urls, bundled=bundle)
+    entry = update_manifest(manifest, result, urls=urls, bundled=bundle)
     print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
     for e in result.card.evals:
         cpt = ", ".join(f"CPT({k})={v:.3f}" for k, v in e.cpt.items())

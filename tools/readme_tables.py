@@ -79,7 +79,7 @@ def zoo_table(manifest_path: Path = MANIFEST) -> str:
         size = sum(f.size for f in entry.files)
         urls = entry.files[0].urls
         # No URL: published nowhere, the manifest's `build` text says how to build it locally.
-        where = "build locally" if not urls else "by URL" if hub._scheme(urls[0]) else "bundled"
+        where = "build locally" if not urls else "by URL" if hub.url_scheme(urls[0]) else "bundled"
         cells = []
         for benchmark in ZOO_BENCHMARKS:
             quoted = entry.apgr(benchmark)

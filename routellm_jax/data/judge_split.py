@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from routellm_jax import paths
 from routellm_jax.data.hashing import prompt_id
 
 ALPACA_PROMPTS = Path("derived/alpaca_eval_prompts.jsonl")
@@ -37,9 +38,7 @@ def resolve_split_path(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if p.exists() or p.is_absolute():
         return p
-    from routellm_jax.paths import _REPO_ROOT
-
-    return _REPO_ROOT / p
+    return paths.repo_root() / p
 
 
 def read_split(path: str | os.PathLike[str]) -> dict[str, frozenset[str]]:
@@ -117,3 +116,28 @@ def heldout_eval_sets(root: Path, path: str | os.PathLike[str]) -> dict[str, lis
                 f"{name} ids match no prompt in {root}"
             )
     return {HELDOUT_SET_NAMES[k]: v for k, v in held.items()}
+
+
+# Calibration reference sets of zoo entries (``routellm_jax.publish``): chat-style traffic, none of
+# it an evaluation prompt (MMLU/GSM8K/MT-Bench).
+REFERENCE_SETS = ("alpaca_eval+arena_bench_v1",)
+
+
+def reference_prompts(
+    name: str = REFERENCE_SETS[0], data_dir: str | os.PathLike[str] | None = None
+) -> tuple[list[str], str]:
+    """The prompts a zoo entry is calibrated on, and a sentence saying what they are.
+
+    ``alpaca_eval+arena_bench_v1``: every prompt of both judge sets (:func:`judge_prompts`), the
+    805 AlpacaEval instructions and the 300 Arena-Hard (arena-bench-v1) prompts.
+    """
+    if name not in REFERENCE_SETS:
+        raise ValueError(f"unknown reference prompt set {name!r}; known: {list(REFERENCE_SETS)}")
+    sets = judge_prompts(paths.data_dir(data_dir))
+    alpaca, arena = sets["alpaca_eval"], sets["arena_bench_v1"]
+    prompts = list(dict.fromkeys(alpaca + arena))
+    what = (
+        f"{name}: {len(alpaca)} AlpacaEval instructions ({ALPACA_PROMPTS.name}) + {len(arena)} "
+        f"Arena-Hard v1 prompts ({ARENA_MATRIX.name}), {len(prompts)} distinct"
+    )
+    return prompts, what

@@ -2,18 +2,22 @@
 
 The trainer and experiments call :func:`evaluate_win_rates` with a router's win rates on
 ``benchmark.prompts``; :func:`reference_results` adds the random (expected and over seeds) and
-oracle rows that every report shows next to it.
+oracle rows that every report shows next to it. :func:`card_record` is the summary a zoo model
+card keeps of one result, and :func:`evaluate_benchmarks` scores a router object on the
+``routellm-jax eval`` benchmarks into such records (what the zoo exporter puts in a card).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from routellm_jax.eval import metrics as M
-from routellm_jax.eval.benchmarks import Benchmark
+from routellm_jax.eval.benchmarks import Benchmark, load_benchmark
 from routellm_jax.eval.cost import CostModel, cost_report
 
 
@@ -224,3 +228,59 @@ def reference_results(
         ),
         evaluate_oracle(benchmark, num_thresholds=num_thresholds, cost_model=cost_model),
     ]
+
+
+def card_record(
+    result: RouterResult, *, benchmark: str, command: str, notes: str
+) -> dict[str, Any]:
+    """What a model card keeps of one evaluation (the fields of ``zoo.card.EvalResult``):
+    ``apgr`` (trapezoid APGR), ``cpt`` (``{"50%": strong-call share first reaching 50% PGR,
+    ...}``), the ``command`` that reproduces it, ``notes``, and every numeric metric in ``extra``
+    (NaN dropped: a level never reached, and not JSON).
+    """
+    m = result.metrics
+    return {
+        "benchmark": benchmark,
+        "apgr": float(m.apgr_trapezoid),
+        "cpt": {f"{round(level * 100)}%": float(v) for level, v in m.cpt.items() if v == v},
+        "command": command,
+        "notes": notes,
+        "extra": {k: v for k, v in m.to_dict().items() if isinstance(v, (int, float)) and v == v},
+    }
+
+
+def evaluate_benchmarks(
+    router: Any,
+    benchmarks: Sequence[str],
+    *,
+    entry_name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    prepare: Callable[[list[str]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`card_record` s of ``router`` (anything with ``win_rate(prompts)``, e.g. a
+    :class:`routellm_jax.api.Router`) on each ``routellm-jax eval`` benchmark (``mmlu``,
+    ``gsm8k``, ``mmlu-10pct``), MMLU always without the golden split, so a router trained on it
+    is never scored on it. ``prepare(prompts)`` runs before each benchmark is scored (the zoo
+    exporter fills its on-disk embedding store there); ``command`` is the CLI call that
+    reproduces each number once the entry is in the zoo.
+    """
+    records = []
+    for spec in benchmarks:
+        exclude_golden = spec == "mmlu"
+        bench = load_benchmark(spec, data_dir=data_dir, exclude_golden=exclude_golden)
+        prompts = list(bench.prompts)
+        if prepare is not None:
+            prepare(prompts)
+        rates = np.asarray(router.win_rate(prompts), np.float64)
+        result = evaluate_win_rates(bench, rates, name=entry_name)
+        command = f"routellm-jax eval --benchmark {spec} --router {entry_name}"
+        if exclude_golden:
+            command += " --exclude-golden"
+        notes = (
+            f"{len(bench)} prompts, strong {bench.strong_model} vs weak {bench.weak_model}; "
+            "apgr = trapezoid APGR; cpt = strong-call share first reaching each PGR level; "
+            "computed at export by the same code as the command"
+            + ("; MMLU golden split excluded" if exclude_golden else "")
+        )
+        records.append(card_record(result, benchmark=spec, command=command, notes=notes))
+    return records

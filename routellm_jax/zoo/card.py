@@ -103,6 +103,34 @@ class DataCard:
     notes: str = ""
     mixture: dict[str, Any] = dataclasses.field(default_factory=dict)  # name, seed, spec
 
+    @classmethod
+    def from_mixture_card(cls, card: dict[str, Any]) -> DataCard:
+        """A data card from the trainer's ``data_card.json`` (a mixture card of
+        :mod:`routellm_jax.data.mixtures`: ``sources``, ``totals``, ``decontamination``...), or
+        from a file already in DataCard form.
+
+        Example:
+            >>> DataCard.from_mixture_card({"name": "judge", "sources": [], "totals": {"a": 3}}).counts
+            {'a': 3}
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        if "totals" not in card and set(card) <= known:
+            return cls(**card)
+        mixture = {k: card[k] for k in ("name", "seed", "spec", "card_version") if k in card}
+        if "model_table_version" in card:
+            mixture["model_table_version"] = card["model_table_version"]
+        sources = [
+            s if isinstance(s, dict) and "name" in s else {"name": str(s)}
+            for s in card.get("sources", [])
+        ]
+        return cls(
+            sources=sources,
+            counts=dict(card.get("totals", {})),
+            decontamination=dict(card.get("decontamination") or {}),
+            notes=str(card.get("source", "")),
+            mixture=mixture,
+        )
+
 
 @dataclasses.dataclass
 class Calibration:

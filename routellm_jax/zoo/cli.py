@@ -79,8 +79,8 @@ def _list(args: argparse.Namespace) -> int:
         size = sum(f.size for f in e.files)
         urls = e.files[0].urls
         # An entry listed without URLs is published nowhere: `zoo pull` says how to build it.
-        where = "build" if not urls else hub._scheme(urls[0]) or "bundled"
-        cached = hub._cached_matches(hub.entry_cache_dir(e, args.cache_dir), e)
+        where = "build" if not urls else hub.url_scheme(urls[0]) or "bundled"
+        cached = hub.is_cached(e, args.cache_dir)
         # The card's APGRs as the manifest quotes them; "~": MMLU on the hashed 10% subset.
         quoted = [e.apgr(b) for b in ("mmlu", "gsm8k")]
         scores = "/".join("-" if q is None else f"{'~' * q[1]}{q[0]:.3f}" for q in quoted)
@@ -105,8 +105,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # Exporting sits above the inference API (it calibrates and round-trips through a Router):
+    # imported only for this action, so list/pull/verify never load JAX.
     from routellm_jax import paths
-    from routellm_jax.zoo import export, hub
+    from routellm_jax.publish.export import ExportSpec, export_from_workdir
+    from routellm_jax.publish.pack import update_manifest
+    from routellm_jax.zoo import hub
     from routellm_jax.zoo.card import DataCard
 
     # Before any work: the manifest would refuse them after the export (they become cache folders).
@@ -117,22 +121,21 @@ def _export(args: argparse.Namespace) -> int:
     data_card = None
     if args.data_card:
         data_card = DataCard(**json.loads(Path(args.data_card).read_text()))
-    result = export.export_from_workdir(
-        args.workdir,
-        out_dir,
+    spec = ExportSpec(
         name=args.name,
         version=args.version,
-        step=args.step,
         description=args.description,
         license=args.license,
         data_card=data_card,
         eval_benchmarks=[b for b in args.eval.split(",") if b],
-        data_dir=args.data_dir,
         strong=args.strong,
         weak=args.weak,
-        bundle_limit=export.BUNDLED_LIMIT_BYTES if args.bundle else None,
+        bundle_limit=hub.BUNDLED_LIMIT_BYTES if args.bundle else None,
     )
-    entry = export.update_manifest(manifest, result, urls=args.url, bundled=args.bundle)
+    result = export_from_workdir(
+        args.workdir, out_dir, spec, step=args.step, data_dir=args.data_dir
+    )
+    entry = update_manifest(manifest, result, urls=args.url, bundled=args.bundle)
     print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
     for e in result.card.evals:
         print(f"  {e.benchmark}: APGR {e.apgr:.4f}  ({e.command})")

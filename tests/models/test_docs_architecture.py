@@ -79,10 +79,10 @@ def test_doc_architecture_follows_the_contract(logit_arch) -> None:
 
 def test_doc_architecture_trains_exports_and_loads(logit_arch, tmp_path) -> None:
     import routellm_jax
+    from routellm_jax.publish.export import ExportSpec, export_entry
     from routellm_jax.training.checkpoints import load_params
     from routellm_jax.training.config import default_config
     from routellm_jax.training.train import save_training_data, train
-    from routellm_jax.zoo.export import export_entry
 
     c = default_config()
     c.arch = "logit"
@@ -99,11 +99,13 @@ def test_doc_architecture_trains_exports_and_loads(logit_arch, tmp_path) -> None
         config,
         params,
         tmp_path / "zoo",
-        name="logit-hashing",
-        calibration_prompts=[f"prompt {i} {'proof' if i % 3 else 'chat'}" for i in range(30)],
-        calibration_reference="30 synthetic prompts",
-        encoder=None,
-        commit="test",
+        ExportSpec(
+            name="logit-hashing",
+            calibration_prompts=[f"prompt {i} {'proof' if i % 3 else 'chat'}" for i in range(30)],
+            calibration_reference="30 synthetic prompts",
+            encoder=None,
+            commit="test",
+        ),
     )
     router = routellm_jax.load(res.archive)
     rates = router.win_rate(["proof theorem lemma number 1000", "chat hello story number 1001"])

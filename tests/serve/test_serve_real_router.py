@@ -12,9 +12,9 @@ import pytest
 
 from routellm_jax import api
 from routellm_jax.models import registry
+from routellm_jax.publish.export import ExportSpec, export_entry
 from routellm_jax.serve.client import Controller
 from routellm_jax.serve.routing import RouterLike
-from routellm_jax.zoo import export
 from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
 
 PROMPTS = [f"question {i}: " + "word " * (i % 11) + f"topic{i % 5}" for i in range(48)]
@@ -27,17 +27,19 @@ def entry_dir(tmp_path_factory):
         models=(PAPER_STRONG, PAPER_WEAK), featurizer="hashing:32", text_dim=32, dim=8
     )
     params = arch.init(jax.random.key(0), cfg)
-    result = export.export_entry(
+    result = export_entry(
         "mf",
         cfg,
         params,
         tmp_path_factory.mktemp("zoo"),
-        name="mf-serve-test",
-        calibration_prompts=PROMPTS,
-        calibration_reference="48 synthetic serving-test prompts",
-        description="serving test router",
-        license="Apache-2.0",
-        commit="0" * 40,
+        ExportSpec(
+            name="mf-serve-test",
+            calibration_prompts=PROMPTS,
+            calibration_reference="48 synthetic serving-test prompts",
+            description="serving test router",
+            license="Apache-2.0",
+            commit="0" * 40,
+        ),
     )
     return result.entry_dir
 

@@ -259,7 +259,7 @@ def test_user_architecture_trains_through_public_entry_point(tiny_records, tmp_p
 
         # ... and it round-trips through the zoo format and the public inference API.
         import routellm_jax
-        from routellm_jax.zoo.export import export_entry
+        from routellm_jax.publish.export import ExportSpec, export_entry
 
         prompts = [f"prompt number {i} with {'a few ' * (i % 5)}words" for i in range(40)]
         res = export_entry(
@@ -267,11 +267,13 @@ def test_user_architecture_trains_through_public_entry_point(tiny_records, tmp_p
             arch_cfg,
             params,
             tmp_path / "zoo",
-            name="user-linear",
-            calibration_prompts=prompts,
-            calibration_reference="40 synthetic prompts",
-            encoder=None,
-            commit="test",
+            ExportSpec(
+                name="user-linear",
+                calibration_prompts=prompts,
+                calibration_reference="40 synthetic prompts",
+                encoder=None,
+                commit="test",
+            ),
         )
         router = routellm_jax.load(res.archive)
         expected = np.asarray(

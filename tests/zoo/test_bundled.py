@@ -10,7 +10,9 @@ import numpy as np
 
 from routellm_jax import api, paths
 from routellm_jax.cli import main
+from routellm_jax.integrity import sha256_file
 from routellm_jax.zoo import hub
+from routellm_jax.zoo.entry import read_entry
 
 ZOO = paths.repo_root() / "model_zoo"
 
@@ -26,7 +28,7 @@ def _readme():
 
 def _bundled(entry: hub.ManifestEntry) -> bool:
     """Whether every file's first URL is a path next to the manifest (in model_zoo/)."""
-    return all(f.urls and not hub._scheme(f.urls[0]) for f in entry.files)
+    return all(f.urls and not hub.url_scheme(f.urls[0]) for f in entry.files)
 
 
 def test_bundled_entries_match_manifest_and_cards(tmp_path) -> None:
@@ -39,10 +41,10 @@ def test_bundled_entries_match_manifest_and_cards(tmp_path) -> None:
             local = ZOO / f.urls[0]
             assert local.is_file(), f"{entry.key}: {local} missing"
             assert local.stat().st_size == f.size < hub.BUNDLED_LIMIT_BYTES
-            assert hub.sha256_file(local) == f.sha256, f"{local}: sha256 differs from the manifest"
+            assert sha256_file(local) == f.sha256, f"{local}: sha256 differs from the manifest"
         entry_dir = hub.pull(entry.name, manifest=manifest, cache_dir=tmp_path)
         hub.verify_entry_dir(entry_dir)
-        card = api.read_entry(entry_dir)[0]
+        card = read_entry(entry_dir)[0]
         assert card.name == entry.name and card.architecture == entry.architecture
         assert card.encoder is not None and card.encoder.name == "all-MiniLM-L6-v2"
         assert card.calibration is not None and len(card.calibration.thresholds) == 19
@@ -150,7 +152,7 @@ def test_default_router_is_the_shape_irt_and_its_card_has_the_issue_benchmarks(t
 
     assert api.DEFAULT_ROUTER == api_cli.DEFAULT_ROUTER_NAME == "irt-shape-minilm"
     entry_dir = hub.pull(api.DEFAULT_ROUTER, manifest=ZOO / "manifest.json", cache_dir=tmp_path)
-    card = api.read_entry(entry_dir)[0]
+    card = read_entry(entry_dir)[0]
     assert card.architecture == "irt" and card.config["featurizer"] == "all-MiniLM-L6-v2+shape"
     evals = {e.benchmark: e for e in card.evals}
     assert set(evals) >= {"mmlu", "gsm8k", "alpaca_heldout", "arena_heldout"}
@@ -166,7 +168,7 @@ def test_heldout_judge_numbers_only_from_entries_that_never_saw_them(tmp_path) -
     for entry in manifest.entries:
         if not _bundled(entry):
             continue  # not bundled: the same check in tests/zoo/test_published.py
-        card = api.read_entry(hub.pull(entry.name, manifest=manifest, cache_dir=tmp_path))[0]
+        card = read_entry(hub.pull(entry.name, manifest=manifest, cache_dir=tmp_path))[0]
         removed = (card.data.decontamination or {}).get("eval_sets") or {}
         for e in card.evals:
             if e.benchmark in ("alpaca_heldout", "arena_heldout"):

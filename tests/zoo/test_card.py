@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from routellm_jax.integrity import sha256_file
+from routellm_jax.publish import pack
 from routellm_jax.zoo import card as C
-from routellm_jax.zoo import export, hub
+from routellm_jax.zoo import hub
 
 
 def _card(**over) -> dict:
@@ -130,9 +132,9 @@ def test_pack_is_deterministic_and_safe(tmp_path: Path) -> None:
     (entry / "params" / "d").mkdir(parents=True)
     (entry / "card.json").write_text("{}")
     (entry / "params" / "d" / "blob").write_bytes(b"\x00" * 10)
-    a = export.pack_entry(entry, tmp_path / "a.tar")
-    b = export.pack_entry(entry, tmp_path / "b.tar")
-    assert hub.sha256_file(a) == hub.sha256_file(b)
+    a = pack.pack_entry(entry, tmp_path / "a.tar")
+    b = pack.pack_entry(entry, tmp_path / "b.tar")
+    assert sha256_file(a) == sha256_file(b)
     with tarfile.open(a) as tar:
         names = tar.getnames()
         assert names == sorted(names) and all(m.mtime == 0 for m in tar.getmembers())
@@ -144,17 +146,17 @@ def test_update_manifest_bundled_and_limits(tmp_path: Path) -> None:
     archive = zoo / "x-1.tar"
     archive.write_bytes(b"tar bytes")
     card = C.ModelCard.from_json(_card(description="desc"))
-    result = export.ExportResult(zoo / "x", archive, hub.sha256_file(archive), 9, card)
-    entry = export.update_manifest(zoo / "manifest.json", result, urls=["https://h/x-1.tar"])
+    result = pack.ExportResult(zoo / "x", archive, sha256_file(archive), 9, card)
+    entry = pack.update_manifest(zoo / "manifest.json", result, urls=["https://h/x-1.tar"])
     assert entry.files[0].urls == ["x-1.tar", "https://h/x-1.tar"]
     m = hub.Manifest.load(zoo / "manifest.json")
     assert m.get("x").description == "desc" and m.get("x").files[0].size == 9
     outside = dataclasses.replace(result, archive=tmp_path / "elsewhere.tar")
     with pytest.raises(ValueError, match="not under"):
-        export.update_manifest(zoo / "manifest.json", outside)
+        pack.update_manifest(zoo / "manifest.json", outside)
     big = dataclasses.replace(result, size=hub.BUNDLED_LIMIT_BYTES + 1)
     with pytest.raises(ValueError, match="5 MB"):
-        export.update_manifest(zoo / "manifest.json", big)
+        pack.update_manifest(zoo / "manifest.json", big)
 
 
 def test_data_card_from_trainer_mixture_card() -> None:
@@ -168,7 +170,7 @@ def test_data_card_from_trainer_mixture_card() -> None:
         "totals": {"comparisons": 8, "outcomes": 0, "prompts": 5},
         "models": ["a", "b"],
     }
-    dc = export.data_card_from_mixture(mixture)
+    dc = C.DataCard.from_mixture_card(mixture)
     assert dc.counts == {"comparisons": 8, "outcomes": 0, "prompts": 5}
     assert dc.sources[0]["name"] == "alpaca_eval" and dc.mixture["name"] == "judge_battles"
     assert dc.decontamination["removed_rows"] == {"exact": 2}

@@ -3,6 +3,7 @@ connection (resumed), URL fallback, a missing entry, and manifest validation."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from zoo_server import ARCHIVE, CARD, ZooServer, make_archive, manifest_json
 
+from routellm_jax import paths
 from routellm_jax.zoo import hub
 
 
@@ -114,7 +116,7 @@ def test_local_and_file_urls(zoo, tmp_path: Path) -> None:
 
 def test_pull_url_with_pinned_hash(zoo) -> None:
     server, _, cache, data = zoo
-    digest = hub.hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     entry = hub.pull_url(f"{server.url}{ARCHIVE}#sha256={digest}", cache_dir=cache)
     assert (entry / "card.json").is_file()
     with pytest.raises(hub.IntegrityError, match="sha256 mismatch"):
@@ -157,7 +159,7 @@ def test_unsafe_archive_member_rejected(tmp_path: Path) -> None:
 def test_missing_default_manifest_says_how_to_get_one(monkeypatch, tmp_path: Path) -> None:
     # As in a non-editable install: the package's repo_root() has no model_zoo/ next to it.
     monkeypatch.delenv("ROUTELLM_JAX_ZOO_MANIFEST", raising=False)
-    monkeypatch.setattr(hub.paths, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path)
     with pytest.raises(hub.ManifestError, match="ROUTELLM_JAX_ZOO_MANIFEST") as err:
         hub.Manifest.load()
     assert str(tmp_path / "model_zoo" / "manifest.json") in str(err.value)

@@ -4,6 +4,7 @@ URLs, ``pull_url``, and the resume of a partial file (a ranged read after a seek
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_gs_corrupted_byte_is_rejected_and_named(gcs, tmp_path: Path) -> None:
     with pytest.raises(hub.DownloadError, match=rf"{ARCHIVE}.*{BAD}.*sha256 mismatch"):
         hub.pull("tiny", manifest=_manifest(data, [BAD]), cache_dir=tmp_path)
     with pytest.raises(hub.IntegrityError, match=rf"{ARCHIVE} \(from {BAD}\): sha256 mismatch"):
-        hub.download(BAD, tmp_path / "d" / ARCHIVE, sha256=hub.hashlib.sha256(data).hexdigest())
+        hub.download(BAD, tmp_path / "d" / ARCHIVE, sha256=hashlib.sha256(data).hexdigest())
     assert not (tmp_path / "zoo" / "entries" / "tiny").exists()
     assert not list((tmp_path / "zoo" / "downloads").iterdir())  # bad bytes not kept
     assert not list((tmp_path / "d").iterdir())
@@ -101,7 +102,7 @@ def test_gs_partial_file_resumes_with_a_ranged_read(gcs, tmp_path: Path) -> None
     half = len(data) // 2
     downloads = tmp_path / "zoo" / "downloads"
     downloads.mkdir(parents=True)
-    digest = hub.hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     # What an interrupted earlier pull leaves behind (fetch_file's name + ".partial").
     (downloads / f"{digest[:16]}-{ARCHIVE}.partial").write_bytes(data[:half])
     n = len(emulator.log)
@@ -114,7 +115,7 @@ def test_gs_partial_longer_than_object_restarts(gcs, tmp_path: Path) -> None:
     # No size known (pull_url without a manifest): a stale partial longer than the object is
     # not a prefix of it, so the download starts over instead of seeking past the end.
     _, data = gcs
-    digest = hub.hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     dest = tmp_path / "d" / ARCHIVE
     dest.parent.mkdir()
     dest.with_name(ARCHIVE + ".partial").write_bytes(b"x" * (len(data) + 10))
@@ -123,7 +124,7 @@ def test_gs_partial_longer_than_object_restarts(gcs, tmp_path: Path) -> None:
 
 def test_gs_pull_url_with_pinned_hash(gcs, tmp_path: Path) -> None:
     _, data = gcs
-    digest = hub.hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     _assert_unpacked(hub.pull_url(f"{GOOD}#sha256={digest}", cache_dir=tmp_path))
     with pytest.raises(hub.IntegrityError, match="sha256 mismatch"):
         hub.pull_url(f"{GOOD}#sha256={'0' * 64}", cache_dir=tmp_path / "other")

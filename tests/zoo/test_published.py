@@ -24,6 +24,7 @@ import pytest
 
 from routellm_jax import api, paths
 from routellm_jax.cli import main as cli_main
+from routellm_jax.integrity import sha256_file
 from routellm_jax.zoo import hub
 from routellm_jax.zoo.card import ModelCard
 
@@ -48,7 +49,7 @@ def _not_bundled() -> dict[str, hub.ManifestEntry]:
     return {
         e.name: e
         for e in manifest.entries
-        if any(not f.urls or hub._scheme(f.urls[0]) for f in e.files)
+        if any(not f.urls or hub.url_scheme(f.urls[0]) for f in e.files)
     }
 
 
@@ -59,7 +60,7 @@ def machine_local(manifest: dict[str, Any]) -> list[str]:
     for entry in manifest["entries"]:
         for f in entry["files"]:
             for url in f["urls"]:
-                scheme = hub._scheme(url)
+                scheme = hub.url_scheme(url)
                 if scheme == "file" or (not scheme and (os.path.isabs(url) or ".." in url)):
                     found.append(url)
                 elif url.startswith("~") or url[1:3] in (":\\", ":/"):  # home, drive letter
@@ -76,7 +77,7 @@ def test_committed_manifest_names_no_machine_local_path(tmp_path: Path) -> None:
     for entry in committed["entries"]:  # a relative URL is a file that ships in model_zoo/
         for f in entry["files"]:
             for url in f["urls"]:
-                if not hub._scheme(url):
+                if not hub.url_scheme(url):
                     assert (ZOO / url).is_file(), f"{entry['name']}: {url} not in model_zoo/"
     # The check itself catches what the manifest used to list.
     bad = json.loads(json.dumps(committed))
@@ -136,7 +137,7 @@ def _archive(entry: hub.ManifestEntry) -> Path:
     path = Path(folder) / f.path if folder else None
     if path is None or not path.is_file():
         pytest.skip(f"{entry.key}: no archive at hand (set ROUTELLM_JAX_ZOO_ARCHIVES to a folder)")
-    if path.stat().st_size != f.size or hub.sha256_file(path) != f.sha256:
+    if path.stat().st_size != f.size or sha256_file(path) != f.sha256:
         pytest.skip(f"{path}: not the archive the manifest lists (a local rebuild?)")
     return path
 
@@ -181,7 +182,7 @@ def test_pull_and_load_published_bert(tmp_path: Path) -> None:
 
 def test_base_model_ref_of_fine_tuned_architectures() -> None:
     from routellm_jax.models.registry import get_architecture
-    from routellm_jax.zoo.export import base_model_ref
+    from routellm_jax.publish.provenance import base_model_ref
 
     bert = base_model_ref(get_architecture("bert").make_config())
     assert bert.name == "all-MiniLM-L6-v2" and "tokenizer.json" in bert.files and not bert.frozen

@@ -11,7 +11,8 @@ import pytest
 
 from routellm_jax.cli import main
 from routellm_jax.models import registry
-from routellm_jax.zoo import export
+from routellm_jax.publish.export import ExportSpec, export_entry
+from routellm_jax.publish.pack import update_manifest
 from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
 
 PROMPTS = [
@@ -26,18 +27,20 @@ def zoo(tmp_path_factory):
         models=(PAPER_STRONG, PAPER_WEAK), featurizer="hashing:16", text_dim=16, dim=4
     )
     out = tmp_path_factory.mktemp("model_zoo")
-    res = export.export_entry(
+    res = export_entry(
         "mf",
         cfg,
         arch.init(jax.random.key(3), cfg),
         out,
-        name="cli-test",
-        calibration_prompts=PROMPTS,
-        calibration_reference="40 test prompts",
-        commit="",
-        description="a CLI test entry",
+        ExportSpec(
+            name="cli-test",
+            calibration_prompts=PROMPTS,
+            calibration_reference="40 test prompts",
+            commit="",
+            description="a CLI test entry",
+        ),
     )
-    export.update_manifest(out / "manifest.json", res)
+    update_manifest(out / "manifest.json", res)
     return out, res
 
 

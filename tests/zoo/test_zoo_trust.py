@@ -23,6 +23,7 @@ from routellm_jax import api, paths
 from routellm_jax.cli import main as cli_main
 from routellm_jax.zoo import hub
 from routellm_jax.zoo.card import CardError
+from routellm_jax.zoo.entry import read_entry, resolve_entry
 
 ZOO = paths.repo_root() / "model_zoo"
 
@@ -215,7 +216,7 @@ def test_edited_cached_card_fails_verify_and_load(tmp_path: Path, capsys) -> Non
     digit = next(i for i in range(key, len(original)) if original[i] in "123456789")
     text.write_text(original[:digit] + "0" + original[digit + 1 :])
     with pytest.raises(hub.IntegrityError, match=r"card\.json: sha256"):
-        api.read_entry(entry)
+        read_entry(entry)
     # A pull with --force repairs it.
     hub.pull("mf-minilm", manifest=manifest, cache_dir=cache, force=True)
     assert cli_main(["zoo", "verify", "mf-minilm", *zoo]) == 0
@@ -291,21 +292,21 @@ def test_download_stops_at_the_declared_size(site: dict, fault: str) -> None:
 def test_local_archive_with_sha256_pin(site: dict) -> None:
     archive, cache = site["archive"], site["cache"]
     digest = hashlib.sha256(site["data"]).hexdigest()
-    entry = api.resolve_entry(f"{archive}#sha256={digest}", cache_dir=cache)
+    entry = resolve_entry(f"{archive}#sha256={digest}", cache_dir=cache)
     assert (entry / "card.json").is_file() and hub.verify_unpacked(entry)
     other = site["tmp"] / "c2"
     with pytest.raises(hub.IntegrityError, match="sha256 mismatch"):
-        api.resolve_entry(f"{archive}#sha256={'0' * 64}", cache_dir=other)
+        resolve_entry(f"{archive}#sha256={'0' * 64}", cache_dir=other)
     with pytest.raises(hub.IntegrityError, match="not 64 hex digits"):
-        api.resolve_entry(f"{archive}#sha256=abc", cache_dir=other)
+        resolve_entry(f"{archive}#sha256=abc", cache_dir=other)
     with pytest.raises(FileNotFoundError, match="no such zoo entry archive"):
-        api.resolve_entry(f"{archive}.gone#sha256={digest}", cache_dir=other)
+        resolve_entry(f"{archive}.gone#sha256={digest}", cache_dir=other)
     assert not other.exists() or _files(other) == []
     # Relative to the working directory as well.
     cwd = os.getcwd()
     try:
         os.chdir(archive.parent)
-        assert api.resolve_entry(f"{ARCHIVE}#sha256={digest}", cache_dir=cache) == entry
+        assert resolve_entry(f"{ARCHIVE}#sha256={digest}", cache_dir=cache) == entry
     finally:
         os.chdir(cwd)
 

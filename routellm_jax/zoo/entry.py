@@ -1,0 +1,128 @@
+"""Reading one zoo entry: resolve a name, URL or path to a local folder, verify it, restore it.
+
+The one place an entry is read, below the inference API: :func:`resolve_entry` turns a zoo name
+(``name`` or ``name@version``, through the manifest and the cache), a URL or a local ``.tar``
+(pulled into the cache, optionally pinned with ``#sha256=``) or an entry folder into a local
+folder; :func:`read_entry` checks every file against its card (and, for a cached entry, against
+the hashes recorded when it was unpacked) and the card's encoder pins against the encoder table
+(:func:`check_encoder_pins`), then restores the parameters as host arrays.
+:func:`routellm_jax.load` is these two calls and a :class:`~routellm_jax.api.Router`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from routellm_jax.models.encoders.fetch import get_spec
+from routellm_jax.zoo.cache import (
+    check_card_files,
+    pull,
+    pull_url,
+    verify_tree,
+    verify_unpacked,
+)
+from routellm_jax.zoo.card import CARD_FILE, ModelCard
+from routellm_jax.zoo.errors import IntegrityError
+from routellm_jax.zoo.transport import url_scheme
+
+
+def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tuple[ModelCard, Any]:
+    """Read ``card.json`` and restore the parameters (host arrays) of an entry folder.
+
+    With ``verify`` every checkpoint file is checked against the card's sizes and sha256 first, and
+    the card's encoder pins against the encoder table; nothing is restored from a mismatching file.
+    An entry unpacked into the zoo cache is first checked file by file (``card.json`` included)
+    against the hashes recorded when it was unpacked, so an edited cached card is an error too.
+
+    Example:
+        >>> card, params = read_entry("model_zoo_build/mf-minilm")  # doctest: +SKIP
+    """
+    # A local import: Orbax (and through it TensorStore) loads only when parameters are restored.
+    import orbax.checkpoint as ocp
+
+    entry_dir = Path(entry_dir).resolve()
+    unpacked = verify_unpacked(entry_dir) if verify else None
+    card = ModelCard.load(entry_dir / CARD_FILE)
+    ckpt = entry_dir / card.checkpoint.path
+    if verify:
+        if not card.checkpoint.files:
+            raise IntegrityError(f"{entry_dir / CARD_FILE}: checkpoint.files is empty")
+        if unpacked is None:  # a local entry folder: its card is all that vouches for it
+            verify_tree(ckpt, card.checkpoint.files)
+        else:  # the files were just hashed against the record: compare, do not hash again
+            check_card_files(card, unpacked, str(entry_dir / CARD_FILE))
+        check_encoder_pins(card, str(entry_dir / CARD_FILE))
+    if not ckpt.is_dir():
+        raise FileNotFoundError(f"{ckpt}: checkpoint folder missing (card {card.name})")
+    params = ocp.StandardCheckpointer().restore(ckpt)
+    return card, params
+
+
+def check_encoder_pins(card: ModelCard, where: str) -> None:
+    """Raise if the card pins encoder files whose hashes differ from the encoder table's.
+
+    The encoder itself is fetched (and every file verified against the table) by the featurizer;
+    this check makes sure the table and the entry agree on which bytes that is.
+
+    Example:
+        >>> check_encoder_pins(card, "card.json")  # doctest: +SKIP
+    """
+    if card.encoder is None or not card.encoder.files:
+        return
+    try:
+        spec = get_spec(card.encoder.name)
+    except KeyError:
+        raise IntegrityError(
+            f"{where}: encoder {card.encoder.name!r} is not in this installation's encoder table "
+            "(routellm_jax.models.encoders.fetch.ENCODERS); add it to load this entry"
+        ) from None
+    table = {f.path: f.sha256 for f in spec.files}
+    if card.encoder.revision and spec.revision != card.encoder.revision:
+        raise IntegrityError(
+            f"{where}: encoder.revision {card.encoder.revision} but the encoder table pins "
+            f"{spec.revision} for {spec.name}"
+        )
+    for path, sha in card.encoder.files.items():
+        if table.get(path) != sha:
+            raise IntegrityError(
+                f"{where}: encoder.files[{path!r}] = {sha} but the encoder table pins "
+                f"{table.get(path)} for {spec.name}"
+            )
+
+
+def resolve_entry(
+    name_or_url_or_path: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The local entry folder for a zoo name (``name`` or ``name@version``), a URL or a path.
+
+    A URL or a local ``.tar`` may carry a ``#sha256=HEX`` pin (checked before unpacking); without
+    one, a URL, a ``.tar`` or a folder is only checked against its own card.
+
+    Example:
+        >>> resolve_entry("mf-minilm")  # doctest: +SKIP
+        PosixPath('/root/.cache/routellm_jax/zoo/entries/mf-minilm/0.1.0')
+    """
+    text = os.fspath(name_or_url_or_path)
+    local = Path(text)
+    if local.is_dir() and (local / CARD_FILE).is_file():
+        return local
+    if local.is_file() and local.suffix == ".tar":
+        return pull_url(str(local.resolve()), cache_dir=cache_dir)
+    if url_scheme(text):
+        return pull_url(text, cache_dir=cache_dir)
+    head, sep, fragment = text.rpartition("#")
+    if sep and fragment.startswith("sha256="):  # a pinned local archive (names have no '#')
+        pinned = Path(head)
+        if not (pinned.is_file() and pinned.suffix == ".tar"):
+            raise FileNotFoundError(
+                f"{head}: no such zoo entry archive (.tar) for the #sha256= pin"
+            )
+        return pull_url(f"{pinned.resolve()}#{fragment}", cache_dir=cache_dir)
+    if local.is_dir():
+        raise FileNotFoundError(f"{local}: a folder without {CARD_FILE} is not a zoo entry")
+    return pull(text, manifest=manifest, cache_dir=cache_dir)
