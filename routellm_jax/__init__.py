@@ -1,9 +1,11 @@
 """routellm-jax: LLM-router training framework and model zoo in JAX/Flax.
 
 The flow reads as the folder names: ``data`` (sources -> canonical records -> labels) ->
-``models`` (encoders + one file per router, chosen by name from ``models.registry``) ->
-``training`` (sharded train step, Orbax checkpoints) -> ``zoo`` (export, download, verify) ->
-``api`` (``load()`` and ``Router.win_rate/route/calibrate``) -> ``serve``.
+``models`` (encoders + one file per router, chosen by name from ``models.registry``, and the
+executor that runs them) -> ``training`` (sharded train step, Orbax checkpoints) -> ``zoo`` (cards,
+manifest, download, reading an entry) -> ``api`` (``load()`` and
+``Router.win_rate/route/calibrate``) -> ``publish`` (export entries) -> ``serve``; no module imports
+one above it (``tests/test_layering.py``).
 
 Nothing heavy is imported here: ``import routellm_jax`` stays cheap, and ``routellm_jax.load`` is
 resolved lazily from ``routellm_jax.api``.
