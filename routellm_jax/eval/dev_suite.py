@@ -314,6 +314,11 @@ class DevScores:
         hard = [self.strong_share[g] for g in HARD_GROUPS if g in self.strong_share]
         return float(min(hard) - self.strong_share[OPEN_GROUP])
 
+    @classmethod
+    def from_dict(cls, d: Mapping) -> DevScores:
+        """Inverse of :meth:`to_dict` (the derived numbers are recomputed)."""
+        return cls(str(d["router"]), dict(d["apgr"]), dict(d["strong_share_at_50"]))
+
     def to_dict(self) -> dict:
         return {
             "router": self.router,
