@@ -49,8 +49,9 @@ from routellm_jax.zoo.entry import read_entry, resolve_entry
 
 log = logging.getLogger(__name__)
 
-# irt on MiniLM + prompt-shape features: the best single router of experiments/results.
-DEFAULT_ROUTER = "irt-shape-minilm"
+# irt on MiniLM, judge battles weighted 0.1: chosen on the development suite
+# (experiments/results/README.md), where it sends code and math, not chat, to the strong model.
+DEFAULT_ROUTER = "irt-mix-minilm"
 # Encoder precisions. float32 is exact (the default); bfloat16 stores the encoder weights in bf16
 # and feeds its matmuls bf16 operands with float32 accumulation (win rates move by 2e-4 to 2e-3,
 # see tests/zoo), faster on CPUs with AVX512-BF16 (tools/bench_infer.py).

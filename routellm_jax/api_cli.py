@@ -37,7 +37,7 @@ from routellm_jax.cli import (
 
 DEFAULT_SHARE = 0.5
 # routellm_jax.api.DEFAULT_ROUTER, repeated so the CLI parser imports no numpy (tests/zoo checks).
-DEFAULT_ROUTER_NAME = "irt-shape-minilm"
+DEFAULT_ROUTER_NAME = "irt-mix-minilm"
 # Fields route adds to each output row; an input row that has them is refused, not overwritten.
 DECISION_FIELDS = ("win_rate", "strong", "model", "threshold")
 
