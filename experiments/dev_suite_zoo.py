@@ -4,7 +4,7 @@ NAME`` for each, with MiniLM embeddings served from the grid's cache instead of 
     python experiments/dev_suite_zoo.py --out experiments/results/dev_suite_zoo
 
 Writes ``dev_suite.md``, ``dev_suite.json`` and ``dev_suite.png`` (strong share per task type at
-50% overall) for every bundled entry beside prompt length, random and the oracle. Which groups an
+50% overall) for every bundled entry (the default `irt-mix-minilm` first) beside prompt length, random and the oracle. Which groups an
 entry trained on is in its data card: ``irt-shape-minilm`` on the whole golden split (the knowledge
 group), the three older entries on mixes made before the held-out judge split (open-ended).
 """
@@ -30,7 +30,7 @@ from routellm_jax.eval.baselines import (  # noqa: E402
 )
 from routellm_jax.paths import cache_dir  # noqa: E402
 
-BUNDLED = ("irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
+BUNDLED = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,9 +4,10 @@ The README quotes two kinds of results, and neither is typed in by hand:
 
 * the zoo table, from ``model_zoo/manifest.json``, which quotes each entry's model card (the
   evaluations that ``tools/export_zoo_entry.py`` ran at export, with their commands);
-* the experiments table (ours against the paper), from ``experiments/results/results.json``,
-  written by ``experiments/run_grid.py``; and the same file's chosen rows in
-  ``experiments/results/README.md`` (:data:`PAPER_COMPARISON_ROWS`).
+* the experiments table (ours against the paper), from ``experiments/results/results.json`` and
+  ``experiments/results/dev_grid/results.json`` (the default's candidates, seed means), written by
+  ``experiments/run_grid.py``; and chosen rows in ``experiments/results/README.md``
+  (:data:`PAPER_COMPARISON_ROWS`).
 
 Each table lives between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers. Usage::
 
@@ -29,6 +30,9 @@ README = ROOT / "README.md"
 MANIFEST = ROOT / "model_zoo" / "manifest.json"
 RESULTS = ROOT / "experiments" / "results" / "results.json"
 RESULTS_README = ROOT / "experiments" / "results" / "README.md"
+# The candidates for the default, chosen on the development suite (experiments/dev_grid.py, 3 seeds
+# each): their rows join the table as the mean over the seeds, never the best seed.
+DEV_GRID_RESULTS = ROOT / "experiments" / "results" / "dev_grid" / "results.json"
 
 # Columns of the experiments table: results.json benchmark key -> header.
 RESULT_COLUMNS = {
@@ -38,14 +42,18 @@ RESULT_COLUMNS = {
     "arena_heldout": "arena-bench held-out",
 }
 ZOO_BENCHMARKS = ("mmlu", "gsm8k", "alpaca_heldout")
-# The grid row of the zoo's default router (irt-shape-minilm, routellm_jax.api.DEFAULT_ROUTER).
-ZOO_DEFAULT_ROW = ("irt+shape bw=0.03", "both_mmlu")
+# The grid row of the zoo's default router (irt-mix-minilm, routellm_jax.api.DEFAULT_ROUTER: the
+# seed-0 run of experiments/dev_grid.py:irt_bw01, the checkpoint the zoo ships).
+ZOO_DEFAULT_ROW = ("irt bw=0.1", "both_mmlu_dev")
+ZOO_DEFAULT_CONFIG = "experiments/dev_grid.py:irt_bw01"
+# The previous default (irt-shape-minilm), still bundled.
+PREVIOUS_DEFAULT_ROW = ("irt+shape bw=0.03", "both_mmlu")
 # experiments/results/README.md's comparison with the paper: (router, mix) rows of results.json,
 # each with what it is. A row missing from results.json is an error, never a silent gap.
 PAPER_COMPARISON_ROWS = (
     ("prompt_length", "-", "prompt length (no training)"),
     ("irt", "both_mmlu", "irt on plain MiniLM"),
-    (*ZOO_DEFAULT_ROW, "**irt+shape bw=0.03** (zoo default `irt-shape-minilm`)"),
+    (*PREVIOUS_DEFAULT_ROW, "irt+shape bw=0.03 (the previous default `irt-shape-minilm`)"),
     ("irt+shape+src bw=0.03", "both_mmlu", "irt+shape+src bw=0.03 (per-source term)"),
     (
         "irt+shape+src bw=0.03 noise=MiniLM",
@@ -95,8 +103,7 @@ def zoo_table(manifest_path: Path = MANIFEST) -> str:
 
 def _pick_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Baselines, then per learned router the mix with the best worse-of(MMLU, GSM8K) APGR: the
-    number a single checkpoint has to be judged by, since it must serve both benchmarks. The zoo
-    default's own row (:data:`ZOO_DEFAULT_ROW`) is always kept, so the README shows what ships."""
+    number a single checkpoint has to be judged by, since it must serve both benchmarks."""
 
     def worse_of(r: Mapping[str, Any]) -> float:
         return min(r["apgr"].get("mmlu") or 0.0, r["apgr"].get("gsm8k") or 0.0)
@@ -108,10 +115,11 @@ def _pick_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         ):
             best[r["router"]] = r
     picked = list(best.values())
+    # The previous default's own row stays, so the README shows what it replaced.
     picked += [
         r
         for r in rows
-        if (r["router"], r["mix"]) == ZOO_DEFAULT_ROW and not any(r is p for p in picked)
+        if (r["router"], r["mix"]) == PREVIOUS_DEFAULT_ROW and not any(r is p for p in picked)
     ]
     baselines = [r for r in rows if r["mix"] == "-"]
     return baselines + sorted(picked, key=worse_of, reverse=True)
@@ -134,20 +142,54 @@ def _table_head(mix_header: str, per: str) -> list[str]:
     ]
 
 
-def results_table(results_path: Path = RESULTS) -> str:
-    """Markdown table: paper's best, baselines and our best mix per router, APGR per benchmark."""
+def _default_row(dev_path: Path = DEV_GRID_RESULTS) -> Mapping[str, Any]:
+    """The zoo default's own run (seed 0 of its cell): the numbers of its card."""
+    for r in json.loads(dev_path.read_text())["rows"]:
+        if r.get("config") == ZOO_DEFAULT_CONFIG:
+            return r
+    raise KeyError(f"{dev_path}: no row of {ZOO_DEFAULT_CONFIG}")
+
+
+def _dev_grid_means(dev_path: Path = DEV_GRID_RESULTS) -> list[Mapping[str, Any]]:
+    """The trained candidates of the dev grid, each the mean over its seeds."""
+    sys.path.insert(0, str(ROOT))
+    from experiments.run_grid import seed_means
+
+    rows = json.loads(dev_path.read_text())["rows"]
+    return [r for r in seed_means(rows) if r["config"]]
+
+
+def results_table(results_path: Path = RESULTS, dev_path: Path = DEV_GRID_RESULTS) -> str:
+    """Markdown table: paper's best, baselines and our best mix per router (APGR per benchmark),
+    then every candidate of the dev grid (mean of 3 seeds) and the zoo default's own run."""
     results = json.loads(results_path.read_text())
     lines = _table_head("training mix", "benchmark")
     for r in _pick_rows(results["rows"]):
-        default = " (zoo default)" if (r["router"], r["mix"]) == ZOO_DEFAULT_ROW else ""
-        lines.append(f"| {r['router']}{default} | {r['mix']} | " + _apgr_cells(r["apgr"]))
+        prev = " (previous default)" if (r["router"], r["mix"]) == PREVIOUS_DEFAULT_ROW else ""
+        lines.append(f"| {r['router']}{prev} | {r['mix']} | " + _apgr_cells(r["apgr"]))
+    for r in _dev_grid_means(dev_path):
+        seeds = len(r["seeds"])
+        lines.append(f"| {r['router']} | {r['mix']} ({seeds} seeds) | " + _apgr_cells(r["apgr"]))
+    d = _default_row(dev_path)
+    lines.append(
+        f"| **{d['router']}, seed 0 (zoo default `irt-mix-minilm`)** | {d['mix']} | "
+        + _apgr_cells(d["apgr"])
+    )
     return "\n".join(lines)
 
 
-def paper_comparison_table(results_path: Path = RESULTS) -> str:
-    """Markdown table of :data:`PAPER_COMPARISON_ROWS` against the paper's best, APGR."""
+def paper_comparison_table(results_path: Path = RESULTS, dev_path: Path = DEV_GRID_RESULTS) -> str:
+    """Markdown table of :data:`PAPER_COMPARISON_ROWS` against the paper's best, APGR, with the
+    zoo default's row (and its seed mean) from the dev grid."""
     rows = {(r["router"], r["mix"]): r for r in json.loads(results_path.read_text())["rows"]}
     lines = _table_head("mix", "column")
+    d = _default_row(dev_path)
+    mean = next(r for r in _dev_grid_means(dev_path) if r["config"] == ZOO_DEFAULT_CONFIG)
+    lines.append(
+        f"| **{d['router']}** (zoo default `irt-mix-minilm`, seed 0) | {d['mix']} | "
+        + _apgr_cells(d["apgr"])
+    )
+    lines.append(f"| {d['router']}, mean of 3 seeds | {d['mix']} | " + _apgr_cells(mean["apgr"]))
     for router, mix, what in PAPER_COMPARISON_ROWS:
         if (router, mix) not in rows:
             raise KeyError(f"{results_path}: no row ({router!r}, {mix!r}) for the paper comparison")
