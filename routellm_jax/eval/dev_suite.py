@@ -312,6 +312,8 @@ class DevScores:
         """Smaller strong share of code and math minus the open-ended one (> 0: those task types
         get more strong calls than open-ended chat)."""
         hard = [self.strong_share[g] for g in HARD_GROUPS if g in self.strong_share]
+        if not hard or OPEN_GROUP not in self.strong_share:
+            return float("nan")  # a suite without those groups has no such comparison
         return float(min(hard) - self.strong_share[OPEN_GROUP])
 
     @classmethod
@@ -398,7 +400,8 @@ def dev_table_markdown(rows: Sequence[DevScores], suite: Mapping[str, Benchmark]
     ]
     for r in rows:
         cells = " | ".join(_pct(r.strong_share[g]) for g in groups)
-        margin = f"{100 * r.inversion_margin:+.0f} pt" if OPEN_GROUP in groups else "-"
+        m = r.inversion_margin
+        margin = "-" if np.isnan(m) else f"{100 * m:+.0f} pt"
         lines.append(f"| {r.router} | {cells} | {margin} |")
     return "\n".join(lines) + "\n"
 

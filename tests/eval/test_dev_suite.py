@@ -110,3 +110,10 @@ def test_cli_dev_suite_scores_a_zoo_router_on_the_real_suite(
         "dev_suite.md",
         "dev_suite.png",
     ]
+
+
+def test_a_suite_without_the_compared_groups_has_no_margin_and_still_tabulates() -> None:
+    b = _bench("open_ended", 2, 0.2)
+    r = D.score_dev_suite({"open_ended": b}, {"open_ended": np.array([0.9, 0.1])}, "x")
+    assert np.isnan(r.inversion_margin)
+    assert D.dev_table_markdown([r], {"open_ended": b}).splitlines()[-1].endswith("| - |")
