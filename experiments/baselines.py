@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from routellm_jax.data.records import OUTCOME_A, OUTCOME_B, TrainingData
+from routellm_jax.data.labels import pair_preference_sums
+from routellm_jax.data.records import TrainingData
 
 
 @dataclass(frozen=True)
@@ -111,20 +112,7 @@ def pair_labels(data: TrainingData, strong: str, weak: str) -> tuple[list[str], 
         >>> pair_labels(d, "s", "w")
         (['q'], array([1.]))
     """
-    sums: dict[str, list[float]] = {}
-    c = data.comparisons
-    for p, a, b, out, w in zip(c.prompt, c.model_a, c.model_b, c.outcome, c.weight):
-        if {a, b} != {strong, weak}:
-            continue
-        if out == OUTCOME_A:
-            lab = 1.0 if a == strong else 0.0
-        elif out == OUTCOME_B:
-            lab = 1.0 if b == strong else 0.0
-        else:
-            lab = 0.5
-        acc = sums.setdefault(p, [0.0, 0.0])
-        acc[0] += float(w) * lab
-        acc[1] += float(w)
+    sums = pair_preference_sums(data.comparisons, strong, weak)
     o = data.outcomes
     if len(o):
         scores = _scaled_scores(data)

@@ -62,3 +62,33 @@ def orient(
         source=sub.source,
     )
     return oriented, labels
+
+
+def pair_preference_sums(
+    comparisons: ComparisonTable, strong: str, weak: str
+) -> dict[str, list[float]]:
+    """Per prompt, ``[weighted strong wins, total weight]`` over the battles of exactly this pair
+    (a tie counts half a win), in first-seen prompt order; other pairs are ignored.
+
+    Example:
+        >>> from routellm_jax.data.records import Comparison
+        >>> t = ComparisonTable.from_records([Comparison("q", "s", "w", OUTCOME_A),
+        ...                                   Comparison("q", "w", "s", OUTCOME_TIE)])
+        >>> pair_preference_sums(t, "s", "w")
+        {'q': [1.5, 2.0]}
+    """
+    sums: dict[str, list[float]] = {}
+    c = comparisons
+    for prompt, a, b, outcome, weight in zip(c.prompt, c.model_a, c.model_b, c.outcome, c.weight):
+        if {a, b} != {strong, weak}:
+            continue
+        if outcome == OUTCOME_A:
+            won = 1.0 if a == strong else 0.0
+        elif outcome == OUTCOME_B:
+            won = 1.0 if b == strong else 0.0
+        else:
+            won = 0.5
+        acc = sums.setdefault(prompt, [0.0, 0.0])
+        acc[0] += float(weight) * won
+        acc[1] += float(weight)
+    return sums

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from routellm_jax.data.judge_split import prompt_id
-from routellm_jax.data.records import OUTCOME_A, OUTCOME_B, OutcomeTable
+from routellm_jax.data.labels import pair_preference_sums
+from routellm_jax.data.records import OutcomeTable
 from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL
 from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes
 
@@ -38,19 +39,7 @@ def alpaca_pair_outcomes(root: Path, strong: str, weak: str) -> OutcomeTable:
     from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
 
     c = read_alpaca_eval_pairwise(root / ALPACA_CSV, skip_bad_rows=True)
-    acc: dict[str, list[float]] = {}
-    for p, a, b, out, w in zip(c.prompt, c.model_a, c.model_b, c.outcome, c.weight):
-        if {a, b} != {strong, weak}:
-            continue
-        if out == OUTCOME_A:
-            s = 1.0 if a == strong else 0.0
-        elif out == OUTCOME_B:
-            s = 1.0 if b == strong else 0.0
-        else:
-            s = 0.5
-        t = acc.setdefault(p, [0.0, 0.0])
-        t[0] += float(w) * s
-        t[1] += float(w)
+    acc = pair_preference_sums(c, strong, weak)
     if not acc:
         raise ValueError(f"{root / ALPACA_CSV}: no battles of {strong!r} vs {weak!r}")
     prompts = list(acc)
