@@ -108,8 +108,8 @@ TRANSFER = (
 # ------------------------------------------------------------------------ held-out judge split
 # The split file's reader lives in the package (routellm_jax.data.judge_split), shared with
 # MixtureSpec.heldout_split, so the experiment configs exclude exactly the prompts scored here.
+from routellm_jax.data.hashing import prompt_id as _sha  # noqa: E402
 from routellm_jax.data.judge_split import heldout_prompts, judge_prompts  # noqa: E402
-from routellm_jax.data.judge_split import prompt_id as _sha  # noqa: E402
 from routellm_jax.data.judge_split import read_split as _read_split  # noqa: E402
 
 

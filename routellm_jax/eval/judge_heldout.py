@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routellm_jax.data.judge_split import prompt_id
+from routellm_jax.data.hashing import prompt_id
 from routellm_jax.data.labels import pair_preference_sums
 from routellm_jax.data.records import OutcomeTable
 from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL
