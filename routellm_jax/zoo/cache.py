@@ -85,12 +85,7 @@ def verify_tree(root: str | os.PathLike[str], expected: dict[str, dict]) -> None
         path = root / rel
         if not path.is_file():
             raise IntegrityError(f"{path}: missing (listed with sha256 {want['sha256']})")
-        size = path.stat().st_size
-        if size != want["size"]:
-            raise IntegrityError(f"{path}: size {size} bytes, expected {want['size']}")
-        got = sha256_file(path)
-        if got != want["sha256"]:
-            raise IntegrityError(f"{path}: sha256 {got}, expected {want['sha256']}")
+        check_file(path, want["size"], want["sha256"], str(path))
 
 
 def fetch_file(
@@ -464,12 +459,10 @@ def verify_unpacked(entry_dir: str | os.PathLike[str]) -> dict[str, dict] | None
             raise IntegrityError(
                 f"{path}: missing (unpacked with sha256 {want['sha256']}); {again}"
             )
-        size = path.stat().st_size
-        if size != want["size"]:
-            raise IntegrityError(f"{path}: size {size} bytes, unpacked {want['size']}; {again}")
-        got = sha256_file(path)
-        if got != want["sha256"]:
-            raise IntegrityError(f"{path}: sha256 {got}, unpacked {want['sha256']}; {again}")
+        try:
+            check_file(path, want["size"], want["sha256"], str(path))
+        except IntegrityError as err:
+            raise IntegrityError(f"{err}; {again}") from None
     return unpacked
 
 

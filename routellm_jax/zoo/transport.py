@@ -48,8 +48,8 @@ def local_path(url: str) -> Path | None:
     """The local file a ``file://`` URL or a plain path names; None for a remote URL.
 
     Example:
-        >>> local_path("file:///tmp/x.tar"), local_path("https://host/x.tar")
-        (PosixPath('/tmp/x.tar'), None)
+        >>> local_path("zoo/x.tar"), local_path("https://host/x.tar")
+        (PosixPath('zoo/x.tar'), None)
     """
     scheme = url_scheme(url)
     if scheme == "file":
