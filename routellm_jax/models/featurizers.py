@@ -31,7 +31,6 @@ custom featurizers cannot. The inference API fuses encoder and head only on that
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from routellm_jax.data.hashing import hashed_ngram_vectors
 from routellm_jax.data.records import (
     OUTCOME_A,
     OUTCOME_B,
@@ -158,30 +158,9 @@ class HashingFeaturizer(CachedFeaturizer):
         self.dim = int(dim)
         self.spec = f"hashing:{self.dim}"
 
-    def _token_slot(self, token: str) -> tuple[int, float]:
-        digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
-        value = int.from_bytes(digest, "little")
-        # The low bit picks the sign so colliding tokens cancel on average instead of piling up.
-        return (value >> 1) % self.dim, (1.0 if value & 1 else -1.0)
-
-    def _embed_one(self, prompt: str) -> np.ndarray:
-        words = _WORD_RE.findall(prompt.lower())
-        tokens = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
-        vec = np.zeros(self.dim, dtype=np.float64)
-        counts: dict[str, int] = {}
-        for t in tokens:
-            counts[t] = counts.get(t, 0) + 1
-        for t, c in counts.items():
-            slot, sign = self._token_slot(t)
-            vec[slot] += sign * (1.0 + np.log(c))
-        norm = np.linalg.norm(vec)
-        if norm > 0:  # an empty prompt stays the zero vector
-            vec /= norm
-        return vec.astype(np.float32)
-
     def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
         del batch_size
-        return np.stack([self._embed_one(p) for p in prompts])
+        return hashed_ngram_vectors(prompts, self.dim)
 
 
 # Prompt-structure features. Every constant is fixed here (no statistics of any data set), so the
