@@ -11,14 +11,22 @@ data card records it, so the card alone rebuilds the mixture. Per source, in ord
 2. filter (``filters``: ``models``, ``exclude_models``, ``source_prefixes``, ``kinds``,
    ``hash_fraction``; see :func:`apply_filters`);
 3. optionally turn outcomes into battles (``to_comparisons`` with ``tie_band`` / ``pairs``);
-4. decontaminate against the evaluation sets (exact + near-duplicate when an ``embed_fn`` is
-   given), unless ``decontaminate=False`` (e.g. the golden split, which is evaluation data by
-   design and is then excluded from evaluation by the harness);
+4. decontaminate against the evaluation sets (exact match after normalisation; plus encoder
+   cosine >= ``threshold`` when the spec declares ``near_duplicate_encoder``, whose vectors the
+   caller passes as ``embed_fn``), unless ``decontaminate=False`` (e.g. the golden split, which is
+   evaluation data by design and is then excluded from evaluation by the harness);
 5. sample: ``rows`` units exactly, or ``weight`` x the available units (``weight`` > 1
    repeats rows), or -- when the spec has ``total_rows`` -- ``total_rows`` split in proportion to
    the weights. A unit is a battle for comparisons and a prompt (all its outcomes) for outcomes.
    Sampling uses ``numpy.random.default_rng([seed, crc32(source name)])``: the same spec and seed
    give the same rows.
+
+Then, when the spec declares ``lexical_threshold``, a lexical pass over the whole mix: a row of a
+decontaminated source whose hashed word uni+bigram vector (:func:`~routellm_jax.data.hashing.
+hashed_ngram_vectors`, weight-free) has cosine >= ``lexical_threshold`` with an evaluation prompt is
+removed. It catches re-templated copies an encoder can score below its threshold (RouterDC writes
+MMLU questions without the "Answer:" suffix). Every step is a declared key, so the data card's
+``spec`` alone rebuilds the mix.
 
 The built-in training sources use only training files: never the RouterBench / RouterDC /
 LLMRouter ``*_test`` files (available under their own ``*_test`` names for a spec that asks) and
@@ -57,7 +65,7 @@ from routellm_jax.data.decontaminate import (
     standard_eval_sets,
 )
 from routellm_jax.data.elo import outcomes_to_comparisons
-from routellm_jax.data.hashing import hash_fraction
+from routellm_jax.data.hashing import hash_fraction, hashed_ngram_vectors
 from routellm_jax.data.model_names import ModelTable, default_table
 from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 from routellm_jax.data.sources._common import ReadReport
@@ -66,6 +74,7 @@ from routellm_jax.paths import data_dir
 Loader = Callable[[Path], TrainingData]
 CARD_NAME = "data_card.json"
 CARD_VERSION = 1
+LEXICAL_DIM = 384  # width of the lexical pass's hashed vectors (part of its definition)
 
 _ROUTERBENCH = Path("shuhao02__RouterDC/datasets/routerbench_zs")
 _ROUTERDC = Path("shuhao02__RouterDC/datasets/split2_model7")
@@ -297,11 +306,21 @@ class MixtureSpec:
     # ``experiments/judge_heldout_split.txt``): its prompts join the evaluation sets above, so
     # they are removed from every source like MMLU/GSM8K/MT-Bench prompts.
     heldout_split: str | None = None
+    # The encoder whose cosine (>= ``threshold``) marks a near-duplicate of an evaluation prompt;
+    # the builder's caller supplies its vectors (``embed_fn``). None: exact matches only.
+    near_duplicate_encoder: str | None = None
+    # Cosine of hashed word uni+bigram vectors at or above which a row is a lexical copy of an
+    # evaluation prompt (a pass over the built mix); None: no lexical pass.
+    lexical_threshold: float | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"source names must be distinct, got {names}")
+        for key in ("threshold", "lexical_threshold"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 < float(value) <= 1.0:
+                raise ValueError(f"mixture {self.name!r}: {key} must be in (0, 1], got {value}")
         if self.total_rows is not None and any(s.rows is not None for s in self.sources):
             raise ValueError("with total_rows, give sources weights, not rows")
 
@@ -313,6 +332,8 @@ class MixtureSpec:
             "threshold": self.threshold,
             "total_rows": self.total_rows,
             "heldout_split": self.heldout_split,
+            "near_duplicate_encoder": self.near_duplicate_encoder,
+            "lexical_threshold": self.lexical_threshold,
             "sources": [s.to_dict() for s in self.sources],
         }
 
@@ -335,6 +356,12 @@ class MixtureSpec:
                 s["pairs"] = [tuple(p) for p in s["pairs"]]
             sources.append(SourceSpec(**s))
         rest = {k: v for k, v in d.items() if k != "sources"}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(rest) - known)
+        if unknown:
+            raise ValueError(
+                f"mixture {d.get('name', '?')!r}: unknown key(s) {unknown}; known {sorted(known)}"
+            )
         if "eval_sets" in rest:
             rest["eval_sets"] = tuple(rest["eval_sets"])
         return cls(sources=sources, **rest)
@@ -557,13 +584,22 @@ def build_mixture(
     ``eval_prompts`` overrides the evaluation sets read from the data folder
     (:func:`~routellm_jax.data.decontaminate.standard_eval_sets` of ``spec.eval_sets``, plus the
     held-out prompts of ``spec.heldout_split``: ``judge_split.heldout_eval_sets``).
-    Without ``embed_fn`` only exact duplicates are removed and the card says so.
+    ``embed_fn`` gives the vectors of ``spec.near_duplicate_encoder`` (required when the spec
+    declares one); without a declared encoder an ``embed_fn`` is still used, and without either
+    only exact duplicates are removed, and the card says so.
 
     Example:
         >>> data, card = build_mixture(MixtureSpec([SourceSpec("alpaca_eval", weight=0.1)]))  # doctest: +SKIP
         >>> card["totals"]["comparisons"]  # doctest: +SKIP
     """
     table = default_table() if table is None else table
+    if spec.near_duplicate_encoder and embed_fn is None:
+        raise ValueError(
+            f"mixture {spec.name!r} declares near_duplicate_encoder="
+            f"{spec.near_duplicate_encoder!r}: pass that encoder's vectors as embed_fn "
+            "(the trainer's data preparation does)"
+        )
+    embedder_name = embedder_name or spec.near_duplicate_encoder
     needs_root = (
         any(s.loader is None for s in spec.sources)
         or eval_prompts is None
@@ -580,7 +616,7 @@ def build_mixture(
         data = _load(s, root, report)
         entry: dict[str, Any] = {"name": s.name, "spec": s.to_dict(), "loaded": _counts(data)}
         if report.files:
-            entry["read_report"] = report.to_dict()
+            entry["read_report"] = _relative_report(report.to_dict(), root)
         data = apply_filters(data, s.filters, table)
         entry["after_filters"] = _counts(data)
         if s.to_comparisons and len(data.outcomes):
@@ -630,6 +666,15 @@ def build_mixture(
     for e in card_sources:
         for reason, n in ((e["decontamination"] or {}).get("removed") or {}).items():
             removed[reason] = removed.get(reason, 0) + n
+    lexical = None
+    if spec.lexical_threshold is not None and eval_prompts:
+        exempt = set()
+        for s, data, _ in stages:
+            if not s.decontaminate:
+                exempt |= set(data.comparisons.prompt.tolist()) | set(data.outcomes.prompt.tolist())
+        result, lexical = _lexical_pass(result, eval_prompts, exempt, spec.lexical_threshold)
+        for reason, n in lexical["removed"].items():
+            removed[f"lexical_{reason}"] = removed.get(f"lexical_{reason}", 0) + n
     card = {
         "card_version": CARD_VERSION,
         "name": spec.name,
@@ -643,12 +688,59 @@ def build_mixture(
             "embedder": embedder_name,
             "removed_rows": removed,
             "heldout_split": heldout_card,
+            "lexical_threshold": spec.lexical_threshold,
+            "lexical_pass": lexical,
         },
         "sources": card_sources,
         "totals": _counts(result),
         "models": sorted(set(result.comparisons.models()) | set(result.outcomes.models())),
     }
     return result, card
+
+
+def _relative_report(report: dict[str, Any], root: Path) -> dict[str, Any]:
+    """A read report with file paths relative to the data folder: a card names no machine's
+    folders (``data_root`` is where the reader keeps the shared data)."""
+    prefixes = sorted({f"{root}{os.sep}", f"{root.resolve()}{os.sep}"}, key=len, reverse=True)
+
+    def rel(text: str) -> str:
+        for prefix in prefixes:
+            text = text.replace(prefix, "")
+        return text
+
+    out = dict(report)
+    out["files"] = [rel(f) for f in report.get("files", [])]
+    out["examples"] = [rel(e) for e in report.get("examples", [])]
+    return out
+
+
+def _lexical_pass(
+    data: TrainingData,
+    eval_prompts: Mapping[str, Sequence[str]],
+    exempt: set[str],
+    threshold: float,
+) -> tuple[TrainingData, dict[str, Any]]:
+    """Remove rows whose hashed word uni+bigram vector is within ``threshold`` cosine of an
+    evaluation prompt's, except rows whose prompt is in ``exempt`` (the prompts of sources marked
+    ``decontaminate=False``). The kept decontaminated rows come first, then the exempt ones, each
+    in their order; returns ``(data, report dict + exempt prompt count)``."""
+
+    def lexical(texts: Sequence[str]) -> np.ndarray:
+        return hashed_ngram_vectors(list(texts), LEXICAL_DIM)
+
+    c_ex = np.array([p in exempt for p in data.comparisons.prompt], dtype=bool)
+    o_ex = np.array([p in exempt for p in data.outcomes.prompt], dtype=bool)
+    rest, report = decontaminate(
+        TrainingData(data.comparisons.take(~c_ex), data.outcomes.take(~o_ex)),
+        EvalIndex.build(eval_prompts, lexical),
+        embed_fn=lexical,
+        threshold=threshold,
+    )
+    kept = TrainingData(
+        ComparisonTable.concat([rest.comparisons, data.comparisons.take(c_ex)]),
+        OutcomeTable.concat([rest.outcomes, data.outcomes.take(o_ex)]),
+    )
+    return kept, {**report.to_dict(), "exempt_prompts": len(exempt)}
 
 
 def save_mixture(

@@ -231,3 +231,51 @@ def test_mmlu_golden_is_a_builtin_source_without_options(tmp_path) -> None:
     assert spec.sources[0].loader is None and not spec.sources[0].decontaminate
     with pytest.raises(ValueError, match="mmlu_golden' takes no options"):
         BUILTIN_SOURCES["mmlu_golden"](tmp_path, colour="red")
+
+
+def test_declared_passes_need_their_encoder_and_are_recorded(tmp_path) -> None:
+    """A mix that declares a near-duplicate encoder cannot be built without its vectors; the
+    lexical pass removes re-templated copies and keeps rows of an exempt source, after the rest."""
+    from routellm_jax.data.records import Outcome
+
+    copy = "Natalia sold clips to 48 of her friends in April. How many clips did she sell?"
+    rows = ComparisonTable.from_records(
+        [
+            Comparison(copy + " Answer:", "m1", "m2", "a"),  # a re-templated evaluation prompt
+            Comparison("Write a haiku about autumn leaves.", "m1", "m2", "b"),
+        ]
+    )
+    golden = OutcomeTable.from_records([Outcome(copy, "m1", 1.0)])
+    sources = [
+        SourceSpec("chat", loader=lambda root: TrainingData.of(comparisons=rows)),
+        SourceSpec(
+            "golden", loader=lambda root: TrainingData.of(outcomes=golden), decontaminate=False
+        ),
+    ]
+    evals = {"gsm8k": [copy.replace("clips", "clip")]}
+    spec = MixtureSpec(sources, near_duplicate_encoder="enc", lexical_threshold=0.5, threshold=0.99)
+    with pytest.raises(ValueError, match="near_duplicate_encoder='enc': pass"):
+        build_mixture(spec, data_root=tmp_path, eval_prompts=evals)
+
+    def never_close(texts):  # a random direction per text: no encoder near-duplicate
+        return np.stack([np.random.default_rng(len(t)).normal(size=256) for t in texts])
+
+    data, card = build_mixture(spec, data_root=tmp_path, eval_prompts=evals, embed_fn=never_close)
+    assert data.comparisons.prompt.tolist() == ["Write a haiku about autumn leaves."]
+    assert data.outcomes.prompt.tolist() == [copy]  # exempt: kept
+    decon = card["decontamination"]
+    assert decon["embedder"] == "enc" and decon["removed_rows"]["lexical_near_duplicate"] == 1
+    assert decon["lexical_pass"]["exempt_prompts"] == 1
+    assert (
+        MixtureSpec.from_dict(
+            card["spec"] | {"sources": [{"name": "alpaca_eval"}]}
+        ).lexical_threshold
+        == 0.5
+    )
+
+
+def test_unknown_or_out_of_range_mixture_keys_are_errors() -> None:
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['lexical'\]"):
+        MixtureSpec.from_dict({"name": "m", "sources": [{"name": "alpaca_eval"}], "lexical": 0.9})
+    with pytest.raises(ValueError, match="lexical_threshold must be in"):
+        MixtureSpec([SourceSpec("alpaca_eval")], lexical_threshold=1.5)
