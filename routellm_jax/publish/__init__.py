@@ -14,7 +14,7 @@ cards, entry reading) sits below. One export is four steps, each a function of
    ``update_manifest`` lists it.
 
 :mod:`routellm_jax.publish.provenance` fills the card's encoder and commit fields;
-:mod:`routellm_jax.publish.embedding_store` keeps frozen-encoder embeddings on disk between
-exports. Evaluations come from :mod:`routellm_jax.eval`, reference prompts from
+:mod:`routellm_jax.models.embedding_store` keeps frozen-encoder embeddings on disk (shared with
+training). :mod:`routellm_jax.publish.build` rebuilds a zoo entry from its committed recipe. Evaluations come from :mod:`routellm_jax.eval`, reference prompts from
 :mod:`routellm_jax.data.judge_split`.
 """

@@ -41,8 +41,8 @@ import numpy as np
 from routellm_jax.api import Router
 from routellm_jax.data.judge_split import REFERENCE_SETS, reference_prompts
 from routellm_jax.eval.evaluate import evaluate_benchmarks
+from routellm_jax.models.embedding_store import embed_into_store, embedding_store
 from routellm_jax.models.registry import get_architecture
-from routellm_jax.publish.embedding_store import embed_into_store, embedding_store
 from routellm_jax.publish.pack import ExportResult, pack_entry
 from routellm_jax.publish.provenance import base_model_ref, encoder_ref_for, git_commit
 from routellm_jax.training.checkpoints import load_params
