@@ -9,7 +9,8 @@ argument, ``get_config(arg)``, given after a colon: ``experiments/grid.py:irt_bo
 * ``data``: ``mixture`` (a :class:`routellm_jax.data.mixtures.MixtureSpec` as data: its
   ``to_dict()`` form) or ``records`` (a folder holding a saved :class:`TrainingData`:
   ``comparisons.parquet`` and/or ``outcomes.parquet``, e.g. from ``mixtures.save_mixture``);
-  ``holdout_fraction`` of the examples are held out for evaluation;
+  ``holdout_fraction`` of the examples are held out for evaluation; ``embedding_store``: keep
+  frozen-encoder vectors in the machine's store (:mod:`routellm_jax.models.embedding_store`);
 * ``optimizer``: AdamW, warmup + cosine/linear/constant schedule, weight decay, global-norm
   clipping, gradient accumulation (``accum_steps``: ``optax.MultiSteps``);
 * ``batch_size`` (global, per train step), ``steps`` (train steps = micro-steps when
@@ -76,6 +77,9 @@ def default_config() -> ml_collections.ConfigDict:
             # Training examples up to this size (MiB per device, after storing repeated rows
             # once) live on the devices and batches are gathered there; 0 = always stream.
             "device_budget_mb": DEVICE_BUDGET_MB,
+            # Frozen-encoder vectors of training prompts are read from and added to the
+            # machine's embedding store (routellm_jax.models.embedding_store).
+            "embedding_store": True,
         }
     )
     c.optimizer = ml_collections.ConfigDict(

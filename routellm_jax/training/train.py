@@ -53,6 +53,15 @@ from routellm_jax.data.pipeline import (
     device_examples,
     gather_rows,
 )
+from routellm_jax.data.prepare import (  # noqa: F401  (load/save re-exported for callers)
+    declared_encoder,
+    load_training_data,
+    model_table,
+    prepare_data,
+    save_training_data,
+)
+from routellm_jax.models.embedding_store import embed_into_store, embedding_store
+from routellm_jax.models.featurizers import encoder_part, make_embedding_featurizer
 from routellm_jax.training import sharding as sharding_lib
 
 log = logging.getLogger(__name__)
@@ -405,65 +414,6 @@ class TrainResult:
     step_compiles: int = 0  # train-step executables built (one per batch shape; 0 for fit)
 
 
-def load_training_data(config: Any) -> tuple[Any, dict[str, Any]]:
-    """``(TrainingData, data card)`` of a run, from ``config`` (the config's ``data`` section).
-
-    ``data.records``: a folder with ``comparisons.parquet`` and/or ``outcomes.parquet`` (what
-    :func:`save_training_data` and ``mixtures.save_mixture`` write). ``data.mixture``: a mixture
-    spec dict (``mixtures.MixtureSpec.to_dict()`` form: ``sources``, ``seed``, ``total_rows``...)
-    built with ``mixtures.build_mixture`` from ``data.data_dir`` (default: ``paths.data_dir()``).
-    ``data.tfds_dir``: a TFDS data dir holding the records built as ArrayRecord by
-    ``data.tfds_builder.build_records_dataset`` (local or ``gs://``), read with grain.
-
-    Example:
-        >>> data, card = load_training_data(load_config("mf_minilm_judge").data)  # doctest: +SKIP
-    """
-    import json
-
-    from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
-
-    if config.records:
-        folder = Path(config.records)
-        comp, outc = folder / "comparisons.parquet", folder / "outcomes.parquet"
-        if not comp.exists() and not outc.exists():
-            raise FileNotFoundError(
-                f"data.records={folder}: expected comparisons.parquet and/or outcomes.parquet"
-            )
-        card_path = folder / "data_card.json"
-        card = json.loads(card_path.read_text()) if card_path.exists() else {"records": str(folder)}
-        data = TrainingData.of(
-            ComparisonTable.load(comp) if comp.exists() else None,
-            OutcomeTable.load(outc) if outc.exists() else None,
-        )
-        return data, card
-    if config.get("tfds_dir"):
-        from routellm_jax.data.tfds_builder import read_training_data
-
-        data = read_training_data(config.tfds_dir)
-        return data, {"tfds_dir": str(config.tfds_dir), "rows": len(data.comparisons)}
-    if config.mixture and len(config.mixture):
-        from routellm_jax.data import mixtures
-
-        spec = mixtures.MixtureSpec.from_dict(config.mixture.to_dict())
-        return mixtures.build_mixture(spec, data_root=config.data_dir or None)
-    raise ValueError(
-        "config.data: set data.records (a folder), data.tfds_dir (built records) or data.mixture"
-    )
-
-
-def save_training_data(data: Any, folder: str | os.PathLike[str]) -> Path:
-    """Write a :class:`TrainingData` as the ``data.records`` folder :func:`train` reads.
-
-    Example:
-        >>> save_training_data(TrainingData.of(comparisons=table), "/tmp/recs")  # doctest: +SKIP
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    data.comparisons.save(folder / "comparisons.parquet")
-    data.outcomes.save(folder / "outcomes.parquet")
-    return folder
-
-
 def _mean_metrics(items: list[dict[str, Any]]) -> dict[str, float]:
     if not items:
         return {}
@@ -628,8 +578,6 @@ class _Logger:
     def write(self, step: int, metrics: Mapping[str, float], pbar: Any = None) -> None:
         if not self.primary:
             return
-        import json
-
         record = {
             "step": int(step),
             "time": time.time(),
@@ -728,26 +676,37 @@ def train(
         raise CheckpointNotFoundError(
             f"--resume-step {resume_step}: {checkpointer.directory} has no checkpoints"
         )
-    t0 = time.time()
-    card: dict[str, Any] = {"source": "passed to train()"}
-    if data is None:
-        data, card = load_training_data(config.data)
-    log.info("training data loaded in %.1fs", time.time() - t0)
-    if jax.process_index() == 0:
-        import json
-
-        (workdir / "data_card.json").write_text(json.dumps(card, indent=1, default=str))
-    # An empty model table means "every model in the training data" (recorded in the config, so
-    # the checkpoint knows the table its indices point into).
-    if hasattr(arch_cfg, "models") and not arch_cfg.models:
-        models = sorted(set(data.comparisons.models()) | set(data.outcomes.models()))
-        arch_cfg = dataclasses.replace(arch_cfg, models=tuple(models))
-        config.arch_config.models = tuple(models)
-        config_json = config_lib.to_json(config)
     if featurizer is None:
         featurizer = arch.make_featurizer(arch_cfg)
     else:
         check_featurizer(featurizer, arch_cfg)
+    # A frozen encoder's vectors persist in the machine's embedding store (shared with the sweep
+    # and the exporter), so a refit or a second run embeds no prompt twice.
+    store = embedding_store(featurizer) if config.data.get("embedding_store", True) else None
+    t0 = time.time()
+    card: dict[str, Any] = {"source": "passed to train()"}
+    if data is None:
+        prepared = prepare_data(
+            config.data, embed_fn=near_duplicate_embed_fn(config.data, featurizer, store)
+        )
+        data, card = prepared.data, prepared.card
+    log.info("training data loaded in %.1fs", time.time() - t0)
+    if jax.process_index() == 0:
+        (workdir / "data_card.json").write_text(json.dumps(card, indent=1, default=str))
+    # An empty model table means "every model in the training data" (recorded in the config, so
+    # the checkpoint knows the table its indices point into).
+    if hasattr(arch_cfg, "models") and not arch_cfg.models:
+        models = model_table(data)
+        arch_cfg = dataclasses.replace(arch_cfg, models=models)
+        config.arch_config.models = models
+        config_json = config_lib.to_json(config)
+    if store is not None:
+        embed_into_store(
+            featurizer,
+            list(data.comparisons.prompt) + list(data.outcomes.prompt),
+            store,
+            progress=progress and jax.process_index() == 0,
+        )
 
     if arch.fit is not None:
         return _fit(
@@ -1011,6 +970,25 @@ def train(
         checkpoint_steps=steps,
         step_compiles=trainer.compile_count(),
     )
+
+
+def near_duplicate_embed_fn(data_cfg: Any, featurizer: Any, store: Path | None) -> Any:
+    """The vectors a mixture's declared near-duplicate pass needs (None when it declares none):
+    the run's own featurizer when its encoder is the declared one, else that encoder's; both
+    served from, and added to, the machine's embedding store."""
+    encoder = declared_encoder(data_cfg)
+    if encoder is None:
+        return None
+    base = encoder_part(featurizer)
+    if getattr(base, "spec", None) != encoder:
+        base = make_embedding_featurizer(encoder)
+        store = embedding_store(base)
+
+    def embed(prompts: Sequence[str]) -> np.ndarray:
+        embed_into_store(base, prompts, store)
+        return base.embed(list(prompts))
+
+    return embed
 
 
 def check_featurizer(featurizer: Any, arch_cfg: Any) -> None:
