@@ -4,8 +4,11 @@ A config sets ``c.data.mixture = mixture(NAME)``; the trainer builds it with
 ``MixtureSpec.from_dict`` + ``build_mixture``, and the data card records the same dict, so a card
 alone rebuilds its mix. Only training sources: the evaluation sets (MMLU/GSM8K/MT-Bench, and for
 the grid's mixes the RouterBench test prompts) are never sources here, and the mixture builder
-removes their prompts from every source (exact match after normalisation; the config path has no
-embedder, so no MiniLM near-duplicate pass). Every mix also names the held-out judge split
+removes their prompts from every source: exact match after normalisation, and for the grid's
+mixes (:data:`GRID_DECONTAMINATION`) also all-MiniLM-L6-v2 cosine >= 0.95 and a lexical pass
+(hashed word uni+bigram cosine >= 0.9, catching re-templated copies such as RouterDC's MMLU
+questions without the "Answer:" suffix). The passes are declared keys, so ``routellm-jax train``,
+the grid runner and ``routellm-jax zoo build`` all build the same rows. Every mix also names the held-out judge split
 (``HELDOUT_SPLIT``, the AlpacaEval / arena-bench-v1 prompts that ``experiments/run_grid.py``
 evaluates on): ``build_mixture`` adds those prompts to the evaluation sets, so they are removed the
 same way and counted in the data card.
@@ -16,8 +19,7 @@ Mixes:
   annotations and the arena-bench-v1 grades turned into battles;
 * ``outcomes_and_battles``: per-model correctness (RouterBench, LLMRouter training splits) plus
   the AlpacaEval battles;
-* the grid's (``experiments/grid.py``; ``run_grid.py`` adds a MiniLM near-duplicate and a lexical
-  pass on top): ``judge`` (AlpacaEval battles + arena-bench-v1 grades as outcomes), ``golden``
+* the grid's (``experiments/grid.py``, with the MiniLM and lexical passes): ``judge`` (AlpacaEval battles + arena-bench-v1 grades as outcomes), ``golden``
   (correctness: a seeded 20% of RouterBench train, RouterDC's ARC-Challenge/GSM8K/HumanEval train
   files, a seeded 25% of LLMRouter train), ``both`` (judge + golden), ``both_mmlu`` (both + the
   1,500-question MMLU golden split), ``golden_mmlu`` (golden + the golden split) and
@@ -83,7 +85,12 @@ GOLDEN_TRAIN_PART = {"fraction": 0.7, "salt": "dev_suite"}
 _MMLU_GOLDEN_TRAIN = [
     {"name": "mmlu_golden", "decontaminate": False, "filters": {"hash_fraction": GOLDEN_TRAIN_PART}}
 ]
-_GRID = {"eval_sets": list(GRID_EVAL_SETS), "heldout_split": HELDOUT_SPLIT}
+GRID_DECONTAMINATION = {
+    "threshold": 0.95,
+    "near_duplicate_encoder": "all-MiniLM-L6-v2",
+    "lexical_threshold": 0.9,
+}
+_GRID = {"eval_sets": list(GRID_EVAL_SETS), "heldout_split": HELDOUT_SPLIT, **GRID_DECONTAMINATION}
 
 MIXES: dict[str, dict[str, Any]] = {
     "judge_battles": {

@@ -26,7 +26,6 @@ import routellm_jax  # noqa: E402
 from experiments.run_grid import EmbeddingStore  # noqa: E402
 from routellm_jax.data.hashing import hash_fraction  # noqa: E402
 from routellm_jax.eval import dev_suite as D  # noqa: E402
-from routellm_jax.paths import cache_dir  # noqa: E402
 
 WEIGHTS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0)
 MIN_MARGIN = 0.10  # the rule's no-inversion margin (experiments/results/README.md)
@@ -40,10 +39,10 @@ def _features(rates: np.ndarray, prompts: Sequence[str]) -> tuple[np.ndarray, np
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--router", default="irt-mix-minilm")
-    ap.add_argument("--cache", default=str(cache_dir() / "experiments" / "minilm_cache.npz"))
+    ap.add_argument("--cache", default=None, help="embedding store (default: the machine's)")
     args = ap.parse_args(argv)
     suite = D.build_dev_suite()
-    store = EmbeddingStore(Path(args.cache))
+    store = EmbeddingStore(Path(args.cache) if args.cache else None)
     spec = routellm_jax.load(args.router, fuse_encoder=False).featurizer.spec
     router = routellm_jax.load(args.router, fuse_encoder=False, featurizer=store.featurizer(spec))
     rates = D.route_suite(suite, lambda ps: router.win_rate(ps, D.STRONG_MODEL, D.WEAK_MODEL))

@@ -28,7 +28,6 @@ from routellm_jax.eval.baselines import (  # noqa: E402
     prompt_length_router,
     random_router,
 )
-from routellm_jax.paths import cache_dir  # noqa: E402
 
 BUNDLED = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
 
@@ -37,10 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE / "results" / "dev_suite_zoo"))
     ap.add_argument("--routers", nargs="+", default=list(BUNDLED))
-    ap.add_argument("--cache", default=str(cache_dir() / "experiments" / "minilm_cache.npz"))
+    ap.add_argument("--cache", default=None, help="embedding store (default: the machine's)")
     args = ap.parse_args(argv)
     suite = D.build_dev_suite()
-    store = EmbeddingStore(Path(args.cache))
+    store = EmbeddingStore(Path(args.cache) if args.cache else None)
     rows = []
     for name in args.routers:
         spec = routellm_jax.load(name, fuse_encoder=False).featurizer.spec

@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("mix", help="a mix folder written by run_grid (<workdir>/mixes/both_mmlu)")
     ap.add_argument("--smollm2", action="store_true", help="add SmolLM2 hidden-state features")
     args = ap.parse_args()
-    store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
+    store = G.EmbeddingStore()
     data, _ = load_mixture(Path(args.mix))
     o = data.outcomes
     gsm = o.take(o.source == GSM8K_SOURCE)

@@ -27,12 +27,12 @@ from routellm_jax.eval.benchmarks import benchmark_from_outcomes
 from routellm_jax.eval.evaluate import evaluate_win_rates
 from routellm_jax.eval.judge_heldout import alpaca_pair_outcomes
 from routellm_jax.models.featurizers import featurizer_dim
-from routellm_jax.paths import cache_dir, data_dir
+from routellm_jax.paths import data_dir
 from routellm_jax.training.config import default_config
 
 logging.basicConfig(level=logging.WARNING)
 root = data_dir(None)
-store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
+store = G.EmbeddingStore()
 data, card = load_mixture(Path(sys.argv[1]))
 gold = BUILTIN_SOURCES["mmlu_golden"](root).outcomes
 gdev = {p for p in set(gold.prompt.tolist()) if G.hash_fraction(p, "golden_dev") < 0.3}

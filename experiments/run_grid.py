@@ -5,9 +5,9 @@ The cells are configs: ``experiments/grid.py:<cell>`` is ``get_config(<cell>)`` 
 cell's config is the trainer's, with ``data.mixture`` its training mix (a declared spec,
 ``experiments/_mixtures.py``) and ``grid.label`` its row label. For each cell this script
 
-1. builds the cell's training mix with :func:`routellm_jax.data.mixtures.build_mixture`,
-   decontaminated (exact + MiniLM cosine >= 0.95, then a lexical pass) against every evaluation
-   set: MMLU, GSM8K, MT-Bench questions, the held-out judge prompts (below) and the RouterBench
+1. builds the cell's training mix with :func:`routellm_jax.data.mixtures.build_mixture`, as the
+   trainer's data preparation does, with the decontamination passes the mix declares (exact +
+   MiniLM cosine >= 0.95, then a lexical pass) against every evaluation set: MMLU, GSM8K, MT-Bench questions, the held-out judge prompts (below) and the RouterBench
    test prompts; the data card, with the declared spec and removed counts, is written to
    ``<workdir>/mixes/<mix>/data_card.json`` and summarised in ``results.json``;
 2. trains the router with :func:`routellm_jax.training.train.train` (the framework trainer), with
@@ -27,11 +27,11 @@ first ``round(0.3 * n)`` taken) is evaluation-only; the ids (sha256 of the promp
 committed in ``experiments/judge_heldout_split.txt`` (``--write-split`` regenerates it).
 
 Embeddings: every prompt is embedded once with all-MiniLM-L6-v2 (mean pooling, L2-normalised,
-max length 256) and kept in ``<cache_dir>/experiments/minilm_cache.npz`` (arrays ``prompts``,
-``embeddings``), the format :class:`routellm_jax.models.featurizers.PrecomputedFeaturizer` reads.
+max length 256) and kept in the machine's embedding store
+(:mod:`routellm_jax.models.embedding_store`, shared with the trainer and the exporter).
 Missing prompts are embedded with :func:`routellm_jax.models.encoders.embedder.load_embedder`;
 ``--seed-embeddings X.npz`` (arrays ``prompts`` + ``E`` or ``embeddings``, the same encoder) fills the
-cache first, to save CPU time.
+store first, to save CPU time.
 
 Usage:
     python experiments/run_grid.py experiments/grid.py --out experiments/results
@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,9 +58,8 @@ if str(HERE.parent) not in sys.path:  # "experiments" importable when run as a s
 
 from experiments import baselines as B  # noqa: E402
 from routellm_jax.data.hashing import hash_fraction  # noqa: E402
-from routellm_jax.data.mixtures import MixtureSpec, load_source  # noqa: E402
+from routellm_jax.data.mixtures import MixtureSpec  # noqa: E402
 from routellm_jax.data.records import (  # noqa: E402
-    ComparisonTable,
     OutcomeTable,
     TrainingData,
 )
@@ -81,6 +79,7 @@ from routellm_jax.eval.judge_heldout import (  # noqa: E402
     heldout_arena,
     judge_heldout_benchmarks,
 )
+from routellm_jax.models.embedding_store import read_store, store_path, write_store  # noqa: E402
 
 log = logging.getLogger("run_grid")
 
@@ -223,7 +222,8 @@ def _subsample(bench: Benchmark, n: int) -> Benchmark:
 
 # ------------------------------------------------------------------------ embeddings
 class EmbeddingStore:
-    """MiniLM embeddings of prompts, computed once and kept in an ``.npz`` cache.
+    """MiniLM embeddings of prompts, computed once and kept in the machine's embedding store
+    (:mod:`routellm_jax.models.embedding_store`: the file the trainer and the exporter use).
 
     Example:
         >>> store = EmbeddingStore(Path("/tmp/x.npz"))  # doctest: +SKIP
@@ -231,14 +231,13 @@ class EmbeddingStore:
         (1, 384)
     """
 
-    def __init__(self, path: Path, encoder: str = "all-MiniLM-L6-v2") -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | None = None, encoder: str = "all-MiniLM-L6-v2") -> None:
+        self.path = Path(path) if path is not None else store_path(encoder)
         self.encoder = encoder
         self.table: dict[str, np.ndarray] = {}
         if self.path.exists():
-            with np.load(self.path, allow_pickle=False) as z:
-                for p, e in zip(z["prompts"].tolist(), z["embeddings"]):
-                    self.table[str(p)] = e
+            prompts, vectors = read_store(self.path)
+            self.table.update(zip(prompts, vectors))
 
     def seed_from(self, npz: Path) -> int:
         """Add embeddings from another ``.npz`` (``prompts`` + ``E``/``embeddings``), or from every
@@ -282,24 +281,14 @@ class EmbeddingStore:
         return len(missing)
 
     def save(self) -> Path:
-        """Write the cache atomically (the format ``PrecomputedFeaturizer`` reads)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the store atomically, keeping prompts another process added meanwhile."""
+        if self.path.exists():
+            prompts, vectors = read_store(self.path)
+            for p, v in zip(prompts, vectors):
+                self.table.setdefault(p, v)
         prompts = list(self.table)
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            prompts=np.array(prompts, dtype=str),
-            embeddings=np.stack([self.table[p] for p in prompts]).astype(np.float32),
-        )
-        os.replace(tmp, self.path)
+        write_store(self.path, prompts, np.stack([self.table[p] for p in prompts]))
         return self.path
-
-    def embed_or_zero(self, prompts: Sequence[str]) -> np.ndarray:
-        """Like :meth:`embed`, with zero rows for prompts not cached (decontamination of eval
-        prompts we could not afford to embed: a zero row is never a near-duplicate)."""
-        dim = len(next(iter(self.table.values()))) if self.table else 384
-        zero = np.zeros(dim, np.float32)
-        return np.stack([self.table.get(str(p), zero) for p in prompts]).astype(np.float32)
 
     def embed(self, prompts: Sequence[str]) -> np.ndarray:
         """``[n, 384]`` float32 for cached prompts (a missing one is a KeyError naming it)."""
@@ -379,76 +368,30 @@ def eval_prompt_sets(root: Path, split: Mapping[str, frozenset[str]]) -> dict[st
     return sets
 
 
-LEXICAL_THRESHOLD = 0.9
-
-
 def build_mix(
-    spec: MixtureSpec, root: Path, store: EmbeddingStore, eval_sets: Mapping[str, Sequence[str]]
+    spec: MixtureSpec, root: Path, store: EmbeddingStore
 ) -> tuple[TrainingData, dict[str, Any]]:
-    """Build + decontaminate a declared mix; returns ``(data, data card)``.
+    """Build a declared mix with every decontamination pass it declares; ``(data, data card)``.
 
-    Three checks against every evaluation set: exact (normalised text), MiniLM cosine >= 0.95
-    (inside :func:`build_mixture`), and a lexical pass (hashed word uni+bigram cosine >=
-    :data:`LEXICAL_THRESHOLD`) that catches re-templated copies (RouterDC writes MMLU questions
-    without the "Answer:" suffix). An evaluation prompt without a cached MiniLM embedding gets the
-    zero vector (never a near-duplicate) in the MiniLM pass; the card records how many, and the
-    exact and lexical passes still cover it.
+    The same call as the trainer's data preparation (``routellm_jax.data.prepare``): the grid's
+    mixes declare the MiniLM near-duplicate pass (``near_duplicate_encoder``, cosine >=
+    ``threshold``) and the lexical pass (``lexical_threshold``), so ``routellm-jax train`` on a
+    cell builds the same rows. Every prompt the MiniLM pass compares, training and evaluation, is
+    embedded (and kept in the store).
 
     Example:
-        >>> data, card = build_mix(spec, root, store, eval_sets)  # doctest: +SKIP
+        >>> data, card = build_mix(spec, root, store)  # doctest: +SKIP
     """
-    from routellm_jax.data.decontaminate import EvalIndex, decontaminate
     from routellm_jax.data.mixtures import build_mixture
-    from routellm_jax.models.featurizers import make_embedding_featurizer
 
-    # First pass (exact only) lists the training prompts, all of which must be embedded.
-    raw, _ = build_mixture(spec, data_root=root, eval_prompts=eval_sets)
-    store.ensure(list(raw.comparisons.prompt) + list(raw.outcomes.prompt))
-    store.save()
-    data, card = build_mixture(
-        spec,
-        data_root=root,
-        eval_prompts=eval_sets,
-        embed_fn=store.embed_or_zero,
-        embedder_name=store.encoder,
+    def embed(prompts: Sequence[str]) -> np.ndarray:
+        if store.ensure(prompts):
+            store.save()
+        return store.embed(prompts)
+
+    return build_mixture(
+        spec, data_root=root, embed_fn=embed if spec.near_duplicate_encoder else None
     )
-    lexical = make_embedding_featurizer("hashing:384")
-    index = EvalIndex.build(eval_sets, lexical.embed)
-    # Sources marked decontaminate=False (the golden MMLU split: evaluation data by design,
-    # excluded from evaluation instead) skip the lexical pass too.
-    exempt = set()
-    for s in spec.sources:
-        if not s.decontaminate:
-            d = load_source(s, root)
-            exempt |= set(d.comparisons.prompt.tolist()) | set(d.outcomes.prompt.tolist())
-    c_ex = np.array([p in exempt for p in data.comparisons.prompt], dtype=bool)
-    o_ex = np.array([p in exempt for p in data.outcomes.prompt], dtype=bool)
-    rest, rep = decontaminate(
-        TrainingData(data.comparisons.take(~c_ex), data.outcomes.take(~o_ex)),
-        index,
-        embed_fn=lexical.embed,
-        threshold=LEXICAL_THRESHOLD,
-    )
-    data = TrainingData(
-        ComparisonTable.concat([rest.comparisons, data.comparisons.take(c_ex)]),
-        OutcomeTable.concat([rest.outcomes, data.outcomes.take(o_ex)]),
-    )
-    card["decontamination"]["lexical_exempt_prompts"] = len(exempt)
-    card["decontamination"]["lexical_pass"] = rep.to_dict()
-    card["decontamination"]["lexical_threshold"] = LEXICAL_THRESHOLD
-    card["decontamination"]["eval_prompts_without_minilm_embedding"] = {
-        k: int(sum(p not in store.table for p in v)) for k, v in eval_sets.items()
-    }
-    for reason, n in rep.removed.items():
-        key = f"lexical_{reason}"
-        removed = card["decontamination"]["removed_rows"]
-        removed[key] = removed.get(key, 0) + n
-    card["totals"] = {
-        "comparisons": len(data.comparisons),
-        "outcomes": len(data.outcomes),
-        "prompts": len(set(data.comparisons.prompt.tolist()) | set(data.outcomes.prompt.tolist())),
-    }
-    return data, card
 
 
 # ------------------------------------------------------------------------ cells
@@ -757,12 +700,12 @@ def run(
     from routellm_jax.eval.baselines import prompt_length_router
     from routellm_jax.eval.evaluate import reference_results
     from routellm_jax.eval.plots import plot_curves
-    from routellm_jax.paths import cache_dir, data_dir
+    from routellm_jax.paths import data_dir
 
     root = data_dir(data_root)
     split = read_split()
     cfgs = load_cells(cells)
-    store = EmbeddingStore(cache or cache_dir() / "experiments" / "minilm_cache.npz", encoder)
+    store = EmbeddingStore(cache, encoder)
     for seed_npz in seed_embeddings:
         log.info("seeded %d embeddings from %s", store.seed_from(seed_npz), seed_npz)
     benches = {} if dev_only else build_benchmarks(root, split, quick=quick)
@@ -855,7 +798,7 @@ def run(
             t0 = time.time()
             for seed_npz in seed_embeddings:  # seed files may have grown since the start
                 store.seed_from(seed_npz)
-            data, card = build_mix(spec, root, store, eval_sets)
+            data, card = build_mix(spec, root, store)
             if quick:
                 data = _quick_data(data)
             mix_cache[mix] = (data, card)
@@ -869,10 +812,9 @@ def run(
                     s["name"]: (s["decontamination"] or {}).get("by_eval_set")
                     for s in card["sources"]
                 },
-                "lexical_pass_by_eval_set": card["decontamination"]["lexical_pass"]["by_eval_set"],
-                "eval_prompts_without_minilm_embedding": card["decontamination"][
-                    "eval_prompts_without_minilm_embedding"
-                ],
+                "lexical_pass_by_eval_set": (card["decontamination"]["lexical_pass"] or {}).get(
+                    "by_eval_set"
+                ),
                 "build_seconds": round(time.time() - t0, 1),
             }
             for name, (fn, info) in baseline_fns(mix, data, store).items():

@@ -53,7 +53,7 @@ from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes  # n
 from routellm_jax.eval.evaluate import evaluate_win_rates  # noqa: E402
 from routellm_jax.eval.judge_heldout import alpaca_pair_outcomes  # noqa: E402
 from routellm_jax.models.featurizers import featurizer_dim  # noqa: E402
-from routellm_jax.paths import cache_dir, data_dir  # noqa: E402
+from routellm_jax.paths import data_dir  # noqa: E402
 from routellm_jax.training.config import default_config  # noqa: E402
 
 GSM8K_SOURCE = "routerdc/gsm8k-train"
@@ -152,7 +152,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = data_dir(None)
-    store = G.EmbeddingStore(cache_dir() / "experiments" / "minilm_cache.npz")
+    store = G.EmbeddingStore()
     data, _ = load_mixture(Path(args.mix))
     gold = BUILTIN_SOURCES["mmlu_golden"](root).outcomes
     alp = alpaca_pair_outcomes(root, G.STRONG, G.WEAK)

@@ -43,6 +43,34 @@ def get_config():
     c.log_every = 5
     c.checkpoint.async_save = False
     c.data.mixture = mixture("judge")
+    # The grid's passes on the weight-free encoder the test's store serves.
+    c.data.mixture.near_duplicate_encoder = "hashing:384"
+    return c
+"""
+# A small declared mix with every pass (exact, near-duplicate on the weight-free encoder, lexical)
+# and a source exempt from decontamination, for the trainer-versus-grid comparison.
+SMALL_CELL = """
+import ml_collections
+from routellm_jax.training.config import default_config
+
+def get_config():
+    c = default_config()
+    c.arch = "mf"
+    c.arch_config = ml_collections.ConfigDict(dict(dim=8, use_outcomes=True, featurizer="hashing:384"))
+    c.data.mixture = ml_collections.ConfigDict(dict(
+        name="small",
+        eval_sets=["gsm8k", "mt_bench"],
+        heldout_split="experiments/judge_heldout_split.txt",
+        near_duplicate_encoder="hashing:384",
+        threshold=0.95,
+        lexical_threshold=0.6,
+        sources=[
+            dict(name="arena_bench_v1"),
+            dict(name="routerdc_train", filters=dict(source_prefixes=["routerdc/gsm8k-train"])),
+            dict(name="mmlu_golden", decontaminate=False,
+                 filters=dict(hash_fraction=dict(fraction=0.1, salt="test"))),
+        ],
+    ))
     return c
 """
 RESULTS = json.loads((REPO / "experiments" / "results" / "results.json").read_text())
@@ -102,7 +130,10 @@ def test_run_grid_smoke(data_dir: Path, tmp_path: Path) -> None:
     saved = json.loads((out / "results.json").read_text())
     card = saved["meta"]["data_cards"]["judge"]
     mix_card = json.loads((tmp_path / "work" / "mixes" / "judge" / "data_card.json").read_text())
-    assert MixtureSpec.from_dict(mix_card["spec"]) == MixtureSpec.from_dict(M.mixture("judge"))
+    declared = dict(M.mixture("judge").to_dict(), near_duplicate_encoder="hashing:384")
+    assert MixtureSpec.from_dict(mix_card["spec"]) == MixtureSpec.from_dict(declared)
+    assert mix_card["decontamination"]["near_duplicates_checked"]
+    assert card["lexical_pass_by_eval_set"] is not None
     # Held-out judge prompts must have been removed from the judge training sources.
     alpaca = card["per_source"]["alpaca_eval"]["alpaca_heldout"]
     assert alpaca.get("exact", 0) > 0
@@ -112,6 +143,34 @@ def test_run_grid_smoke(data_dir: Path, tmp_path: Path) -> None:
     assert md.count("| mf | judge |") == 5 and "| mf | judge | 2 |" in md
     assert (out / "dev_suite.png").stat().st_size > 0
     assert (out / "mmlu.png").stat().st_size > 0 and (out / "gsm8k.png").stat().st_size > 0
+
+
+def test_trainer_and_grid_build_the_same_rows(data_dir: Path, tmp_path: Path) -> None:
+    """``routellm-jax train CELL`` (the trainer's data preparation) and the grid runner build a
+    cell's declared mix into the same rows, in the same order, with every declared pass."""
+    from routellm_jax.data.prepare import prepare_data
+    from routellm_jax.models.featurizers import make_embedding_featurizer
+    from routellm_jax.training.train import near_duplicate_embed_fn
+
+    cell = tmp_path / "small.py"
+    cell.write_text(SMALL_CELL)
+    cfg = load_config(str(cell))
+    cfg.data.data_dir = str(data_dir)
+    spec = MixtureSpec.from_dict(cfg.data.mixture.to_dict())
+    store = G.EmbeddingStore(tmp_path / "emb.npz", encoder="hashing:384")
+    grid_data, grid_card = G.build_mix(spec, data_dir, store)
+    featurizer = make_embedding_featurizer("hashing:384")
+    prepared = prepare_data(cfg.data, embed_fn=near_duplicate_embed_fn(cfg.data, featurizer, None))
+    for table in ("comparisons", "outcomes"):
+        a, b = getattr(grid_data, table), getattr(prepared.data, table)
+        assert len(a) == len(b)
+        assert a.prompt.tolist() == b.prompt.tolist()
+    removed = prepared.card["decontamination"]["removed_rows"]
+    assert removed == grid_card["decontamination"]["removed_rows"]
+    assert removed.get("near_duplicate", 0) > 0 and removed.get("lexical_near_duplicate", 0) > 0
+    assert prepared.card["decontamination"]["lexical_pass"]["exempt_prompts"] > 0
+    models = set(grid_data.comparisons.models()) | set(grid_data.outcomes.models())
+    assert prepared.models == tuple(sorted(models))
 
 
 def test_store_serves_the_encoder_part_of_a_shape_featurizer(tmp_path: Path) -> None:
