@@ -71,6 +71,7 @@ _KNOWN_ERRORS: tuple[tuple[str, str, int], ...] = (
     ),  # nothing to pull: it says how to build
     ("routellm_jax.zoo.errors", "ZooError", 1),  # download failed, file altered: not the user's
     ("routellm_jax.zoo.card", "CardError", USAGE_EXIT),
+    ("routellm_jax.publish.build", "RecipeError", USAGE_EXIT),  # zoo build: unknown entry
     ("routellm_jax.data.model_names", "UnknownModelError", USAGE_EXIT),
     ("routellm_jax.data.sources._common", "SourceFormatError", USAGE_EXIT),
     ("routellm_jax.data.sources._common", "SourceUnavailableError", 1),

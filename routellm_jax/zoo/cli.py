@@ -1,4 +1,4 @@
-"""``routellm-jax zoo list|pull|verify|export``.
+"""``routellm-jax zoo list|pull|verify|export|build``.
 
 Examples::
 
@@ -7,6 +7,8 @@ Examples::
     routellm-jax zoo verify mf-minilm            # or a local entry folder
     routellm-jax zoo export --workdir runs/mf --name mf-minilm --description "..." \\
         --license Apache-2.0 --bundle               # into model_zoo/ + manifest
+    routellm-jax zoo build irt-mix-minilm        # retrain an entry from model_zoo/recipes.py
+    routellm-jax zoo build irt-mix-minilm --out-dir model_zoo --check   # replace it, same numbers
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from routellm_jax import paths
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +66,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--strong", default=None, help="default strong model of the card")
     p.add_argument("--weak", default=None, help="default weak model of the card")
 
+    p = sub.add_parser(
+        "build",
+        help="rebuild a zoo entry from its committed recipe (train, export, compare)",
+        description="Train the entry's experiment config (model_zoo/recipes.py: get_config(NAME)) "
+        "into a fresh run folder, export it with its recipe's card text and benchmarks, list it "
+        "in OUT_DIR/manifest.json, and print its APGRs beside the ones the repository's "
+        "manifest quotes. Needs the routing data (ROUTELLM_JAX_DATA or ../shared/data).",
+    )
+    p.add_argument("name", nargs="?", help="entry name (see model_zoo/recipes.py)")
+    p.add_argument("--all", action="store_true", help="every entry of the recipes file")
+    p.add_argument(
+        "--recipes",
+        default=None,
+        help="recipes file (default: the repository's model_zoo/recipes.py)",
+    )
+    p.add_argument(
+        "--workdir", default=None, help="run folder root (default: runs/zoo/NAME per entry)"
+    )
+    p.add_argument("--out-dir", default="zoo_build", help="where the entry and manifest go")
+    p.add_argument(
+        "--compare-to",
+        default=None,
+        help="manifest quoting the numbers to compare with (default: the repository's)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a rebuilt APGR differs from the quoted one by more than --tolerance",
+    )
+    p.add_argument("--tolerance", type=float, default=0.0, help="allowed APGR difference")
+    p.add_argument(
+        "--reuse-run",
+        action="store_true",
+        help="export the run folder's checkpoint when it holds the final step (no retraining)",
+    )
+    p.add_argument("--data-dir", default=None, help="routing data folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _build(args: argparse.Namespace) -> int:
+    # Building trains and exports: above the inference API, imported only for this action.
+    from routellm_jax.publish.build import (
+        RecipeError,
+        build_entry,
+        compare_evals,
+        load_recipe,
+        mismatches,
+    )
+    from routellm_jax.training.config import expand_sweep, split_config_arg
+    from routellm_jax.zoo.manifest import Manifest
+
+    if bool(args.all) == bool(args.name):
+        raise RecipeError("zoo build: give an entry NAME or --all")
+    if args.recipes is None:
+        args.recipes = str(paths.repo_root() / "model_zoo" / "recipes.py")
+    names = (
+        [args.name] if args.name else [split_config_arg(s)[1] for s in expand_sweep(args.recipes)]
+    )
+    reference = Manifest.load(args.compare_to) if args.compare_to else Manifest.load()
+    recipes = [load_recipe(args.recipes, n) for n in names]  # every recipe checked before work
+    failed = []
+    for recipe in recipes:
+        workdir = Path(args.workdir or "runs/zoo") / recipe.name
+        print(f"building {recipe.name} from {recipe.config} in {workdir}", flush=True)
+        result = build_entry(
+            recipe,
+            workdir=workdir,
+            out_dir=Path(args.out_dir),
+            data_dir=args.data_dir,
+            retrain=not args.reuse_run,
+            progress=not args.no_progress,
+        )
+        print(
+            f"built {recipe.name}: {result.archive} ({result.size} bytes, sha256 {result.sha256})"
+        )
+        print(f"  {'benchmark':<16} {'quoted':>8} {'rebuilt':>8} {'delta':>8}")
+        rows = compare_evals(result.card.evals, reference, recipe.name)
+        for row in rows:
+            cells = ["-" if v is None else f"{v:.4f}" for v in (row.quoted, row.rebuilt, row.delta)]
+            print(f"  {row.benchmark:<16} {cells[0]:>8} {cells[1]:>8} {cells[2]:>8}")
+        failed += [
+            f"{recipe.name} {r.benchmark} {r.delta:+.4f}" for r in mismatches(rows, args.tolerance)
+        ]
+    if failed and args.check:
+        print("rebuilt numbers differ from the quoted ones: " + "; ".join(failed))
+        return 1
+    return 0
+
 
 def _list(args: argparse.Namespace) -> int:
     from routellm_jax.zoo import hub
@@ -107,7 +199,6 @@ def _verify(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     # Exporting sits above the inference API (it calibrates and round-trips through a Router):
     # imported only for this action, so list/pull/verify never load JAX.
-    from routellm_jax import paths
     from routellm_jax.publish.export import ExportSpec, export_from_workdir
     from routellm_jax.publish.pack import update_manifest
     from routellm_jax.zoo import hub
@@ -160,4 +251,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.zoo_command == "verify":
         return _verify(args)
+    if args.zoo_command == "build":
+        return _build(args)
     return _export(args)
