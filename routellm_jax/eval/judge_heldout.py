@@ -4,8 +4,8 @@ mix may contain (the split file ``experiments/judge_heldout_split.txt``, read by
 
 ``alpaca_heldout``: per prompt, the strong model's AlpacaEval preference share against the weak one
 (weighted wins, ties half, mean over annotators). ``arena_heldout``: the pair's arena-bench-v1 GPT-4
-grades. The grid (``experiments/run_grid.py``) reports them as columns and the zoo exporter
-(``tools/export_zoo_entry.py``) puts them in model cards, so both build them here.
+grades. The grid (``experiments/run_grid.py``) reports them as columns and ``routellm-jax zoo
+build`` (:mod:`routellm_jax.publish.build`) puts them in model cards, so both build them here.
 
 Example:
     >>> HELDOUT_BENCHMARKS

