@@ -19,7 +19,9 @@ argument, ``get_config(arg)``, given after a colon: ``experiments/grid.py:irt_bo
 * ``stop_on_nonfinite``: stop with an error naming the step when a train loss, gradient norm or
   update norm is NaN/inf, before anything reached through it is saved (default True; False trains
   on, marks such checkpoints non-finite and retention keeps the newest finite one);
-* ``eval``: cadence, batch size, and an optional ``benchmark`` for APGR;
+* ``eval``: cadence and batch size of the held-out loss (and an older single ``benchmark``);
+  ``evals``: named evaluators run at the same steps (``{name: {"type": ..., ...}}``, see
+  :mod:`routellm_jax.training.evaluators`: a benchmark's APGR, the development suite);
 * ``checkpoint``: cadence, ``keep`` last K, ``best_metric``/``best_mode``, async;
 * ``mesh``: sizes of the ``data``, ``fsdp``, ``tensor`` axes (``-1`` = the rest of the devices).
 
@@ -117,6 +119,9 @@ def default_config() -> ml_collections.ConfigDict:
             "benchmark_args": ml_collections.ConfigDict(),
         }
     )
+    # Named evaluators run at each evaluation (routellm_jax.training.evaluators), e.g.
+    # c.evals.gsm8k = dict(type="benchmark", benchmark="gsm8k", max_prompts=300).
+    c.evals = ml_collections.ConfigDict()
     c.checkpoint = ml_collections.ConfigDict(
         {
             "every": 0,  # 0 = only at the end
@@ -170,7 +175,7 @@ def _coerce(old: Any, value: Any, key: str) -> Any:
 
 
 # Sub-dicts whose keys are free-form (validated later by the architecture / mixture / benchmark).
-_OPEN_DICTS = ("arch_config", "data.mixture", "eval.benchmark_args")
+_OPEN_DICTS = ("arch_config", "data.mixture", "eval.benchmark_args", "evals")
 
 
 def set_by_path(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
@@ -200,7 +205,7 @@ def set_by_path(config: ml_collections.ConfigDict, dotted: str, value: Any) -> N
         value = _parse_value(value)
     if last in node:
         node[last] = _coerce(node[last], value, dotted)
-    elif parent in _OPEN_DICTS:
+    elif any(parent == o or parent.startswith(o + ".") for o in _OPEN_DICTS):
         node[last] = value
     else:
         raise ConfigError(

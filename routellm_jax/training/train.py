@@ -63,6 +63,7 @@ from routellm_jax.data.prepare import (  # noqa: F401  (load/save re-exported fo
 from routellm_jax.models.embedding_store import embed_into_store, embedding_store
 from routellm_jax.models.featurizers import encoder_part, make_embedding_featurizer
 from routellm_jax.training import sharding as sharding_lib
+from routellm_jax.training.evaluators import make_evaluators, run_evaluators
 
 log = logging.getLogger(__name__)
 
@@ -487,82 +488,6 @@ def evaluate(
     return _mean_metrics(out)
 
 
-class BenchmarkEval:
-    """APGR of the router on ``config.eval.benchmark`` (loaded once), via ``routellm_jax.eval``.
-
-    ``eval.benchmark`` is a name (``mmlu``, ``gsm8k``, ``mt-bench``) or an outcome-file path;
-    ``eval.benchmark_args`` go to ``load_benchmark`` (``strong``, ``weak``, ``exclude_golden``,
-    ``data_dir``) plus ``max_prompts`` (a seeded subset, to keep mid-run evals cheap). The strong
-    and weak models are looked up in the architecture's ``models`` table by canonical name.
-
-    Example:
-        >>> bench = BenchmarkEval(config, arch, arch_cfg, featurizer)  # doctest: +SKIP
-        >>> bench(params)["bench/mmlu/apgr"]  # doctest: +SKIP
-    """
-
-    def __init__(self, config: Any, arch: Any, arch_cfg: Any, featurizer: Any) -> None:
-        from routellm_jax.data.model_names import canonical
-        from routellm_jax.eval.benchmarks import load_benchmark
-
-        args = dict(config.eval.benchmark_args.to_dict()) if config.eval.benchmark_args else {}
-        max_prompts = int(args.pop("max_prompts", 0))
-        batch_size = int(args.pop("batch_size", 512))
-        if config.data.data_dir and "data_dir" not in args:
-            args["data_dir"] = config.data.data_dir
-        self.bench = load_benchmark(config.eval.benchmark, **args)
-        self.name = self.bench.name
-        prompts = list(self.bench.prompts)
-        self.index = np.arange(len(prompts))
-        if max_prompts and max_prompts < len(prompts):
-            self.index = np.sort(
-                np.random.default_rng(0).choice(len(prompts), max_prompts, replace=False)
-            )
-        models = [canonical(m) for m in getattr(arch_cfg, "models", ()) or ()]
-        self.strong = self.weak = 0
-        if models:
-            for role in ("strong", "weak"):
-                name = canonical(getattr(self.bench, f"{role}_model"))
-                if name not in models:
-                    raise ValueError(
-                        f"eval.benchmark {config.eval.benchmark!r}: {role} model {name!r} is not "
-                        f"in the architecture's models {models}"
-                    )
-                setattr(self, role, models.index(name))
-        self.inputs = arch.prompt_inputs([prompts[i] for i in self.index], featurizer, arch_cfg)
-        self.arch, self.arch_cfg, self.batch_size = arch, arch_cfg, batch_size
-
-    def win_rates(self, params: Any) -> np.ndarray:
-        n = len(self.index)
-        out = []
-        for lo in range(0, n, self.batch_size):
-            chunk = {k: v[lo : lo + self.batch_size] for k, v in self.inputs.items()}
-            out.append(
-                np.asarray(self.arch.win_rate(params, chunk, self.strong, self.weak, self.arch_cfg))
-            )
-        return np.concatenate(out)
-
-    def __call__(self, params: Any) -> dict[str, float]:
-        import dataclasses as dc
-
-        from routellm_jax.eval.evaluate import evaluate_win_rates
-
-        bench = self.bench
-        if len(self.index) < len(bench):
-            bench = dc.replace(
-                bench,
-                prompts=bench.prompts[self.index],
-                strong_scores=bench.strong_scores[self.index],
-                weak_scores=bench.weak_scores[self.index],
-            )
-        result = evaluate_win_rates(bench, self.win_rates(jax.device_get(params)))
-        m = result.metrics
-        return {
-            f"bench/{self.name}/apgr": float(m.apgr_trapezoid),
-            f"bench/{self.name}/apgr_10pt": float(m.apgr_10pt),
-            f"bench/{self.name}/auc": float(m.auc),
-        }
-
-
 class _Logger:
     """Metrics to stdout (process 0), ``metrics.jsonl`` and optionally TensorBoard."""
 
@@ -770,7 +695,7 @@ def train(
                 "moved %d metrics rows after step %d to %s", dropped, start, SUPERSEDED_METRICS_FILE
             )
 
-    bench = BenchmarkEval(config, arch, arch_cfg, featurizer) if config.eval.benchmark else None
+    evaluators = make_evaluators(config, arch, arch_cfg, featurizer)
 
     def make_eval_iterator() -> Any:
         n_hold = len(next(iter(hold_ex.values()))) if hold_ex else 0
@@ -798,8 +723,7 @@ def train(
                     for k, v in evaluate(trainer, params, it, int(config.eval.max_batches)).items()
                 }
             )
-        if bench is not None:
-            out.update(bench(params))
+        out.update(run_evaluators(evaluators, params))
         return out
 
     history: list[dict[str, Any]] = []
@@ -1059,8 +983,7 @@ def _fit(
     t0 = time.time()
     params = arch.fit(data, featurizer, arch_cfg, rng)
     metrics: dict[str, float] = {"fit/seconds": time.time() - t0}
-    if config.eval.benchmark:
-        metrics.update(BenchmarkEval(config, arch, arch_cfg, featurizer)(params))
+    metrics.update(run_evaluators(make_evaluators(config, arch, arch_cfg, featurizer), params))
     logger.write(0, metrics)
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": {}, "rng": rng}
     checkpointer.save(0, state, None, config_json, {"arch": config.arch, "kind": "fit"}, None)
