@@ -80,6 +80,7 @@ from routellm_jax.eval.judge_heldout import (  # noqa: E402
     judge_heldout_benchmarks,
 )
 from routellm_jax.models.embedding_store import read_store, store_path, write_store  # noqa: E402
+from routellm_jax.training.evaluators import win_rates_in_chunks  # noqa: E402
 
 log = logging.getLogger("run_grid")
 
@@ -467,20 +468,14 @@ def train_cell(
     if feat is None:
         feat = arch.make_featurizer(acfg)
     params = jax.device_get(result.params)
-    # A router with an encoder inside (bert, causal_llm: token-sequence inputs) is compiled once
-    # per input shape; run eagerly it goes op by op, far slower on 12.5k MMLU questions. The
-    # embedding heads stay eager, as the committed results were computed.
-    win_rate = jax.jit(arch.win_rate, static_argnums=4) if arch.sequence_keys else arch.win_rate
 
     def win_rates(prompts: Sequence[str], strong: str, weak: str) -> np.ndarray | None:
         if strong not in models or weak not in models:
             return None
-        s, w = models.index(strong), models.index(weak)
-        out = []
-        for lo in range(0, len(prompts), 512):
-            inputs = arch.prompt_inputs(list(prompts[lo : lo + 512]), feat, acfg)
-            out.append(np.asarray(win_rate(params, inputs, s, w, acfg), np.float64))
-        return np.concatenate(out)
+        inputs = arch.prompt_inputs(list(prompts), feat, acfg)
+        return win_rates_in_chunks(
+            arch, acfg, params, inputs, models.index(strong), models.index(weak)
+        )
 
     info = {
         "train_seconds": round(seconds, 1),

@@ -38,6 +38,51 @@ from routellm_jax.eval.evaluate import evaluate_win_rates
 Evaluator = Callable[[Any], dict[str, float]]
 
 
+def win_rates_in_chunks(
+    arch: Any,
+    arch_cfg: Any,
+    params: Any,
+    inputs: Mapping[str, np.ndarray],
+    strong: int,
+    weak: int,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """``arch.win_rate`` over prepared ``inputs`` (``arch.prompt_inputs``), ``batch_size`` rows
+    per call, as float64: the loop training-time evaluation and the experiment sweep share.
+    A router with an encoder inside (token-sequence inputs) is compiled once per input shape;
+    run eagerly it would go op by op.
+
+    Example:
+        >>> from routellm_jax.models.registry import get_architecture
+        >>> from routellm_jax.models.featurizers import make_embedding_featurizer
+        >>> arch = get_architecture("mf")
+        >>> cfg = arch.make_config(models=("a", "b"), featurizer="hashing:8", text_dim=8, dim=4)
+        >>> params = arch.init(jax.random.PRNGKey(0), cfg)
+        >>> inputs = arch.prompt_inputs(["hi", "2+2?", "x"], make_embedding_featurizer("hashing:8"), cfg)
+        >>> win_rates_in_chunks(arch, cfg, params, inputs, 0, 1, batch_size=2).shape
+        (3,)
+    """
+    win_rate = arch.win_rate
+    if getattr(arch, "sequence_keys", ()):
+        win_rate = jax.jit(arch.win_rate, static_argnums=4)
+    params = jax.device_get(params)
+    n = len(next(iter(inputs.values()))) if inputs else 0
+    out = [
+        np.asarray(
+            win_rate(
+                params,
+                {k: v[lo : lo + batch_size] for k, v in inputs.items()},
+                strong,
+                weak,
+                arch_cfg,
+            ),
+            np.float64,
+        )
+        for lo in range(0, n, batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 class _Scorer:
     """Win rates of one router on fixed prompts, for the pair ``strong``/``weak``."""
 
@@ -62,16 +107,12 @@ class _Scorer:
                     )
                 setattr(self, role, models.index(canonical(model)))
         self.inputs = arch.prompt_inputs(prompts, featurizer, arch_cfg)
-        self.arch, self.arch_cfg, self.batch_size, self.n = arch, arch_cfg, batch_size, len(prompts)
+        self.arch, self.arch_cfg, self.batch_size = arch, arch_cfg, batch_size
 
     def __call__(self, params: Any) -> np.ndarray:
-        params = jax.device_get(params)
-        out = []
-        for lo in range(0, self.n, self.batch_size):
-            chunk = {k: v[lo : lo + self.batch_size] for k, v in self.inputs.items()}
-            rates = self.arch.win_rate(params, chunk, self.strong, self.weak, self.arch_cfg)
-            out.append(np.asarray(rates, np.float64))
-        return np.concatenate(out) if out else np.zeros(0)
+        return win_rates_in_chunks(
+            self.arch, self.arch_cfg, params, self.inputs, self.strong, self.weak, self.batch_size
+        )
 
 
 class BenchmarkEvaluator:
