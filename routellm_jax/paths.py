@@ -96,3 +96,28 @@ def location(where: str | os.PathLike[str]) -> epath.Path:
         return where
     text = os.fspath(where)
     return epath.Path(text if is_url(text) else os.path.abspath(text))
+
+
+def write_whole(path: epath.Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so that no reader ever sees it half written.
+
+    In an object store an upload becomes visible whole when it completes, so the object is written
+    in place; a local file is written beside and renamed over (a rename is atomic there; an
+    object store's rename is a copy, and some emulators do not implement it).
+
+    Example:
+        >>> write_whole(location("/tmp/routellm-jax-doctest.txt"), "ok")
+    """
+    if is_url(path):
+        _write(path, data)
+        return
+    tmp = path.parent / (path.name + ".tmp")
+    _write(tmp, data)
+    os.replace(tmp, path)
+
+
+def _write(path: epath.Path, data: str | bytes) -> None:
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)

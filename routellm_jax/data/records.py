@@ -13,13 +13,14 @@ what is stored on disk (parquet, so a 100k-row file loads in well under a second
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from routellm_jax.paths import location
+from routellm_jax.paths import location, write_whole
 
 # Outcome codes of a comparison, from model_a's point of view.
 OUTCOME_A = 0  # model_a won
@@ -269,10 +270,9 @@ def _save_parquet(table: ComparisonTable | OutcomeTable, path: str | os.PathLike
     for f in dataclasses.fields(table):
         col = getattr(table, f.name)
         arrays[f.name] = pa.array(col.tolist() if col.dtype == object else col)
-    tmp = path.parent / (path.name + ".tmp")
-    with tmp.open("wb") as out:
-        pq.write_table(pa.table(arrays), out)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(arrays), buffer)
+    write_whole(path, buffer.getvalue())
 
 
 def _load_parquet(path: str | os.PathLike[str], columns: list[str]) -> dict[str, np.ndarray]:

@@ -47,7 +47,7 @@ import numpy as np
 from etils import epath
 
 from routellm_jax.integrity import sha256_and_size
-from routellm_jax.paths import location
+from routellm_jax.paths import location, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -379,11 +379,9 @@ def write_manifest(step_dir: str | os.PathLike[str]) -> None:
             continue
         digest, size = sha256_and_size(p)
         files[str(p.relative_to(step_dir))] = {"bytes": size, "sha256": digest}
-    # Written beside and renamed over: a reader never sees half a manifest (a local rename is
-    # atomic; in an object store the object appears whole when its upload completes).
-    tmp = step_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1))
-    tmp.replace(step_dir / MANIFEST)
+    write_whole(
+        step_dir / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1)
+    )
 
 
 def _manifest_problem(step_dir: epath.Path) -> tuple[str, str] | None:

@@ -535,21 +535,9 @@ def truncate_metrics(workdir: str | os.PathLike[str], step: int) -> int:
     superseded = path.parent / SUPERSEDED_METRICS_FILE
     before = superseded.read_text() if superseded.is_file() else ""
     moved = "".join(x if x.endswith("\n") else x + "\n" for x in drop)
-    replace_text(superseded, before + moved)
-    replace_text(path, "".join(keep))
+    paths.write_whole(superseded, before + moved)
+    paths.write_whole(path, "".join(keep))
     return len(drop)
-
-
-def replace_text(path: epath.Path, text: str) -> None:
-    """Write ``text`` to ``path`` (local or object store) so that no reader sees it half written:
-    into a sibling first, then renamed over ``path``.
-
-    Example:
-        >>> replace_text(paths.location("/tmp/routellm-doctest.txt"), "ok")
-    """
-    tmp = path.parent / (path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def evaluate(
@@ -687,7 +675,7 @@ class _Logger:
     def flush(self) -> None:
         """Write ``metrics.jsonl`` now (when there are new rows)."""
         if self.primary and self.dirty and self.lines is not None:
-            replace_text(self.path, "".join(line + "\n" for line in self.lines))
+            paths.write_whole(self.path, "".join(line + "\n" for line in self.lines))
             self.dirty, self.flushed_at = False, time.monotonic()
 
     def close(self) -> None:
