@@ -1,4 +1,6 @@
-"""Two processes that share nothing but object storage train one run, get killed, and resume.
+"""Runs whose workdir is a ``gs://`` URL; two processes that share nothing but object storage
+train one run, get killed and resume; the command line with a ``gs://`` workdir; a multi-process
+run refusing a local workdir.
 
 Each process (``jax.distributed``, 2 CPU devices each) runs in its own private temporary folder
 (its current and home folder); records, checkpoints, data-iterator states and metrics live only in
@@ -31,12 +33,18 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "zoo"))
 from zoo_server import GcsEmulator  # noqa: E402
 
+from routellm_jax import paths  # noqa: E402
 from routellm_jax.training.checkpoints import (  # noqa: E402
     checkpoint_dir,
     load_params,
     verify_manifest,
 )
-from routellm_jax.training.train import save_training_data, train  # noqa: E402
+from routellm_jax.training.train import (  # noqa: E402
+    SharedWorkdirError,
+    check_workdir_reachable,
+    save_training_data,
+    train,
+)
 
 BUCKET = "pod-run"
 STEPS = 8  # checkpoints every 2 steps, keep 2 (tiny_router.base_config)
@@ -60,9 +68,7 @@ def _start(emulator: GcsEmulator, private: list[Path], args: list[str]) -> list[
     addr = f"127.0.0.1:{_free_port()}"
     procs = []
     for i, home in enumerate(private):
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "ROUTELLM_JAX_CACHE")
-        }
+        env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "ROUTELLM_JAX_CACHE")}
         env.update(emulator.client_env())
         env.update(
             HOME=str(home),
@@ -149,7 +155,9 @@ def test_two_hosts_sharing_only_a_bucket_train_get_killed_and_resume(gcs, tiny_a
     manifest = json.loads((ckpts / "8" / "manifest.json").read_text())["files"]
     assert "data/process_1-of-2.json" in manifest
     verify_manifest(ckpts / "8")
-    rows = [json.loads(line) for line in epath.Path(f"{run}/metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in epath.Path(f"{run}/metrics.jsonl").read_text().splitlines()
+    ]
     train_steps = [r["step"] for r in rows if "train/loss" in r]
     assert train_steps == sorted(set(train_steps)) and train_steps[-1] == STEPS  # none twice
     assert json.loads(epath.Path(f"{run}/data_card.json").read_text())["records"] == records
@@ -166,6 +174,49 @@ def test_two_hosts_sharing_only_a_bucket_train_get_killed_and_resume(gcs, tiny_a
     )
     restored = load_params(run)[2]
     for a, b in zip(
-        jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(jax.device_get(single.params))
+        jax.tree_util.tree_leaves(restored),
+        jax.tree_util.tree_leaves(jax.device_get(single.params)),
     ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-6)
+
+
+def test_train_command_line_with_a_gs_workdir(gcs, tmp_path):
+    # A real experiment file, cut down to seconds: hashed features instead of MiniLM, the tiny
+    # records (in the bucket) instead of the judge mixture, no benchmark.
+    records, run = f"gs://{BUCKET}/cli-records", f"gs://{BUCKET}/cli-run"
+    save_training_data(tiny_router.make_data(256), records)
+    home = tmp_path / "host"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(
+        gcs.client_env(), HOME=str(home), XLA_FLAGS="--xla_force_host_platform_device_count=2"
+    )
+    experiment = paths.repo_root() / "experiments" / "mf_minilm_judge.py"
+    command = [str(Path(sys.executable).parent / "routellm-jax"), "train", str(experiment)]
+    command += ["--workdir", run, "--no-progress", f"--config.data.records={records}"]
+    command += ["--config.arch_config.featurizer=hashing:32", "--config.arch_config.text_dim=32"]
+    command += ["--config.eval.benchmark=", "--config.steps=4", "--config.batch_size=16"]
+    command += ["--config.checkpoint.every=2", "--config.eval.every=2", "--config.log_every=2"]
+    done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"step 4 -> {run} " in done.stdout
+    gcs.forget_listings()
+    name, arch_cfg, params = load_params(run)
+    assert name == "mf" and arch_cfg.models == ("strong", "weak")
+    assert _committed_steps(gcs, run) == [2, 4]
+    rows = epath.Path(f"{run}/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows if "train/loss" in r] == [2, 4]
+    assert not (home / "gs:").exists() and _private_files(home) == []
+
+
+def test_a_multi_process_run_refuses_a_local_workdir(
+    tiny_arch, tiny_records, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    workdir = tmp_path / "local"
+    with pytest.raises(SharedWorkdirError, match=r"--shared-workdir") as info:
+        train(tiny_router.base_config(str(tiny_records), steps=2), workdir, progress=False)
+    assert "gs://" in str(info.value) and str(workdir) in str(info.value)
+    assert not workdir.exists()  # refused before anything was written
+    check_workdir_reachable(workdir, 2, shared_workdir=True)
+    check_workdir_reachable(f"gs://{BUCKET}/run", 2)
