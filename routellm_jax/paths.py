@@ -106,7 +106,11 @@ def write_whole(path: epath.Path, data: str | bytes) -> None:
     object store's rename is a copy, and some emulators do not implement it).
 
     Example:
-        >>> write_whole(location("/tmp/routellm-jax-doctest.txt"), "ok")
+        >>> import tempfile
+        >>> target = location(tempfile.mkdtemp()) / "card.json"
+        >>> write_whole(target, "{}")
+        >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+        ('{}', ['card.json'])
     """
     if is_url(path):
         _write(path, data)
