@@ -26,6 +26,8 @@ import pytest
 import tiny_router
 from etils import epath
 
+import routellm_jax
+
 pytest.importorskip("gcsfs", reason="gs:// tests need the dev extra (gcsfs)")
 pytest.importorskip("gcp_storage_emulator", reason="gs:// tests need gcp-storage-emulator")
 
@@ -180,7 +182,7 @@ def test_two_hosts_sharing_only_a_bucket_train_get_killed_and_resume(gcs, tiny_a
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-6)
 
 
-def test_train_command_line_with_a_gs_workdir(gcs, tmp_path):
+def test_train_and_export_command_lines_with_gs_urls(gcs, tmp_path):
     # A real experiment file, cut down to seconds: hashed features instead of MiniLM, the tiny
     # records (in the bucket) instead of the judge mixture, no benchmark.
     records, run = f"gs://{BUCKET}/cli-records", f"gs://{BUCKET}/cli-run"
@@ -207,6 +209,18 @@ def test_train_command_line_with_a_gs_workdir(gcs, tmp_path):
     rows = epath.Path(f"{run}/metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows if "train/loss" in r] == [2, 4]
     assert not (home / "gs:").exists() and _private_files(home) == []
+
+    # Exported from the bucket into the bucket, and loaded from there.
+    export = f"{run}/export"
+    command = [command[0], "zoo", "export", "--workdir", run, "--name", "gs-cli"]
+    command += ["--out-dir", export, "--strong", "strong", "--weak", "weak", "--bundle"]
+    done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"exported gs-cli@0.1.0: {export}/gs-cli-0.1.0.tar" in done.stdout
+    assert not (home / "gs:").exists()
+    gcs.forget_listings()
+    router = routellm_jax.load(f"{export}/gs-cli", cache_dir=tmp_path / "cache")
+    assert router.card.name == "gs-cli" and 0 <= float(router.win_rate(["Is 1009 prime?"])[0]) <= 1
 
 
 def test_a_multi_process_run_refuses_a_local_workdir(
