@@ -13,18 +13,32 @@ from __future__ import annotations
 import hashlib
 import os
 
+from etils import epath
+
 _CHUNK = 1 << 20  # 1 MiB reads: checkpoints and GGUF files are hundreds of MB
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks.
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (a local path or an object-store URL).
 
     Example:
         >>> sha256_file("/dev/null")
         'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    return sha256_and_size(path)[0]
+
+
+def sha256_and_size(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """``(hex SHA-256, bytes)`` of a file, read once (a local path or an object-store URL, opened
+    through :mod:`etils.epath`, so a checkpoint in a bucket is hashed as one on disk).
+
+    Example:
+        >>> sha256_and_size("/dev/null")[1]
+        0
+    """
+    digest, size = hashlib.sha256(), 0
+    with epath.Path(path).open("rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+            size += len(chunk)
+    return digest.hexdigest(), size

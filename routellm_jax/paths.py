@@ -5,12 +5,19 @@
 ``ROUTELLM_JAX_CACHE`` names the cache (default ``~/.cache/routellm_jax``): fetched encoders, pulled
 zoo entries. ``ROUTELLM_JAX_REQUIRE_DATA=1`` (set by CI) turns a missing data folder into an error
 instead of a skip.
+
+:func:`location` is the one way a run folder, a records folder or an exported entry is named:
+a local path or an object-store URL (``gs://bucket/run``), both as an :mod:`etils.epath` path, so
+the code that reads and writes them is the same for both.
 """
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
+
+from etils import epath
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +68,60 @@ def cache_dir() -> Path:
 def repo_root() -> Path:
     """The source checkout root (where ``model_zoo/`` and ``experiments/`` live)."""
     return _REPO_ROOT
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a URL (``gs://``, ``s3://``, ``file://``...) rather than a path.
+
+    Example:
+        >>> is_url("gs://bucket/run"), is_url("runs/mf"), is_url("C:/runs")
+        (True, False, False)
+    """
+    scheme = urllib.parse.urlparse(os.fspath(location)).scheme
+    return len(scheme) > 1  # a Windows drive letter ("C:") is not a scheme
+
+
+def location(where: str | os.PathLike[str]) -> epath.Path:
+    """``where`` (a local path or an object-store URL) as an :mod:`etils.epath` path: URLs as
+    given, local paths made absolute (a run's resume command must not depend on the current
+    directory).
+
+    Example:
+        >>> str(location("gs://bucket/run") / "checkpoints")
+        'gs://bucket/run/checkpoints'
+        >>> location("/tmp/run").name
+        'run'
+    """
+    if isinstance(where, epath.Path) and is_url(where):
+        return where
+    text = os.fspath(where)
+    return epath.Path(text if is_url(text) else os.path.abspath(text))
+
+
+def write_whole(path: epath.Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so that no reader ever sees it half written.
+
+    In an object store an upload becomes visible whole when it completes, so the object is written
+    in place; a local file is written beside and renamed over (a rename is atomic there; an
+    object store's rename is a copy, and some emulators do not implement it).
+
+    Example:
+        >>> import tempfile
+        >>> target = location(tempfile.mkdtemp()) / "card.json"
+        >>> write_whole(target, "{}")
+        >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+        ('{}', ['card.json'])
+    """
+    if is_url(path):
+        _write(path, data)
+        return
+    tmp = path.parent / (path.name + ".tmp")
+    _write(tmp, data)
+    os.replace(tmp, path)
+
+
+def _write(path: epath.Path, data: str | bytes) -> None:
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)

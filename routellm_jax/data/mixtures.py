@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from etils import epath
 
 from routellm_jax.data.decontaminate import (
     DEFAULT_THRESHOLD,
@@ -70,7 +71,7 @@ from routellm_jax.data.model_names import ModelTable, default_table
 from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 from routellm_jax.data.sources._common import ReadReport
 from routellm_jax.data.sources.builtin import BUILTIN_SOURCES
-from routellm_jax.paths import data_dir
+from routellm_jax.paths import data_dir, location, write_whole
 
 Loader = Callable[[Path], TrainingData]
 CARD_NAME = "data_card.json"
@@ -588,22 +589,22 @@ def _lexical_pass(
 
 def save_mixture(
     data: TrainingData, card: Mapping[str, Any], out_dir: str | os.PathLike[str]
-) -> Path:
-    """Write ``comparisons.parquet``, ``outcomes.parquet`` and ``data_card.json``; return the folder.
+) -> epath.Path:
+    """Write ``comparisons.parquet``, ``outcomes.parquet`` and ``data_card.json``; return the folder
+    (a local folder or an object-store URL such as ``gs://bucket/data/mix1``, which a multi-host
+    run then reads as ``data.records``).
 
     Example:
         >>> save_mixture(data, card, "runs/mix1")  # doctest: +SKIP
-        PosixPath('runs/mix1')
+        PosixPath('/abs/runs/mix1')
     """
-    out = Path(out_dir)
+    out = location(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data.comparisons.save(out / "comparisons.parquet")
     data.outcomes.save(out / "outcomes.parquet")
     card = dict(card)
     card["files"] = {"comparisons": "comparisons.parquet", "outcomes": "outcomes.parquet"}
-    tmp = out / (CARD_NAME + ".tmp")
-    tmp.write_text(json.dumps(card, indent=1, sort_keys=False, default=_json_default))
-    os.replace(tmp, out / CARD_NAME)
+    write_whole(out / CARD_NAME, json.dumps(card, indent=1, sort_keys=False, default=_json_default))
     return out
 
 

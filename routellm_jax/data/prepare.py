@@ -21,13 +21,14 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from etils import epath
 
 from routellm_jax.data.mixtures import MixtureSpec, build_mixture
 from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
+from routellm_jax.paths import location
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
@@ -87,7 +88,7 @@ def load_training_data(
     """
     records = _get(data_cfg, "records")
     if records:
-        folder = Path(records)
+        folder = location(records)
         comp, outc = folder / "comparisons.parquet", folder / "outcomes.parquet"
         if not comp.exists() and not outc.exists():
             raise FileNotFoundError(
@@ -126,8 +127,9 @@ def prepare_data(data_cfg: Any, *, embed_fn: EmbedFn | None = None) -> PreparedD
     return PreparedData(data, card, model_table(data))
 
 
-def save_training_data(data: TrainingData, folder: str | os.PathLike[str]) -> Path:
-    """Write a :class:`TrainingData` as the ``data.records`` folder a run reads.
+def save_training_data(data: TrainingData, folder: str | os.PathLike[str]) -> epath.Path:
+    """Write a :class:`TrainingData` as the ``data.records`` folder a run reads (a local folder
+    or an object-store URL).
 
     Example:
         >>> import tempfile
@@ -135,7 +137,7 @@ def save_training_data(data: TrainingData, folder: str | os.PathLike[str]) -> Pa
         >>> sorted(p.name for p in out.iterdir())
         ['comparisons.parquet', 'outcomes.parquet']
     """
-    folder = Path(folder)
+    folder = location(folder)
     folder.mkdir(parents=True, exist_ok=True)
     data.comparisons.save(folder / "comparisons.parquet")
     data.outcomes.save(folder / "outcomes.parquet")

@@ -13,12 +13,14 @@ what is stored on disk (parquet, so a 100k-row file loads in well under a second
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from routellm_jax.paths import location, write_whole
 
 # Outcome codes of a comparison, from model_a's point of view.
 OUTCOME_A = 0  # model_a won
@@ -262,22 +264,23 @@ def _save_parquet(table: ComparisonTable | OutcomeTable, path: str | os.PathLike
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
+    path = location(path)  # a local file or an object-store URL, written the same way
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for f in dataclasses.fields(table):
         col = getattr(table, f.name)
         arrays[f.name] = pa.array(col.tolist() if col.dtype == object else col)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.table(arrays), tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(arrays), buffer)
+    write_whole(path, buffer.getvalue())
 
 
 def _load_parquet(path: str | os.PathLike[str], columns: list[str]) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        with location(path).open("rb") as f:  # a local file or an object-store URL
+            table = pq.read_table(f)
     except Exception as err:  # pyarrow raises several types for truncated/corrupt files
         raise ValueError(f"{path}: not a readable parquet records file ({err})") from err
     missing = [c for c in columns if c not in table.column_names]

@@ -37,7 +37,9 @@ from typing import Any
 
 import jax
 import numpy as np
+from etils import epath
 
+from routellm_jax import paths
 from routellm_jax.api import Router
 from routellm_jax.data.judge_split import REFERENCE_SETS, reference_prompts
 from routellm_jax.eval.evaluate import evaluate_benchmarks
@@ -200,7 +202,28 @@ def export_entry(
     """Write ``out_dir/NAME/`` (card + Orbax params) and, with ``spec.pack``,
     ``out_dir/NAME-VERSION.tar``. ``featurizer`` overrides the architecture's (its per-prompt
     cache is reused); ``data_dir`` is where the spec's benchmarks are read.
+
+    ``out_dir`` may be an object-store URL (``gs://bucket/run/export``): the entry is written and
+    round-tripped in a local staging folder as for a local ``out_dir``, then uploaded.
     """
+    if paths.is_url(out_dir):
+        remote = paths.location(out_dir)
+        if (remote / spec.name).exists() and not overwrite:
+            raise FileExistsError(
+                f"{remote / spec.name} exists (pass overwrite=True to replace it)"
+            )
+        with tempfile.TemporaryDirectory(prefix="routellm-jax-export-") as staging:
+            result = export_entry(
+                arch_name,
+                arch_config,
+                params,
+                staging,
+                spec,
+                featurizer=featurizer,
+                overwrite=overwrite,
+                data_dir=data_dir,
+            )
+            return upload_export(result, remote)
     arch = get_architecture(arch_name)
     if not isinstance(arch_config, arch.config_cls):
         raise TypeError(
@@ -275,7 +298,25 @@ def export_entry(
     return result
 
 
-def find_data_card(workdir: Path) -> DataCard | None:
+def upload_export(result: ExportResult, out_dir: epath.Path) -> ExportResult:
+    """Copy a local export (entry folder and archive) into ``out_dir`` (an object-store URL),
+    replacing an entry of the same name there; the result names the uploaded copies."""
+    entry = out_dir / result.entry_dir.name
+    if entry.exists():
+        entry.rmtree()
+    for path in sorted(result.entry_dir.rglob("*")):
+        if path.is_file():
+            target = entry / path.relative_to(result.entry_dir).as_posix()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    archive = None
+    if result.archive is not None:
+        archive = out_dir / result.archive.name
+        archive.write_bytes(result.archive.read_bytes())
+    return dataclasses.replace(result, entry_dir=entry, archive=archive)
+
+
+def find_data_card(workdir: epath.Path) -> DataCard | None:
     for path in (workdir / "data_card.json", workdir / "data" / "data_card.json"):
         if path.is_file():
             return DataCard.from_mixture_card(json.loads(path.read_text()))
@@ -299,7 +340,7 @@ def export_from_workdir(
     card is ``WORKDIR/data_card.json`` when the trainer wrote one, else one saying none was
     recorded.
     """
-    workdir = Path(workdir)
+    workdir = paths.location(workdir)  # a local folder or an object-store URL
     arch_name, arch_config, params = load_params(workdir, step)
     if spec.data_card is None:
         data_card = find_data_card(workdir) or DataCard(

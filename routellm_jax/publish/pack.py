@@ -15,7 +15,8 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from routellm_jax.integrity import sha256_file
+from routellm_jax.integrity import sha256_and_size
+from routellm_jax.paths import location
 from routellm_jax.zoo.card import ModelCard
 from routellm_jax.zoo.manifest import BUNDLED_LIMIT_BYTES, Manifest, ManifestEntry, ManifestFile
 
@@ -34,7 +35,8 @@ class ExportResult:
     @classmethod
     def of_archive(cls, entry_dir: Path, archive: Path, card: ModelCard) -> ExportResult:
         """The result for a packed entry: the archive's sha256 and size are read from disk."""
-        return cls(entry_dir, archive, sha256_file(archive), archive.stat().st_size, card)
+        digest, size = sha256_and_size(archive)
+        return cls(entry_dir, archive, digest, size, card)
 
 
 def pack_entry(entry_dir: str | os.PathLike[str], archive: str | os.PathLike[str]) -> Path:
@@ -81,13 +83,13 @@ def update_manifest(
     Example:
         >>> update_manifest("model_zoo/manifest.json", res)  # doctest: +SKIP
     """
-    manifest_path = Path(manifest_path)
+    manifest_path = location(manifest_path)  # a local file or an object-store URL
     if result.archive is None:
         raise ValueError("the export was not packed (pack=False): nothing to list")
     all_urls = list(urls)
     if bundled:
         try:
-            rel = result.archive.resolve().relative_to(manifest_path.resolve().parent)
+            rel = location(result.archive).relative_to(manifest_path.parent)
         except ValueError:
             raise ValueError(
                 f"{result.archive} is not under {manifest_path.parent}: a bundled entry must sit "
@@ -99,7 +101,7 @@ def update_manifest(
     if not all_urls:
         raise ValueError("an entry needs at least one URL (bundled=True or urls=[...])")
     manifest = (
-        Manifest.load(manifest_path)
+        Manifest.load(str(manifest_path))
         if manifest_path.exists()
         else Manifest(entries=[], location=str(manifest_path))
     )

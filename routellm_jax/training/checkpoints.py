@@ -17,6 +17,12 @@ and SHA-256 of every file. A restore checks it first, so a missing, truncated or
 the newest earlier step that verifies, with the command that resumes from it. A step whose
 process was killed after the commit but before its manifest has none and is restored unchecked.
 
+The workdir may be a local folder or an object-store URL (``gs://bucket/run``): every file here is
+reached through :func:`routellm_jax.paths.location` (an :mod:`etils.epath` path), and Orbax
+writes the arrays through TensorStore, which speaks ``gs://`` itself. On several processes, each
+writes its own array shards and its own ``data/process_<i>-of-<n>.json``; process 0 writes the
+JSON items, the manifest and any move.
+
 Retention: the last ``keep`` steps, the best by ``best_metric``, and always the newest step saved
 with finite losses (``meta["finite"]``), so a run that trains on through NaNs
 (``stop_on_nonfinite=False``) never rotates its last good state away.
@@ -33,21 +39,24 @@ import json
 import logging
 import os
 import shlex
-import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+from etils import epath
 
-from routellm_jax.integrity import sha256_file
+from routellm_jax.integrity import sha256_and_size
+from routellm_jax.paths import location, write_whole
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2  # 1: {"files": {path: size}}; 2: adds a SHA-256 per file
 SUPERSEDED = "checkpoints_superseded"  # where --resume-step moves the steps after it
+# Written into the superseded folder before the first move: an object store has no empty folders,
+# and a move needs its target folder to exist.
+SUPERSEDED_README = "README.txt"
 
 
 class CheckpointCorruptError(RuntimeError):
@@ -77,24 +86,24 @@ class CheckpointNotFoundError(FileNotFoundError):
     """No (requested) checkpoint in the workdir."""
 
 
-def checkpoint_dir(workdir: str | os.PathLike[str]) -> Path:
-    """Where a run's checkpoints live.
+def checkpoint_dir(workdir: str | os.PathLike[str]) -> epath.Path:
+    """Where a run's checkpoints live (``workdir``: a local folder or an object-store URL).
 
     Example:
-        >>> str(checkpoint_dir("/tmp/run"))
-        '/tmp/run/checkpoints'
+        >>> str(checkpoint_dir("/tmp/run")), str(checkpoint_dir("gs://bucket/run"))
+        ('/tmp/run/checkpoints', 'gs://bucket/run/checkpoints')
     """
-    return Path(workdir).absolute() / "checkpoints"
+    return location(workdir) / "checkpoints"
 
 
-def superseded_dir(workdir: str | os.PathLike[str]) -> Path:
+def superseded_dir(workdir: str | os.PathLike[str]) -> epath.Path:
     """Where ``--resume-step N`` moves a run's checkpoints after step ``N`` (kept, not deleted).
 
     Example:
         >>> str(superseded_dir("/tmp/run"))
         '/tmp/run/checkpoints_superseded'
     """
-    return Path(workdir).absolute() / SUPERSEDED
+    return location(workdir) / SUPERSEDED
 
 
 def resume_command(workdir: str | os.PathLike[str], step: int) -> str:
@@ -104,7 +113,7 @@ def resume_command(workdir: str | os.PathLike[str], step: int) -> str:
         >>> resume_command("/tmp/run", 6)
         'routellm-jax train CONFIG --workdir /tmp/run --resume-step 6'
     """
-    workdir = shlex.quote(str(Path(workdir).absolute()))
+    workdir = shlex.quote(str(location(workdir)))
     return f"routellm-jax train CONFIG --workdir {workdir} --resume-step {step}"
 
 
@@ -303,12 +312,18 @@ class Checkpointer:
         if later and jax.process_index() == 0:
             target = superseded_dir(self.workdir)
             target.mkdir(parents=True, exist_ok=True)
+            readme = target / SUPERSEDED_README
+            if not readme.exists():
+                readme.write_text(
+                    "Checkpoint steps moved out of checkpoints/ by `routellm-jax train "
+                    "--resume-step N` (the steps after N); kept, not deleted.\n"
+                )
             for s in later:
                 dest = target / str(s)
                 n = 1
                 while dest.exists():  # superseded twice: keep both
                     dest, n = target / f"{s}.{n}", n + 1
-                shutil.move(str(self.directory / str(s)), str(dest))
+                (self.directory / str(s)).rename(dest)
                 log.warning("moved checkpoint step %d aside to %s", s, dest)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
@@ -345,19 +360,31 @@ class Checkpointer:
         return out["state"], out.get("data") if data_iterator is not None else None
 
 
-def write_manifest(step_dir: Path) -> None:
+def _files_under(folder: epath.Path) -> list[epath.Path]:
+    """Every file below ``folder`` (a local folder or an object-store prefix), sorted."""
+    # iterdir, not rglob or walk: epath refuses "**" patterns, and its walk over fsspec yields
+    # object-store folders without their scheme.
+    files: list[epath.Path] = []
+    for p in folder.iterdir():
+        files.extend(_files_under(p) if p.is_dir() else [p])
+    return sorted(files)
+
+
+def write_manifest(step_dir: str | os.PathLike[str]) -> None:
     """Write ``manifest.json``: relative path -> size and SHA-256 of every file in ``step_dir``."""
-    files = {
-        str(p.relative_to(step_dir)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-        for p in sorted(step_dir.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
-    tmp = step_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1))
-    os.replace(tmp, step_dir / MANIFEST)
+    step_dir = location(step_dir)
+    files = {}
+    for p in _files_under(step_dir):
+        if p.name in (MANIFEST, MANIFEST + ".tmp"):
+            continue
+        digest, size = sha256_and_size(p)
+        files[str(p.relative_to(step_dir))] = {"bytes": size, "sha256": digest}
+    write_whole(
+        step_dir / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1)
+    )
 
 
-def _manifest_problem(step_dir: Path) -> tuple[str, str] | None:
+def _manifest_problem(step_dir: epath.Path) -> tuple[str, str] | None:
     """``(what is wrong, file)`` when ``step_dir`` fails its manifest, else None."""
     manifest = step_dir / MANIFEST
     if not manifest.exists():
@@ -375,11 +402,11 @@ def _manifest_problem(step_dir: Path) -> tuple[str, str] | None:
         path = step_dir / rel
         if not path.is_file():
             return f"file {rel} is missing", rel
-        actual = path.stat().st_size
+        actual = path.stat().length
         if actual != size:
             return f"file {rel} has {actual} bytes, expected {size} (truncated?)", rel
         if sha is not None:
-            got = sha256_file(path)
+            got = sha256_and_size(path)[0]
             if got != sha:
                 return (
                     f"file {rel} has SHA-256 {got[:16]}..., expected {sha[:16]}... (same size: "
@@ -389,14 +416,15 @@ def _manifest_problem(step_dir: Path) -> tuple[str, str] | None:
     return None
 
 
-def _step_of(step_dir: Path) -> int | None:
+def _step_of(step_dir: epath.Path) -> int | None:
     return int(step_dir.name) if step_dir.name.isdigit() else None
 
 
-def verify_manifest(step_dir: Path) -> None:
+def verify_manifest(step_dir: str | os.PathLike[str]) -> None:
     """Raise :class:`CheckpointCorruptError` naming the first missing, truncated or altered file,
     and the newest earlier step of the run that verifies (with the command to resume from it).
     """
+    step_dir = location(step_dir)
     if not step_dir.is_dir():
         raise CheckpointNotFoundError(f"{step_dir}: no such checkpoint directory")
     problem = _manifest_problem(step_dir)
@@ -447,7 +475,7 @@ def _numpy_restore_args(metadata: Any) -> Any:
     )
 
 
-def _read_item_json(step_dir: Path, item: str) -> dict[str, Any]:
+def _read_item_json(step_dir: epath.Path, item: str) -> dict[str, Any]:
     path = step_dir / item / "metadata"  # where orbax's JsonCheckpointHandler writes
     if not path.is_file():
         raise CheckpointCorruptError(f"{step_dir}: no {item}/metadata file (incomplete checkpoint)")
@@ -473,7 +501,12 @@ def load_params(workdir: str | os.PathLike[str], step: int | None = None) -> tup
     directory = checkpoint_dir(workdir)
     if not directory.is_dir():
         raise CheckpointNotFoundError(f"{directory}: no checkpoints (was the run started?)")
-    steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir())
+    # Finalized only: in an object store a step's folder is there before its commit marker.
+    steps = sorted(
+        int(p.name)
+        for p in directory.iterdir()
+        if p.name.isdigit() and p.is_dir() and ocp.utils.is_checkpoint_finalized(p)
+    )
     if not steps:
         raise CheckpointNotFoundError(f"{directory}: no complete checkpoint")
     if step is None:

@@ -4,7 +4,9 @@
 (``mf_minilm_judge``) or a module path, each with a ``get_config()``; ``CONFIG:ARG`` calls
 ``get_config(ARG)``, e.g. one cell of a sweep (``experiments/grid.py:irt_both``). Multi-host: pass
 ``--coordinator HOST:PORT --num-processes N --process-id I`` on every host (or rely on the
-cluster auto-detection of ``jax.distributed.initialize`` with ``--distributed``).
+cluster auto-detection of ``jax.distributed.initialize`` with ``--distributed``). ``--workdir`` may
+be an object-store URL (``gs://bucket/run``); on several processes a local one must be declared
+shared (``--shared-workdir``: a filesystem every host mounts).
 
 A checkpoint that fails its checksums, or a NaN/inf loss (``config.stop_on_nonfinite``), ends the
 run with exit code 1 and one message naming the step (and file), with this command line rewritten
@@ -60,7 +62,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="experiment file, experiments/ name, or module; FILE:ARG calls get_config(ARG) "
         "(e.g. experiments/grid.py:irt_both)",
     )
-    parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tb/")
+    parser.add_argument(
+        "--workdir",
+        required=True,
+        help="checkpoints, metrics.jsonl, tb/: a local folder or an object-store URL "
+        "(gs://BUCKET/RUN)",
+    )
+    parser.add_argument(
+        "--shared-workdir",
+        action="store_true",
+        help="on several processes, the local --workdir is a filesystem every host mounts "
+        "(NFS, Lustre, GCS FUSE); without it a multi-process run needs a gs:// workdir",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     parser.add_argument(
         "--resume-step",
@@ -109,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         )
     from routellm_jax.training.checkpoints import CheckpointCorruptError
     from routellm_jax.training.config import load_config
-    from routellm_jax.training.train import NonFiniteLossError, train
+    from routellm_jax.training.train import NonFiniteLossError, SharedWorkdirError, train
 
     config = load_config(args.config, getattr(args, "config_overrides", []))
     if args.data_dir:
@@ -121,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             resume_step=args.resume_step,
             progress=not args.no_progress,
+            shared_workdir=args.shared_workdir,
         )
+    except SharedWorkdirError as err:
+        print(f"routellm-jax train: error: {err}", file=sys.stderr)
+        return 2
     except (CheckpointCorruptError, NonFiniteLossError) as err:
         message = str(err)
         step = getattr(err, "previous_step", None)
@@ -147,7 +164,7 @@ def resume_command_line(args: argparse.Namespace, step: int) -> str:
         "routellm-jax train exp.py --workdir 'runs/a b' --no-progress --config.steps=9 --resume-step 6"
     """
     argv = ["routellm-jax", "train", args.config, "--workdir", args.workdir]
-    for flag in ("no_progress", "distributed", "verbose"):
+    for flag in ("no_progress", "shared_workdir", "distributed", "verbose"):
         if getattr(args, flag, False):
             argv.append("-v" if flag == "verbose" else "--" + flag.replace("_", "-"))
     for flag in ("data_dir", "coordinator", "num_processes", "process_id"):

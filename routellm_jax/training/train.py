@@ -25,6 +25,14 @@ before any state reached through it is saved (``config.stop_on_nonfinite``). A r
 from step S (a restored step, or 0) moves the ``metrics.jsonl`` rows after S, which it writes
 again, to ``metrics.superseded.jsonl``, so no step is logged twice.
 
+The workdir (and ``data.records``) may be a local folder or an object-store URL
+(``gs://bucket/run``): every file is reached through :func:`routellm_jax.paths.location`, one code
+path for both. On several processes (``jax.process_count() > 1``) process 0 alone writes what
+exists once (``metrics.jsonl``, ``data_card.json``, TensorBoard events; Orbax writes the config
+item from process 0) and each process writes its own array shards and data-iterator state. Every
+process must reach the same workdir, so a local one is refused there unless
+``shared_workdir=True`` (``--shared-workdir``) says it is a filesystem every host mounts.
+
 Example:
     >>> from routellm_jax.training.config import load_config
     >>> result = train(load_config("mf_minilm_judge"), "runs/mf")  # doctest: +SKIP
@@ -46,7 +54,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 
+from routellm_jax import paths
 from routellm_jax.data.pipeline import (
     DeviceExamples,
     block_sharding,
@@ -74,6 +84,15 @@ State = dict[str, Any]
 FINITE_METRICS = ("loss", "grad_norm", "update_norm")
 METRICS_FILE = "metrics.jsonl"
 SUPERSEDED_METRICS_FILE = "metrics.superseded.jsonl"
+DATA_CARD_FILE = "data_card.json"
+# metrics.jsonl is rewritten whole (an object store cannot append to an object): at most this
+# often while steps run (an object store takes about one write per second per object), and
+# always before a checkpoint and at the end, so a resume never misses a row it does not redo.
+METRICS_FLUSH_SECONDS = 2.0
+
+
+class SharedWorkdirError(ValueError):
+    """A multi-process run was given a local workdir without being told every host shares it."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -405,7 +424,7 @@ def per_step_metrics(
 class TrainResult:
     """What :func:`train` returns."""
 
-    workdir: Path
+    workdir: epath.Path  # a local folder or an object-store URL (routellm_jax.paths.location)
     step: int
     params: Any  # final params (jax.Arrays on the run's mesh)
     metrics: dict[str, float]  # last eval metrics ("eval/...") and last train metrics ("train/...")
@@ -449,7 +468,7 @@ def truncate_metrics(workdir: str | os.PathLike[str], step: int) -> int:
         >>> truncate_metrics("/nonexistent-run", 10)
         0
     """
-    path = Path(workdir) / METRICS_FILE
+    path = paths.location(workdir) / METRICS_FILE
     if not path.is_file():
         return 0
     keep: list[str] = []
@@ -464,11 +483,11 @@ def truncate_metrics(workdir: str | os.PathLike[str], step: int) -> int:
         (keep if row_step is not None and row_step <= step else drop).append(line)
     if not drop:
         return 0
-    with (path.parent / SUPERSEDED_METRICS_FILE).open("a") as f:
-        f.writelines(x if x.endswith("\n") else x + "\n" for x in drop)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, path)
+    superseded = path.parent / SUPERSEDED_METRICS_FILE
+    before = superseded.read_text() if superseded.is_file() else ""
+    moved = "".join(x if x.endswith("\n") else x + "\n" for x in drop)
+    paths.write_whole(superseded, before + moved)
+    paths.write_whole(path, "".join(keep))
     return len(drop)
 
 
@@ -489,16 +508,24 @@ def evaluate(
 
 
 class _Logger:
-    """Metrics to stdout (process 0), ``metrics.jsonl`` and optionally TensorBoard."""
+    """Metrics to stdout, ``metrics.jsonl`` and optionally TensorBoard, from process 0 only.
 
-    def __init__(self, workdir: Path, tensorboard: bool) -> None:
+    ``metrics.jsonl`` is read once (at the first row, after :func:`truncate_metrics`) and then
+    rewritten whole by :meth:`flush`: an object store cannot append, and a whole-object write
+    is what it does atomically.
+    """
+
+    def __init__(self, workdir: epath.Path, tensorboard: bool) -> None:
         self.primary = jax.process_index() == 0
         self.path = workdir / METRICS_FILE
+        self.lines: list[str] | None = None  # the file's rows, loaded at the first write
+        self.dirty, self.flushed_at = False, time.monotonic()
         self.tb = None
         if self.primary and tensorboard:
+            # tensorboardX writes gs:// and s3:// itself (google-cloud-storage / boto3).
             from tensorboardX import SummaryWriter
 
-            self.tb = SummaryWriter(str(workdir / "tb"))
+            self.tb = SummaryWriter(os.fspath(workdir / "tb"))
 
     def write(self, step: int, metrics: Mapping[str, float], pbar: Any = None) -> None:
         if not self.primary:
@@ -508,17 +535,55 @@ class _Logger:
             "time": time.time(),
             **{k: float(v) for k, v in metrics.items()},
         }
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.lines is None:
+            self.lines = self.path.read_text().splitlines() if self.path.is_file() else []
+        self.lines.append(json.dumps(record))
+        self.dirty = True
+        if time.monotonic() - self.flushed_at >= METRICS_FLUSH_SECONDS:
+            self.flush()
         text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         (pbar.write if pbar is not None else print)(f"step {step}: {text}")
         if self.tb is not None:
             for k, v in metrics.items():
                 self.tb.add_scalar(k, float(v), int(step))
 
+    def flush(self) -> None:
+        """Write ``metrics.jsonl`` now (when there are new rows)."""
+        if self.primary and self.dirty and self.lines is not None:
+            paths.write_whole(self.path, "".join(line + "\n" for line in self.lines))
+            self.dirty, self.flushed_at = False, time.monotonic()
+
     def close(self) -> None:
+        self.flush()
         if self.tb is not None:
             self.tb.close()
+
+
+def check_workdir_reachable(
+    workdir: str | os.PathLike[str], process_count: int, shared_workdir: bool = False
+) -> None:
+    """Raise :class:`SharedWorkdirError` when ``process_count > 1`` and ``workdir`` is a local
+    folder not declared shared: each host would write its own partial checkpoints (Orbax
+    needs one location that every process reaches) and no host could resume from them.
+
+    Example:
+        >>> check_workdir_reachable("gs://bucket/run", 4)
+        >>> check_workdir_reachable("runs/mf", 1)
+        >>> check_workdir_reachable("runs/mf", 4)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        routellm_jax.training.train.SharedWorkdirError: --workdir runs/mf is a local folder ...
+    """
+    if process_count <= 1 or shared_workdir or paths.is_url(workdir):
+        return
+    raise SharedWorkdirError(
+        f"--workdir {os.fspath(workdir)} is a local folder and this run has {process_count} "
+        "processes: every process writes its part of each checkpoint there, and one host's "
+        "local disk is not another's, so no host would hold a whole checkpoint to resume from. "
+        "Pass an object-store URL every host reaches (--workdir gs://BUCKET/RUN), or, if this "
+        "folder is on a filesystem every host mounts (NFS, Lustre, GCS FUSE), say so with "
+        "--shared-workdir (train(..., shared_workdir=True))."
+    )
 
 
 def train(
@@ -532,8 +597,13 @@ def train(
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
     featurizer: Any = None,
+    shared_workdir: bool = False,
 ) -> TrainResult:
     """Train (or build) the router described by ``config``, checkpointing into ``workdir``.
+
+    ``workdir`` is a local folder or an object-store URL (``gs://bucket/run``). With more than one
+    process every process must reach it: a local ``workdir`` raises :class:`SharedWorkdirError`
+    unless ``shared_workdir=True`` says it is on a filesystem every host mounts.
 
     ``resume=True`` continues from the latest checkpoint in ``workdir`` (same batches, same keys,
     so the result equals an uninterrupted run); ``resume_step=N`` (implies ``resume``) continues
@@ -563,7 +633,8 @@ def train(
     if resume_step is not None:
         resume = True
     config = copy.deepcopy(config)  # train() fills in derived fields (e.g. the model table)
-    workdir = Path(workdir).absolute()
+    check_workdir_reachable(workdir, jax.process_count(), shared_workdir)
+    workdir = paths.location(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     arch = get_architecture(config.arch)
     arch_cfg = config_lib.arch_config(config)
@@ -617,7 +688,7 @@ def train(
         data, card = prepared.data, prepared.card
     log.info("training data loaded in %.1fs", time.time() - t0)
     if jax.process_index() == 0:
-        (workdir / "data_card.json").write_text(json.dumps(card, indent=1, default=str))
+        (workdir / DATA_CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
     # An empty model table means "every model in the training data" (recorded in the config, so
     # the checkpoint knows the table its indices point into).
     if hasattr(arch_cfg, "models") and not arch_cfg.models:
@@ -862,6 +933,7 @@ def train(
                             history.append({"step": step, **last_eval})
                     if (ckpt_every and step % ckpt_every == 0) or step == total_steps:
                         check_finite()  # every step up to this one, before its state is saved
+                        logger.flush()  # the rows up to a checkpoint are never redone
                         checkpointer.save(
                             step,
                             state,
@@ -975,7 +1047,7 @@ def _fit(
     data: Any,
     featurizer: Any,
     rng: jax.Array,
-    workdir: Path,
+    workdir: epath.Path,
     checkpointer: Any,
     logger: _Logger,
 ) -> TrainResult:

@@ -520,3 +520,41 @@ def verify_entry_dir(
     else:
         verify_tree(entry_dir / card.checkpoint.path, card.checkpoint.files)
     return card
+
+
+def fetch_entry_folder(url: str, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Copy an entry folder from an object store (``gs://bucket/run/export/NAME``, what
+    ``zoo export --out-dir gs://...`` writes) into ``<cache>/zoo/remote/`` and return the copy.
+
+    Every file is fetched again on each call (the folder may have been re-exported) into a fresh
+    folder, which then replaces the previous copy; the caller verifies it against its card
+    (:func:`routellm_jax.zoo.entry.read_entry`), as for a local entry folder.
+
+    Example:
+        >>> fetch_entry_folder("gs://bucket/run/export/my-router")  # doctest: +SKIP
+        PosixPath('/root/.cache/routellm_jax/zoo/remote/5f0c.../my-router')
+    """
+    source = paths.location(url)
+    if not (source / CARD_FILE).is_file():
+        raise FileNotFoundError(f"{url}: no {CARD_FILE} there (not a zoo entry folder)")
+    root = zoo_cache(cache_dir) / "remote" / hashlib.sha256(url.encode()).hexdigest()[:16]
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".fetching."))
+    try:
+        pending = [source]
+        while pending:  # iterdir, not rglob: epath refuses "**" patterns on object stores
+            for item in pending.pop().iterdir():
+                if item.is_dir():
+                    pending.append(item)
+                    continue
+                target = staging / item.relative_to(source).as_posix()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(item.read_bytes())
+        final = root / source.name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final

@@ -50,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     p.add_argument("--description", default="")
     p.add_argument("--license", default="")
-    p.add_argument("--out-dir", default=None, help="where to write (default: model_zoo/)")
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        help="where to write: a folder or an object-store URL (gs://BUCKET/RUN/export; "
+        "default: model_zoo/)",
+    )
     p.add_argument(
         "--manifest", default=None, help="manifest to update (default: OUT_DIR/manifest.json)"
     )
@@ -207,8 +212,9 @@ def _export(args: argparse.Namespace) -> int:
     # Before any work: the manifest would refuse them after the export (they become cache folders).
     hub.check_name(args.name, "--name")
     hub.check_version(args.version, "--version")
-    out_dir = Path(args.out_dir) if args.out_dir else paths.repo_root() / "model_zoo"
-    manifest = Path(args.manifest) if args.manifest else out_dir / "manifest.json"
+    # Local folders or object-store URLs (gs://bucket/run/export), both as epath paths.
+    out_dir = paths.location(args.out_dir or paths.repo_root() / "model_zoo")
+    manifest = paths.location(args.manifest) if args.manifest else out_dir / "manifest.json"
     data_card = None
     if args.data_card:
         data_card = DataCard(**json.loads(Path(args.data_card).read_text()))

@@ -18,6 +18,7 @@ from typing import Any
 from routellm_jax.models.encoders.fetch import get_spec
 from routellm_jax.zoo.cache import (
     check_card_files,
+    fetch_entry_folder,
     pull,
     pull_url,
     verify_tree,
@@ -101,7 +102,9 @@ def resolve_entry(
     """The local entry folder for a zoo name (``name`` or ``name@version``), a URL or a path.
 
     A URL or a local ``.tar`` may carry a ``#sha256=HEX`` pin (checked before unpacking); without
-    one, a URL, a ``.tar`` or a folder is only checked against its own card.
+    one, a URL, a ``.tar`` or a folder is only checked against its own card. An entry folder in an
+    object store (``gs://bucket/run/export/NAME``, what ``zoo export --out-dir gs://...``
+    writes) is copied into the cache first (:func:`~routellm_jax.zoo.cache.fetch_entry_folder`).
 
     Example:
         >>> resolve_entry("mf-minilm")  # doctest: +SKIP
@@ -113,7 +116,11 @@ def resolve_entry(
         return local
     if local.is_file() and local.suffix == ".tar":
         return pull_url(str(local.resolve()), cache_dir=cache_dir)
-    if url_scheme(text):
+    scheme = url_scheme(text)
+    archive = text.partition("#")[0].endswith(".tar")
+    if scheme and scheme not in ("http", "https", "file") and not archive:
+        return fetch_entry_folder(text, cache_dir=cache_dir)
+    if scheme:
         return pull_url(text, cache_dir=cache_dir)
     head, sep, fragment = text.rpartition("#")
     if sep and fragment.startswith("sha256="):  # a pinned local archive (names have no '#')

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from routellm_jax import paths
+from routellm_jax.paths import is_url, location
 from routellm_jax.zoo.errors import EntryNotFound, ManifestError
 from routellm_jax.zoo.transport import local_path, open_remote, url_scheme
 
@@ -281,7 +282,11 @@ class Manifest:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temp file + rename), entries sorted by name then version."""
         self.entries.sort(key=lambda e: (e.name, e.version))
-        _atomic_write_text(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
+        text = json.dumps(self.to_json(), indent=2) + "\n"
+        if is_url(path):  # an object appears whole when its upload completes
+            location(path).write_text(text)
+        else:
+            _atomic_write_text(Path(path), text)
 
     def names(self) -> list[str]:
         return sorted({e.name for e in self.entries})

@@ -1,7 +1,10 @@
 """Subprocess entry of the training tests: train the tiny router from a records folder.
 
-usage: python run_tiny.py RECORDS WORKDIR STEPS [--resume] [--sleep S]
+usage: python run_tiny.py RECORDS WORKDIR STEPS [--resume] [--sleep S] [--shared-workdir]
        [--coordinator HOST:PORT --num-processes N --process-id I]
+
+RECORDS and WORKDIR may be gs:// URLs (the parent passes the emulator's settings in the
+environment).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def main() -> None:
     p.add_argument("--coordinator")
     p.add_argument("--num-processes", type=int)
     p.add_argument("--process-id", type=int)
+    p.add_argument("--shared-workdir", action="store_true")
     args = p.parse_args()
     import jax
 
@@ -45,7 +49,14 @@ def main() -> None:
         print(f"STEP {step}", flush=True)
         time.sleep(args.sleep)
 
-    result = train(config, args.workdir, resume=args.resume, on_step=slow, progress=False)
+    result = train(
+        config,
+        args.workdir,
+        resume=args.resume,
+        on_step=slow,
+        progress=False,
+        shared_workdir=args.shared_workdir,
+    )
     print(f"DONE {result.step} {jax.process_index()}/{jax.process_count()}", flush=True)
 
 

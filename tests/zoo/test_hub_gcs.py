@@ -128,3 +128,50 @@ def test_gs_pull_url_with_pinned_hash(gcs, tmp_path: Path) -> None:
     _assert_unpacked(hub.pull_url(f"{GOOD}#sha256={digest}", cache_dir=tmp_path))
     with pytest.raises(hub.IntegrityError, match="sha256 mismatch"):
         hub.pull_url(f"{GOOD}#sha256={'0' * 64}", cache_dir=tmp_path / "other")
+
+
+PROMPTS = [f"prompt {i} about {'maths' if i % 2 else 'poetry'} " * (1 + i % 3) for i in range(24)]
+
+
+def test_export_to_a_bucket_and_load_from_it(gcs, tmp_path: Path) -> None:
+    # zoo export --out-dir gs://... and routellm_jax.load("gs://.../export/NAME") share the URL.
+    import jax
+    import numpy as np
+
+    import routellm_jax
+    from routellm_jax.models import registry
+    from routellm_jax.publish.export import ExportSpec, export_entry
+    from routellm_jax.publish.pack import update_manifest
+    from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
+
+    arch = registry.get_architecture("mf")
+    cfg = arch.make_config(
+        models=(PAPER_STRONG, PAPER_WEAK), featurizer="hashing:16", text_dim=16, dim=4
+    )
+    out = f"gs://{BUCKET}/run/export"
+    spec = ExportSpec(
+        name="gs-entry",
+        calibration_prompts=PROMPTS,
+        calibration_reference="24 test prompts",
+        commit="",
+        description="an entry exported into a bucket",
+    )
+    result = export_entry("mf", cfg, arch.init(jax.random.key(3), cfg), out, spec)
+    assert str(result.entry_dir) == f"{out}/gs-entry"
+    assert str(result.archive) == f"{out}/gs-entry-{spec.version}.tar"
+    assert hashlib.sha256(result.archive.read_bytes()).hexdigest() == result.sha256
+    with pytest.raises(FileExistsError, match=f"{out}/gs-entry exists"):
+        export_entry("mf", cfg, arch.init(jax.random.key(3), cfg), out, spec, overwrite=False)
+    update_manifest(f"{out}/manifest.json", result)
+    manifest = hub.Manifest.load(f"{out}/manifest.json")
+    assert manifest.get("gs-entry").files[0].urls == [f"gs-entry-{spec.version}.tar"]
+
+    cache = tmp_path / "cache"
+    from_folder = routellm_jax.load(f"{out}/gs-entry", cache_dir=cache)
+    from_archive = routellm_jax.load(f"{result.archive}#sha256={result.sha256}", cache_dir=cache)
+    by_name = routellm_jax.load("gs-entry", manifest=f"{out}/manifest.json", cache_dir=cache)
+    rates = [r.win_rate(PROMPTS[:5]) for r in (from_folder, from_archive, by_name)]
+    np.testing.assert_array_equal(rates[0], rates[1])
+    np.testing.assert_array_equal(rates[0], rates[2])
+    with pytest.raises(FileNotFoundError, match="no card.json there"):
+        routellm_jax.load(f"gs://{BUCKET}/run/export/absent", cache_dir=cache)

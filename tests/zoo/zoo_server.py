@@ -16,6 +16,21 @@ by gcsfs' plain ``GCSFileSystem`` meanwhile: the ``ExtendedGcsFileSystem`` that 
 registers by default asks a gRPC storage-control API for each bucket's type, which the emulator
 does not speak (with an anonymous token it retries for minutes).
 
+TensorStore (what Orbax writes arrays with) reaches the same emulator through its own settings:
+``TENSORSTORE_GCS_HTTP_URL`` (the GCS JSON API root; the gcs driver's ``--tensorstore_gcs_http_url``
+flag) and ``GOOGLE_AUTH_TOKEN_FOR_TESTING`` (a fixed bearer token instead of Google credentials).
+:meth:`GcsEmulator.client_env` is every variable a child process needs to read and write the
+emulator's buckets through gcsfs, :mod:`etils.epath` and TensorStore alike (fsspec takes its gcsfs
+arguments from ``FSSPEC_GS_<ARG>``, and ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` keeps gcsfs on
+the plain filesystem).
+
+One gap of the emulator is filled while it runs: its object downloads carry no
+``x-goog-generation`` header, which real GCS always sends and TensorStore's gcs driver requires
+(it reads an object's generation from it; without it a read fails with "Malformed
+StorageGeneration", e.g. when OCDBT re-reads its manifest during a save). The emulator does not
+enforce ``ifGenerationMatch`` preconditions either, so concurrent writers to one object would not
+be refused as on GCS; the runs here never write one object from two processes.
+
 ``make_archive`` writes the tiny entry archive (a valid card naming ``tiny@1.0`` and listing its
 one checkpoint file) and ``manifest_json`` lists it as entry ``tiny``.
 """
@@ -25,8 +40,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import socket
+import sys
 import tarfile
 import threading
 from collections.abc import Sequence
@@ -163,6 +180,23 @@ def manifest_json(data: bytes, urls: Sequence[str]) -> dict[str, Any]:
     return {"format": 1, "entries": [entry]}
 
 
+def _quiet_handle_error(original: Any) -> Any:
+    def handle_error(request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            original(request, client_address)
+
+    return handle_error
+
+
+def _clear_gs_caches() -> None:
+    """Forget every gs:// filesystem instance (gcsfs' and the one epath keeps)."""
+    import fsspec
+    from etils.epath import backend
+
+    fsspec.get_filesystem_class("gs").clear_instance_cache()
+    backend.fsspec_backend._get_filesystem.cache_clear()
+
+
 class GcsEmulator:
     """An in-memory GCS (JSON API) on 127.0.0.1 for gcsfs; a context manager.
 
@@ -201,22 +235,73 @@ class GcsEmulator:
         self._saved = {
             "classes": {p: fsspec.get_filesystem_class(p) for p in ("gs", "gcs")},
             "do_GET": original,
-            "env": os.environ.get("STORAGE_EMULATOR_HOST"),
+            "env": {k: os.environ.get(k) for k in self.client_env()},
             "conf": fsspec.config.conf.get("gcs"),
         }
         handler.do_GET = do_get
+        self._add_generation_headers()
         for protocol in ("gs", "gcs"):
             fsspec.register_implementation(protocol, gcsfs.core.GCSFileSystem, clobber=True)
-        os.environ["STORAGE_EMULATOR_HOST"] = self.url
+        os.environ.update(self.client_env())
         fsspec.config.conf["gcs"] = {**(self._saved["conf"] or {}), "token": "anon"}
         self.fs = self._fresh_fs()
-        self._server.start()
+        self._saved["log_level"] = logging.getLogger("gcp_storage_emulator").level
+        # TensorStore probes for objects before it writes them (each a logged "not found"),
+        # and closes connections early (each a socketserver traceback): neither is a failure.
+        logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
+        self._server.start()  # creates the HTTP server (in its thread) before it returns
+        httpd = self._server._api._httpd
+        httpd.handle_error = _quiet_handle_error(httpd.handle_error)
         return self
+
+    def _add_generation_headers(self) -> None:
+        from gcp_storage_emulator import server
+        from gcp_storage_emulator.handlers import objects
+
+        original = objects.download
+
+        def download(request: Any, response: Any, storage: Any, *args: Any, **kw: Any) -> None:
+            original(request, response, storage, *args, **kw)
+            if response.status in (200, 206):
+                obj = storage.get_file_obj(
+                    request.params["bucket_name"], request.params["object_id"]
+                )
+                response["x-goog-generation"] = str(obj["generation"])
+                response["x-goog-metageneration"] = str(obj["metageneration"])
+
+        # objects.get (?alt=media) calls the module's download; the routing table holds its own.
+        objects.download = download
+        routes = [h for _, h in server.HANDLERS if h.get("GET") is original]
+        for handlers in routes:
+            handlers["GET"] = download
+        self._saved["download"] = (objects, original, routes)
+
+    def _restore_downloads(self) -> None:
+        objects, original, routes = self._saved["download"]
+        objects.download = original
+        for handlers in routes:
+            handlers["GET"] = original
+
+    def forget_listings(self) -> None:
+        """Drop this process's cached bucket listings (gcsfs keeps them with no expiry), so
+        what other processes wrote since is seen."""
+        self.fs.invalidate_cache()
+        _clear_gs_caches()
+
+    def client_env(self) -> dict[str, str]:
+        """Environment variables that point a process's gcsfs, epath and TensorStore here."""
+        return {
+            "STORAGE_EMULATOR_HOST": self.url,
+            "FSSPEC_GS_TOKEN": "anon",
+            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+            "TENSORSTORE_GCS_HTTP_URL": self.url,
+            "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
+        }
 
     def _fresh_fs(self) -> Any:
         import fsspec
 
-        fsspec.get_filesystem_class("gs").clear_instance_cache()
+        _clear_gs_caches()
         return fsspec.filesystem("gs")
 
     def __exit__(self, *exc: object) -> None:
@@ -224,17 +309,20 @@ class GcsEmulator:
 
         self._server.stop()
         self._emulator.RequestHandler.do_GET = self._saved["do_GET"]
-        if self._saved["env"] is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = self._saved["env"]
+        self._restore_downloads()
+        logging.getLogger("gcp_storage_emulator").setLevel(self._saved["log_level"])
+        for key, value in self._saved["env"].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if self._saved["conf"] is None:
             fsspec.config.conf.pop("gcs", None)
         else:
             fsspec.config.conf["gcs"] = self._saved["conf"]
-        fsspec.get_filesystem_class("gs").clear_instance_cache()
         for protocol, cls in self._saved["classes"].items():
             fsspec.register_implementation(protocol, cls, clobber=True)
+        _clear_gs_caches()
 
     def put(self, url: str, data: bytes) -> None:
         """Upload ``data`` to ``gs://BUCKET/NAME`` (the bucket is created if needed)."""
