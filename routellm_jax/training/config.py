@@ -349,7 +349,7 @@ def arch_config(config: ml_collections.ConfigDict) -> Any:
     JSON lists become tuples where the dataclass default is a tuple.
 
     Example:
-        >>> arch_config(load_config("mf_minilm_judge")).dim  # doctest: +SKIP
+        >>> arch_config(load_config("mf_minilm_judge")).dim
         128
     """
     from routellm_jax.models.registry import get_architecture
