@@ -57,10 +57,6 @@ def compute_golden_split(
 def golden_file_text(data_dir: str | os.PathLike[str] | None = None) -> str:
     """The golden-split file's text computed from the data (the decontaminated MMLU rows); what
     ``tools/make_golden_split.py`` writes.
-
-    Example:
-        >>> golden_file_text() == golden_split_path().read_text()  # doctest: +SKIP
-        True
     """
     from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, evals_dir, read_mmlu
 
