@@ -117,8 +117,13 @@ class BertConfig:
         """Read an HF ``config.json``.
 
         Example:
-            >>> BertConfig.from_json("minilm/config.json").hidden_size  # doctest: +SKIP
-            384
+            >>> import tempfile
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     path = Path(tmp) / "config.json"
+            ...     _ = path.write_text(json.dumps({"vocab_size": 128, "hidden_size": 32,
+            ...         "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64}))
+            ...     BertConfig.from_json(path).hidden_size
+            32
         """
         path = Path(path)
         with open(path, encoding="utf-8") as f:

