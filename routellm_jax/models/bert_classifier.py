@@ -22,6 +22,8 @@ all-MiniLM-L6-v2, fetched and hash-verified, and its tokenizer makes the ids fro
     ...             intermediate_size=64, max_position_embeddings=16)
     >>> cfg = arch.make_config(pretrained=False, encoder_config=tiny, max_length=16)
     >>> params = arch.init(jax.random.key(0), cfg)
+    >>> sorted(params), params["classifier"]["kernel"].shape  # hidden_size x 3 labels
+    (['bert', 'classifier'], (32, 3))
     >>> inputs = {"input_ids": np.array([[1, 7, 9, 2]], np.int32),
     ...           "attention_mask": np.ones((1, 4), np.int32)}
     >>> logits(params, inputs, cfg).shape
@@ -177,12 +179,7 @@ def init(rng: jax.Array, config: BertClassifierConfig) -> Params:
     """Fresh parameters ``{"bert": ..., "classifier": ...}``: the pretrained encoder (fetched and
     hash-verified) when ``config.pretrained``, random otherwise; the head is always random.
 
-    Example:
-        >>> tiny = dict(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-        ...             intermediate_size=64, max_position_embeddings=16)
-        >>> params = init(jax.random.key(0), BertClassifierConfig(pretrained=False, encoder_config=tiny))
-        >>> sorted(params), params["classifier"]["kernel"].shape  # hidden_size x 3 labels
-        (['bert', 'classifier'], (32, 3))
+    Example: see this module's docstring (``arch.init`` is this function).
     """
     module = _module(config, _encoder_shape(config))
     ids = jnp.zeros((1, 8), jnp.int32)

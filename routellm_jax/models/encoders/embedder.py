@@ -55,8 +55,11 @@ def encode(
     Example:
         >>> cfg = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
         ...                  intermediate_size=64, max_position_embeddings=16)
+        >>> from routellm_jax.models.encoders.hf_import import bert_template
+        >>> rng = np.random.default_rng(0)  # random weights in the shapes of a pooler-less BERT
+        >>> params = jax.tree.map(lambda s: rng.normal(0.0, 0.02, s.shape).astype(s.dtype),
+        ...                       bert_template(cfg, add_pooler=False))
         >>> ids, mask = np.array([[1, 7, 9, 2]], np.int32), np.ones((1, 4), np.int32)
-        >>> params = BertModel(cfg, add_pooler=False).init(jax.random.key(0), ids, mask)["params"]
         >>> out = encode(params, ids, mask, cfg)
         >>> out.shape, round(float(jnp.linalg.norm(out)), 4)
         ((1, 32), 1.0)

@@ -518,10 +518,12 @@ def resize_vocab(
     ``mean_resizing`` idea, without the covariance noise). Returns ``(params, config)``.
 
     Example:
-        >>> cfg = LlamaConfig(128, 64, 128, 2, 4, 2)
-        >>> p, c = resize_vocab(init_params(jax.random.key(0), cfg), cfg, cfg.vocab_size + 5)
-        >>> c.vocab_size, p["embed_tokens"]["embedding"].shape
-        (133, (133, 64))
+        >>> cfg = LlamaConfig(4, 2, 8, 1, 1, 1)  # only the embedding and head matter here
+        >>> params = {"embed_tokens": {"embedding": np.arange(8.0).reshape(4, 2)},
+        ...           "lm_head": {"kernel": np.ones((2, 4))}}
+        >>> p, c = resize_vocab(params, cfg, 6)
+        >>> c.vocab_size, p["embed_tokens"]["embedding"][-2:].tolist(), p["lm_head"]["kernel"].shape
+        (6, [[3.0, 4.0], [3.0, 4.0]], (2, 6))
     """
     old = config.vocab_size
     if new_vocab_size < old:
