@@ -1,4 +1,4 @@
-"""How far can open-model difficulty on GSM8K *train* carry a router on GSM8K test? (issue 6)
+"""How far can open-model difficulty on GSM8K *train* carry a router on GSM8K test?
 
 An analysis, not a router: nothing here is exported or chosen. Every learned router of the grid
 stays at or below prompt length on GSM8K (0.599) while the paper's best is 0.622. The only math

@@ -24,7 +24,7 @@ import numpy as np
 
 
 def load_prompts(n: int, seed: int = 0) -> list[str]:
-    """GSM8K test questions and MT-Bench first turns (the issue's 60-70-token workload)."""
+    """GSM8K test questions and MT-Bench first turns (60-70 tokens on average, like typical chat prompts)."""
     import pandas as pd
 
     from routellm_jax.paths import data_dir

@@ -284,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         help="subset of jax-f32, jax-bf16, jax-f32-coarse, torch-ref, torch-bf16 (torch-ref, "
         "the float32 reference the ratios are against, always runs)",
     )
-    parser.add_argument("--target-pps", type=float, default=155.0, help="issue 5's target p/s")
+    parser.add_argument(
+        "--target-pps",
+        type=float,
+        default=155.0,
+        help="throughput (prompts/s) the fused path is checked against",
+    )
     parser.add_argument("--target-ratio", type=float, default=1.5, help="target jax/torch ratio")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
