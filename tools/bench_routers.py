@@ -9,7 +9,7 @@ load), and the parameter count (all arrays of the router's params; for routers o
 encoder's parameters are counted separately, since they are fetched rather than stored).
 
 Usage:
-    python tools/bench_routers.py [--batch-size 64] [--prompts 128] [--rounds 3] [--only mf irt]
+    python -m tools.bench_routers [--batch-size 64] [--prompts 128] [--rounds 3] [--only mf irt]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from tools.bench_encoder import load_prompts
 
 BUNDLED = {"mf": "mf-minilm", "sw_ranking": "sw-ranking-minilm", "irt": "irt-minilm"}
 ORDER = ("random", "mf", "irt", "sw_ranking", "bert", "causal_llm")
@@ -89,12 +91,6 @@ def time_router(name: str, prompts: Sequence[str], batch: int, rounds: int) -> d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_encoder import load_prompts
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--prompts", type=int, default=128, help="prompts per round")

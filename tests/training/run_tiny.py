@@ -7,11 +7,7 @@ usage: python run_tiny.py RECORDS WORKDIR STEPS [--resume] [--sleep S]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def main() -> None:
