@@ -15,9 +15,9 @@ The parameter tree mirrors the Hugging Face ``BertModel`` layout so the importer
 accumulates and returns float32 (``preferred_element_type``), and everything between the matmuls
 (the residual stream, LayerNorm, GELU, softmax, pooling) runs in float32, so ``bfloat16`` is the
 usual mixed-precision recipe and stays close to the float32 encoder. That is also what makes it
-fast on CPU: XLA:CPU runs a bf16 x bf16 -> f32 dot natively (AVX512-BF16, ~1.7x the float32 rate
-at 1024 x 384 x 1536 here) but upcasts a bf16 x bf16 -> bf16 dot to float32 and back, which made
-the old all-bf16 encoder slower than float32 (``tools/bench_infer.py`` measures both).
+fast on CPU: XLA:CPU runs a bf16 x bf16 -> f32 dot natively on CPUs with AVX512-BF16 or AMX, but
+upcasts a bf16 x bf16 -> bf16 dot to float32 and back, which made the old all-bf16 encoder slower
+than float32 (``tools/bench_infer.py`` measures both; docs/benchmarks.md has the numbers).
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@
   :func:`~routellm_jax.models.encoders.llama.params_from_hf_state_dict` as safetensors.
 * The tokenizer is rebuilt from the ``tokenizer.ggml.*`` metadata by ``transformers``
   (``AutoTokenizer.from_pretrained(folder, gguf_file=name)``, which works offline), then saved
-  as a plain ``tokenizer.json`` folder next to the cache so later loads take well under a second
-  instead of ~10 s.
+  as a plain ``tokenizer.json`` folder next to the cache, so the slow rebuild happens once.
 """
 
 from __future__ import annotations
@@ -112,10 +111,10 @@ def read_gguf(
 ) -> tuple[dict[str, Any], dict[str, GGUFTensor]]:
     """Parse a GGUF (v2/v3) header: ``(metadata, tensors by name)``.
 
-    A small parser of the documented format instead of ``gguf.GGUFReader``, which builds Python
-    objects for every vocabulary entry and takes ~8 s on SmolLM2's 49k-token vocabulary; tensor
-    bytes stay memory-mapped. Arrays longer than ``skip_arrays_longer_than`` (the vocabulary,
-    merges) are left out of the metadata. Errors name the file and byte offset.
+    A small parser of the documented format instead of ``gguf.GGUFReader``, which builds a Python
+    object for every entry of SmolLM2's 49k-token vocabulary (slow, and the vocabulary is not
+    needed here); tensor bytes stay memory-mapped. Arrays longer than ``skip_arrays_longer_than``
+    (the vocabulary, merges) are left out of the metadata. Errors name the file and byte offset.
 
     Example (a tiny file written with the ``gguf`` package; SmolLM2's Q4_1 file reads the same way):
         >>> import gguf, tempfile
