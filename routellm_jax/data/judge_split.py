@@ -20,6 +20,8 @@ from pathlib import Path
 
 from routellm_jax import paths
 from routellm_jax.data.hashing import prompt_id
+from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_prompts
+from routellm_jax.data.sources.fastchat import read_score_matrix
 
 ALPACA_PROMPTS = Path("derived/alpaca_eval_prompts.jsonl")
 ARENA_MATRIX = Path("derived/arena_bench_v1_score_matrix.csv")
@@ -65,8 +67,6 @@ def read_split(path: str | os.PathLike[str]) -> dict[str, frozenset[str]]:
 
 def judge_prompts(root: Path) -> dict[str, list[str]]:
     """The distinct prompts of the two judge sets: ``{"alpaca_eval": [...], "arena_bench_v1": [...]}``."""
-    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_prompts
-    from routellm_jax.data.sources.fastchat import read_score_matrix
 
     alpaca = read_alpaca_eval_prompts(Path(root) / ALPACA_PROMPTS)
     arena = read_score_matrix(Path(root) / ARENA_MATRIX, skip_bad_rows=True)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 BUILTIN_TABLE_PATH = Path(__file__).resolve().parent.parent / "resources" / "model_table.json"
 ENV_USER_TABLE = "ROUTELLM_JAX_MODEL_TABLE"
@@ -446,7 +447,6 @@ def scan_data_model_names(root: str | os.PathLike[str]) -> dict[str, set[str]]:
         >>> sorted(names), ModelTable.builtin().unknown(names)
         (['gpt4_1106_preview', 'my-new-model'], ['my-new-model'])
     """
-    import pandas as pd
 
     root = Path(root)
     found: dict[str, set[str]] = {}

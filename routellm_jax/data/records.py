@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 # Outcome codes of a comparison, from model_a's point of view.
 OUTCOME_A = 0  # model_a won
@@ -259,8 +261,6 @@ class OutcomeTable:
 
 
 def _save_parquet(table: ComparisonTable | OutcomeTable, path: str | os.PathLike[str]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +274,6 @@ def _save_parquet(table: ComparisonTable | OutcomeTable, path: str | os.PathLike
 
 
 def _load_parquet(path: str | os.PathLike[str], columns: list[str]) -> dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 
 NAME = "routellm_records"
 VERSION = "1.0.0"
@@ -38,7 +41,7 @@ OUTCOME_FIELDS = ("prompt", "model", "score", "source", "kind")
 
 def _require_tfds() -> Any:
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # local: the optional (and heavy) tfds extra
     except ImportError as err:  # the optional extra
         raise ImportError(
             "the TFDS builder needs the 'tfds' extra: pip install 'routellm-jax[tfds]' "
@@ -111,12 +114,10 @@ def make_builder_class() -> type:
 
 
 def _load_table(path: str, kind: str) -> Any:
-    from routellm_jax.data.records import ComparisonTable, OutcomeTable
 
     if path.startswith("gs://"):
-        # Parquet over GCS through etils' epath (installed with the core deps).
-        import tempfile
-
+        # Parquet over GCS through etils' epath (installed with the core deps; a local import
+        # because epath loads slowly and local folders do not need it).
         from etils import epath
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -164,10 +165,9 @@ def build_records_dataset(
 
 def read_training_data(data_dir: str | os.PathLike[str], version: str = VERSION) -> Any:
     """Read the built dataset back into a :class:`TrainingData` with grain (no TensorFlow)."""
+    # Local: grain and etils' epath load slowly; only reading a built dataset needs them.
     import grain
     from etils import epath
-
-    from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 
     tfds = _require_tfds()  # only for decoding the serialized tf.train.Example features
     builder_cls = make_builder_class()

@@ -22,6 +22,7 @@ from math import isfinite
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from routellm_jax.data.hashing import hash_fraction
 from routellm_jax.data.records import OutcomeTable, _str_array
@@ -389,7 +390,6 @@ def _score_cell(raw: str) -> float | None:
 
 def _read_csv_cells(path: Path):
     """Every cell of a CSV as the string written (no NA guessing); errors name the file."""
-    import pandas as pd
 
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)

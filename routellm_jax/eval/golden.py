@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from routellm_jax.data.hashing import prompt_id
+from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, evals_dir, read_mmlu
 
 GOLDEN_SEED = "routellm-jax/mmlu-golden-split/v1"
 GOLDEN_SIZE = 1500
@@ -58,7 +59,6 @@ def golden_file_text(data_dir: str | os.PathLike[str] | None = None) -> str:
     """The golden-split file's text computed from the data (the decontaminated MMLU rows); what
     ``tools/make_golden_split.py`` writes.
     """
-    from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, evals_dir, read_mmlu
 
     table = read_mmlu(evals_dir(data_dir), decontaminate=True)
     prompts = table.prompt[table.model == STRONG_MODEL].tolist()  # one entry per MMLU row

@@ -36,7 +36,7 @@ def plot_curves(
         ...     png.name, png.stat().st_size > 0
         ('toy.png', True)
     """
-    import matplotlib
+    import matplotlib  # local: matplotlib loads slowly, and only plotting needs it
 
     matplotlib.use("Agg")  # headless: never needs a display
     import matplotlib.pyplot as plt

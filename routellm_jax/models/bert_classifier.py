@@ -56,6 +56,16 @@ from routellm_jax.models.encoders.bert import (
     mean_pool,
 )
 from routellm_jax.models.encoders.embedder import BatchTokenizer
+from routellm_jax.models.encoders.fetch import fetch_encoder
+from routellm_jax.models.encoders.hf_import import (
+    CheckpointError,
+    assign_strict,
+    bert_key_converter,
+    load_bert,
+    read_safetensors,
+    safetensors_files,
+)
+from routellm_jax.models.featurizers import pair_battles
 from routellm_jax.models.registry import Architecture
 
 Params = Any
@@ -119,7 +129,6 @@ def encoder_folder(config: BertClassifierConfig) -> Path:
     path = Path(config.encoder)
     if path.is_dir():
         return path
-    from routellm_jax.models.encoders.fetch import fetch_encoder
 
     return fetch_encoder(config.encoder)
 
@@ -189,7 +198,6 @@ def init(rng: jax.Array, config: BertClassifierConfig) -> Params:
 
     if not config.pretrained:
         return jax.tree_util.tree_map(np.asarray, jax.jit(init_fn)(rng))
-    from routellm_jax.models.encoders.hf_import import load_bert
 
     # Only the head is random: build it directly instead of initialising 22M encoder weights.
     shapes = jax.eval_shape(init_fn, rng)
@@ -224,13 +232,6 @@ def load_hf_classifier(
     strictly (every tensor used, shapes checked). ``label_order[i]`` is our label for the
     checkpoint's output ``i``; the head's columns are permuted into our order.
     """
-    from routellm_jax.models.encoders.hf_import import (
-        CheckpointError,
-        assign_strict,
-        bert_key_converter,
-        read_safetensors,
-        safetensors_files,
-    )
 
     if sorted(label_order) != [0, 1, 2]:
         raise ValueError(f"label_order must be a permutation of (0, 1, 2), got {label_order}")
@@ -275,7 +276,6 @@ def examples_from_records(
     Per-model outcomes count too when ``config.use_outcomes`` (only the strong x weak pairs are
     formed, see ``featurizers.pair_battles``).
     """
-    from routellm_jax.models.featurizers import pair_battles
 
     table, labels = pair_battles(
         data, config.use_outcomes, config.strong_models, config.weak_models

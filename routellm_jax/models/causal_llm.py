@@ -47,11 +47,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tokenizers import Tokenizer, decoders, pre_tokenizers
+from tokenizers import models as tokenizer_models
 
 from routellm_jax.data.labels import LABEL_STRONG, LABEL_TIE, LABEL_WEAK
 from routellm_jax.data.records import TrainingData
-from routellm_jax.models.encoders import llama
+from routellm_jax.integrity import sha256_file
+from routellm_jax.models.encoders import gguf_import, llama, smollm
+from routellm_jax.models.featurizers import pair_battles
 from routellm_jax.models.registry import Architecture
+from routellm_jax.paths import cache_dir
 
 Params = Any
 
@@ -151,11 +156,10 @@ def byte_tokenizer() -> Any:
         >>> len(byte_tokenizer())
         258
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # local: transformers loads slowly
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    tok = Tokenizer(tokenizer_models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(["<|pad|>", "<|endoftext|>"])
@@ -179,8 +183,6 @@ def base_llama_config(base_model: str) -> llama.LlamaConfig:
     if base_model == TINY_RANDOM:
         return llama.LlamaConfig(vocab_size=len(byte_tokenizer()), **_TINY_SHAPE)
     if base_model == SMOLLM2 or _is_gguf(base_model):
-        from routellm_jax.models.encoders import gguf_import, smollm
-
         path = smollm.fetch_smollm2() if base_model == SMOLLM2 else Path(base_model)
         meta, tensors = gguf_import.read_gguf(path)
         vocab_rows = (
@@ -217,27 +219,19 @@ def _base_tokenizer(base_model: str) -> Any:
     if base_model == TINY_RANDOM:
         return byte_tokenizer()
     if base_model == SMOLLM2:
-        from routellm_jax.models.encoders import smollm
-
         return smollm.load_smollm2_tokenizer()
     if _is_gguf(base_model):
-        from routellm_jax.integrity import sha256_file
-        from routellm_jax.models.encoders import gguf_import
-        from routellm_jax.paths import cache_dir
-
         digest = sha256_file(base_model)[:16]
         return gguf_import.load_gguf_tokenizer(
             base_model, cache=cache_dir() / "encoders" / f"gguf-tokenizer-{digest}"
         )
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # local: transformers loads slowly
 
     return AutoTokenizer.from_pretrained(base_model)
 
 
 def _base_params(base_model: str) -> tuple[llama.LlamaConfig, Params]:
     if base_model == SMOLLM2 or _is_gguf(base_model):
-        from routellm_jax.models.encoders import gguf_import, smollm
-
         path = smollm.fetch_smollm2() if base_model == SMOLLM2 else base_model
         return gguf_import.load_gguf(path)
     return llama.load_hf_pretrained(base_model)
@@ -359,7 +353,6 @@ def examples_from_records(
         >>> ex["input_ids"].shape, ex["label"].tolist(), ex["weight"].tolist()
         ((1, 64), [0], [1.0])
     """
-    from routellm_jax.models.featurizers import pair_battles
 
     table, labels = pair_battles(
         data, config.use_outcomes, config.strong_models, config.weak_models

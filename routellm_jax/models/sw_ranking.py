@@ -59,6 +59,7 @@ import numpy as np
 import optax
 import pandas as pd
 
+from routellm_jax.data.elo import compute_mle_elo, compute_tiers
 from routellm_jax.data.records import ComparisonTable, TrainingData
 from routellm_jax.models.featurizers import (
     DEFAULT_ENCODER,
@@ -127,7 +128,6 @@ def _elo_tiers(table: ComparisonTable, config: SWRankingConfig) -> np.ndarray:
     """Tiers as the reference router builds them: Bradley-Terry Elo of every model over all the
     battles, then a dynamic-programming split into ``num_tiers`` groups (tier 0 = best).
     Models without battles get a group of their own after the tiers."""
-    from routellm_jax.data.elo import compute_mle_elo, compute_tiers
 
     models = config.models
     index = {m: i for i, m in enumerate(models)}

@@ -23,6 +23,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 CARD_FORMAT = 1
 CARD_FILE = "card.json"
 # Strong-call shares of the calibration table: 5%, 10%, ..., 95%.
@@ -527,7 +529,6 @@ def threshold_at_share(win_rates: Any, share: float) -> float:
         >>> threshold_at_share([0.1, 0.2, 0.3, 0.4], 0.5)
         0.3
     """
-    import numpy as np
 
     values = np.sort(np.asarray(win_rates, dtype=np.float64).ravel())[::-1]
     if values.size == 0:
@@ -556,7 +557,6 @@ def calibration_from_win_rates(
         >>> c.thresholds[0], c.thresholds[-1]
         (0.9, 0.2)
     """
-    import numpy as np
 
     values = np.asarray(win_rates, dtype=np.float64).ravel()
     if values.size == 0 or not np.all(np.isfinite(values)):

@@ -67,7 +67,7 @@ def open_remote(url: str) -> IO[bytes]:
     """
     if url_scheme(url) == "gs":
         try:
-            import fsspec
+            import fsspec  # local: gs:// needs the optional gcs extra (gcsfs)
 
             fs = fsspec.filesystem("gs")
         except ImportError as err:
@@ -76,7 +76,7 @@ def open_remote(url: str) -> IO[bytes]:
             ) from err
         opener = fs.open
     else:
-        from etils import epath
+        from etils import epath  # local: epath loads slowly; local files do not need it
 
         def opener(u: str, mode: str) -> IO[bytes]:
             return epath.Path(u).open(mode)

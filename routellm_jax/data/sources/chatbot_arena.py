@@ -18,8 +18,10 @@ import json
 import os
 from pathlib import Path
 
+import huggingface_hub
 import numpy as np
 import pandas as pd
+from huggingface_hub import constants as hf_constants
 
 from routellm_jax.data.model_names import ModelTable
 from routellm_jax.data.records import OUTCOME_A, OUTCOME_B, OUTCOME_TIE, ComparisonTable
@@ -174,8 +176,6 @@ def download_arena_battles(
     (no network, no such repo/file, gated dataset without a token) raises
     :class:`SourceUnavailableError` naming the repo and file.
     """
-    import huggingface_hub
-    from huggingface_hub import constants as hf_constants
 
     if offline is None:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")

@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from routellm_jax.data.model_names import UnknownModelError, canonical
 from routellm_jax.data.records import OutcomeTable, _str_array
+from routellm_jax.paths import data_dir
 
 # Column names in the RouteLLM files, and the canonical names (routellm_jax.data.model_names) the
 # tables carry; a test checks that the table maps the former to the latter.
@@ -64,7 +67,6 @@ def evals_dir(data_root: str | os.PathLike[str] | None = None) -> Path:
         ...     evals_dir(root).relative_to(root).as_posix()
         'lm-sys__RouteLLM/routellm/evals'
     """
-    from routellm_jax.paths import data_dir
 
     path = data_dir(data_root) / EVALS_SUBDIR
     if not path.is_dir():
@@ -81,7 +83,6 @@ def canonical_model(name: str, where: str | None = None) -> str:
         >>> canonical_model("mistralai/Mixtral-8x7B-Instruct-v0.1")
         'mixtral-8x7b-instruct-v0.1'
     """
-    from routellm_jax.data.model_names import UnknownModelError, canonical
 
     try:
         return canonical(name, where=where)
@@ -194,7 +195,6 @@ def read_correctness_csv(
         >>> t.model.tolist(), t.score.tolist(), t.source.tolist()
         (['gpt-4-1106-preview', 'mixtral-8x7b-instruct-v0.1'], [1.0, 0.0], ['mmlu', 'mmlu'])
     """
-    import pandas as pd
 
     path = Path(path)
     try:

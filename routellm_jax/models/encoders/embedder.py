@@ -27,8 +27,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tokenizers import Tokenizer
 
 from routellm_jax.models.encoders.bert import BertConfig, BertModel, l2_normalize, mean_pool
+from routellm_jax.models.encoders.fetch import fetch_encoder
+from routellm_jax.models.encoders.hf_import import load_bert
 from routellm_jax.models.executor import (
     LENGTH_BUCKETS,
     BucketedExecutor,
@@ -101,7 +104,6 @@ class BatchTokenizer:
     def from_folder(
         cls, folder: str | os.PathLike[str], max_length: int, pad_id: int = 0
     ) -> BatchTokenizer:
-        from tokenizers import Tokenizer
 
         path = Path(folder) / "tokenizer.json"
         if not path.is_file():
@@ -214,13 +216,10 @@ def load_embedder(
 
     ``folder`` loads a local HF checkpoint folder instead of a fetched one.
     """
-    from routellm_jax.models.encoders.hf_import import load_bert
 
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     if folder is None:
-        from routellm_jax.models.encoders.fetch import fetch_encoder
-
         folder = fetch_encoder(name, cache_dir)
     folder = Path(folder)
     config, params = load_bert(folder, add_pooler=False, param_dtype=_DTYPES[dtype])

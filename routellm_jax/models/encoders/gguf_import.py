@@ -21,11 +21,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import gguf
 import numpy as np
+from gguf.quants import dequantize
 
 from routellm_jax.models.encoders.llama import LlamaConfig, Params, params_from_hf_state_dict
 
@@ -99,8 +103,6 @@ class GGUFTensor:
 
     def dequantize(self) -> np.ndarray:
         """Float32 values of ``shape`` (``gguf.quants.dequantize``)."""
-        import gguf
-        from gguf.quants import dequantize
 
         arr = dequantize(self.data, gguf.GGMLQuantizationType(self.qtype))
         return np.asarray(arr, dtype=np.float32).reshape(self.shape)
@@ -133,7 +135,6 @@ def read_gguf(
         '{% for message in m'
         >>> tmp.cleanup()
     """
-    import gguf
 
     path = Path(path)
     if not path.is_file():
@@ -342,7 +343,7 @@ def load_gguf_tokenizer(
     With ``cache`` (a folder), the tokenizer is saved there on first use and loaded from there
     afterwards; the caller keys the folder by the GGUF's hash so it cannot go stale.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # local: transformers loads slowly
 
     path = Path(path)
     if cache is not None:
@@ -356,9 +357,6 @@ def load_gguf_tokenizer(
     except Exception as err:  # transformers raises many types for unsupported tokenizers
         raise ValueError(f"{path}: cannot build a tokenizer from its metadata ({err})") from err
     if cache is not None:
-        import shutil
-        import tempfile
-
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=cache.name + ".tmp"))
         try:

