@@ -21,8 +21,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
+from routellm_jax.models.registry import get_architecture
+from routellm_jax.zoo.entry import read_entry, resolve_entry
 from tools.bench_encoder import load_prompts
 
 BUNDLED = {"mf": "mf-minilm", "sw_ranking": "sw-ranking-minilm", "irt": "irt-minilm"}
@@ -31,17 +34,12 @@ PAIR = ("gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1")
 
 
 def _count(tree: Any) -> int:
-    import jax
 
     return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
 def build(name: str) -> tuple[Any, Any, Any, Any, int, int]:
     """(architecture, config, params, featurizer, strong index, weak index) for one router."""
-    import jax
-
-    from routellm_jax.models.registry import get_architecture
-    from routellm_jax.zoo.entry import read_entry, resolve_entry
 
     arch = get_architecture(name)
     if name in BUNDLED:
@@ -57,7 +55,6 @@ def build(name: str) -> tuple[Any, Any, Any, Any, int, int]:
 
 
 def time_router(name: str, prompts: Sequence[str], batch: int, rounds: int) -> dict[str, Any]:
-    import jax
 
     arch, config, params, featurizer, strong, weak = build(name)
     score = jax.jit(lambda p, x: arch.win_rate(p, x, strong, weak, config))

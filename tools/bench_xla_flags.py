@@ -22,6 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import routellm_jax
+from tools.bench_infer import load_prompts
+
 ROOT = Path(__file__).resolve().parents[1]  # children run as python -m tools.bench_xla_flags
 
 # name -> (XLA_FLAGS, encoder precision). jaxlib 0.10.2 already runs dots and reductions as YNNPACK
@@ -50,12 +57,6 @@ SHAPES = ((1, 64), (16, 64), (64, 16))
 
 def child(router_name: str, precision: str, out_path: str) -> None:
     """Compile and time the fused executable for :data:`SHAPES` under this process's XLA_FLAGS."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    import routellm_jax
-    from tools.bench_infer import load_prompts
 
     router = routellm_jax.load(router_name, precision=precision)
     fused = router.runner
@@ -104,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.router, *args.child)
         return 0
-    import numpy as np
 
     names = [n for n in args.sets.split(",") if n]
     unknown = [n for n in names if n not in OPTION_SETS]

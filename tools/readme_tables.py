@@ -29,6 +29,7 @@ from experiments.run_grid import (  # PAPER_BEST: the one copy of the paper's nu
     PAPER_BEST,
     seed_means,
 )
+from routellm_jax.zoo import hub
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -81,7 +82,6 @@ def _fmt(x: Any) -> str:
 def zoo_table(manifest_path: Path = MANIFEST) -> str:
     """Markdown table of the zoo: one row per manifest entry, with the APGRs the manifest quotes
     from each entry's card (tests/zoo keeps the two equal)."""
-    from routellm_jax.zoo import hub
 
     manifest = hub.Manifest.load(manifest_path)
     header = "| entry | architecture | size | where | " + " | ".join(
