@@ -26,11 +26,10 @@ all-MiniLM-L6-v2, fetched and hash-verified, and its tokenizer makes the ids fro
     (['bert', 'classifier'], (32, 3))
     >>> inputs = {"input_ids": np.array([[1, 7, 9, 2]], np.int32),
     ...           "attention_mask": np.ones((1, 4), np.int32)}
-    >>> logits(params, inputs, cfg).shape
-    (1, 3)
-    >>> p = label_probs(params, inputs, cfg)  # columns: LABEL_STRONG / LABEL_WEAK / LABEL_TIE
-    >>> bool(np.allclose(win_rate(params, inputs, 0, 1, cfg), 1 - p[:, LABEL_TIE] - p[:, LABEL_WEAK]))
-    True
+    >>> route = jax.jit(win_rate, static_argnums=(2, 3, 4))  # one compiled call, as inference runs
+    >>> p_strong = route(params, inputs, 0, 1, cfg)  # = 1 - P(tie) - P(weak wins)
+    >>> p_strong.shape, bool(0.0 < float(p_strong[0]) < 1.0)
+    ((1,), True)
 """
 
 from __future__ import annotations

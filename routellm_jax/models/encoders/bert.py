@@ -319,7 +319,7 @@ class BertModel(nn.Module):
         ...                  num_attention_heads=2, intermediate_size=32)
         >>> ids = jnp.ones((2, 5), jnp.int32)
         >>> params = jax.jit(BertModel(cfg).init)(jax.random.key(0), ids, jnp.ones_like(ids))["params"]
-        >>> BertModel(cfg).apply({"params": params}, ids, jnp.ones_like(ids))[0].shape
+        >>> jax.jit(BertModel(cfg).apply)({"params": params}, ids, jnp.ones_like(ids))[0].shape
         (2, 5, 16)
     """
 

@@ -355,7 +355,7 @@ class LlamaForCausalLM(nn.Module):
         >>> model = LlamaForCausalLM(cfg)
         >>> ids = jnp.ones((2, 5), jnp.int32)
         >>> params = init_params(jax.random.key(0), cfg)  # a jitted model.init
-        >>> model.apply({"params": params}, ids).shape
+        >>> jax.jit(model.apply)({"params": params}, ids).shape
         (2, 5, 128)
     """
 
@@ -481,7 +481,7 @@ def shared_prefix_kv(
     Example:
         >>> cfg = LlamaConfig(128, 64, 128, 2, 4, 2); model = LlamaForCausalLM(cfg)
         >>> params = init_params(jax.random.key(0), cfg)
-        >>> shared_prefix_kv(model, params, jnp.arange(5))[0].shape
+        >>> jax.jit(shared_prefix_kv, static_argnums=0)(model, params, jnp.arange(5))[0].shape
         (2, 1, 5, 2, 16)
     """
     _, state = module.apply(
