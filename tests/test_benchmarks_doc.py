@@ -63,7 +63,11 @@ def test_no_speed_figures_in_package_strings():
 
 
 def test_pending_files_still_pending():
-    clean = [r for r in sorted(PENDING) if not speed_figures((REPO_ROOT / r).read_text())]
+    clean = [
+        r
+        for r in sorted(PENDING)
+        if not (REPO_ROOT / r).is_file() or not speed_figures((REPO_ROOT / r).read_text())
+    ]
     assert not clean, f"no speed figure left in {clean}: remove them from PENDING"
 
 
