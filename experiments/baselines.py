@@ -1,4 +1,5 @@
-"""Simple-signal baselines every learned router is compared with (issue 6).
+"""Simple-signal baselines every learned router is compared with (a router that cannot beat them
+has learned nothing a one-line rule would not).
 
 * ``prompt_length``: longer prompt -> more likely routed to the strong model
   (:func:`routellm_jax.eval.baselines.prompt_length_router`); no training.

@@ -3,7 +3,7 @@ only and measured cross-fitted: the development suite is split in two halves by 
 prompt; the weight of log length is chosen on one half under the selection rule (admissible,
 then best mean APGR) and scored on the other, and the other way round.
 
-    python experiments/combiner_dev.py --router irt-mix-minilm
+    python -m experiments.combiner_dev --router irt-mix-minilm
 
 Win rate of the combination: ``sigmoid(z(logit(router)) + b * z(log chars))`` with ``z`` the
 standardisation on the fitting half; ``b`` from :data:`WEIGHTS`. A measurement: nothing is exported.
@@ -12,20 +12,17 @@ standardisation on the fitting half; ``b`` from :data:`WEIGHTS`. A measurement: 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # "experiments" importable when run as a script
-    sys.path.insert(0, str(HERE.parent))
+import routellm_jax
+from experiments.run_grid import EmbeddingStore
+from routellm_jax.data.hashing import hash_fraction
+from routellm_jax.eval import dev_suite as D
 
-import routellm_jax  # noqa: E402
-from experiments.run_grid import EmbeddingStore  # noqa: E402
-from routellm_jax.data.hashing import hash_fraction  # noqa: E402
-from routellm_jax.eval import dev_suite as D  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 WEIGHTS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0)
 MIN_MARGIN = 0.10  # the rule's no-inversion margin (experiments/results/README.md)

@@ -1,7 +1,7 @@
 """The development suite for the bundled zoo routers (``routellm-jax eval --dev-suite --router
 NAME`` for each, with MiniLM embeddings served from the grid's cache instead of recomputed).
 
-    python experiments/dev_suite_zoo.py --out experiments/results/dev_suite_zoo
+    python -m experiments.dev_suite_zoo --out experiments/results/dev_suite_zoo
 
 Writes ``dev_suite.md``, ``dev_suite.json`` and ``dev_suite.png`` (strong share per task type at
 50% overall) for every bundled entry (the default `irt-mix-minilm` first) beside prompt length, random and the oracle. Which groups an
@@ -12,22 +12,19 @@ group), the three older entries on mixes made before the held-out judge split (o
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # "experiments" importable when run as a script
-    sys.path.insert(0, str(HERE.parent))
-
-import routellm_jax  # noqa: E402
-from experiments.run_grid import EmbeddingStore  # noqa: E402
-from routellm_jax.eval import dev_suite as D  # noqa: E402
-from routellm_jax.eval.baselines import (  # noqa: E402
+import routellm_jax
+from experiments.run_grid import EmbeddingStore
+from routellm_jax.eval import dev_suite as D
+from routellm_jax.eval.baselines import (
     oracle_win_rates,
     prompt_length_router,
     random_router,
 )
+
+HERE = Path(__file__).resolve().parent
 
 BUNDLED = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
 

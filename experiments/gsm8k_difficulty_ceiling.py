@@ -1,4 +1,4 @@
-"""How far can open-model difficulty on GSM8K *train* carry a router on GSM8K test? (issue 6)
+"""How far can open-model difficulty on GSM8K *train* carry a router on GSM8K test?
 
 An analysis, not a router: nothing here is exported or chosen. Every learned router of the grid
 stays at or below prompt length on GSM8K (0.599) while the paper's best is 0.622. The only math
@@ -21,25 +21,23 @@ carry its difficulty where MiniLM's does not? (~25 minutes on 2 shared CPU cores
 cached in ``cache_dir()/experiments/smollm2_gsm8k.npz``.)
 
 Usage (after run_grid has built the mix under its --workdir):
-    python experiments/gsm8k_difficulty_ceiling.py /tmp/routellm_grid7/mixes/both_mmlu [--smollm2]
+    python -m experiments.gsm8k_difficulty_ceiling /tmp/routellm_grid7/mixes/both_mmlu [--smollm2]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import run_grid as G  # noqa: E402
-from experiments.source_effect_dev import GSM8K_SOURCE, apgr  # noqa: E402
-from routellm_jax.data.mixtures import load_mixture  # noqa: E402
-from routellm_jax.eval.benchmarks import gsm8k_benchmark  # noqa: E402
-from routellm_jax.models.featurizers import prompt_shape  # noqa: E402
-from routellm_jax.paths import cache_dir, data_dir  # noqa: E402
+from experiments import run_grid as G
+from experiments.source_effect_dev import GSM8K_SOURCE, apgr
+from routellm_jax.data.mixtures import load_mixture
+from routellm_jax.eval.benchmarks import gsm8k_benchmark
+from routellm_jax.models.featurizers import prompt_shape
+from routellm_jax.paths import cache_dir, data_dir
 
 FEATURE_SETS = ("log_length", "shape", "minilm", "minilm+shape")
 SMOLLM2_SETS = ("smollm2", "smollm2+shape")

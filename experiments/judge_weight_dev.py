@@ -6,7 +6,7 @@ evaluation set (non-golden MMLU, GSM8K, held-out judge split) is read. Prints, p
 the dev APGRs of irt on all-MiniLM-L6-v2+shape trained on the rest of the both_mmlu mix.
 
 Usage (after run_grid has built the mix under its --workdir):
-    python experiments/judge_weight_dev.py /tmp/routellm_grid3/mixes/both_mmlu 1 0.3 0.1 0.03 0
+    python -m experiments.judge_weight_dev /tmp/routellm_grid3/mixes/both_mmlu 1 0.3 0.1 0.03 0
 """
 
 import logging
@@ -14,10 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ml_collections
+import numpy as np
 
 from experiments import run_grid as G
 from routellm_jax.data.mixtures import BUILTIN_SOURCES, load_mixture

@@ -25,7 +25,7 @@ golden and GSM8K-train prompts, 0.2 of the AlpacaEval and arena-bench ones), and
 means over folds (the golden dev part is ~400 questions: one slice is noisy).
 
 Usage (after run_grid has built the mix under its --workdir):
-    python experiments/source_effect_dev.py /tmp/routellm_grid4/mixes/both_mmlu --folds 3 \
+    python -m experiments.source_effect_dev /tmp/routellm_grid4/mixes/both_mmlu --folds 3 \
         --variants none difficulty model
 """
 
@@ -34,27 +34,24 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import sys
 import time
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import ml_collections  # noqa: E402
-
-from experiments import run_grid as G  # noqa: E402
-from experiments.grid import SHAPE, SOURCE_GROUPS  # noqa: E402
-from routellm_jax.data.mixtures import BUILTIN_SOURCES, load_mixture  # noqa: E402
-from routellm_jax.data.records import TrainingData  # noqa: E402
-from routellm_jax.eval.baselines import prompt_length_router  # noqa: E402
-from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes  # noqa: E402
-from routellm_jax.eval.evaluate import evaluate_win_rates  # noqa: E402
-from routellm_jax.eval.judge_heldout import alpaca_pair_outcomes  # noqa: E402
-from routellm_jax.models.featurizers import featurizer_dim  # noqa: E402
-from routellm_jax.paths import data_dir  # noqa: E402
-from routellm_jax.training.config import default_config  # noqa: E402
+from experiments import run_grid as G
+from experiments.grid import SHAPE, SOURCE_GROUPS
+from routellm_jax.data.mixtures import BUILTIN_SOURCES, load_mixture
+from routellm_jax.data.records import TrainingData
+from routellm_jax.eval.baselines import prompt_length_router
+from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes
+from routellm_jax.eval.evaluate import evaluate_win_rates
+from routellm_jax.eval.judge_heldout import alpaca_pair_outcomes
+from routellm_jax.models.featurizers import featurizer_dim
+from routellm_jax.paths import data_dir
+from routellm_jax.training.config import default_config
 
 GSM8K_SOURCE = "routerdc/gsm8k-train"
 ARENA_SOURCE = "arena_bench_v1"

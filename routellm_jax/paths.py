@@ -29,9 +29,17 @@ class DataDirNotFound(FileNotFoundError):
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Return the routing-data folder.
 
+    An explicit folder must exist; a missing one is an error that names it.
+
     Example:
-        >>> data_dir("../shared/data")  # doctest: +SKIP
-        PosixPath('../shared/data')
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     data_dir(tmp) == Path(tmp)
+        True
+        >>> data_dir("no/such/folder")
+        Traceback (most recent call last):
+        ...
+        routellm_jax.paths.DataDirNotFound: data directory no/such/folder does not exist
     """
     if explicit is not None:
         path = Path(explicit)

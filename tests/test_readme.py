@@ -3,11 +3,11 @@ and its number tables are the ones the result files give (no hand-typed numbers)
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 
 from routellm_jax import paths
+from tools import readme_tables
 
 ROOT = paths.repo_root()
 
@@ -37,7 +37,6 @@ def test_exactly_two_setup_commands_and_ci_runs_the_second() -> None:
 
 
 def test_readme_tables_match_result_files() -> None:
-    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "tools/readme_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--check"]) == 0, "README tables stale: run python tools/readme_tables.py"
+    assert readme_tables.main(["--check"]) == 0, (
+        "README tables stale: python -m tools.readme_tables"
+    )

@@ -20,14 +20,19 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
+import jax
 import numpy as np
+import pandas as pd
+from tokenizers import Tokenizer
+
+from routellm_jax.models import bert_classifier as bc
+from routellm_jax.models.encoders.bert import count_params
+from routellm_jax.models.encoders.embedder import load_embedder
+from routellm_jax.paths import data_dir
 
 
 def load_prompts(n: int, seed: int = 0) -> list[str]:
-    """GSM8K test questions and MT-Bench first turns (the issue's 60-70-token workload)."""
-    import pandas as pd
-
-    from routellm_jax.paths import data_dir
+    """GSM8K test questions and MT-Bench first turns (60-70 tokens on average, like typical chat prompts)."""
 
     root = data_dir() / "lm-sys__RouteLLM" / "routellm" / "evals"
     gsm = pd.read_csv(root / "gsm8k" / "gsm8k_responses.csv")["prompt"].astype(str).tolist()
@@ -38,9 +43,8 @@ def load_prompts(n: int, seed: int = 0) -> list[str]:
 
 
 def torch_reference(folder, max_length: int) -> Callable[[Sequence[str], int], np.ndarray]:
-    import torch
+    import torch  # local: the torch reference needs torch + transformers (dev extra)
     import transformers
-    from tokenizers import Tokenizer
 
     torch.set_num_threads(os.cpu_count() or 1)
     model = transformers.BertModel.from_pretrained(folder).eval()
@@ -65,7 +69,6 @@ def torch_reference(folder, max_length: int) -> Callable[[Sequence[str], int], n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from routellm_jax.models.encoders.embedder import load_embedder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64, 256])
@@ -133,10 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def bench_bert_router(prompts: Sequence[str], batch_sizes: Sequence[int], rounds: int) -> int:
     """Prompts/s of the ``bert`` router's win rate (tokenize + encoder + head, one jit per
     shape; prompts sorted by length so each chunk pads to a multiple of 16 tokens)."""
-    import jax
-
-    from routellm_jax.models import bert_classifier as bc
-    from routellm_jax.models.encoders.bert import count_params
 
     cfg = bc.BertClassifierConfig(pretrained=True)
     params = bc.init(jax.random.key(0), cfg)

@@ -38,13 +38,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import jax
 import numpy as np
+
+import routellm_jax
+from routellm_jax import paths
+from routellm_jax.models.encoders.fetch import fetch_encoder
+from routellm_jax.models.executor import Chunk, bucket_grid
+from routellm_jax.zoo import hub
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def load_prompts(data_dir: str | None) -> list[str]:
-    from routellm_jax import paths
 
     root = paths.data_dir(data_dir) / "lm-sys__RouteLLM" / "routellm" / "evals"
     gsm = [json.loads(x)["question"] for x in (root / "gsm8k" / "test.jsonl").open()]
@@ -56,10 +62,8 @@ class TorchReference:
     """transformers MiniLM (pad to longest) + mean pool + normalise + the router's head."""
 
     def __init__(self, router, threads: int | None, dtype: str = "float32") -> None:
-        import torch
+        import torch  # local: the torch reference needs torch + transformers (dev extra)
         from transformers import AutoTokenizer, BertModel
-
-        from routellm_jax.models.encoders.fetch import fetch_encoder
 
         if threads:
             torch.set_num_threads(threads)
@@ -145,7 +149,6 @@ COARSE_ROWS = (1, 8, 32, 128, 256)
 
 def _coarse_plan(runner, max_batch: int, lengths, max_rows=None) -> list:
     """A planner for ``runner.executor.planner``: the coarse plan, as ``Chunk`` s."""
-    from routellm_jax.models.executor import Chunk, bucket_grid
 
     lengths = np.asarray(lengths)
     order = np.argsort(lengths, kind="stable")
@@ -241,7 +244,6 @@ def _print_rows(
 def _own_encoder_rows(name: str, base, prompts: list[str], args: argparse.Namespace) -> dict:
     """A router that runs its own encoder (bert, causal_llm): float32 against bfloat16 only, as
     there is no torch reference of its fine-tuned model here."""
-    import routellm_jax
 
     bf16 = routellm_jax.load(name, precision="bfloat16", featurizer=base.featurizer)
     check = prompts[:256]
@@ -284,15 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         help="subset of jax-f32, jax-bf16, jax-f32-coarse, torch-ref, torch-bf16 (torch-ref, "
         "the float32 reference the ratios are against, always runs)",
     )
-    parser.add_argument("--target-pps", type=float, default=155.0, help="issue 5's target p/s")
+    parser.add_argument(
+        "--target-pps",
+        type=float,
+        default=155.0,
+        help="throughput (prompts/s) the fused path is checked against",
+    )
     parser.add_argument("--target-ratio", type=float, default=1.5, help="target jax/torch ratio")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
-
-    import jax
-
-    import routellm_jax
-    from routellm_jax.zoo import hub
 
     prompts = load_prompts(args.data_dir)
     names = [n for n in args.routers.split(",") if n] or hub.Manifest.load().names()

@@ -9,7 +9,7 @@ load), and the parameter count (all arrays of the router's params; for routers o
 encoder's parameters are counted separately, since they are fetched rather than stored).
 
 Usage:
-    python tools/bench_routers.py [--batch-size 64] [--prompts 128] [--rounds 3] [--only mf irt]
+    python -m tools.bench_routers [--batch-size 64] [--prompts 128] [--rounds 3] [--only mf irt]
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
+
+from routellm_jax.models.registry import get_architecture
+from routellm_jax.zoo.entry import read_entry, resolve_entry
+from tools.bench_encoder import load_prompts
 
 BUNDLED = {"mf": "mf-minilm", "sw_ranking": "sw-ranking-minilm", "irt": "irt-minilm"}
 ORDER = ("random", "mf", "irt", "sw_ranking", "bert", "causal_llm")
@@ -29,17 +34,12 @@ PAIR = ("gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1")
 
 
 def _count(tree: Any) -> int:
-    import jax
 
     return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
 def build(name: str) -> tuple[Any, Any, Any, Any, int, int]:
     """(architecture, config, params, featurizer, strong index, weak index) for one router."""
-    import jax
-
-    from routellm_jax.models.registry import get_architecture
-    from routellm_jax.zoo.entry import read_entry, resolve_entry
 
     arch = get_architecture(name)
     if name in BUNDLED:
@@ -55,7 +55,6 @@ def build(name: str) -> tuple[Any, Any, Any, Any, int, int]:
 
 
 def time_router(name: str, prompts: Sequence[str], batch: int, rounds: int) -> dict[str, Any]:
-    import jax
 
     arch, config, params, featurizer, strong, weak = build(name)
     score = jax.jit(lambda p, x: arch.win_rate(p, x, strong, weak, config))
@@ -89,12 +88,6 @@ def time_router(name: str, prompts: Sequence[str], batch: int, rounds: int) -> d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_encoder import load_prompts
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--prompts", type=int, default=128, help="prompts per round")

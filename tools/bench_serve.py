@@ -31,7 +31,13 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
+
+from routellm_jax import api
+from routellm_jax.models import registry
+from routellm_jax.serve.testing import FakeUpstream, HashRouter
+from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
 
 
 def _free_port() -> int:
@@ -42,7 +48,7 @@ def _free_port() -> int:
 
 def _load_router(name: str, fake_only: bool):
     """(router, description): the real router when it loads, else the fake one with the reason."""
-    from routellm_jax.serve.testing import HashRouter
+    # Local: the serve layer needs the serve extra.
 
     if name == "synthetic-mf" and not fake_only:
         return _synthetic_mf(), (
@@ -51,8 +57,6 @@ def _load_router(name: str, fake_only: bool):
         )
     if not fake_only:
         try:
-            from routellm_jax import api
-
             router = api.load(name)
             if hasattr(router, "warmup"):
                 router.warmup()
@@ -65,11 +69,6 @@ def _load_router(name: str, fake_only: bool):
 
 def _synthetic_mf():
     """An untrained mf router on the real inference path, for when no zoo entry is available."""
-    import jax
-
-    from routellm_jax import api
-    from routellm_jax.models import registry
-    from routellm_jax.zoo.card import PAPER_STRONG, PAPER_WEAK
 
     arch = registry.get_architecture("mf")
     cfg = arch.make_config(
@@ -84,7 +83,7 @@ def _synthetic_mf():
 
 def _serve_role(args: argparse.Namespace) -> None:
     """Child process: the routing server."""
-    import uvicorn
+    import uvicorn  # local: uvicorn and the server are the serve extra
 
     from routellm_jax.serve.server import ServeSettings, Upstream, create_app
 
@@ -108,7 +107,6 @@ def _serve_role(args: argparse.Namespace) -> None:
 
 def _upstreams_role(args: argparse.Namespace) -> None:
     """Child process: two fake upstreams; prints their base URLs, then waits to be killed."""
-    from routellm_jax.serve.testing import FakeUpstream
 
     strong, weak = FakeUpstream().start(), FakeUpstream().start()
     print(json.dumps({"strong": strong.base_url, "weak": weak.base_url}), flush=True)
@@ -125,7 +123,7 @@ def _spawn(role: str, extra: list[str]) -> subprocess.Popen:
 
 
 async def _load(url: str, model: str, n: int, concurrency: int, endpoint: str = "chat") -> dict:
-    import httpx
+    import httpx  # local: httpx is the serve extra
 
     shards = max(1, min(8, concurrency))  # one httpx pool of many connections is slow
     per = max(1, -(-concurrency // shards))
@@ -181,7 +179,7 @@ async def _load(url: str, model: str, n: int, concurrency: int, endpoint: str = 
 
 def _batch_stats(url: str) -> tuple[float, float]:
     """(sum, count) of the server's router batch-size histogram."""
-    import httpx
+    import httpx  # local: httpx is the serve extra
 
     text = httpx.get(url + "/metrics").text
     total = sum(
@@ -224,7 +222,7 @@ def main() -> int:
         _upstreams_role(args)
         return 0
 
-    import httpx
+    import httpx  # local: httpx is the serve extra
 
     procs = []
     try:

@@ -44,12 +44,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import platform
 import time
+from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+import pandas as pd
 
-from routellm_jax.training.config import DEVICE_BUDGET_MB, STEPS_PER_DISPATCH
+from routellm_jax.data.pipeline import BatchIterator, device_examples
+from routellm_jax.models.encoders.bert import BertConfig, BertModel
+from routellm_jax.models.registry import Architecture, get_architecture
+from routellm_jax.training import sharding
+from routellm_jax.training.config import (
+    DEVICE_BUDGET_MB,
+    STEPS_PER_DISPATCH,
+    default_config,
+    make_optimizer,
+)
+from routellm_jax.training.train import StepRunner, Trainer
 
 # -------------------------------------------------------------------------- data
 
@@ -78,13 +97,6 @@ def bench_mf_jax(
 ) -> dict[str, float]:
     """Our training loop: :class:`StepRunner` over the jitted step and the grain iterator, ``k``
     steps per dispatch; ``device_mb`` > 0 puts the examples on the device (if they fit)."""
-    import jax
-
-    from routellm_jax.data.pipeline import BatchIterator, device_examples
-    from routellm_jax.models.registry import get_architecture
-    from routellm_jax.training import sharding
-    from routellm_jax.training.config import default_config, make_optimizer
-    from routellm_jax.training.train import StepRunner, Trainer
 
     arch = get_architecture("mf")
     n_models = int(max(d["model_a"].max(), d["model_b"].max()) + 1)
@@ -143,7 +155,7 @@ def bench_mf_jax(
 
 
 def _routellm_mf_modules():
-    import torch
+    import torch  # local: RouteLLM's torch loop needs torch (dev extra)
     from torch import nn
     from torch.nn import functional as F
     from torch.utils.data import DataLoader, Dataset
@@ -191,7 +203,7 @@ def _routellm_mf_modules():
 def bench_mf_torch(
     d: dict, batch: int, steps: int, *, dataloader: bool, warmup: int = 20
 ) -> dict[str, float]:
-    import torch
+    import torch  # local: torch (dev extra)
     from torch import nn
 
     PairwiseDataset, MFModel_Train = _routellm_mf_modules()
@@ -278,13 +290,6 @@ class _BenchBertConfig:
 def _bench_bert_arch():
     """A BERT-classifier Architecture over the project's Flax BertModel (the bench's own: the
     same network as the torch reference, independent of the ``bert`` router's featurisation)."""
-    import flax.linen as nn
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    from routellm_jax.models.encoders.bert import BertConfig, BertModel
-    from routellm_jax.models.registry import Architecture
 
     bcfg = BertConfig(**MINILM)
 
@@ -330,12 +335,6 @@ def _bench_bert_arch():
 def real_prompt_lengths(data_dir: str) -> np.ndarray:
     """MiniLM token counts (with [CLS]/[SEP]) of the judge-mix training prompts (AlpacaEval
     instructions + arena-bench-v1), the prompts ``experiments/bert_minilm.py`` trains on."""
-    import json
-    from pathlib import Path
-
-    import pandas as pd
-
-    from routellm_jax.models.registry import get_architecture
 
     root = Path(data_dir)
     prompts = [
@@ -353,10 +352,6 @@ def real_prompt_lengths(data_dir: str) -> np.ndarray:
 def bench_bert_jax(
     d: dict, batch: int, steps: int, warmup: int = 2, buckets: tuple[int, ...] = ()
 ) -> dict[str, float]:
-    from routellm_jax.data.pipeline import BatchIterator
-    from routellm_jax.training import sharding
-    from routellm_jax.training.config import default_config, make_optimizer
-    from routellm_jax.training.train import Trainer
 
     arch, jax = _bench_bert_arch()
     oc = default_config().optimizer
@@ -405,7 +400,7 @@ def bench_bert_torch(
 ) -> dict[str, float]:
     """``dynamic_padding`` cuts each (random) batch to its longest row, as transformers'
     ``DataCollatorWithPadding`` does: the usual way to fine-tune on variable-length text."""
-    import torch
+    import torch  # local: torch + transformers (dev extra)
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
@@ -495,7 +490,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = p.parse_args(argv)
 
-    import torch
+    import torch  # local: torch (dev extra)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -573,8 +568,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     """CPU model, core count and 1/5/15-minute load averages (other jobs change the numbers)."""
-    import os
-    import platform
 
     cpu = platform.processor() or platform.machine()
     try:

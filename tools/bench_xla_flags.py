@@ -4,8 +4,8 @@ alternate the option sets, and the table gives the median time per call for thre
 x 64 tokens, 16 x 64, 64 x 16), the speed-up against no flags, and the largest win-rate difference
 from the no-flag outputs.
 
-    python tools/bench_xla_flags.py                     # every option set, 3 rounds
-    python tools/bench_xla_flags.py --sets default,ynn_off --rounds 2
+    python -m tools.bench_xla_flags                     # every option set, 3 rounds
+    python -m tools.bench_xla_flags --sets default,ynn_off --rounds 2
 
 An option this jaxlib does not know aborts its process; that set is reported as failed.
 """
@@ -21,6 +21,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import routellm_jax
+from tools.bench_infer import load_prompts
+
+ROOT = Path(__file__).resolve().parents[1]  # children run as python -m tools.bench_xla_flags
 
 # name -> (XLA_FLAGS, encoder precision). jaxlib 0.10.2 already runs dots and reductions as YNNPACK
 # fusions by default; the oneDNN and XNN fusion-type options parse but emit nothing on this build.
@@ -48,12 +57,6 @@ SHAPES = ((1, 64), (16, 64), (64, 16))
 
 def child(router_name: str, precision: str, out_path: str) -> None:
     """Compile and time the fused executable for :data:`SHAPES` under this process's XLA_FLAGS."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from bench_infer import load_prompts
-
-    import routellm_jax
 
     router = routellm_jax.load(router_name, precision=precision)
     fused = router.runner
@@ -102,13 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.router, *args.child)
         return 0
-    import numpy as np
 
     names = [n for n in args.sets.split(",") if n]
     unknown = [n for n in names if n not in OPTION_SETS]
     if unknown or "default" not in names:
         parser.error(f"--sets needs 'default' and names from {list(OPTION_SETS)}; bad: {unknown}")
-    print(f"command: python tools/bench_xla_flags.py {' '.join(argv or sys.argv[1:])}")
+    print(f"command: python -m tools.bench_xla_flags {' '.join(argv or sys.argv[1:])}")
     runs: dict[str, list[dict]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -116,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 flags, precision = OPTION_SETS[name]
                 out = Path(tmp) / f"{name}_{r}.json"
                 env = {**os.environ, "XLA_FLAGS": flags}
-                cmd = [sys.executable, __file__, "--router", args.router, "--child", precision]
-                proc = subprocess.run([*cmd, str(out)], env=env, capture_output=True, text=True)
+                cmd = [sys.executable, "-m", "tools.bench_xla_flags", "--router", args.router]
+                cmd += ["--child", precision, str(out)]
+                proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
                 if proc.returncode != 0:
                     print(f"{name} (round {r}): failed: {proc.stderr.strip()[-300:]}")
                     continue
@@ -143,5 +146,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_infer's prompt loader
     sys.exit(main())

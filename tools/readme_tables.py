@@ -11,8 +11,8 @@ The README quotes two kinds of results, and neither is typed in by hand:
 
 Each table lives between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers. Usage::
 
-    python tools/readme_tables.py           # rewrite both READMEs in place
-    python tools/readme_tables.py --check   # exit 1 if either is out of date (a test runs this)
+    python -m tools.readme_tables           # rewrite both READMEs in place
+    python -m tools.readme_tables --check   # exit 1 if either is out of date (a test runs this)
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from experiments.run_grid import (  # PAPER_BEST: the one copy of the paper's numbers
+    PAPER_BEST,
+    seed_means,
+)
+from routellm_jax.zoo import hub
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -76,7 +82,6 @@ def _fmt(x: Any) -> str:
 def zoo_table(manifest_path: Path = MANIFEST) -> str:
     """Markdown table of the zoo: one row per manifest entry, with the APGRs the manifest quotes
     from each entry's card (tests/zoo keeps the two equal)."""
-    from routellm_jax.zoo import hub
 
     manifest = hub.Manifest.load(manifest_path)
     header = "| entry | architecture | size | where | " + " | ".join(
@@ -131,14 +136,11 @@ def _apgr_cells(apgr: Mapping[str, Any]) -> str:
 
 def _table_head(mix_header: str, per: str) -> list[str]:
     """Header, rule and the paper's-best row of an APGR table over :data:`RESULT_COLUMNS`."""
-    sys.path.insert(0, str(ROOT))
-    from experiments.run_grid import PAPER_BEST as paper  # the one copy of the paper's numbers
-
     return [
         f"| router | {mix_header} | " + " | ".join(RESULT_COLUMNS.values()) + " |",
         "|" + "---|" * (2 + len(RESULT_COLUMNS)),
         f"| paper's best (a different router per {per}) | Arena + golden / judge | "
-        + _apgr_cells(paper),
+        + _apgr_cells(PAPER_BEST),
     ]
 
 
@@ -152,9 +154,6 @@ def _default_row(dev_path: Path = DEV_GRID_RESULTS) -> Mapping[str, Any]:
 
 def _dev_grid_means(dev_path: Path = DEV_GRID_RESULTS) -> list[Mapping[str, Any]]:
     """The trained candidates of the dev grid, each the mean over its seeds."""
-    sys.path.insert(0, str(ROOT))
-    from experiments.run_grid import seed_means
-
     rows = json.loads(dev_path.read_text())["rows"]
     return [r for r in seed_means(rows) if r["config"]]
 
@@ -228,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             path.write_text(updated)
     for path in stale:
-        print(f"{path} is out of date: run python tools/readme_tables.py", file=sys.stderr)
+        print(f"{path} is out of date: run python -m tools.readme_tables", file=sys.stderr)
     return 1 if stale else 0
 
 

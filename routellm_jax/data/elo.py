@@ -145,7 +145,14 @@ def bootstrap_elo(
     requested quantiles (columns ``q0.025`` ...), sorted by the median when present.
 
     Example:
-        >>> bootstrap_elo(table, n_rounds=50, seed=1)  # doctest: +SKIP
+        >>> from routellm_jax.data.records import Comparison
+        >>> t = ComparisonTable.from_records(
+        ...     [Comparison("q", "a", "b", "a")] * 30 + [Comparison("q", "a", "b", "b")] * 10)
+        >>> ratings = bootstrap_elo(t, n_rounds=50, seed=1)
+        >>> ratings.index.tolist(), ratings.columns.tolist()
+        (['a', 'b'], ['q0.025', 'q0.5', 'q0.975'])
+        >>> bool((ratings["q0.025"] <= ratings["q0.975"]).all())
+        True
     """
     models, _ = win_matrix(table)
     rng = np.random.default_rng(seed)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from routellm_jax import paths
 from routellm_jax.data.hashing import prompt_id
+from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_prompts
+from routellm_jax.data.sources.fastchat import read_score_matrix
 
 ALPACA_PROMPTS = Path("derived/alpaca_eval_prompts.jsonl")
 ARENA_MATRIX = Path("derived/arena_bench_v1_score_matrix.csv")
@@ -64,14 +66,7 @@ def read_split(path: str | os.PathLike[str]) -> dict[str, frozenset[str]]:
 
 
 def judge_prompts(root: Path) -> dict[str, list[str]]:
-    """The distinct prompts of the two judge sets: ``{"alpaca_eval": [...], "arena_bench_v1": [...]}``.
-
-    Example:
-        >>> sorted(judge_prompts(data_dir()))  # doctest: +SKIP
-        ['alpaca_eval', 'arena_bench_v1']
-    """
-    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_prompts
-    from routellm_jax.data.sources.fastchat import read_score_matrix
+    """The distinct prompts of the two judge sets: ``{"alpaca_eval": [...], "arena_bench_v1": [...]}``."""
 
     alpaca = read_alpaca_eval_prompts(Path(root) / ALPACA_PROMPTS)
     arena = read_score_matrix(Path(root) / ARENA_MATRIX, skip_bad_rows=True)
@@ -82,11 +77,7 @@ def judge_prompts(root: Path) -> dict[str, list[str]]:
 
 
 def heldout_prompts(root: Path, split: Mapping[str, frozenset[str]]) -> dict[str, list[str]]:
-    """The held-out prompt texts of each judge set (keyed like the split: ``alpaca_eval``...).
-
-    Example:
-        >>> heldout_prompts(data_dir(), read_split(SPLIT))  # doctest: +SKIP
-    """
+    """The held-out prompt texts of each judge set (keyed like the split: ``alpaca_eval``...)."""
     return {
         name: [p for p in ps if prompt_id(p) in split.get(name, ())]
         for name, ps in judge_prompts(root).items()
@@ -97,10 +88,6 @@ def heldout_eval_sets(root: Path, path: str | os.PathLike[str]) -> dict[str, lis
     """The held-out prompts as evaluation sets for decontamination: ``alpaca_heldout``,
     ``arena_heldout``. A split id that matches no prompt of the data is an error (the split and
     the data disagree, so the exclusion could silently miss prompts).
-
-    Example:
-        >>> sorted(heldout_eval_sets(data_dir(), "experiments/judge_heldout_split.txt"))  # doctest: +SKIP
-        ['alpaca_heldout', 'arena_heldout']
     """
     split = read_split(path)
     unknown = sorted(set(split) - set(HELDOUT_SET_NAMES))

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 BUILTIN_TABLE_PATH = Path(__file__).resolve().parent.parent / "resources" / "model_table.json"
 ENV_USER_TABLE = "ROUTELLM_JAX_MODEL_TABLE"
@@ -173,8 +174,13 @@ class ModelTable:
         """Read a JSON table file; by default merged over the built-in table.
 
         Example:
-            >>> ModelTable.load("my_models.json").canonical("my-alias")  # doctest: +SKIP
-            'my-model'
+            >>> import tempfile
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     path = Path(tmp) / "my_models.json"
+            ...     _ = path.write_text('{"my-model": ["my-alias"]}')
+            ...     table = ModelTable.load(path)
+            >>> table.canonical("my-alias"), table.canonical("Mixtral-8x7B-Instruct-v0.1")
+            ('my-model', 'mixtral-8x7b-instruct-v0.1')
         """
         path = Path(path)
         try:
@@ -432,11 +438,15 @@ def scan_data_model_names(root: str | os.PathLike[str]) -> dict[str, set[str]]:
     again when the data folder changes and add what :meth:`ModelTable.unknown` reports.
 
     Example:
-        >>> names = scan_data_model_names("../shared/data")  # doctest: +SKIP
-        >>> ModelTable.builtin().unknown(names)  # doctest: +SKIP
-        []
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     (Path(root) / "derived").mkdir()
+        ...     _ = (Path(root) / "derived" / "alpaca_eval_pairwise_labels.csv").write_text(
+        ...         "generator_1,generator_2\\ngpt4_1106_preview,my-new-model\\n")
+        ...     names = scan_data_model_names(root)
+        >>> sorted(names), ModelTable.builtin().unknown(names)
+        (['gpt4_1106_preview', 'my-new-model'], ['my-new-model'])
     """
-    import pandas as pd
 
     root = Path(root)
     found: dict[str, set[str]] = {}

@@ -259,7 +259,7 @@ def index_dataset(
         >>> next(iter(index_dataset(10, 4, shuffle=False))).tolist()
         [0, 1, 2, 3]
     """
-    import grain
+    import grain  # local: grain loads slowly, and only the training input path needs it
 
     if global_batch_size % process_count:
         raise ValueError(

@@ -121,7 +121,10 @@ def prepare_data(data_cfg: Any, *, embed_fn: EmbedFn | None = None) -> PreparedD
     """Load or build a run's data (:func:`load_training_data`) and fix its model table.
 
     Example:
-        >>> prepared = prepare_data({"records": "runs/mix1"})  # doctest: +SKIP
+        >>> import tempfile
+        >>> folder = save_training_data(TrainingData.of(), tempfile.mkdtemp())
+        >>> prepare_data({"records": str(folder)}).models
+        ()
     """
     data, card = load_training_data(data_cfg, embed_fn=embed_fn)
     return PreparedData(data, card, model_table(data))

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from routellm_jax.paths import location, write_whole
 
@@ -261,8 +263,6 @@ class OutcomeTable:
 
 
 def _save_parquet(table: ComparisonTable | OutcomeTable, path: str | os.PathLike[str]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = location(path)  # a local file or an object-store URL, written the same way
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,7 +276,6 @@ def _save_parquet(table: ComparisonTable | OutcomeTable, path: str | os.PathLike
 
 
 def _load_parquet(path: str | os.PathLike[str], columns: list[str]) -> dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
 
     try:
         with location(path).open("rb") as f:  # a local file or an object-store URL

@@ -12,19 +12,24 @@ The source is a folder of ``comparisons.parquet`` / ``outcomes.parquet`` (what
 builder's ``records_dir`` (local or ``gs://``). TensorFlow and ``tensorflow_datasets`` are the
 ``tfds`` extra and are imported only when a builder is made.
 
-Example:
-    >>> builder = build_records_dataset("runs/mix1", "gs://bucket/tfds")  # doctest: +SKIP
-    >>> data = read_training_data("gs://bucket/tfds", version="1.0.0")  # doctest: +SKIP
+Usage (not a doctest: the ``tfds`` extra is optional and CI does not install it;
+``tests/data/test_pipeline_tfds.py`` runs the round trip where it is installed)::
+
+    build_records_dataset("runs/mix1", "gs://bucket/tfds")
+    data = read_training_data("gs://bucket/tfds", version="1.0.0")
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 
 NAME = "routellm_records"
 VERSION = "1.0.0"
@@ -36,7 +41,7 @@ OUTCOME_FIELDS = ("prompt", "model", "score", "source", "kind")
 
 def _require_tfds() -> Any:
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # local: the optional (and heavy) tfds extra
     except ImportError as err:  # the optional extra
         raise ImportError(
             "the TFDS builder needs the 'tfds' extra: pip install 'routellm-jax[tfds]' "
@@ -49,9 +54,8 @@ def _require_tfds() -> Any:
 def make_builder_class() -> type:
     """The ``tfds.core.GeneratorBasedBuilder`` subclass (created lazily: TensorFlow is optional).
 
-    Example:
-        >>> Builder = make_builder_class()  # doctest: +SKIP
-        >>> Builder(config="comparisons", records_dir="runs/mix1", data_dir="/tmp/tfds")  # doctest: +SKIP
+    Its configs are ``comparisons`` and ``outcomes``; ``records_dir`` is a builder argument:
+    ``make_builder_class()(config="comparisons", records_dir="runs/mix1", data_dir="tfds")``.
     """
     tfds = _require_tfds()
 
@@ -110,12 +114,10 @@ def make_builder_class() -> type:
 
 
 def _load_table(path: str, kind: str) -> Any:
-    from routellm_jax.data.records import ComparisonTable, OutcomeTable
 
     if path.startswith("gs://"):
-        # Parquet over GCS through etils' epath (installed with the core deps).
-        import tempfile
-
+        # Parquet over GCS through etils' epath (installed with the core deps; a local import
+        # because epath loads slowly and local folders do not need it).
         from etils import epath
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -140,11 +142,7 @@ def build_records_dataset(
     data_dir: str | os.PathLike[str],
     configs: tuple[str, ...] = ("comparisons", "outcomes"),
 ) -> list[Any]:
-    """Build the dataset(s) as ArrayRecord under ``data_dir``; returns the builders.
-
-    Example:
-        >>> build_records_dataset("runs/mix1", "/tmp/tfds")  # doctest: +SKIP
-    """
+    """Build the dataset(s) as ArrayRecord under ``data_dir``; returns the builders."""
     tfds = _require_tfds()
     builder_cls = make_builder_class()
     builders = []
@@ -166,15 +164,10 @@ def build_records_dataset(
 
 
 def read_training_data(data_dir: str | os.PathLike[str], version: str = VERSION) -> Any:
-    """Read the built dataset back into a :class:`TrainingData` with grain (no TensorFlow).
-
-    Example:
-        >>> data = read_training_data("/tmp/tfds")  # doctest: +SKIP
-    """
+    """Read the built dataset back into a :class:`TrainingData` with grain (no TensorFlow)."""
+    # Local: grain and etils' epath load slowly; only reading a built dataset needs them.
     import grain
     from etils import epath
-
-    from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 
     tfds = _require_tfds()  # only for decoding the serialized tf.train.Example features
     builder_cls = make_builder_class()

@@ -22,8 +22,23 @@ import math
 import sys
 import warnings
 
+import numpy as np
+
+import routellm_jax
 from routellm_jax.cli import UsageError, error_text, nonnegative_float, positive_int, writable_dir
-from routellm_jax.eval.baselines import BASELINES
+from routellm_jax.eval import dev_suite as D
+from routellm_jax.eval import evaluate as E
+from routellm_jax.eval.baselines import (
+    BASELINES,
+    baseline_win_rates,
+    oracle_win_rates,
+    prompt_length_router,
+    random_router,
+)
+from routellm_jax.eval.benchmarks import DroppedScoresWarning, load_benchmark
+from routellm_jax.eval.cost import DEFAULT_PRICES, cost_model, parse_price
+from routellm_jax.eval.plots import results_json, results_markdown, write_results
+from routellm_jax.paths import DataDirNotFound
 
 _ROUTER_HELP = (
     "a baseline (random: seeded uniform win rates; oracle: from the benchmark's labels, reported as "
@@ -109,7 +124,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cost_model(args: argparse.Namespace, strong: str, weak: str):
-    from routellm_jax.eval.cost import DEFAULT_PRICES, cost_model, parse_price
 
     prices = dict(DEFAULT_PRICES)
     for spec in args.price:
@@ -128,9 +142,6 @@ def _cost_model(args: argparse.Namespace, strong: str, weak: str):
 def _zoo_win_rates(name: str, prompts: list[str], strong: str, weak: str):
     """Win rates of a zoo entry / checkpoint for the benchmark's pair when the router knows both
     models, else for the router's own default pair (said on stderr)."""
-    import numpy as np
-
-    import routellm_jax
 
     router = routellm_jax.load(name)
     models = set(getattr(router, "models", ()) or ())
@@ -150,11 +161,6 @@ def run(args: argparse.Namespace) -> int:
     :class:`~routellm_jax.cli.UsageError`, which ``routellm-jax`` prints as one line with exit
     code 2; a reader's warnings (nan/inf scores dropped) are printed as one line each.
     """
-    from routellm_jax.eval import evaluate as E
-    from routellm_jax.eval.baselines import baseline_win_rates
-    from routellm_jax.eval.benchmarks import DroppedScoresWarning, load_benchmark
-    from routellm_jax.eval.plots import results_json, results_markdown, write_results
-    from routellm_jax.paths import DataDirNotFound
 
     if bool(args.benchmark) == bool(args.dev_suite):
         raise UsageError("give either --benchmark or --dev-suite")
@@ -233,11 +239,6 @@ def run(args: argparse.Namespace) -> int:
 def run_dev_suite(args: argparse.Namespace) -> int:
     """``--dev-suite``: the router's per-group APGR and strong share beside prompt length and the
     oracle (and random, when the router is not random); returns the exit code."""
-    import numpy as np
-
-    from routellm_jax.eval import dev_suite as D
-    from routellm_jax.eval.baselines import oracle_win_rates, prompt_length_router, random_router
-    from routellm_jax.paths import DataDirNotFound
 
     try:
         suite = D.build_dev_suite(args.data_dir)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from routellm_jax.data.model_names import UnknownModelError, default_table
 from routellm_jax.eval.metrics import RouterMetrics
 
 
@@ -113,7 +114,6 @@ class CostModel:
 def _lookup_price(name: str, table: Mapping[str, ModelPrice]) -> ModelPrice | None:
     if name in table:
         return table[name]
-    from routellm_jax.data.model_names import UnknownModelError, default_table
 
     models = default_table()
     try:

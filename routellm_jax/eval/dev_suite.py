@@ -48,8 +48,13 @@ from routellm_jax.data.hashing import hash_fraction
 from routellm_jax.data.judge_split import prompt_id as judge_prompt_id
 from routellm_jax.data.judge_split import read_split
 from routellm_jax.data.records import OutcomeTable
-from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL
+from routellm_jax.data.sources.correctness import read_routerbench_csv, read_scores_json
+from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL, evals_dir, read_mmlu
 from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes
+from routellm_jax.eval.evaluate import evaluate_win_rates
+from routellm_jax.eval.golden import golden_split_ids, prompt_id
+from routellm_jax.eval.judge_heldout import judge_heldout_benchmarks
+from routellm_jax.paths import data_dir as resolve_data_dir
 
 TASK_GROUPS = ("code", "math", "reasoning", "open_ended", "knowledge")
 # Where the strong model's advantage lies; their strong shares must exceed the open-ended one.
@@ -122,7 +127,6 @@ def _concat(name: str, parts: Sequence[Benchmark], **metadata) -> Benchmark:
 def _routerbench_group(
     root: Path, files: Sequence[str], fraction: float, name: str, exclude: frozenset[str]
 ) -> Benchmark:
-    from routellm_jax.data.sources.correctness import read_routerbench_csv
 
     parts = []
     for f in files:
@@ -148,7 +152,6 @@ def training_correctness_prompts(
     train (all rows) and RouterBench train (all rows, or with ``routerbench_cut_only`` only those in
     the mixes' cut). The groups drop these, so that a prompt repeated in another training file
     (LLMRouter grades MBPP too) is no dev prompt."""
-    from routellm_jax.data.sources.correctness import read_routerbench_csv, read_scores_json
 
     texts: set[str] = set()
     for f in sorted((root / ROUTERBENCH_DIR).glob("*_train.csv")):
@@ -213,17 +216,7 @@ def _rescaled(bench: Benchmark, lo: float, hi: float) -> Benchmark:
 def build_dev_suite(
     data_dir: str | os.PathLike[str] | None = None, split_file: str = SPLIT_FILE
 ) -> dict[str, Benchmark]:
-    """The five task-type groups (:data:`TASK_GROUPS`), each a :class:`Benchmark` of the pair.
-
-    Example:
-        >>> sorted(build_dev_suite())  # doctest: +SKIP
-        ['code', 'knowledge', 'math', 'open_ended', 'reasoning']
-    """
-    from routellm_jax.data.sources.correctness import read_scores_json
-    from routellm_jax.data.sources.routellm_evals import evals_dir, read_mmlu
-    from routellm_jax.eval.golden import golden_split_ids, prompt_id
-    from routellm_jax.eval.judge_heldout import judge_heldout_benchmarks
-    from routellm_jax.paths import data_dir as resolve_data_dir
+    """The five task-type groups (:data:`TASK_GROUPS`), each a :class:`Benchmark` of the pair."""
 
     root = resolve_data_dir(data_dir)
     suite: dict[str, Benchmark] = {}
@@ -343,7 +336,6 @@ def score_dev_suite(
         >>> score_dev_suite({"t": b}, {"t": np.array([0.9, 0.1])}).strong_share["t"]
         0.5
     """
-    from routellm_jax.eval.evaluate import evaluate_win_rates
 
     apgr = {}
     for g, bench in suite.items():
@@ -410,7 +402,7 @@ def plot_strong_share(
     rows: Sequence[DevScores], path: str | os.PathLike[str], title: str | None = None
 ) -> Path:
     """Grouped bars: strong share per task type at 50% overall, one bar per router."""
-    import matplotlib
+    import matplotlib  # local: matplotlib loads slowly, and only plotting needs it
 
     matplotlib.use("Agg")  # headless: never needs a display
     import matplotlib.pyplot as plt

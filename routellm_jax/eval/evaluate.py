@@ -26,9 +26,12 @@ class RouterResult:
     """One router's evaluation.
 
     Example:
-        >>> r = evaluate_random_expected(toy_benchmark())  # doctest: +SKIP
-        >>> r.metrics.apgr_trapezoid  # doctest: +SKIP
-        0.5
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")  # only "prove it" needs the strong model
+        >>> r = evaluate_random_expected(bench)
+        >>> r.name, round(r.metrics.apgr_trapezoid, 6)
+        ('random (expected)', 0.5)
     """
 
     name: str
@@ -67,8 +70,12 @@ def evaluate_win_rates(
     """Score a router from its win rates on ``benchmark.prompts`` (quantile-threshold curve).
 
     Example:
-        >>> from routellm_jax.eval.metrics import random_win_rates
-        >>> r = evaluate_win_rates(bench, random_win_rates(len(bench), 0))  # doctest: +SKIP
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")  # only "prove it" needs the strong model
+        >>> r = evaluate_win_rates(bench, np.array([0.1, 0.9, 0.2, 0.3]))  # "prove it" ranked first
+        >>> r.metrics.apgr_trapezoid, r.metrics.cpt[0.5]
+        (0.875, 0.125)
     """
     win_rates = np.asarray(win_rates, dtype=np.float64)
     if win_rates.shape != (len(benchmark),):
@@ -94,7 +101,12 @@ def evaluate_router(
 
     Example:
         >>> from routellm_jax.eval.baselines import prompt_length_router
-        >>> r = evaluate_router(bench, prompt_length_router, name="len")  # doctest: +SKIP
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")  # only "prove it" needs the strong model
+        >>> r = evaluate_router(bench, prompt_length_router, name="len")  # longest prompt first
+        >>> r.name, r.metrics.apgr_trapezoid
+        ('len', 0.875)
     """
     win_rates = router(list(benchmark.prompts))
     return evaluate_win_rates(
@@ -119,8 +131,11 @@ def evaluate_oracle(
     reference's MMLU/GSM8K ``weak + min(c * n, #strong-only-correct)``.
 
     Example:
-        >>> evaluate_oracle(mmlu_benchmark()).metrics.apgr_trapezoid  # doctest: +SKIP
-        1.2896...
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")  # only "prove it" needs the strong model
+        >>> round(evaluate_oracle(bench).metrics.apgr_trapezoid, 2)
+        0.87
     """
     if budget_rounding == "auto":
         budget_rounding = "floor" if benchmark.name == "mt-bench" else "interpolate"
@@ -142,7 +157,10 @@ def evaluate_random_expected(
     """The random router's expected (analytic) curve: PGR(c) = c.
 
     Example:
-        >>> evaluate_random_expected(bench).metrics.cpt[0.5]  # doctest: +SKIP
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")  # only "prove it" needs the strong model
+        >>> evaluate_random_expected(bench).metrics.cpt[0.5]
         0.5
     """
     curve = M.random_expected_curve(
@@ -162,8 +180,12 @@ def evaluate_random_seeds(
     metric, with standard deviations in ``notes``.
 
     Example:
-        >>> r = evaluate_random_seeds(bench, range(5))  # doctest: +SKIP
-        >>> r.notes["apgr_trapezoid_std"]  # doctest: +SKIP
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")  # only "prove it" needs the strong model
+        >>> r = evaluate_random_seeds(bench, range(5))
+        >>> r.notes["seeds"], round(r.notes["apgr_trapezoid_std"], 3)
+        ([0, 1, 2, 3, 4], 0.187)
     """
     seeds = list(seeds)
     if not seeds:
@@ -218,7 +240,10 @@ def reference_results(
     """The rows every report shows: random (expected), random (mean over seeds), oracle.
 
     Example:
-        >>> [r.name for r in reference_results(bench, random_seeds=range(2))]  # doctest: +SKIP
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")  # only "prove it" needs the strong model
+        >>> [r.name for r in reference_results(bench, random_seeds=range(2))]
         ['random (expected)', 'random (mean of 2 seeds)', 'oracle']
     """
     return [

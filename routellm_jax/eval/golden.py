@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from routellm_jax.data.hashing import prompt_id
+from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, evals_dir, read_mmlu
 
 GOLDEN_SEED = "routellm-jax/mmlu-golden-split/v1"
 GOLDEN_SIZE = 1500
@@ -57,12 +58,7 @@ def compute_golden_split(
 def golden_file_text(data_dir: str | os.PathLike[str] | None = None) -> str:
     """The golden-split file's text computed from the data (the decontaminated MMLU rows); what
     ``tools/make_golden_split.py`` writes.
-
-    Example:
-        >>> golden_file_text() == golden_split_path().read_text()  # doctest: +SKIP
-        True
     """
-    from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, evals_dir, read_mmlu
 
     table = read_mmlu(evals_dir(data_dir), decontaminate=True)
     prompts = table.prompt[table.model == STRONG_MODEL].tolist()  # one entry per MMLU row

@@ -22,6 +22,8 @@ import numpy as np
 from routellm_jax.data.hashing import prompt_id
 from routellm_jax.data.labels import pair_preference_sums
 from routellm_jax.data.records import OutcomeTable
+from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
+from routellm_jax.data.sources.fastchat import read_score_matrix
 from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL
 from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes
 
@@ -36,7 +38,6 @@ def alpaca_pair_outcomes(root: Path, strong: str, weak: str) -> OutcomeTable:
     """AlpacaEval battles of one pair -> outcomes: per prompt, the strong model's preference share
     (weighted wins, ties half; mean over annotators) and the weak model's ``1 -`` that.
     """
-    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
 
     c = read_alpaca_eval_pairwise(root / ALPACA_CSV, skip_bad_rows=True)
     acc = pair_preference_sums(c, strong, weak)
@@ -68,7 +69,6 @@ def keep_ids(table: OutcomeTable, ids: frozenset[str]) -> OutcomeTable:
 
 def heldout_arena(root: Path, split: Mapping[str, frozenset[str]]) -> OutcomeTable:
     """Every model's arena-bench-v1 grades on the held-out arena prompts."""
-    from routellm_jax.data.sources.fastchat import read_score_matrix
 
     table = read_score_matrix(root / ARENA_MATRIX, skip_bad_rows=True)
     return keep_ids(table, split["arena_bench_v1"])

@@ -24,9 +24,19 @@ def plot_curves(
     ``results``, e.g. from ``reference_results``).
 
     Example:
-        >>> plot_curves(bench, results, "out/mmlu.png")  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from routellm_jax.eval.evaluate import reference_results
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")
+        >>> results = reference_results(bench, random_seeds=range(2))
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     png = plot_curves(bench, results, Path(tmp) / "toy.png")
+        ...     png.name, png.stat().st_size > 0
+        ('toy.png', True)
     """
-    import matplotlib
+    import matplotlib  # local: matplotlib loads slowly, and only plotting needs it
 
     matplotlib.use("Agg")  # headless: never needs a display
     import matplotlib.pyplot as plt
@@ -82,7 +92,20 @@ def results_markdown(benchmark: Benchmark, results: Sequence[RouterResult]) -> s
     """The results table in markdown: one row per router with every metric.
 
     Example:
-        >>> print(results_markdown(bench, results))  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from routellm_jax.eval.evaluate import reference_results
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")
+        >>> results = reference_results(bench, random_seeds=range(2))
+        >>> print(results_markdown(bench, results))
+        ## toy: 4 prompts
+        ...
+        | router | APGR | APGR capped | APGR 10pt | ...
+        |---|---:|...
+        | random (expected) | 0.5000 | 0.5000 | 0.5500 | ...
+        | random (mean of 2 seeds) | 0.7500 | ...
+        | oracle | 0.8700 | ...
     """
     s = benchmark.summary()
     scale = 100.0 if benchmark.kind == "correct" else 1.0
@@ -142,7 +165,15 @@ def results_json(benchmark: Benchmark, results: Sequence[RouterResult]) -> dict:
     metrics, curve and cost).
 
     Example:
-        >>> json.dumps(results_json(bench, results))  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from routellm_jax.eval.evaluate import reference_results
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")
+        >>> results = reference_results(bench, random_seeds=range(2))
+        >>> data = json.loads(json.dumps(results_json(bench, results)))
+        >>> data["benchmark"]["name"], [r["name"] for r in data["results"]]
+        ('toy', ['random (expected)', 'random (mean of 2 seeds)', 'oracle'])
     """
     return {"benchmark": benchmark.summary(), "results": [r.to_dict() for r in results]}
 
@@ -157,8 +188,17 @@ def write_results(
     """Write ``<stem>.png``, ``<stem>.json`` and ``<stem>.md`` into ``out_dir``.
 
     Example:
-        >>> write_results("out", bench, results)  # doctest: +SKIP
-        {'png': PosixPath('out/mmlu.png'), ...}
+        >>> import numpy as np
+        >>> from routellm_jax.eval.evaluate import reference_results
+        >>> bench = Benchmark("toy", np.array(["hi", "prove it", "2+2?", "a poem"], dtype=object),
+        ...                   np.array([1.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0]),
+        ...                   "gpt-4", "mixtral")
+        >>> results = reference_results(bench, random_seeds=range(2))
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     written = write_results(tmp, bench, results)
+        ...     {kind: path.name for kind, path in written.items()}
+        {'png': 'toy.png', 'json': 'toy.json', 'md': 'toy.md'}
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

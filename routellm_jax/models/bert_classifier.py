@@ -14,9 +14,22 @@ Routing score, as the released checkpoint's router computes it::
 The router is pair-specific: ``strong``/``weak`` at inference are ignored, the pair is fixed by
 ``strong_models``/``weak_models`` at training time.
 
-Example:
-    >>> arch = get_architecture("bert")  # doctest: +SKIP
-    >>> cfg = arch.make_config(pretrained=True)  # all-MiniLM-L6-v2, fetched and verified  # doctest: +SKIP
+Example (a tiny random encoder fed token ids directly; ``pretrained=True``, the default, loads
+all-MiniLM-L6-v2, fetched and hash-verified, and its tokenizer makes the ids from text):
+    >>> from routellm_jax.models.registry import get_architecture
+    >>> arch = get_architecture("bert")
+    >>> tiny = dict(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+    ...             intermediate_size=64, max_position_embeddings=16)
+    >>> cfg = arch.make_config(pretrained=False, encoder_config=tiny, max_length=16)
+    >>> params = arch.init(jax.random.key(0), cfg)
+    >>> sorted(params), params["classifier"]["kernel"].shape  # hidden_size x 3 labels
+    (['bert', 'classifier'], (32, 3))
+    >>> inputs = {"input_ids": np.array([[1, 7, 9, 2]], np.int32),
+    ...           "attention_mask": np.ones((1, 4), np.int32)}
+    >>> route = jax.jit(win_rate, static_argnums=(2, 3, 4))  # one compiled call, as inference runs
+    >>> p_strong = route(params, inputs, 0, 1, cfg)  # = 1 - P(tie) - P(weak wins)
+    >>> p_strong.shape, bool(0.0 < float(p_strong[0]) < 1.0)
+    ((1,), True)
 """
 
 from __future__ import annotations
@@ -42,6 +55,16 @@ from routellm_jax.models.encoders.bert import (
     mean_pool,
 )
 from routellm_jax.models.encoders.embedder import BatchTokenizer
+from routellm_jax.models.encoders.fetch import fetch_encoder
+from routellm_jax.models.encoders.hf_import import (
+    CheckpointError,
+    assign_strict,
+    bert_key_converter,
+    load_bert,
+    read_safetensors,
+    safetensors_files,
+)
+from routellm_jax.models.featurizers import pair_battles
 from routellm_jax.models.registry import Architecture
 
 Params = Any
@@ -101,16 +124,10 @@ class BertClassifierConfig:
 
 
 def encoder_folder(config: BertClassifierConfig) -> Path:
-    """The encoder's local folder: ``config.encoder`` if it is a folder, else fetched (verified).
-
-    Example:
-        >>> encoder_folder(BertClassifierConfig()).name  # doctest: +SKIP
-        'all-MiniLM-L6-v2@1110a243fdf4706b3f48f1d95db1a4f5529b4d41'
-    """
+    """The encoder's local folder: ``config.encoder`` if it is a folder, else fetched (verified)."""
     path = Path(config.encoder)
     if path.is_dir():
         return path
-    from routellm_jax.models.encoders.fetch import fetch_encoder
 
     return fetch_encoder(config.encoder)
 
@@ -170,10 +187,7 @@ def init(rng: jax.Array, config: BertClassifierConfig) -> Params:
     """Fresh parameters ``{"bert": ..., "classifier": ...}``: the pretrained encoder (fetched and
     hash-verified) when ``config.pretrained``, random otherwise; the head is always random.
 
-    Example:
-        >>> params = init(jax.random.key(0), BertClassifierConfig())  # doctest: +SKIP
-        >>> params["classifier"]["kernel"].shape
-        (384, 3)
+    Example: see this module's docstring (``arch.init`` is this function).
     """
     module = _module(config, _encoder_shape(config))
     ids = jnp.zeros((1, 8), jnp.int32)
@@ -183,7 +197,6 @@ def init(rng: jax.Array, config: BertClassifierConfig) -> Params:
 
     if not config.pretrained:
         return jax.tree_util.tree_map(np.asarray, jax.jit(init_fn)(rng))
-    from routellm_jax.models.encoders.hf_import import load_bert
 
     # Only the head is random: build it directly instead of initialising 22M encoder weights.
     shapes = jax.eval_shape(init_fn, rng)
@@ -217,17 +230,7 @@ def load_hf_classifier(
     """Parameters from a Hugging Face ``BertForSequenceClassification`` folder (safetensors),
     strictly (every tensor used, shapes checked). ``label_order[i]`` is our label for the
     checkpoint's output ``i``; the head's columns are permuted into our order.
-
-    Example:
-        >>> params = load_hf_classifier("my-bert-router", cfg)  # doctest: +SKIP
     """
-    from routellm_jax.models.encoders.hf_import import (
-        CheckpointError,
-        assign_strict,
-        bert_key_converter,
-        read_safetensors,
-        safetensors_files,
-    )
 
     if sorted(label_order) != [0, 1, 2]:
         raise ValueError(f"label_order must be a permutation of (0, 1, 2), got {label_order}")
@@ -253,12 +256,7 @@ def load_hf_classifier(
 
 
 def make_featurizer(config: BertClassifierConfig) -> BatchTokenizer:
-    """The encoder's fast tokenizer, truncating at ``config.max_length``.
-
-    Example:
-        >>> make_featurizer(BertClassifierConfig())(["hi"], 8)[0].shape  # doctest: +SKIP
-        (1, 8)
-    """
+    """The encoder's fast tokenizer, truncating at ``config.max_length``."""
     return BatchTokenizer.from_folder(encoder_folder(config), config.max_length)
 
 
@@ -276,13 +274,7 @@ def examples_from_records(
     ``label [n]`` int32 (LABEL_STRONG / LABEL_WEAK / LABEL_TIE), ``weight [n]`` float32.
     Per-model outcomes count too when ``config.use_outcomes`` (only the strong x weak pairs are
     formed, see ``featurizers.pair_battles``).
-
-    Example:
-        >>> ex = examples_from_records(TrainingData.of(comparisons=t), tok, cfg)  # doctest: +SKIP
-        >>> ex["input_ids"].shape
-        (12, 256)
     """
-    from routellm_jax.models.featurizers import pair_battles
 
     table, labels = pair_battles(
         data, config.use_outcomes, config.strong_models, config.weak_models
@@ -302,10 +294,6 @@ def prompt_inputs(
 ) -> dict[str, np.ndarray]:
     """``input_ids``/``attention_mask [n, L]``: L = the longest prompt rounded up to a multiple of
     16, at most ``max_length`` (inference cuts length-sorted chunks of them to its length buckets).
-
-    Example:
-        >>> prompt_inputs(["What is 2+2?"], tok, cfg)["input_ids"].shape  # doctest: +SKIP
-        (1, 16)
     """
     rows = _tokenize_unique(list(prompts), featurizer)
     longest = max((len(r) for r in rows), default=1)
@@ -321,12 +309,7 @@ def logits(
     *,
     rng: jax.Array | None = None,
 ) -> jax.Array:
-    """``[batch, 3]`` float32 logits; dropout is on when an ``rng`` is given (training).
-
-    Example:
-        >>> logits(params, prompt_inputs(["hi"], tok, cfg), cfg).shape  # doctest: +SKIP
-        (1, 3)
-    """
+    """``[batch, 3]`` float32 logits; dropout is on when an ``rng`` is given (training)."""
     module = _module(config, _encoder_shape(config))
     ids = jnp.asarray(inputs["input_ids"], jnp.int32)
     mask = jnp.asarray(inputs["attention_mask"], jnp.int32)
@@ -348,12 +331,7 @@ def _encoder_shape(config: BertClassifierConfig) -> BertConfig:
 
 
 def label_probs(params: Params, inputs: dict[str, Any], config: BertClassifierConfig) -> jax.Array:
-    """``[batch, 3]`` softmax, columns indexed by LABEL_STRONG / LABEL_WEAK / LABEL_TIE.
-
-    Example:
-        >>> label_probs(params, inputs, cfg).sum(-1)  # doctest: +SKIP
-        Array([1.], dtype=float32)
-    """
+    """``[batch, 3]`` softmax, columns indexed by LABEL_STRONG / LABEL_WEAK / LABEL_TIE."""
     return jax.nn.softmax(logits(params, inputs, config), axis=-1)
 
 
@@ -362,10 +340,6 @@ def win_rate(
 ) -> jax.Array:
     """P(strong beats weak) ``[batch]`` = 1 - P(tie) - P(weak wins), as the released checkpoint;
     ``strong``/``weak`` are ignored (the pair is fixed by training).
-
-    Example:
-        >>> win_rate(params, prompt_inputs(["hi"], tok, cfg), 0, 1, cfg)  # doctest: +SKIP
-        Array([0.52], dtype=float32)
     """
     del strong, weak
     probs = label_probs(params, inputs, config)
@@ -375,12 +349,7 @@ def win_rate(
 def loss(
     params: Params, batch: dict[str, Any], rng: jax.Array, config: BertClassifierConfig
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Weighted cross-entropy over the 3 labels, dropout on (driven by ``rng``).
-
-    Example:
-        >>> loss(params, batch, jax.random.key(0), cfg)[0].shape  # doctest: +SKIP
-        ()
-    """
+    """Weighted cross-entropy over the 3 labels, dropout on (driven by ``rng``)."""
     out = logits(params, batch, config, rng=rng)  # [b, 3]
     labels = jnp.asarray(batch["label"], jnp.int32)
     weight = jnp.asarray(batch.get("weight", jnp.ones(labels.shape)), jnp.float32)

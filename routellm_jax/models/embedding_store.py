@@ -100,9 +100,6 @@ def embedding_store(featurizer: Any) -> Path | None:
 def save_store(featurizer: Any, store: Path) -> None:
     """Write the featurizer's cached encoder vectors to ``store``, keeping prompts another
     process added meanwhile; atomic (a crash leaves the previous file).
-
-    Example:
-        >>> save_store(featurizer, embedding_store(featurizer))  # doctest: +SKIP
     """
     featurizer = encoder_part(featurizer)
     if store.is_file():
@@ -124,9 +121,6 @@ def embed_into_store(
     """Embed the prompts the featurizer has not cached yet, saving the store after each chunk
     (an interrupted run keeps its work); returns how many were embedded. ``store`` None: embed
     into the cache only. ``progress`` shows a bar with the rate.
-
-    Example:
-        >>> embed_into_store(featurizer, bench.prompts, embedding_store(featurizer))  # doctest: +SKIP
     """
     featurizer = encoder_part(featurizer)
     todo = [p for p in dict.fromkeys(map(str, prompts)) if p not in featurizer.cache]

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from routellm_jax.data.pipeline import row_lengths
+from routellm_jax.models.encoders.embedder import encode
 from routellm_jax.models.executor import (
     LENGTH_BUCKETS,
     ROW_BUCKETS,
@@ -137,7 +138,6 @@ class FusedRunner(Runner):
         # The encoder weights are frozen inputs of the compiled function, on the default device.
         self.encoder_params = jax.device_put(encoder)
         # A local import: embedder.encode is the jittable encoder (encoders import this package).
-        from routellm_jax.models.encoders.embedder import encode
 
         def fused(
             head: Any,

@@ -1,6 +1,6 @@
 """Multidimensional item-response-theory (IRT) router: one latent space for correctness and battles.
 
-Why (issue 3, item 6, and the transfer question of issue 6): the paper's routers learn from battles
+Why (more routing data, and routing pairs never seen together): the paper's routers learn from battles
 of one pair, or of Arena's model mix, and correctness labels only enter as battles. But most public
 routing data is per-model correctness or grades on the same prompts (RouterBench: 11 models,
 RouterDC: 7, LLMRouter: 9, arena-bench: 15 graded). Item response theory is the model psychometrics

@@ -19,10 +19,15 @@ that is the same loss as ours in either orientation. Ties are dropped as in the 
 (``ties="half"`` keeps them as label 0.5). Because the pair is an input, one checkpoint routes any
 pair of models in ``config.models``.
 
-Example:
-    >>> arch = get_architecture("mf")  # doctest: +SKIP
+Example (a hashing featurizer, so nothing is fetched):
+    >>> from routellm_jax.models.registry import get_architecture
+    >>> arch = get_architecture("mf")
     >>> cfg = arch.make_config(models=("gpt-4-1106-preview", "mixtral-8x7b"), featurizer="hashing:64",
-    ...                        text_dim=64)  # doctest: +SKIP
+    ...                        text_dim=64)
+    >>> params = arch.init(jax.random.key(0), cfg)
+    >>> inputs = prompt_inputs(["What is 2+2?", "Prove it."], arch.make_featurizer(cfg), cfg)
+    >>> win_rate(params, inputs, 0, 1, cfg).shape  # P(models[0] beats models[1]) per prompt
+    (2,)
 """
 
 from __future__ import annotations

@@ -32,8 +32,17 @@ default every model is its own player. The model -> player map is stored in the 
 (``"player"``), so a checkpoint keeps the tiers it was built with.
 
 Example:
-    >>> arch = get_architecture("sw_ranking")  # doctest: +SKIP
-    >>> params = arch.fit(data, featurizer, config, jax.random.key(0))  # doctest: +SKIP
+    >>> from routellm_jax.data.records import Comparison, ComparisonTable
+    >>> from routellm_jax.models.registry import get_architecture
+    >>> arch = get_architecture("sw_ranking")
+    >>> cfg = arch.make_config(models=("gpt-4", "mixtral"), featurizer="hashing:8", text_dim=8)
+    >>> data = TrainingData.of(ComparisonTable.from_records(
+    ...     [Comparison("Prove it.", "gpt-4", "mixtral", "a"), Comparison("Say hi.", "gpt-4", "mixtral", "b")]))
+    >>> featurizer = arch.make_featurizer(cfg)
+    >>> params = arch.fit(data, featurizer, cfg, jax.random.key(0))
+    >>> p = win_rate(params, prompt_inputs(["Prove it.", "Say hi."], featurizer, cfg), 0, 1, cfg)
+    >>> bool(p[0] > 0.5 > p[1])  # gpt-4 won the first prompt's battle, mixtral the second's
+    True
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ import numpy as np
 import optax
 import pandas as pd
 
+from routellm_jax.data.elo import compute_mle_elo, compute_tiers
 from routellm_jax.data.records import ComparisonTable, TrainingData
 from routellm_jax.models.featurizers import (
     DEFAULT_ENCODER,
@@ -118,7 +128,6 @@ def _elo_tiers(table: ComparisonTable, config: SWRankingConfig) -> np.ndarray:
     """Tiers as the reference router builds them: Bradley-Terry Elo of every model over all the
     battles, then a dynamic-programming split into ``num_tiers`` groups (tier 0 = best).
     Models without battles get a group of their own after the tiers."""
-    from routellm_jax.data.elo import compute_mle_elo, compute_tiers
 
     models = config.models
     index = {m: i for i, m in enumerate(models)}

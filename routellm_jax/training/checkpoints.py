@@ -27,10 +27,20 @@ Retention: the last ``keep`` steps, the best by ``best_metric``, and always the 
 with finite losses (``meta["finite"]``), so a run that trains on through NaNs
 (``stop_on_nonfinite=False``) never rotates its last good state away.
 
-Example:
-    >>> ckpt = Checkpointer("/tmp/run", keep=3)  # doctest: +SKIP
-    >>> ckpt.save(100, state, data_iterator, config_json, meta)  # doctest: +SKIP
-    >>> arch_name, arch_cfg, params = load_params("/tmp/run")  # doctest: +SKIP
+Example (a synchronous save of a one-array state; training passes its grain iterator too):
+    >>> import shutil, tempfile
+    >>> from routellm_jax.training.config import load_config, to_json
+    >>> workdir = tempfile.mkdtemp()
+    >>> config = load_config("mf_minilm_judge")
+    >>> ckpt = Checkpointer(workdir, keep=3, async_save=False)
+    >>> state = {"step": 100, "params": {"w": np.ones(3, np.float32)}}
+    >>> ckpt.save(100, state, None, to_json(config), {"arch": config.arch, "kind": "train"})
+    True
+    >>> ckpt.close()
+    >>> arch_name, arch_cfg, params = load_params(workdir)
+    >>> arch_name, params["w"]
+    ('mf', array([1., 1., 1.], dtype=float32))
+    >>> shutil.rmtree(workdir)
 """
 
 from __future__ import annotations
@@ -140,8 +150,13 @@ class _KeepNewestFinite:
 class Checkpointer:
     """Wraps an ``orbax.checkpoint.CheckpointManager`` for one training run.
 
-    Example:
-        >>> ckpt = Checkpointer(workdir, keep=2, best_metric="eval/loss")  # doctest: +SKIP
+    Example (keeps the last two steps and the one with the lowest ``eval/loss``):
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as workdir:
+        ...     ckpt = Checkpointer(workdir, keep=2, best_metric="eval/loss")
+        ...     print(ckpt.latest_step(), ckpt.directory.name)
+        ...     ckpt.close()
+        None checkpoints
     """
 
     def __init__(
@@ -491,8 +506,12 @@ def load_params(workdir: str | os.PathLike[str], step: int | None = None) -> tup
     Params come back as host numpy arrays in the saved tree structure (whatever mesh the run
     used), ready for export or for ``jax.device_put`` onto any device.
 
-    Example:
-        >>> name, cfg, params = load_params("runs/mf")  # doctest: +SKIP
+    Example (a run folder without checkpoints is an error naming it; a full round trip is in
+    this module's docstring):
+        >>> load_params("no/such/run")
+        Traceback (most recent call last):
+        ...
+        routellm_jax.training.checkpoints.CheckpointNotFoundError: .../no/such/run/checkpoints: no checkpoints (was the run started?)
     """
     import orbax.checkpoint as ocp
 

@@ -233,15 +233,37 @@ def apply_overrides(
     return config
 
 
+def _register_experiments_package(folder: Path) -> None:
+    """Make ``experiments`` (the config file's own folder) importable as a package, by its path:
+    no ``sys.path`` entry, so nothing else in that folder's parent shadows an installed module."""
+    loaded = sys.modules.get("experiments")
+    if loaded is not None:
+        if Path(getattr(loaded, "__file__", "") or "").resolve().parent != folder:
+            raise ConfigError(
+                f"config {folder}: another 'experiments' package is already imported "
+                f"({getattr(loaded, '__file__', '?')})"
+            )
+        return
+    init = folder / "__init__.py"
+    if not init.is_file():
+        raise ConfigError(f"{folder}: no __init__.py, so its configs cannot import each other")
+    spec = importlib.util.spec_from_file_location(
+        "experiments", init, submodule_search_locations=[str(folder)]
+    )
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["experiments"] = package
+    spec.loader.exec_module(package)
+
+
 def _load_module(spec: str) -> Any:
     path = Path(spec)
     if path.suffix == ".py" or path.exists():
         if not path.is_file():
             raise ConfigError(f"config file {spec} does not exist")
-        root = str(path.resolve().parent.parent)
-        if path.resolve().parent.name == "experiments" and root not in sys.path:
+        if path.resolve().parent.name == "experiments":
             # Experiment files share helpers (experiments/_mixtures.py) as package imports.
-            sys.path.insert(0, root)
+            _register_experiments_package(path.resolve().parent)
         name = f"_routellm_config_{abs(hash(str(path.resolve())))}"
         mod_spec = importlib.util.spec_from_file_location(name, path)
         assert mod_spec is not None and mod_spec.loader is not None
@@ -358,7 +380,7 @@ def arch_config(config: ml_collections.ConfigDict) -> Any:
     JSON lists become tuples where the dataclass default is a tuple.
 
     Example:
-        >>> arch_config(load_config("mf_minilm_judge")).dim  # doctest: +SKIP
+        >>> arch_config(load_config("mf_minilm_judge")).dim
         128
     """
     from routellm_jax.models.registry import get_architecture

@@ -116,12 +116,7 @@ class _Scorer:
 
 
 class BenchmarkEvaluator:
-    """APGR of the router on one benchmark, loaded once (see the module docstring).
-
-    Example:
-        >>> evaluator = BenchmarkEvaluator("gsm8k", {"benchmark": "gsm8k"}, arch, acfg, feat)  # doctest: +SKIP
-        >>> evaluator(params)["bench/gsm8k/apgr"]  # doctest: +SKIP
-    """
+    """APGR of the router on one benchmark, loaded once (see the module docstring)."""
 
     def __init__(
         self, name: str, spec: Mapping[str, Any], arch: Any, arch_cfg: Any, featurizer: Any
@@ -245,11 +240,7 @@ def evaluator_specs(config: Any) -> dict[str, dict[str, Any]]:
 
 
 def make_evaluators(config: Any, arch: Any, arch_cfg: Any, featurizer: Any) -> dict[str, Evaluator]:
-    """The run's evaluators by name (:func:`evaluator_specs`), each loading its data once.
-
-    Example:
-        >>> evaluators = make_evaluators(config, arch, arch_cfg, featurizer)  # doctest: +SKIP
-    """
+    """The run's evaluators by name (:func:`evaluator_specs`), each loading its data once."""
     return {
         name: EVALUATOR_TYPES[spec["type"]](name, spec, arch, arch_cfg, featurizer)
         for name, spec in evaluator_specs(config).items()

@@ -8,9 +8,10 @@ table :data:`LOGICAL_AXIS_RULES` below maps logical names to mesh axes. Paramete
 are replicated; a dimension the mesh axis does not divide is replicated too (and logged), so any
 model runs on any mesh.
 
-Example:
-    >>> mesh = make_mesh({"data": -1, "fsdp": 1, "tensor": 1})  # doctest: +SKIP
-    >>> shardings = param_shardings(params, arch.partition_rules, mesh)  # doctest: +SKIP
+Example (an abstract 2x2x2 mesh shows the rule table without needing eight devices):
+    >>> mesh = jax.sharding.AbstractMesh((2, 2, 2), MESH_AXES)
+    >>> param_specs({"dense": {"kernel": np.zeros((64, 256))}}, ((r"kernel$", ("embed", "mlp")),), mesh)
+    {'dense': {'kernel': P('fsdp', 'tensor')}}
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def make_mesh(mesh_config: Mapping[str, int], devices: Sequence[jax.Device] | No
     """A ``Mesh`` with axes ``(data, fsdp, tensor)`` over ``devices`` (default: all devices).
 
     Example:
-        >>> make_mesh({"data": -1}).axis_names  # doctest: +SKIP
-        ('data', 'fsdp', 'tensor')
+        >>> mesh = make_mesh({"data": -1}, jax.devices()[:1])
+        >>> mesh.axis_names, dict(mesh.shape)
+        (('data', 'fsdp', 'tensor'), {'data': 1, 'fsdp': 1, 'tensor': 1})
     """
     devices = list(jax.devices() if devices is None else devices)
     shape = resolve_mesh_shape(mesh_config, len(devices))
@@ -122,8 +124,11 @@ def logical_to_spec(
     already used by an earlier dimension, is replicated (logged at INFO).
 
     Example:
-        >>> logical_to_spec(("embed", "mlp"), (64, 256), mesh)  # doctest: +SKIP
-        PartitionSpec('fsdp', 'tensor')
+        >>> mesh = jax.sharding.AbstractMesh((2, 2, 2), MESH_AXES)
+        >>> logical_to_spec(("embed", "mlp"), (64, 256), mesh)
+        P('fsdp', 'tensor')
+        >>> logical_to_spec(("embed", "mlp"), (63, 256), mesh)  # 63 is not divisible by 2
+        P(None, 'tensor')
     """
     if len(logical) != len(shape):
         raise ValueError(
@@ -185,8 +190,9 @@ def param_specs(
     rule (``re.search`` over the param path); unmatched leaves are replicated.
 
     Example:
-        >>> param_specs({"w": np.zeros((4, 8))}, ((r"^w$", ("embed", "mlp")),), mesh)  # doctest: +SKIP
-        {'w': PartitionSpec('fsdp', 'tensor')}
+        >>> mesh = jax.sharding.AbstractMesh((2, 2, 2), MESH_AXES)
+        >>> param_specs({"w": np.zeros((4, 8)), "b": np.zeros(8)}, ((r"^w$", ("embed", "mlp")),), mesh)
+        {'b': P(), 'w': P('fsdp', 'tensor')}
     """
     compiled = [(re.compile(p), tuple(names)) for p, names in partition_rules]
 
@@ -210,7 +216,9 @@ def param_shardings(
     """``NamedSharding`` per param leaf (see :func:`param_specs`).
 
     Example:
-        >>> param_shardings(params, arch.partition_rules, mesh)  # doctest: +SKIP
+        >>> mesh = make_mesh({"data": -1}, jax.devices()[:1])
+        >>> param_shardings({"w": np.zeros((4, 8))}, ((r"^w$", ("embed", "mlp")),), mesh)["w"].spec
+        P(None, None)
     """
     specs = param_specs(params, partition_rules, mesh, rules)
     return jax.tree_util.tree_map(
@@ -223,7 +231,14 @@ def opt_state_shardings(tx: Any, abstract_opt_state: Any, params_shardings: Any,
     follow the params, everything else (step counts, scalars) is replicated.
 
     Example:
-        >>> opt_state_shardings(tx, jax.eval_shape(tx.init, params), p_shard, mesh)  # doctest: +SKIP
+        >>> import optax
+        >>> mesh = make_mesh({"data": -1}, jax.devices()[:1])
+        >>> params = {"w": np.zeros((4, 8))}
+        >>> p_shard = param_shardings(params, ((r"^w$", ("embed", "mlp")),), mesh)
+        >>> tx = optax.adam(1e-3)
+        >>> adam = opt_state_shardings(tx, jax.eval_shape(tx.init, params), p_shard, mesh)[0]
+        >>> adam.mu["w"] == p_shard["w"], adam.count.spec
+        (True, P())
     """
     import optax
 
@@ -242,8 +257,8 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading (example) dimension split over the mesh's ``batch`` axes, the rest replicated.
 
     Example:
-        >>> batch_sharding(mesh).spec  # doctest: +SKIP
-        PartitionSpec(('data', 'fsdp'),)
+        >>> batch_sharding(make_mesh({"data": -1}, jax.devices()[:1])).spec
+        P(('data', 'fsdp'),)
     """
     axes = _rules_dict(LOGICAL_AXIS_RULES)["batch"]
     return NamedSharding(mesh, PartitionSpec(axes))
@@ -253,7 +268,7 @@ def batch_divisor(mesh: Mesh) -> int:
     """How many ways a global batch is split (its size must be a multiple of this).
 
     Example:
-        >>> batch_divisor(make_mesh({"data": 2, "fsdp": 4}))  # doctest: +SKIP
+        >>> batch_divisor(jax.sharding.AbstractMesh((2, 4, 1), MESH_AXES))
         8
     """
     return math.prod(mesh.shape[a] for a in _rules_dict(LOGICAL_AXIS_RULES)["batch"])

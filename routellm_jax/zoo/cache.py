@@ -62,8 +62,10 @@ def hash_tree(root: str | os.PathLike[str], *, skip: Sequence[str] = ()) -> dict
     """``{relative posix path: {"size", "sha256"}}`` for every regular file under ``root``.
 
     Example:
-        >>> hash_tree("entry/params")  # doctest: +SKIP
-        {'manifest.ocdbt': {'size': 123, 'sha256': '...'}, ...}
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     _ = (Path(root) / "a.txt").write_text("abc")
+        ...     hash_tree(root)
+        {'a.txt': {'size': 3, 'sha256': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'}}
     """
     root = Path(root)
     out = {}
@@ -78,7 +80,15 @@ def verify_tree(root: str | os.PathLike[str], expected: dict[str, dict]) -> None
     """Raise :class:`IntegrityError` naming the first missing or altered file under ``root``.
 
     Example:
-        >>> verify_tree("entry/params", card.checkpoint["files"])  # doctest: +SKIP
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     _ = (Path(root) / "a.txt").write_text("abc")
+        ...     expected = hash_tree(root)
+        ...     verify_tree(root, expected)  # unchanged: no error
+        ...     _ = (Path(root) / "a.txt").write_text("abd")
+        ...     verify_tree(root, expected)
+        Traceback (most recent call last):
+        ...
+        routellm_jax.zoo.errors.IntegrityError: .../a.txt: sha256 mismatch: got ..., expected ba7816bf...
     """
     root = Path(root)
     for rel, want in sorted(expected.items()):
@@ -101,7 +111,10 @@ def fetch_file(
     A local source (bundled entry) is verified in place and not copied.
 
     Example:
-        >>> fetch_file(entry.files[0], zoo_cache() / "downloads", base=manifest)  # doctest: +SKIP
+        >>> manifest = Manifest.load("model_zoo/manifest.json")
+        >>> with tempfile.TemporaryDirectory() as downloads:  # a bundled file is not copied there
+        ...     fetch_file(manifest.get("mf-minilm").files[0], downloads, base=manifest).name
+        'mf-minilm-0.1.0.tar'
     """
     dest = Path(dest_dir) / f"{file.sha256[:16]}-{Path(file.path).name}"
     if dest.is_file():
@@ -327,8 +340,11 @@ def pull(
     cache. An entry listed without URLs raises :class:`NotPublished` saying how to build it.
 
     Example:
-        >>> pull("mf-minilm")  # doctest: +SKIP
-        PosixPath('/root/.cache/routellm_jax/zoo/entries/mf-minilm/0.1.0')
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as cache:  # a throwaway cache; default: cache_dir()
+        ...     entry_dir = pull("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache)
+        ...     entry_dir.relative_to(cache).as_posix(), sorted(p.name for p in entry_dir.iterdir())
+        ('zoo/entries/mf-minilm/0.1.0', ['.zoo_source.json', 'card.json', 'params'])
     """
     if not isinstance(manifest, Manifest):
         manifest = Manifest.load(manifest)
@@ -386,7 +402,17 @@ def pull_url(
     (its checkpoint files' hashes), which catches corruption but not a substituted archive.
 
     Example:
-        >>> pull_url("https://host/mf-minilm-0.1.0.tar#sha256=ab12...")  # doctest: +SKIP
+        >>> import tempfile
+        >>> archive = "model_zoo/mf-minilm-0.1.0.tar"  # an https:// or gs:// URL works the same
+        >>> pin = sha256_file(archive)
+        >>> with tempfile.TemporaryDirectory() as cache:
+        ...     ModelCard.load(pull_url(f"{archive}#sha256={pin}", cache_dir=cache) / "card.json").name
+        'mf-minilm'
+        >>> with tempfile.TemporaryDirectory() as cache:  # a wrong pin: nothing is unpacked
+        ...     pull_url(f"{archive}#sha256={'0' * 64}", cache_dir=cache)
+        Traceback (most recent call last):
+        ...
+        routellm_jax.zoo.errors.IntegrityError: model_zoo/mf-minilm-0.1.0.tar: sha256 mismatch: got ..., expected 0000...
     """
     url, pinned = _split_pin(url)
     downloads = zoo_cache(cache_dir) / "downloads"
@@ -480,7 +506,17 @@ def verify_cached(
     was never pulled.
 
     Example:
-        >>> verify_cached("mf-minilm")  # doctest: +SKIP
+        >>> import tempfile
+        >>> cache = tempfile.TemporaryDirectory()  # a throwaway cache; the default is cache_dir()
+        >>> entry_dir = pull("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache.name)
+        >>> verify_cached("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache.name) == entry_dir
+        True
+        >>> _ = (entry_dir / "card.json").write_text("{}")
+        >>> verify_cached("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache.name)
+        Traceback (most recent call last):
+        ...
+        routellm_jax.zoo.errors.IntegrityError: ...card.json...
+        >>> cache.cleanup()
     """
     if not isinstance(manifest, Manifest):
         manifest = Manifest.load(manifest)
@@ -506,7 +542,12 @@ def verify_entry_dir(
     ``entry`` the card must also name that entry.
 
     Example:
-        >>> verify_entry_dir("model_zoo_build/mf-minilm")  # doctest: +SKIP
+        >>> import tempfile
+        >>> cache = tempfile.TemporaryDirectory()  # a throwaway cache; the default is cache_dir()
+        >>> entry_dir = pull("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache.name)
+        >>> verify_entry_dir(entry_dir).name
+        'mf-minilm'
+        >>> cache.cleanup()
     """
     entry_dir = Path(entry_dir)
     unpacked = verify_unpacked(entry_dir)
@@ -529,10 +570,6 @@ def fetch_entry_folder(url: str, *, cache_dir: str | os.PathLike[str] | None = N
     Every file is fetched again on each call (the folder may have been re-exported) into a fresh
     folder, which then replaces the previous copy; the caller verifies it against its card
     (:func:`routellm_jax.zoo.entry.read_entry`), as for a local entry folder.
-
-    Example:
-        >>> fetch_entry_folder("gs://bucket/run/export/my-router")  # doctest: +SKIP
-        PosixPath('/root/.cache/routellm_jax/zoo/remote/5f0c.../my-router')
     """
     source = paths.location(url)
     if not (source / CARD_FILE).is_file():

@@ -23,6 +23,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 CARD_FORMAT = 1
 CARD_FILE = "card.json"
 # Strong-call shares of the calibration table: 5%, 10%, ..., 95%.
@@ -176,8 +178,12 @@ class ModelCard:
     """A zoo entry's card. :meth:`load`/:meth:`save` read and write ``card.json``.
 
     Example:
-        >>> card = ModelCard.load("model_zoo_build/mf-minilm/card.json")  # doctest: +SKIP
-        >>> card.architecture, card.default_strong  # doctest: +SKIP
+        >>> import tempfile
+        >>> from routellm_jax.zoo.cache import pull
+        >>> with tempfile.TemporaryDirectory() as cache:  # the bundled entry, unpacked
+        ...     entry_dir = pull("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache)
+        ...     card = ModelCard.load(entry_dir / "card.json")
+        >>> card.architecture, card.default_strong
         ('mf', 'gpt-4-1106-preview')
     """
 
@@ -347,7 +353,15 @@ class ModelCard:
         """Rebuild the architecture's config dataclass from ``self.config``.
 
         Example:
-            >>> card.arch_config(get_architecture("mf").config_cls)  # doctest: +SKIP
+            >>> import tempfile
+            >>> from routellm_jax.models.registry import get_architecture
+            >>> from routellm_jax.zoo.cache import pull
+            >>> with tempfile.TemporaryDirectory() as cache:  # the bundled entry, unpacked
+            ...     entry_dir = pull("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache)
+            ...     card = ModelCard.load(entry_dir / CARD_FILE)
+            >>> config = card.arch_config(get_architecture("mf").config_cls)
+            >>> type(config).__name__, config.dim
+            ('MFConfig', 128)
         """
         try:
             return config_from_json(config_cls, self.config, "config")
@@ -415,8 +429,12 @@ def config_to_json(config: Any) -> dict[str, Any]:
     """An architecture config dataclass -> a JSON object (nested dataclasses become objects).
 
     Example:
-        >>> config_to_json(get_architecture("mf").make_config())  # doctest: +SKIP
-        {'dim': 128, ...}
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class ToyConfig:
+        ...     dim: int = 8
+        ...     models: tuple[str, ...] = ("a", "b")
+        >>> config_to_json(ToyConfig())
+        {'dim': 8, 'models': ['a', 'b']}
     """
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"expected a config dataclass instance, got {type(config).__name__}")
@@ -460,8 +478,16 @@ def config_from_json(config_cls: type, obj: Any, where: str = "config") -> Any:
     """Rebuild a config dataclass from JSON; unknown or missing keys are named in the error.
 
     Example:
-        >>> config_from_json(MyConfig, {"dim": 8})  # doctest: +SKIP
-        MyConfig(dim=8)
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class ToyConfig:
+        ...     dim: int = 8
+        ...     models: tuple[str, ...] = ("a", "b")
+        >>> config_from_json(ToyConfig, {"dim": 16, "models": ["x", "y"]})
+        ToyConfig(dim=16, models=('x', 'y'))
+        >>> config_from_json(ToyConfig, {"dimm": 16})
+        Traceback (most recent call last):
+        ...
+        routellm_jax.zoo.card.CardError: config: unknown key(s) ['dimm'] for ToyConfig; known: ['dim', 'models']
     """
     if not isinstance(obj, dict):
         raise CardError(f"{where}: expected an object, got {obj!r}")
@@ -503,7 +529,6 @@ def threshold_at_share(win_rates: Any, share: float) -> float:
         >>> threshold_at_share([0.1, 0.2, 0.3, 0.4], 0.5)
         0.3
     """
-    import numpy as np
 
     values = np.sort(np.asarray(win_rates, dtype=np.float64).ravel())[::-1]
     if values.size == 0:
@@ -532,7 +557,6 @@ def calibration_from_win_rates(
         >>> c.thresholds[0], c.thresholds[-1]
         (0.9, 0.2)
     """
-    import numpy as np
 
     values = np.asarray(win_rates, dtype=np.float64).ravel()
     if values.size == 0 or not np.all(np.isfinite(values)):

@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 
 from routellm_jax import paths
+from routellm_jax.zoo import hub
+from routellm_jax.zoo.card import DataCard
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +163,6 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from routellm_jax.zoo import hub
 
     manifest = hub.Manifest.load(args.manifest)
     if args.json:
@@ -189,7 +190,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from routellm_jax.zoo import hub
 
     local = Path(args.name)
     if local.is_dir():
@@ -206,8 +206,6 @@ def _export(args: argparse.Namespace) -> int:
     # imported only for this action, so list/pull/verify never load JAX.
     from routellm_jax.publish.export import ExportSpec, export_from_workdir
     from routellm_jax.publish.pack import update_manifest
-    from routellm_jax.zoo import hub
-    from routellm_jax.zoo.card import DataCard
 
     # Before any work: the manifest would refuse them after the export (they become cache folders).
     hub.check_name(args.name, "--name")
@@ -244,7 +242,6 @@ def run(args: argparse.Namespace) -> int:
     on one line naming the file or entry: exit code 2 for the user's to fix (unknown entry, bad
     manifest, an entry published nowhere, which says how to build it), 1 for a failed download
     or an altered file."""
-    from routellm_jax.zoo import hub
 
     if args.zoo_command == "list":
         return _list(args)

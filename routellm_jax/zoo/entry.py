@@ -38,7 +38,13 @@ def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tup
     against the hashes recorded when it was unpacked, so an edited cached card is an error too.
 
     Example:
-        >>> card, params = read_entry("model_zoo_build/mf-minilm")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from routellm_jax.zoo.cache import pull
+        >>> with tempfile.TemporaryDirectory() as cache:  # the bundled entry, unpacked
+        ...     entry_dir = pull("irt-minilm", manifest="model_zoo/manifest.json", cache_dir=cache)
+        ...     card, params = read_entry(entry_dir)
+        >>> card.architecture, sorted(params)
+        ('irt', ['bias', 'hidden', 'item', 'theta'])
     """
     # A local import: Orbax (and through it TensorStore) loads only when parameters are restored.
     import orbax.checkpoint as ocp
@@ -68,7 +74,18 @@ def check_encoder_pins(card: ModelCard, where: str) -> None:
     this check makes sure the table and the entry agree on which bytes that is.
 
     Example:
-        >>> check_encoder_pins(card, "card.json")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from routellm_jax.zoo.cache import pull
+        >>> with tempfile.TemporaryDirectory() as cache:
+        ...     entry_dir = pull("mf-minilm", manifest="model_zoo/manifest.json", cache_dir=cache)
+        ...     card = ModelCard.load(entry_dir / CARD_FILE)
+        >>> check_encoder_pins(card, "card.json")  # the bundled card agrees with the table
+        >>> name = next(iter(card.encoder.files))
+        >>> card.encoder.files[name] = "0" * 64  # a pin the encoder table does not have
+        >>> check_encoder_pins(card, "card.json")
+        Traceback (most recent call last):
+        ...
+        routellm_jax.zoo.errors.IntegrityError: card.json: ...
     """
     if card.encoder is None or not card.encoder.files:
         return
@@ -107,8 +124,11 @@ def resolve_entry(
     writes) is copied into the cache first (:func:`~routellm_jax.zoo.cache.fetch_entry_folder`).
 
     Example:
-        >>> resolve_entry("mf-minilm")  # doctest: +SKIP
-        PosixPath('/root/.cache/routellm_jax/zoo/entries/mf-minilm/0.1.0')
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as cache:  # a throwaway cache; default: cache_dir()
+        ...     resolve_entry("mf-minilm@0.1.0", cache_dir=cache, manifest="model_zoo/manifest.json"
+        ...                   ).relative_to(cache).as_posix()
+        'zoo/entries/mf-minilm/0.1.0'
     """
     text = os.fspath(name_or_url_or_path)
     local = Path(text)

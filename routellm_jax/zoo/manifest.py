@@ -229,9 +229,9 @@ class Manifest:
     """The zoo index. ``location`` (a path or URL) is what relative URLs are resolved against.
 
     Example:
-        >>> m = Manifest.load("model_zoo/manifest.json")  # doctest: +SKIP
-        >>> m.get("mf-minilm").version  # doctest: +SKIP
-        '0.1.0'
+        >>> m = Manifest.load("model_zoo/manifest.json")
+        >>> m.get("mf-minilm").version, m.get("mf-minilm").files[0].path
+        ('0.1.0', 'mf-minilm-0.1.0.tar')
     """
 
     entries: list[ManifestEntry]

@@ -67,7 +67,7 @@ def open_remote(url: str) -> IO[bytes]:
     """
     if url_scheme(url) == "gs":
         try:
-            import fsspec
+            import fsspec  # local: gs:// needs the optional gcs extra (gcsfs)
 
             fs = fsspec.filesystem("gs")
         except ImportError as err:
@@ -76,7 +76,7 @@ def open_remote(url: str) -> IO[bytes]:
             ) from err
         opener = fs.open
     else:
-        from etils import epath
+        from etils import epath  # local: epath loads slowly; local files do not need it
 
         def opener(u: str, mode: str) -> IO[bytes]:
             return epath.Path(u).open(mode)
@@ -207,8 +207,16 @@ def download(
     missing object raises :class:`FileNotFoundError` naming the URL and leaves no partial file.
 
     Example:
-        >>> download("https://host/mf-minilm-0.1.0.tar", "/tmp/e.tar", sha256="ab12...")  # doctest: +SKIP
-        PosixPath('/tmp/e.tar')
+        >>> import tempfile
+        >>> source = "model_zoo/mf-minilm-0.1.0.tar"  # a local path is copied; URLs are fetched
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     download(source, Path(tmp) / "e.tar", sha256=sha256_file(source)).name
+        'e.tar'
+        >>> with tempfile.TemporaryDirectory() as tmp:  # a mismatch leaves no file behind
+        ...     download(source, Path(tmp) / "f.tar", sha256="0" * 64)
+        Traceback (most recent call last):
+        ...
+        routellm_jax.zoo.errors.IntegrityError: f.tar (from model_zoo/mf-minilm-0.1.0.tar): sha256 mismatch: got ..., expected 0000...
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -4,20 +4,15 @@ checked on the real data; the declared cuts and the suite's constants agree."""
 from __future__ import annotations
 
 import json
-import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from experiments import _mixtures as M  # noqa: E402
-from routellm_jax.data.decontaminate import normalize_text  # noqa: E402
-from routellm_jax.data.mixtures import MixtureSpec, load_source  # noqa: E402
-from routellm_jax.eval import dev_suite as D  # noqa: E402
+from experiments import _mixtures as M
+from routellm_jax.data.decontaminate import normalize_text
+from routellm_jax.data.mixtures import MixtureSpec, load_source
+from routellm_jax.eval import dev_suite as D
 
 JUDGE_SOURCES = {"alpaca_eval", "arena_bench_v1"}
 

@@ -10,34 +10,31 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from experiments import _mixtures as M  # noqa: E402
-from experiments import run_grid as G  # noqa: E402
-from routellm_jax.data.decontaminate import normalize_text  # noqa: E402
-from routellm_jax.data.judge_split import heldout_prompts, prompt_id  # noqa: E402
-from routellm_jax.data.mixtures import (  # noqa: E402
+from experiments import _mixtures as M
+from experiments import run_grid as G
+from routellm_jax.data.decontaminate import normalize_text
+from routellm_jax.data.judge_split import heldout_prompts, prompt_id
+from routellm_jax.data.mixtures import (
     BUILTIN_SOURCES,
     MixtureSpec,
     SourceSpec,
     build_mixture,
     mixture_eval_sets,
 )
-from routellm_jax.data.records import (  # noqa: E402
+from routellm_jax.data.records import (
     Comparison,
     ComparisonTable,
     OutcomeTable,
     TrainingData,
 )
-from routellm_jax.training.config import load_config  # noqa: E402
-from routellm_jax.training.train import load_training_data  # noqa: E402
+from routellm_jax.training.config import load_config
+from routellm_jax.training.train import load_training_data
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _prompts(data: TrainingData) -> set[str]:

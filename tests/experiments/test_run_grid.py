@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from experiments import _mixtures as M
+from experiments import baselines as B
+from experiments import grid
+from experiments import run_grid as G
+from routellm_jax.data.mixtures import MixtureSpec
 from routellm_jax.eval.dev_suite import TASK_GROUPS
+from routellm_jax.models.featurizers import featurizer_dim
+from routellm_jax.training.config import arch_config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from experiments import _mixtures as M  # noqa: E402
-from experiments import baselines as B  # noqa: E402
-from experiments import grid  # noqa: E402
-from experiments import run_grid as G  # noqa: E402
-from routellm_jax.data.mixtures import MixtureSpec  # noqa: E402
-from routellm_jax.models.featurizers import featurizer_dim  # noqa: E402
-from routellm_jax.training.config import arch_config, load_config  # noqa: E402
 
 CELL = """
 import ml_collections

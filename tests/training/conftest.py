@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-HERE = Path(__file__).parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-import tiny_router  # noqa: E402
+# tiny_router.py sits next to this file; pytest's default ("prepend") import mode puts this folder
+# on sys.path before importing it, as Python does for run_tiny.py run as a script.
+import tiny_router
 
 
 @pytest.fixture(scope="session")

@@ -56,8 +56,7 @@ def test_reference_run_writes_last_k_checkpoints_and_metrics(reference_run):
 
 
 def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    env = dict(os.environ)  # run_tiny.py imports tiny_router from its own folder
     env.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     return env
 

@@ -10,6 +10,7 @@ and by TensorStore (Orbax's array writer) through the emulator settings in ``cli
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -32,8 +33,23 @@ pytest.importorskip("gcsfs", reason="gs:// tests need the dev extra (gcsfs)")
 pytest.importorskip("gcp_storage_emulator", reason="gs:// tests need gcp-storage-emulator")
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent / "zoo"))
-from zoo_server import GcsEmulator  # noqa: E402
+
+
+def _zoo_server():
+    """tests/zoo/zoo_server.py (the emulator harness the zoo tests use), loaded by path: pytest
+    puts tests/zoo on the import path only for the tests in that folder."""
+    if "zoo_server" in sys.modules:
+        return sys.modules["zoo_server"]
+    spec = importlib.util.spec_from_file_location(
+        "zoo_server", HERE.parent / "zoo" / "zoo_server.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["zoo_server"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GcsEmulator = _zoo_server().GcsEmulator
 
 from routellm_jax import paths  # noqa: E402
 from routellm_jax.training.checkpoints import (  # noqa: E402

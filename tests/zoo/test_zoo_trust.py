@@ -96,7 +96,7 @@ def test_manifest_path_in_name_or_version_is_refused_and_touches_nothing(
     )
     err = capsys.readouterr().err
     assert code == 2 and "evil.json" in err and f".{field}" in err
-    # What the issue ran: routing by zoo name through the evil manifest.
+    # The attack end to end: routing by zoo name through the evil manifest.
     monkeypatch.setenv("ROUTELLM_JAX_ZOO_MANIFEST", str(evil))
     try:
         code = cli_main(["route", "hello", "--router", "tiny", "--cache-dir", str(site["cache"])])
@@ -152,7 +152,7 @@ def test_card_naming_another_entry_is_refused_and_nothing_cached(site: dict) -> 
 
 
 def test_bundled_archive_served_under_another_name_is_refused(tmp_path: Path) -> None:
-    # The issue's case: asking for irt-shape-minilm got the mf-minilm card.
+    # The substitution this guards against: asking for irt-shape-minilm got the mf-minilm card.
     manifest = hub.Manifest.load(ZOO / "manifest.json")
     mf = manifest.get("mf-minilm").files[0]
     manifest.get("irt-shape-minilm").files = [

@@ -113,10 +113,14 @@ def read_alpaca_eval_annotations(
     """Read one raw AlpacaEval ``annotations.json``.
 
     Example:
-        >>> t = read_alpaca_eval_annotations("results/Mixtral-8x7B-Instruct-v0.1/"
-        ...     "alpaca_eval_gpt4_turbo_fn/annotations.json")  # doctest: +SKIP
-        >>> int((t.outcome == 1).sum())  # Mixtral (generator_2) wins  # doctest: +SKIP
-        183
+        >>> import json, tempfile
+        >>> row = {"instruction": "Name three rivers.", "generator_1": "gpt4_1106_preview",
+        ...        "generator_2": "Mixtral-8x7B-Instruct-v0.1", "preference": 1.3}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "annotations.json").write_text(json.dumps([row]))
+        ...     t = read_alpaca_eval_annotations(Path(tmp) / "annotations.json")
+        >>> t.model_b[0], t.outcome.tolist(), [round(float(w), 2) for w in t.weight]  # p = 1.3
+        ('mixtral-8x7b-instruct-v0.1', [0, 1], [0.7, 0.3])
     """
     path = Path(path)
     df = read_records(path)
@@ -147,8 +151,12 @@ def read_alpaca_eval_prompts(path: str | os.PathLike[str]) -> dict[int, str]:
     """``derived/alpaca_eval_prompts.jsonl`` -> ``{prompt_idx: instruction}``.
 
     Example:
-        >>> read_alpaca_eval_prompts("derived/alpaca_eval_prompts.jsonl")[0][:20]  # doctest: +SKIP
-        'What are the names o'
+        >>> import json, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "alpaca_eval_prompts.jsonl"
+        ...     _ = path.write_text(json.dumps({"prompt_idx": 0, "instruction": "Name three rivers."}))
+        ...     read_alpaca_eval_prompts(path)
+        {0: 'Name three rivers.'}
     """
     df = read_records(path)
     require_columns(df, path, ["prompt_idx", "instruction"])
@@ -188,8 +196,18 @@ def read_alpaca_eval_pairwise(
     The real file has 64 rows without a preference: read it with ``skip_bad_rows=True``.
 
     Example:
-        >>> t = read_alpaca_eval_pairwise("derived/alpaca_eval_pairwise_labels.csv",
-        ...                               skip_bad_rows=True)  # doctest: +SKIP
+        >>> import json, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "alpaca_eval_prompts.jsonl").write_text(
+        ...         json.dumps({"prompt_idx": 0, "instruction": "Name three rivers."}))
+        ...     pd.DataFrame({"prompt_idx": [0, 0], "annotator": ["alpaca_eval_gpt4", "x_fn"],
+        ...                   "generator_1": ["text_davinci_003", "gpt4_1106_preview"],
+        ...                   "generator_2": ["gpt4", "claude-2"], "preference": [2.0, None],
+        ...                   "source_path": ["p", "p"]}
+        ...                  ).to_csv(Path(tmp) / "labels.csv", index=False)
+        ...     t = read_alpaca_eval_pairwise(Path(tmp) / "labels.csv", skip_bad_rows=True)
+        >>> t.prompt.tolist(), t.model_b.tolist(), t.outcome.tolist()  # the row without a preference is skipped
+        (['Name three rivers.'], ['gpt4'], [1])
     """
     csv_path = Path(csv_path)
     prompts_path = (

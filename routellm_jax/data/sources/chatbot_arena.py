@@ -18,8 +18,10 @@ import json
 import os
 from pathlib import Path
 
+import huggingface_hub
 import numpy as np
 import pandas as pd
+from huggingface_hub import constants as hf_constants
 
 from routellm_jax.data.model_names import ModelTable
 from routellm_jax.data.records import OUTCOME_A, OUTCOME_B, OUTCOME_TIE, ComparisonTable
@@ -75,8 +77,15 @@ def read_arena_battles(
     """Read Arena battles from a local CSV / parquet / JSON(L) file.
 
     Example:
-        >>> t = read_arena_battles("train.csv")  # doctest: +SKIP
-        >>> t.outcome[:3]  # 0 = model_a won, 1 = model_b won, 2 = tie  # doctest: +SKIP
+        >>> import tempfile
+        >>> row = {"id": 1, "model_a": "gpt-4-1106-preview", "model_b": "mixtral-8x7b-instruct-v0.1",
+        ...        "prompt": ["Explain BT models.", "More?"], "response_a": "", "response_b": "",
+        ...        "winner_model_a": 0, "winner_model_b": 1, "winner_tie": 0}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     write_arena_battles([row], Path(tmp) / "train.csv")
+        ...     t = read_arena_battles(Path(tmp) / "train.csv")
+        >>> t.prompt.tolist(), t.outcome.tolist()  # 0 = model_a won, 1 = model_b won, 2 = tie
+        (['Explain BT models.'], [1])
     """
     if prompt_turns not in ("first", "join"):
         raise ValueError(f"prompt_turns must be 'first' or 'join', got {prompt_turns!r}")
@@ -166,13 +175,7 @@ def download_arena_battles(
     ``offline=True`` (or ``HF_HUB_OFFLINE=1``) only looks in the local Hub cache. Any failure
     (no network, no such repo/file, gated dataset without a token) raises
     :class:`SourceUnavailableError` naming the repo and file.
-
-    Example:
-        >>> download_arena_battles()  # doctest: +SKIP
-        PosixPath('~/.cache/huggingface/hub/datasets--lmsys--.../train.csv')
     """
-    import huggingface_hub
-    from huggingface_hub import constants as hf_constants
 
     if offline is None:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
@@ -228,7 +231,15 @@ def load_arena_battles(
     """A local file if ``path_or_repo`` exists, else ``repo_id`` on the Hub (see download).
 
     Example:
-        >>> load_arena_battles("battles.parquet")  # doctest: +SKIP
+        >>> import tempfile
+        >>> row = {"id": 1, "model_a": "gpt-4-1106-preview", "model_b": "mixtral-8x7b-instruct-v0.1",
+        ...        "prompt": ["Explain BT models.", "More?"], "response_a": "", "response_b": "",
+        ...        "winner_model_a": 0, "winner_model_b": 1, "winner_tie": 0}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     write_arena_battles([row], Path(tmp) / "battles.parquet")
+        ...     t = load_arena_battles(Path(tmp) / "battles.parquet")  # local: no Hub access
+        >>> t.model_a.tolist(), t.model_b.tolist()
+        (['gpt-4-1106-preview'], ['mixtral-8x7b-instruct-v0.1'])
     """
     local = Path(path_or_repo)
     if not local.exists():
@@ -249,10 +260,14 @@ def write_arena_battles(rows: list[dict], path: str | os.PathLike[str]) -> None:
     """Write rows in the 55k schema (CSV or parquet by extension); ``prompt`` may be a list.
 
     Example:
-        >>> write_arena_battles([{"id": 1, "model_a": "gpt-4-1106-preview",
-        ...     "model_b": "mixtral-8x7b-instruct-v0.1", "prompt": ["hi"], "response_a": "",
-        ...     "response_b": "", "winner_model_a": 1, "winner_model_b": 0, "winner_tie": 0}],
-        ...     "/tmp/battles.csv")  # doctest: +SKIP
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     write_arena_battles([{"id": 1, "model_a": "gpt-4-1106-preview",
+        ...         "model_b": "mixtral-8x7b-instruct-v0.1", "prompt": ["hi"], "response_a": "",
+        ...         "response_b": "", "winner_model_a": 1, "winner_model_b": 0, "winner_tie": 0}],
+        ...         Path(tmp) / "battles.csv")
+        ...     pd.read_csv(Path(tmp) / "battles.csv")["prompt"][0]  # a list is stored as JSON
+        '["hi"]'
     """
     df = pd.DataFrame(rows)
     if "prompt" in df.columns:

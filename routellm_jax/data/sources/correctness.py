@@ -92,9 +92,15 @@ def read_routerbench_csv(
     """Read one RouterBench CSV. ``source`` gets ``/<eval_name>`` appended per row.
 
     Example:
-        >>> t = read_routerbench_csv("routerbench_zs/mbpp_train.csv")  # doctest: +SKIP
-        >>> len(t) == 299 * 11  # doctest: +SKIP
-        True
+        >>> import tempfile
+        >>> row = {"sample_id": "s", "prompt": "['Write f(x).']", "eval_name": "mbpp",
+        ...        "gpt-4-1106-preview": 1.0, "mistralai/mixtral-8x7b-chat": 0.0,
+        ...        "oracle_model_to_route_to": "gpt-4-1106-preview"}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     pd.DataFrame([row]).to_csv(Path(tmp) / "mbpp_train.csv")
+        ...     t = read_routerbench_csv(Path(tmp) / "mbpp_train.csv")
+        >>> t.prompt.tolist(), t.model.tolist(), t.score.tolist(), t.source[0]
+        (['Write f(x).', 'Write f(x).'], ['gpt-4-1106-preview', 'mixtral-8x7b-instruct-v0.1'], [1.0, 0.0], 'routerbench/mbpp')
     """
     path = Path(path)
     df = read_records(path).reset_index(drop=True)
@@ -190,9 +196,13 @@ def read_scores_json(
     is not a number in [0, 1], or a model name is unknown.
 
     Example:
-        >>> t = read_scores_json("split2_model7/mmlu_train.json")  # doctest: +SKIP
-        >>> len(t) == 2000 * 7  # doctest: +SKIP
-        True
+        >>> import tempfile
+        >>> rows = [{"question": "q1", "scores": {"mistralai/Mistral-7B-v0.1": 0, "HuggingFaceH4/zephyr-7b-beta": 1}}]
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "mmlu_train.json").write_text(json.dumps(rows))
+        ...     t = read_scores_json(Path(tmp) / "mmlu_train.json")
+        >>> t.model.tolist(), t.score.tolist(), t.source[0]
+        (['mistral-7b-v0.1', 'zephyr-7b-beta'], [0.0, 1.0], 'mmlu_train')
     """
     path = Path(path)
     df = read_records(path).reset_index(drop=True)

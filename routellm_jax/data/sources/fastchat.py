@@ -53,9 +53,13 @@ def read_questions(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     """A FastChat question file -> ``{question_id (str): turns}``.
 
     Example:
-        >>> qs = read_questions("mt_bench/question.jsonl")  # doctest: +SKIP
-        >>> len(qs), qs["81"][0][:20]  # doctest: +SKIP
-        (80, 'Compose an engaging ')
+        >>> import json, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "question.jsonl"
+        ...     row = {"question_id": 81, "category": "writing", "turns": ["Write a poem.", "Shorter."]}
+        ...     _ = path.write_text(json.dumps(row) + "\\n")
+        ...     read_questions(path)
+        {'81': ['Write a poem.', 'Shorter.']}
     """
     path = Path(path)
     df = read_records(path)
@@ -144,9 +148,17 @@ def read_single_judgments(
     per question and model), or 1 / 2 for one turn.
 
     Example:
-        >>> t = read_single_judgments("gpt-4_single.jsonl", "question.jsonl")  # doctest: +SKIP
-        >>> sorted(set(t.kind))  # doctest: +SKIP
-        ['grade']
+        >>> import json, tempfile
+        >>> question = {"question_id": 81, "turns": ["Write a poem.", "Shorter."]}
+        >>> judgments = [{"question_id": 81, "model": "gpt-4-1106-preview", "score": s, "turn": t}
+        ...              for t, s in ((1, 9), (2, 7))]
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "question.jsonl").write_text(json.dumps(question) + "\\n")
+        ...     _ = (Path(tmp) / "gpt-4_single.jsonl").write_text(
+        ...         "".join(json.dumps(j) + "\\n" for j in judgments))
+        ...     t = read_single_judgments(Path(tmp) / "gpt-4_single.jsonl", Path(tmp) / "question.jsonl")
+        >>> t.prompt.tolist(), t.score.tolist(), sorted(set(t.kind))
+        (['Write a poem.'], [8.0], ['grade'])
     """
     if turns != "mean" and turns not in (1, 2):
         raise ValueError(f"turns must be 'mean', 1 or 2, got {turns!r}")
@@ -197,9 +209,17 @@ def read_arena_bench_v1(
     gpt-4-1106-preview's judgments, as that field says).
 
     Example:
-        >>> t = read_arena_bench_v1(data_dir())  # doctest: +SKIP
-        >>> len(t.models())  # doctest: +SKIP
-        15
+        >>> import json, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     root = Path(tmp) / "arena-bench-v1"
+        ...     (root / "model_judgment").mkdir(parents=True)
+        ...     _ = (root / "question.jsonl").write_text(
+        ...         json.dumps({"question_id": "abc", "turns": ["Q?"]}) + "\\n")
+        ...     _ = (root / "model_judgment" / "gpt-4-turbo.jsonl").write_text(
+        ...         json.dumps({"question_id": "abc", "model": "gpt-4-1106-preview", "score": 10}))
+        ...     t = read_arena_bench_v1(root)
+        >>> t.models(), t.score.tolist()
+        (['gpt-4-1106-preview'], [10.0])
     """
     root = Path(root)
     if not (root / "question.jsonl").is_file() and (root / ARENA_BENCH_V1).is_dir():
@@ -234,7 +254,14 @@ def read_score_matrix(
     grades (failed judgments), counted in the report notes, not bad rows.
 
     Example:
-        >>> t = read_score_matrix("derived/arena_bench_v1_score_matrix.csv")  # doctest: +SKIP
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "arena_bench_v1_score_matrix.csv"
+        ...     pd.DataFrame({"question_id": ["a", "b"], "prompt": ["p1", "p2"],
+        ...                   "gpt-4-1106-preview": [9, None], "claude-1": [5, 6]}).to_csv(path, index=False)
+        ...     t = read_score_matrix(path)
+        >>> list(zip(t.prompt, t.model, t.score.tolist()))
+        [('p1', 'gpt-4-1106-preview', 9.0), ('p1', 'claude-1', 5.0), ('p2', 'claude-1', 6.0)]
     """
     path = Path(path)
     df = read_records(path).reset_index(drop=True)

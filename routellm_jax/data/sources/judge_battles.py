@@ -60,9 +60,15 @@ def read_judge_battles(
     """Read judge-labelled battles; ``score_field`` defaults to the first of label/score/... found.
 
     Example:
-        >>> t = read_judge_battles("labeled_test_dataset.json")  # doctest: +SKIP
-        >>> t.model_a[0], t.model_b[0]  # doctest: +SKIP
+        >>> import json, tempfile
+        >>> rows = [{"prompt": "q1", "label": 5}, {"prompt": "q2", "label": 1}]
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "labeled.json").write_text(json.dumps(rows))
+        ...     t = read_judge_battles(Path(tmp) / "labeled.json")
+        >>> t.model_a[0], t.model_b[0]
         ('gpt-4-1106-preview', 'mixtral-8x7b-instruct-v0.1')
+        >>> t.outcome.tolist()  # a score >= 4 is a win of the weak model (model_b)
+        [1, 0]
     """
     path = Path(path)
     df = read_records(path).reset_index(drop=True)

@@ -15,9 +15,9 @@ The parameter tree mirrors the Hugging Face ``BertModel`` layout so the importer
 accumulates and returns float32 (``preferred_element_type``), and everything between the matmuls
 (the residual stream, LayerNorm, GELU, softmax, pooling) runs in float32, so ``bfloat16`` is the
 usual mixed-precision recipe and stays close to the float32 encoder. That is also what makes it
-fast on CPU: XLA:CPU runs a bf16 x bf16 -> f32 dot natively (AVX512-BF16, ~1.7x the float32 rate
-at 1024 x 384 x 1536 here) but upcasts a bf16 x bf16 -> bf16 dot to float32 and back, which made
-the old all-bf16 encoder slower than float32 (``tools/bench_infer.py`` measures both).
+fast on CPU: XLA:CPU runs a bf16 x bf16 -> f32 dot natively on CPUs with AVX512-BF16 or AMX, but
+upcasts a bf16 x bf16 -> bf16 dot to float32 and back, which made the old all-bf16 encoder slower
+than float32 (``tools/bench_infer.py`` measures both; docs/benchmarks.md has the numbers).
 """
 
 from __future__ import annotations
@@ -117,8 +117,13 @@ class BertConfig:
         """Read an HF ``config.json``.
 
         Example:
-            >>> BertConfig.from_json("minilm/config.json").hidden_size  # doctest: +SKIP
-            384
+            >>> import tempfile
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     path = Path(tmp) / "config.json"
+            ...     _ = path.write_text(json.dumps({"vocab_size": 128, "hidden_size": 32,
+            ...         "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64}))
+            ...     BertConfig.from_json(path).hidden_size
+            32
         """
         path = Path(path)
         with open(path, encoding="utf-8") as f:
@@ -313,8 +318,8 @@ class BertModel(nn.Module):
         >>> cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
         ...                  num_attention_heads=2, intermediate_size=32)
         >>> ids = jnp.ones((2, 5), jnp.int32)
-        >>> params = BertModel(cfg).init(jax.random.key(0), ids, jnp.ones_like(ids))["params"]
-        >>> BertModel(cfg).apply({"params": params}, ids, jnp.ones_like(ids))[0].shape
+        >>> params = jax.jit(BertModel(cfg).init)(jax.random.key(0), ids, jnp.ones_like(ids))["params"]
+        >>> jax.jit(BertModel(cfg).apply)({"params": params}, ids, jnp.ones_like(ids))[0].shape
         (2, 5, 16)
     """
 

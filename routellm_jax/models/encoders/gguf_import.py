@@ -13,8 +13,7 @@
   :func:`~routellm_jax.models.encoders.llama.params_from_hf_state_dict` as safetensors.
 * The tokenizer is rebuilt from the ``tokenizer.ggml.*`` metadata by ``transformers``
   (``AutoTokenizer.from_pretrained(folder, gguf_file=name)``, which works offline), then saved
-  as a plain ``tokenizer.json`` folder next to the cache so later loads take well under a second
-  instead of ~10 s.
+  as a plain ``tokenizer.json`` folder next to the cache, so the slow rebuild happens once.
 """
 
 from __future__ import annotations
@@ -22,11 +21,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import gguf
 import numpy as np
+from gguf.quants import dequantize
 
 from routellm_jax.models.encoders.llama import LlamaConfig, Params, params_from_hf_state_dict
 
@@ -100,8 +103,6 @@ class GGUFTensor:
 
     def dequantize(self) -> np.ndarray:
         """Float32 values of ``shape`` (``gguf.quants.dequantize``)."""
-        import gguf
-        from gguf.quants import dequantize
 
         arr = dequantize(self.data, gguf.GGMLQuantizationType(self.qtype))
         return np.asarray(arr, dtype=np.float32).reshape(self.shape)
@@ -112,17 +113,28 @@ def read_gguf(
 ) -> tuple[dict[str, Any], dict[str, GGUFTensor]]:
     """Parse a GGUF (v2/v3) header: ``(metadata, tensors by name)``.
 
-    A small parser of the documented format instead of ``gguf.GGUFReader``, which builds Python
-    objects for every vocabulary entry and takes ~8 s on SmolLM2's 49k-token vocabulary; tensor
-    bytes stay memory-mapped. Arrays longer than ``skip_arrays_longer_than`` (the vocabulary,
-    merges) are left out of the metadata. Errors name the file and byte offset.
+    A small parser of the documented format instead of ``gguf.GGUFReader``, which builds a Python
+    object for every entry of SmolLM2's 49k-token vocabulary (slow, and the vocabulary is not
+    needed here); tensor bytes stay memory-mapped. Arrays longer than ``skip_arrays_longer_than``
+    (the vocabulary, merges) are left out of the metadata. Errors name the file and byte offset.
 
-    Example:
-        >>> meta, tensors = read_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")  # doctest: +SKIP
-        >>> meta["general.architecture"], tensors["output_norm.weight"].shape  # doctest: +SKIP
-        ('llama', (576,))
+    Example (a tiny file written with the ``gguf`` package; SmolLM2's Q4_1 file reads the same way):
+        >>> import gguf, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "tiny.gguf"
+        >>> writer = gguf.GGUFWriter(str(path), "llama")
+        >>> writer.add_block_count(2); writer.add_embedding_length(64); writer.add_head_count(4)
+        >>> writer.add_chat_template("{% for message in messages %}{{ message.content }}{% endfor %}")
+        >>> writer.add_tensor("output_norm.weight", np.ones(64, np.float32))
+        >>> writer.write_header_to_file(); writer.write_kv_data_to_file()
+        >>> writer.write_tensors_to_file(); writer.close()
+        >>> meta, tensors = read_gguf(path)
+        >>> meta["general.architecture"], meta["llama.block_count"], tensors["output_norm.weight"].shape
+        ('llama', 2, (64,))
+        >>> gguf_chat_template(path)[:19]
+        '{% for message in m'
+        >>> tmp.cleanup()
     """
-    import gguf
 
     path = Path(path)
     if not path.is_file():
@@ -208,12 +220,7 @@ _SKIPPED = object()
 
 
 def gguf_metadata(path: str | os.PathLike[str], *, skip_arrays_longer_than: int = 1024) -> dict:
-    """The GGUF key/value metadata as Python values (long arrays such as the vocab are skipped).
-
-    Example:
-        >>> gguf_metadata("SmolLM2-135M-Instruct.Q4_1.gguf")["llama.block_count"]  # doctest: +SKIP
-        30
-    """
+    """The GGUF key/value metadata as Python values (long arrays such as the vocab are skipped)."""
     return read_gguf(path, skip_arrays_longer_than=skip_arrays_longer_than)[0]
 
 
@@ -223,7 +230,12 @@ def llama_config_from_gguf(
     """Build a :class:`LlamaConfig` from GGUF metadata (``<arch>.*`` and ``tokenizer.ggml.*``).
 
     Example:
-        >>> llama_config_from_gguf(gguf_metadata(p), {"token_embd.weight"})  # doctest: +SKIP
+        >>> meta = {"general.architecture": "llama", "llama.vocab_size": 128, "llama.block_count": 2,
+        ...         "llama.embedding_length": 64, "llama.feed_forward_length": 128,
+        ...         "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2}
+        >>> cfg = llama_config_from_gguf(meta, {"token_embd.weight"})  # no output.weight: tied
+        >>> cfg.num_key_value_heads, cfg.head_dim, cfg.tie_word_embeddings
+        (2, 16, True)
     """
     arch = meta.get("general.architecture")
     if arch not in _SUPPORTED_ARCHS:
@@ -285,11 +297,7 @@ def llama_config_from_gguf(
 
 
 def load_gguf(path: str | os.PathLike[str]) -> tuple[LlamaConfig, Params]:
-    """Read a Llama GGUF: config from metadata, float32 params (dequantized, q/k un-permuted).
-
-    Example:
-        >>> config, params = load_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")  # doctest: +SKIP
-    """
+    """Read a Llama GGUF: config from metadata, float32 params (dequantized, q/k un-permuted)."""
     path = Path(path)
     meta, by_name = read_gguf(path)
     embd = by_name.get("token_embd.weight")
@@ -322,9 +330,7 @@ def load_gguf(path: str | os.PathLike[str]) -> tuple[LlamaConfig, Params]:
 def gguf_chat_template(path: str | os.PathLike[str]) -> str | None:
     """The ``tokenizer.chat_template`` metadata (a Jinja template), or None.
 
-    Example:
-        >>> gguf_chat_template("SmolLM2-135M-Instruct.Q4_1.gguf")[:19]  # doctest: +SKIP
-        '{% for message in '
+    Example: see :func:`read_gguf`.
     """
     return gguf_metadata(path).get("tokenizer.chat_template")
 
@@ -336,13 +342,8 @@ def load_gguf_tokenizer(
 
     With ``cache`` (a folder), the tokenizer is saved there on first use and loaded from there
     afterwards; the caller keys the folder by the GGUF's hash so it cannot go stale.
-
-    Example:
-        >>> tok = load_gguf_tokenizer("SmolLM2-135M-Instruct.Q4_1.gguf")  # doctest: +SKIP
-        >>> tok("The capital of France is").input_ids  # doctest: +SKIP
-        [504, 3575, 282, 4649, 314]
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # local: transformers loads slowly
 
     path = Path(path)
     if cache is not None:
@@ -356,9 +357,6 @@ def load_gguf_tokenizer(
     except Exception as err:  # transformers raises many types for unsupported tokenizers
         raise ValueError(f"{path}: cannot build a tokenizer from its metadata ({err})") from err
     if cache is not None:
-        import shutil
-        import tempfile
-
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=cache.name + ".tmp"))
         try:

