@@ -78,7 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
     parser.add_argument("--num-processes", type=int, default=None)
     parser.add_argument("--process-id", type=int, default=None)
-    parser.add_argument("-v", "--verbose", action="store_true", help="INFO logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: this project's log lines (INFO); -vv: the libraries' (absl, orbax, jax) too",
+    )
     parser.epilog = "Override any config field with --config.<key>=<value> (repeatable)."
     # argparse rejects unknown options such as --config.optimizer.lr=3e-5; the sub-command parser
     # is handed its own arguments by the top-level one, so pull the overrides out first.
@@ -97,10 +103,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, apply overrides, train. Returns the exit code."""
     import jax
 
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     if args.distributed or args.coordinator:
         jax.distributed.initialize(
             coordinator_address=args.coordinator,
@@ -108,12 +111,34 @@ def run(args: argparse.Namespace) -> int:
             process_id=args.process_id,
         )
     from routellm_jax.training.checkpoints import CheckpointCorruptError
-    from routellm_jax.training.config import load_config
+    from routellm_jax.training.config import load_config, validate_config
+    from routellm_jax.training.resume import override_keys, resume_config, saved_config
     from routellm_jax.training.train import NonFiniteLossError, train
 
-    config = load_config(args.config, getattr(args, "config_overrides", []))
+    overrides = getattr(args, "config_overrides", [])
+    config = load_config(args.config, overrides)
     if args.data_dir:
         config.data.data_dir = args.data_dir
+    if args.resume or args.resume_step is not None:
+        saved = saved_config(args.workdir, args.resume_step)
+        if saved is not None:  # (no checkpoint yet: train() starts or reports the missing step)
+            step, saved_cfg = saved
+            config = resume_config(config, saved_cfg, overrides, where=f"step {step}")
+            changed = f"; changed by overrides: {', '.join(override_keys(overrides))}"
+            if jax.process_index() == 0:
+                print(
+                    f"resuming from step {step} of {args.workdir} with the checkpoint's config"
+                    + (changed if overrides else ""),
+                    flush=True,
+                )
+            if step >= int(config.steps) > 0:
+                # Nothing left to train: say so instead of preparing the data for no step.
+                print(
+                    f"done: the run is already at step {step} of {config.steps}; pass "
+                    f"--config.steps=N (N > {step}) to train on"
+                )
+                return 0
+    validate_config(config)
     try:
         result = train(
             config,
@@ -137,6 +162,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# Libraries whose INFO lines (Orbax's per-save chatter through absl, JAX compilation, HTTP
+# clients) only -vv shows.
+QUIET_LIBRARIES = (
+    "absl",
+    "orbax",
+    "jax",
+    "jaxlib",
+    "grain",
+    "tensorstore",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "filelock",
+    "fsspec",
+    "matplotlib",
+    "PIL",
+)
+
+
+def configure_logging(verbosity: int) -> None:
+    """0: warnings only; 1: INFO lines of this project (``routellm_jax.*``) and of the user's
+    own modules (a plugin's ``fit``), the libraries in :data:`QUIET_LIBRARIES` kept at WARNING;
+    2 or more: everything at INFO.
+
+    Example:
+        >>> configure_logging(1); logging.getLogger("orbax").level == logging.WARNING
+        True
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO if verbosity >= 1 else logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
+
+
 def resume_command_line(args: argparse.Namespace, step: int) -> str:
     """This run's command line (this process's, on multi-host runs), resuming from ``step``.
 
@@ -147,9 +206,10 @@ def resume_command_line(args: argparse.Namespace, step: int) -> str:
         "routellm-jax train exp.py --workdir 'runs/a b' --no-progress --config.steps=9 --resume-step 6"
     """
     argv = ["routellm-jax", "train", args.config, "--workdir", args.workdir]
-    for flag in ("no_progress", "distributed", "verbose"):
+    for flag in ("no_progress", "distributed"):
         if getattr(args, flag, False):
-            argv.append("-v" if flag == "verbose" else "--" + flag.replace("_", "-"))
+            argv.append("--" + flag.replace("_", "-"))
+    argv += ["-v"] * int(getattr(args, "verbose", 0) or 0)
     for flag in ("data_dir", "coordinator", "num_processes", "process_id"):
         value = getattr(args, flag, None)
         if value is not None:

@@ -689,6 +689,7 @@ def train(
 
     if resume_step is not None:
         resume = True
+    config_lib.validate_config(config)  # before anything is read or written
     config = copy.deepcopy(config)  # train() fills in derived fields (e.g. the model table)
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
