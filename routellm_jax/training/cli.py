@@ -112,34 +112,18 @@ def run(args: argparse.Namespace) -> int:
         )
     from routellm_jax.training.checkpoints import CheckpointCorruptError
     from routellm_jax.training.config import load_config, validate_config
-    from routellm_jax.training.resume import override_keys, resume_config, saved_config
     from routellm_jax.training.train import NonFiniteLossError, train
 
     overrides = getattr(args, "config_overrides", [])
     config = load_config(args.config, overrides)
     if args.data_dir:
         config.data.data_dir = args.data_dir
-    if args.resume or args.resume_step is not None:
-        saved = saved_config(args.workdir, args.resume_step)
-        if saved is not None:  # (no checkpoint yet: train() starts or reports the missing step)
-            step, saved_cfg = saved
-            config = resume_config(config, saved_cfg, overrides, where=f"step {step}")
-            changed = f"; changed by overrides: {', '.join(override_keys(overrides))}"
-            if jax.process_index() == 0:
-                print(
-                    f"resuming from step {step} of {args.workdir} with the checkpoint's config"
-                    + (changed if overrides else ""),
-                    flush=True,
-                )
-            if step >= int(config.steps) > 0:
-                # Nothing left to train: say so instead of preparing the data for no step.
-                print(
-                    f"done: the run is already at step {step} of {config.steps}; pass "
-                    f"--config.steps=N (N > {step}) to train on"
-                )
-                return 0
-    validate_config(config)
     try:
+        if args.resume or args.resume_step is not None:
+            config = _resume_config(args, config, overrides)
+            if config is None:
+                return 0
+        validate_config(config)
         result = train(
             config,
             args.workdir,
@@ -160,6 +144,35 @@ def run(args: argparse.Namespace) -> int:
         metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
         print(f"done: {result.arch} step {result.step} -> {result.workdir} {metrics}")
     return 0
+
+
+def _resume_config(args: argparse.Namespace, config: Any, overrides: Sequence[str]) -> Any:
+    """The config a resumed run trains with (the checkpoint's, changed only by ``overrides``),
+    printing the step it resumes from; ``None`` when that step already ends the run."""
+    import jax
+
+    from routellm_jax.training.resume import override_keys, resume_config, saved_config
+
+    saved = saved_config(args.workdir, args.resume_step)
+    if saved is None:  # no checkpoint yet: train() starts, or reports the missing step
+        return config
+    step, saved_cfg = saved
+    config = resume_config(config, saved_cfg, overrides, where=f"step {step}")
+    if jax.process_index() == 0:
+        changed = f"; changed by overrides: {', '.join(override_keys(overrides))}"
+        print(
+            f"resuming from step {step} of {args.workdir} with the checkpoint's config"
+            + (changed if overrides else ""),
+            flush=True,
+        )
+    if step >= int(config.steps) > 0:
+        # Nothing left to train: say so instead of preparing the data for no step.
+        print(
+            f"done: the run is already at step {step} of {config.steps}; pass "
+            f"--config.steps=N (N > {step}) to train on"
+        )
+        return None
+    return config
 
 
 # Libraries whose INFO lines (Orbax's per-save chatter through absl, JAX compilation, HTTP

@@ -28,7 +28,7 @@ from typing import Any
 import ml_collections
 
 from routellm_jax.training import config as config_lib
-from routellm_jax.training.checkpoints import _read_item_json, checkpoint_dir
+from routellm_jax.training.checkpoints import _read_item_json, checkpoint_dir, verify_manifest
 
 # Keys whose value in the file may legitimately differ from the checkpoint's (see module doc).
 LOCATION_KEYS = ("data.data_dir",)
@@ -83,7 +83,10 @@ def saved_config(
     workdir: str | os.PathLike[str], step: int | None = None
 ) -> tuple[int, ml_collections.ConfigDict] | None:
     """``(step, config)`` saved with checkpoint ``step`` of a run (the newest when None);
-    ``None`` when the run has no checkpoint yet (or no step ``step``: the trainer reports that)."""
+    ``None`` when the run has no checkpoint yet (or no step ``step``: the trainer reports that).
+    The step's files are verified first: a damaged checkpoint raises
+    :class:`~routellm_jax.training.checkpoints.CheckpointCorruptError` naming the newest step that
+    verifies, as a resume would."""
     directory = checkpoint_dir(workdir)
     if not directory.is_dir():
         return None
@@ -94,7 +97,9 @@ def saved_config(
         step = steps[-1]
     elif step not in steps:
         return None
-    return step, config_lib.from_json(_read_item_json(Path(directory) / str(step), "config"))
+    step_dir = Path(directory) / str(step)
+    verify_manifest(step_dir)
+    return step, config_lib.from_json(_read_item_json(step_dir, "config"))
 
 
 def resume_config(
