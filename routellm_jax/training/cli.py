@@ -6,6 +6,12 @@
 ``--coordinator HOST:PORT --num-processes N --process-id I`` on every host (or rely on the
 cluster auto-detection of ``jax.distributed.initialize`` with ``--distributed``).
 
+``--resume`` (or ``--resume-step N``) trains with the config saved in the checkpoint and prints
+the step it resumes from; an experiment file that differs from it is an error listing the keys
+(dotted), unless ``--config.KEY=VALUE`` overrides name them (:mod:`routellm_jax.training.resume`).
+A config that cannot be what was meant (``config.validate_config``) fails before any data is
+read. ``-v`` shows this project's INFO lines (and a plugin's), ``-vv`` the libraries' too.
+
 A checkpoint that fails its checksums, or a NaN/inf loss (``config.stop_on_nonfinite``), ends the
 run with exit code 1 and one message naming the step (and file), with this command line rewritten
 to resume from the newest good step (``--resume-step N``).
