@@ -145,7 +145,7 @@ def get_architecture(name: str) -> Architecture:
     if name in _BUILTIN:
         module = importlib.import_module(_BUILTIN[name])
         return module.ARCHITECTURE
-    # Plugins sit on top of this table (they register into it): imported only on a miss.
+    # Local: plugins imports this module (it registers into the table); needed only on a miss.
     from routellm_jax.models import plugins
 
     if plugins.resolve(name) and name in _USER:
@@ -166,6 +166,6 @@ def registered_names() -> list[str]:
 def names() -> list[str]:
     """All architecture names: built-in, registered, and declared by installed plugins (those
     are listed without importing them)."""
-    from routellm_jax.models import plugins
+    from routellm_jax.models import plugins  # local: plugins imports this module
 
     return sorted(set(_BUILTIN) | set(_USER) | set(plugins.entry_points()))
