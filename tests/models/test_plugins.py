@@ -119,3 +119,17 @@ def test_card_names_the_plugin_and_loading_without_it_says_what_to_install(tmp_p
     )
     with pytest.raises(Exception, match=r"plugin\.version: expected str"):
         ModelCard.load(bad)
+
+
+def test_a_different_installed_plugin_version_is_a_warning(caplog) -> None:
+    arch = registry.get_architecture("mf")
+    cfg = arch.make_config(models=MODELS, featurizer="hashing:8", text_dim=8, dim=2)
+    router = Router.from_params("mf", cfg, arch.init(jax.random.key(0), cfg), name="v")
+    # Any installed distribution stands in for the plugin package: only its version is read.
+    have = importlib.metadata.version("pytest")
+    card = dataclasses.replace(
+        router.card, plugin={"module": "m", "distribution": "pytest", "version": "0.0.1"}
+    )
+    with caplog.at_level("WARNING", logger="routellm_jax.api"):
+        Router(card, router.params)
+    assert f"exported with plugin pytest 0.0.1, running with pytest {have}" in caplog.text
