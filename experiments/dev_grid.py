@@ -18,7 +18,7 @@ one at a time:
 
 Run (dev suite only, then the benchmarks of the winner)::
 
-    python experiments/run_grid.py experiments/dev_grid.py --seeds 0 1 2 --dev-only \\
+    python -m experiments.run_grid experiments/dev_grid.py --seeds 0 1 2 --dev-only \\
         --out experiments/results/dev_grid_dev --workdir /tmp/dev_grid
 
 Example:

@@ -7,7 +7,7 @@ with the framework trainer, or the whole sweep with the grid runner, which also 
 benchmark and writes ``experiments/results/`` (results live there only)::
 
     routellm-jax train experiments/grid.py:irt_shape_both_mmlu_bw003 --workdir runs/bw003
-    python experiments/run_grid.py experiments/grid.py --out experiments/results
+    python -m experiments.run_grid experiments/grid.py --out experiments/results
 
 The two build the same declared mix; the grid runner adds a MiniLM near-duplicate pass and a
 lexical pass to the trainer's exact-match decontamination (see ``run_grid.build_mix``), and feeds

@@ -34,9 +34,9 @@ Missing prompts are embedded with :func:`routellm_jax.models.encoders.embedder.l
 store first, to save CPU time.
 
 Usage:
-    python experiments/run_grid.py experiments/grid.py --out experiments/results
-    python experiments/run_grid.py experiments/grid.py:irt_both experiments/grid.py:mf_both
-    python experiments/run_grid.py --write-split
+    python -m experiments.run_grid experiments/grid.py --out experiments/results
+    python -m experiments.run_grid experiments/grid.py:irt_both experiments/grid.py:mf_both
+    python -m experiments.run_grid --write-split
 """
 
 from __future__ import annotations
@@ -52,21 +52,20 @@ from typing import Any
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # "experiments" importable when run as a script
-    sys.path.insert(0, str(HERE.parent))
-
-from experiments import baselines as B  # noqa: E402
-from routellm_jax.data.hashing import hash_fraction  # noqa: E402
-from routellm_jax.data.mixtures import MixtureSpec  # noqa: E402
-from routellm_jax.data.records import (  # noqa: E402
+from experiments import baselines as B
+from routellm_jax.data.hashing import hash_fraction
+from routellm_jax.data.hashing import prompt_id as _sha  # noqa: F401  (split ids, tests)
+from routellm_jax.data.judge_split import heldout_prompts, judge_prompts
+from routellm_jax.data.judge_split import read_split as _read_split
+from routellm_jax.data.mixtures import MixtureSpec
+from routellm_jax.data.records import (
     OutcomeTable,
     TrainingData,
 )
-from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL  # noqa: E402
-from routellm_jax.eval.baselines import oracle_win_rates  # noqa: E402
-from routellm_jax.eval.benchmarks import Benchmark  # noqa: E402
-from routellm_jax.eval.dev_suite import (  # noqa: E402
+from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL
+from routellm_jax.eval.baselines import oracle_win_rates
+from routellm_jax.eval.benchmarks import Benchmark
+from routellm_jax.eval.dev_suite import (
     GROUP_SOURCES,
     DevScores,
     build_dev_suite,
@@ -75,13 +74,14 @@ from routellm_jax.eval.dev_suite import (  # noqa: E402
     route_suite,
     score_dev_suite,
 )
-from routellm_jax.eval.judge_heldout import (  # noqa: E402
+from routellm_jax.eval.judge_heldout import (
     heldout_arena,
     judge_heldout_benchmarks,
 )
-from routellm_jax.models.embedding_store import read_store, store_path, write_store  # noqa: E402
-from routellm_jax.training.evaluators import win_rates_in_chunks  # noqa: E402
+from routellm_jax.models.embedding_store import read_store, store_path, write_store
+from routellm_jax.training.evaluators import win_rates_in_chunks
 
+HERE = Path(__file__).resolve().parent
 log = logging.getLogger("run_grid")
 
 SPLIT_FILE = HERE / "judge_heldout_split.txt"
@@ -108,9 +108,6 @@ TRANSFER = (
 # ------------------------------------------------------------------------ held-out judge split
 # The split file's reader lives in the package (routellm_jax.data.judge_split), shared with
 # MixtureSpec.heldout_split, so the experiment configs exclude exactly the prompts scored here.
-from routellm_jax.data.hashing import prompt_id as _sha  # noqa: E402
-from routellm_jax.data.judge_split import heldout_prompts, judge_prompts  # noqa: E402
-from routellm_jax.data.judge_split import read_split as _read_split  # noqa: E402
 
 
 def compute_judge_split(
@@ -901,7 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.cells:
         ap.error("give cells: experiments/grid.py, or experiments/grid.py:CELL ...")
-    command = "python experiments/run_grid.py " + " ".join(argv or sys.argv[1:])
+    command = "python -m experiments.run_grid " + " ".join(argv or sys.argv[1:])
     run(
         args.cells,
         Path(args.out),

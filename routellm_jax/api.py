@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from routellm_jax.models import plugins
 from routellm_jax.models.executor import LENGTH_BUCKETS, ROW_BUCKETS
-from routellm_jax.models.registry import get_architecture
+from routellm_jax.models.registry import UnknownArchitectureError, get_architecture
 from routellm_jax.zoo.card import (
     PAPER_STRONG,
     PAPER_WEAK,
@@ -100,6 +101,35 @@ def check_prompts(prompts: Sequence[Any]) -> list[str]:
     return checked
 
 
+def _card_architecture(card: ModelCard) -> Any:
+    """The architecture a card names; for one from a plugin that is not available, a
+    :class:`RouterError` saying which package (and version) to install. A different installed
+    version of the plugin is logged as a warning."""
+    try:
+        arch = get_architecture(card.architecture)
+    except UnknownArchitectureError:
+        if not card.plugin:
+            raise
+        raise RouterError(
+            f"router {card.name!r}: architecture {card.architecture!r} comes from a plugin that "
+            f"is not available here; {plugins.install_hint(card.plugin)}"
+        ) from None
+    wanted = card.plugin.get("version")
+    dist = card.plugin.get("distribution")
+    if dist and wanted:
+        have = plugins.installed_version(dist)
+        if have is not None and have != wanted:
+            log.warning(
+                "router %s: exported with plugin %s %s, running with %s %s",
+                card.name,
+                dist,
+                wanted,
+                dist,
+                have,
+            )
+    return arch
+
+
 class Router:
     """A loaded router. Build it with :func:`load` (or :meth:`from_params` for fresh params).
 
@@ -145,7 +175,7 @@ class Router:
         self.card = card
         self.name = card.name
         self.source = source
-        self.arch = get_architecture(card.architecture)
+        self.arch = _card_architecture(card)
         self.config = card.arch_config(self.arch.config_cls)
         if precision is not None and precision not in PRECISIONS:
             raise RouterError(

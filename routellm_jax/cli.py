@@ -47,6 +47,8 @@ _HELP = {
     "serve": "run an OpenAI-compatible routing server",
 }
 
+# routellm_jax.models.plugins.ENV_VAR, repeated so a command without plugins imports no models.
+_PLUGINS_ENV = "ROUTELLM_JAX_PLUGINS"
 USAGE_EXIT = 2  # argparse's exit code for a bad command line; ours for every user error
 
 
@@ -72,6 +74,9 @@ _KNOWN_ERRORS: tuple[tuple[str, str, int], ...] = (
     ("routellm_jax.zoo.errors", "ZooError", 1),  # download failed, file altered: not the user's
     ("routellm_jax.zoo.card", "CardError", USAGE_EXIT),
     ("routellm_jax.publish.build", "RecipeError", USAGE_EXIT),  # zoo build: unknown entry
+    ("routellm_jax.models.plugins", "PluginError", USAGE_EXIT),  # a plugin that fails to import
+    ("routellm_jax.training.config", "ConfigError", USAGE_EXIT),  # a bad experiment config
+    ("routellm_jax.models.registry", "UnknownArchitectureError", USAGE_EXIT),
     ("routellm_jax.data.model_names", "UnknownModelError", USAGE_EXIT),
     ("routellm_jax.data.sources._common", "SourceFormatError", USAGE_EXIT),
     ("routellm_jax.data.sources._common", "SourceUnavailableError", 1),
@@ -258,6 +263,24 @@ def output_file(path: str | os.PathLike[str] | None) -> Iterator[TextIO]:
 # ---- dispatch ---------------------------------------------------------------------------------
 
 
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The sub-command in ``argv``: its first word that is neither a flag nor a flag's value.
+
+    Example:
+        >>> _command_name(["-v", "--plugin", "my_routers.knn", "serve", "--port", "1"])
+        'serve'
+    """
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--plugin":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="routellm-jax",
@@ -271,9 +294,19 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         help="also print the traceback of a user error (bad input, unknown name, ...), which is "
         "otherwise one line with exit code 2",
     )
+    parser.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module first, registering the router architectures it defines "
+        "(repeatable; also ROUTELLM_JAX_PLUGINS=mod1,mod2). Installed plugin packages are found "
+        "through their 'routellm_jax.architectures' entry points without this flag",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Only the chosen sub-command's module is imported (keeps `--help` and startup fast).
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = _command_name(argv)
     for name, (module_name, add_fn, run_fn) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=_HELP[name], description=_HELP[name])
         if name == chosen:
@@ -293,6 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else USAGE_EXIT
     try:
+        if args.plugins or os.environ.get(_PLUGINS_ENV):
+            # Imported only when asked for: the plugin loader imports the architecture table.
+            from routellm_jax.models import plugins
+
+            plugins.load_modules(args.plugins)
         return int(args._run(args) or 0)
     except Exception as err:
         code = error_exit_code(err)

@@ -117,8 +117,24 @@ def unregister(name: str) -> None:
     _USER.pop(name, None)
 
 
+class UnknownArchitectureError(KeyError):
+    """No built-in, registered or plugin architecture has this name."""
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is one of the framework's own architectures.
+
+    Example:
+        >>> is_builtin("irt"), is_builtin("knn")
+        (True, False)
+    """
+    return name in _BUILTIN
+
+
 def get_architecture(name: str) -> Architecture:
-    """Look an architecture up by name.
+    """Look an architecture up by name. A name the table does not know is looked for in the
+    plugins (:mod:`routellm_jax.models.plugins`: the ``ROUTELLM_JAX_PLUGINS`` modules, then the
+    installed ``routellm_jax.architectures`` entry points) before it is an error.
 
     Example:
         >>> get_architecture("mf").name  # doctest: +SKIP
@@ -129,9 +145,27 @@ def get_architecture(name: str) -> Architecture:
     if name in _BUILTIN:
         module = importlib.import_module(_BUILTIN[name])
         return module.ARCHITECTURE
-    raise KeyError(f"unknown architecture {name!r}; known: {sorted(names())}")
+    # Local: plugins imports this module (it registers into the table); needed only on a miss.
+    from routellm_jax.models import plugins
+
+    if plugins.resolve(name) and name in _USER:
+        return _USER[name]
+    raise UnknownArchitectureError(
+        f"unknown architecture {name!r}; known: {sorted(names())}. An architecture from a "
+        f"plugin package is found once the package is installed (entry point group "
+        f"{plugins.ENTRY_POINT_GROUP!r}); a module that is not installed is loaded with "
+        f"--plugin MODULE or {plugins.ENV_VAR}=MODULE"
+    )
+
+
+def registered_names() -> list[str]:
+    """The architectures in the table now: built-in and registered (no plugin lookup)."""
+    return sorted(set(_BUILTIN) | set(_USER))
 
 
 def names() -> list[str]:
-    """All architecture names, built-in and user-registered."""
-    return sorted(set(_BUILTIN) | set(_USER))
+    """All architecture names: built-in, registered, and declared by installed plugins (those
+    are listed without importing them)."""
+    from routellm_jax.models import plugins  # local: plugins imports this module
+
+    return sorted(set(_BUILTIN) | set(_USER) | set(plugins.entry_points()))

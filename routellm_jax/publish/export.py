@@ -44,6 +44,7 @@ from routellm_jax.api import Router
 from routellm_jax.data.judge_split import REFERENCE_SETS, reference_prompts
 from routellm_jax.eval.evaluate import evaluate_benchmarks
 from routellm_jax.models.embedding_store import embed_into_store, embedding_store
+from routellm_jax.models.plugins import provenance
 from routellm_jax.models.registry import get_architecture
 from routellm_jax.publish.pack import ExportResult, pack_entry
 from routellm_jax.publish.provenance import base_model_ref, encoder_ref_for, git_commit
@@ -185,6 +186,7 @@ def _card(
         license=spec.license,
         commit=git_commit() if spec.commit is None else spec.commit,
         created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        plugin=provenance(arch_name),
     )
 
 

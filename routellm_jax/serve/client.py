@@ -29,12 +29,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
+from routellm_jax.serve.pairs import ScoredPair, scored_pair
 from routellm_jax.serve.routing import (
     ROUTE_ON_CHOICES,
     RouteOn,
@@ -46,6 +48,8 @@ from routellm_jax.serve.routing import (
     parse_model,
     routing_prompt,
 )
+
+log = logging.getLogger(__name__)
 
 Role = Literal["strong", "weak"]
 
@@ -214,6 +218,15 @@ class Controller:
         self.fallback = fallback
         self.router_strong = router_strong
         self.router_weak = router_weak
+        # The pair each router scores: the served models where its table has them (aliases
+        # included), else its card's pair, with a warning naming the pair actually scored.
+        self.scored_pairs: dict[str, ScoredPair] = {
+            name: scored_pair(router, strong_model, weak_model, router_strong, router_weak)
+            for name, router in self.routers.items()
+        }
+        for pair in self.scored_pairs.values():
+            if pair.warning:
+                log.warning("%s", pair.warning)
         self.model_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._lock = threading.Lock()
         self._thresholds: dict[tuple[str, float], float] = {}
@@ -254,8 +267,9 @@ class Controller:
         key = (spec.router, spec.strong_share)
         with self._lock:
             if key not in self._thresholds:
+                pair = self.scored_pairs[spec.router]
                 self._thresholds[key] = spec.resolve_threshold(
-                    self.routers[spec.router], self.router_strong, self.router_weak
+                    self.routers[spec.router], pair.strong, pair.weak
                 )
             return self._thresholds[key]
 
@@ -284,7 +298,11 @@ class Controller:
             raise RoutingError("the prompt has no text to route on")
         chosen = self.routers[spec.router]
         win_rate = float(
-            chosen.win_rate([prompt], strong=self.router_strong, weak=self.router_weak)[0]
+            chosen.win_rate(
+                [prompt],
+                strong=self.scored_pairs[spec.router].strong,
+                weak=self.scored_pairs[spec.router].weak,
+            )[0]
         )
         t = self._threshold(spec)
         role: Role = "strong" if choose_strong(win_rate, t) else "weak"

@@ -66,6 +66,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routellm_jax.api import PromptError
 from routellm_jax.serve.batching import MicroBatcher, QueueFull
+from routellm_jax.serve.pairs import ScoredPair, scored_pair
 from routellm_jax.serve.routing import (
     ROUTE_ON_CHOICES,
     RouteOn,
@@ -371,9 +372,11 @@ class _Decision:
     win_rate: float
     role: Role
     router_s: float  # submit -> win rate: batching wait + forward pass
+    scored: str = ""  # the model pair the router scored ("STRONG vs WEAK")
 
     def headers(self, settings: ServeSettings) -> dict[str, str]:
         return {
+            "x-routellm-scored-pair": self.scored,
             # Standard Server-Timing: lets clients and load tools see the router's share.
             "server-timing": f"router;dur={self.router_s * 1000:.3f}",
             "x-routellm-router": self.router,
@@ -391,6 +394,7 @@ class _State:
         self.routers = routers
         self.settings = settings
         self.metrics: ServeMetrics = metrics
+        self.pairs = scored_pairs(routers, settings)
         self.redact = _Redactor(
             [settings.strong.api_key, settings.weak.api_key, *settings.client_api_keys]
         )
@@ -399,7 +403,7 @@ class _State:
         )
         self.batchers = {
             name: MicroBatcher(
-                self._batch_fn(router),
+                self._batch_fn(router, self.pairs[name]),
                 window_s=settings.batch_window_ms / 1000.0,
                 max_batch=settings.max_batch,
                 executor=self.executor,
@@ -435,8 +439,8 @@ class _State:
         self.threshold_cache: dict[tuple[str, float], float] = {}
         self.started = int(time.time())
 
-    def _batch_fn(self, router: RouterLike):
-        strong, weak = self.settings.router_strong, self.settings.router_weak
+    def _batch_fn(self, router: RouterLike, pair: ScoredPair):
+        strong, weak = pair.strong, pair.weak
 
         def run(prompts):
             return router.win_rate(list(prompts), strong=strong, weak=weak)
@@ -465,8 +469,9 @@ class _State:
             return spec.threshold
         key = (spec.router, spec.strong_share)
         if key not in self.threshold_cache:
+            pair = self.pairs[spec.router]
             self.threshold_cache[key] = spec.resolve_threshold(
-                self.routers[spec.router], self.settings.router_strong, self.settings.router_weak
+                self.routers[spec.router], pair.strong, pair.weak
             )
         return self.threshold_cache[key]
 
@@ -487,7 +492,15 @@ class _State:
                 endpoint=endpoint,
             ).inc()
             decisions.append(
-                _Decision(spec.router, threshold, spec.strong_share, win_rate, role, router_s)
+                _Decision(
+                    spec.router,
+                    threshold,
+                    spec.strong_share,
+                    win_rate,
+                    role,
+                    router_s,
+                    self.pairs[spec.router].describe(),
+                )
             )
         return decisions
 
@@ -738,6 +751,20 @@ def _cap_max_tokens(body: dict[str, Any], cap: int | None) -> dict[str, Any]:
     return body if asked else dict(body, max_tokens=cap)
 
 
+def scored_pairs(routers: Mapping[str, RouterLike], settings: ServeSettings) -> dict:
+    """Router name -> :class:`~routellm_jax.serve.pairs.ScoredPair` for the served upstreams."""
+    return {
+        name: scored_pair(
+            router,
+            settings.strong.model,
+            settings.weak.model,
+            settings.router_strong,
+            settings.router_weak,
+        )
+        for name, router in routers.items()
+    }
+
+
 def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> FastAPI:
     """Build the routing server for ``routers`` (name -> router) and ``settings``.
 
@@ -755,6 +782,10 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             raise TypeError(f"router {name!r} lacks win_rate/threshold_for_share/name")
     routers = dict(routers)
     metrics = ServeMetrics()
+    pairs = scored_pairs(routers, settings)
+    for pair in pairs.values():
+        if pair.warning:
+            logger.warning(pair.warning)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -964,6 +995,11 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
                 "routers": sorted(routers),
                 "strong": settings.strong.describe(),
                 "weak": settings.weak.describe(),
+                # The pair each router scores, and why when it is not the served one.
+                "scored_pairs": {
+                    name: {"scored": pair.describe(), "warning": pair.warning}
+                    for name, pair in sorted(pairs.items())
+                },
             }
         )
 

@@ -8,6 +8,12 @@ cluster auto-detection of ``jax.distributed.initialize`` with ``--distributed``)
 be an object-store URL (``gs://bucket/run``); on several processes a local one must be declared
 shared (``--shared-workdir``: a filesystem every host mounts).
 
+``--resume`` (or ``--resume-step N``) trains with the config saved in the checkpoint and prints
+the step it resumes from; an experiment file that differs from it is an error listing the keys
+(dotted), unless ``--config.KEY=VALUE`` overrides name them (:mod:`routellm_jax.training.resume`).
+A config that cannot be what was meant (``config.validate_config``) fails before any data is
+read. ``-v`` shows this project's INFO lines (and a plugin's), ``-vv`` the libraries' too.
+
 A checkpoint that fails its checksums, or a NaN/inf loss (``config.stop_on_nonfinite``), ends the
 run with exit code 1 and one message naming the step (and file), with this command line rewritten
 to resume from the newest good step (``--resume-step N``).
@@ -91,7 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
     parser.add_argument("--num-processes", type=int, default=None)
     parser.add_argument("--process-id", type=int, default=None)
-    parser.add_argument("-v", "--verbose", action="store_true", help="INFO logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: this project's log lines (INFO); -vv: the libraries' (absl, orbax, jax) too",
+    )
     parser.epilog = "Override any config field with --config.<key>=<value> (repeatable)."
     # argparse rejects unknown options such as --config.optimizer.lr=3e-5; the sub-command parser
     # is handed its own arguments by the top-level one, so pull the overrides out first.
@@ -110,10 +122,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, apply overrides, train. Returns the exit code."""
     import jax
 
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     if args.distributed or args.coordinator:
         jax.distributed.initialize(
             coordinator_address=args.coordinator,
@@ -121,13 +130,19 @@ def run(args: argparse.Namespace) -> int:
             process_id=args.process_id,
         )
     from routellm_jax.training.checkpoints import CheckpointCorruptError
-    from routellm_jax.training.config import load_config
+    from routellm_jax.training.config import load_config, validate_config
     from routellm_jax.training.train import NonFiniteLossError, SharedWorkdirError, train
 
-    config = load_config(args.config, getattr(args, "config_overrides", []))
+    overrides = getattr(args, "config_overrides", [])
+    config = load_config(args.config, overrides)
     if args.data_dir:
         config.data.data_dir = args.data_dir
     try:
+        if args.resume or args.resume_step is not None:
+            config = _resume_config(args, config, overrides)
+            if config is None:
+                return 0
+        validate_config(config)
         result = train(
             config,
             args.workdir,
@@ -154,6 +169,69 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_config(args: argparse.Namespace, config: Any, overrides: Sequence[str]) -> Any:
+    """The config a resumed run trains with (the checkpoint's, changed only by ``overrides``),
+    printing the step it resumes from; ``None`` when that step already ends the run."""
+    import jax
+
+    from routellm_jax.training.resume import override_keys, resume_config, saved_config
+
+    saved = saved_config(args.workdir, args.resume_step)
+    if saved is None:  # no checkpoint yet: train() starts, or reports the missing step
+        return config
+    step, saved_cfg = saved
+    config = resume_config(config, saved_cfg, overrides, where=f"step {step}")
+    if jax.process_index() == 0:
+        changed = f"; changed by overrides: {', '.join(override_keys(overrides))}"
+        print(
+            f"resuming from step {step} of {args.workdir} with the checkpoint's config"
+            + (changed if overrides else ""),
+            flush=True,
+        )
+    if step >= int(config.steps) > 0:
+        # Nothing left to train: say so instead of preparing the data for no step.
+        print(
+            f"done: the run is already at step {step} of {config.steps}; pass "
+            f"--config.steps=N (N > {step}) to train on"
+        )
+        return None
+    return config
+
+
+# Libraries whose INFO lines (Orbax's per-save chatter through absl, JAX compilation, HTTP
+# clients) only -vv shows.
+QUIET_LIBRARIES = (
+    "absl",
+    "orbax",
+    "jax",
+    "jaxlib",
+    "grain",
+    "tensorstore",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "filelock",
+    "fsspec",
+    "matplotlib",
+    "PIL",
+)
+
+
+def configure_logging(verbosity: int) -> None:
+    """0: warnings only; 1: INFO lines of this project (``routellm_jax.*``) and of the user's
+    own modules (a plugin's ``fit``), the libraries in :data:`QUIET_LIBRARIES` kept at WARNING;
+    2 or more: everything at INFO.
+
+    Example:
+        >>> configure_logging(1); logging.getLogger("orbax").level == logging.WARNING
+        True
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO if verbosity >= 1 else logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
+
+
 def resume_command_line(args: argparse.Namespace, step: int) -> str:
     """This run's command line (this process's, on multi-host runs), resuming from ``step``.
 
@@ -164,9 +242,10 @@ def resume_command_line(args: argparse.Namespace, step: int) -> str:
         "routellm-jax train exp.py --workdir 'runs/a b' --no-progress --config.steps=9 --resume-step 6"
     """
     argv = ["routellm-jax", "train", args.config, "--workdir", args.workdir]
-    for flag in ("no_progress", "shared_workdir", "distributed", "verbose"):
+    for flag in ("no_progress", "shared_workdir", "distributed"):
         if getattr(args, flag, False):
-            argv.append("-v" if flag == "verbose" else "--" + flag.replace("_", "-"))
+            argv.append("--" + flag.replace("_", "-"))
+    argv += ["-v"] * int(getattr(args, "verbose", 0) or 0)
     for flag in ("data_dir", "coordinator", "num_processes", "process_id"):
         value = getattr(args, flag, None)
         if value is not None:

@@ -342,6 +342,61 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     return apply_overrides(config, overrides)
 
 
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Refuse combinations that cannot be what was meant, before any data is read:
+    :class:`ConfigError` naming the key. Checked: a warm-up longer than the run and an eval
+    cadence beyond the last step (for trained routers; one built by ``fit`` takes no steps), a
+    mixture source that does not exist (or a mixture that does not parse).
+
+    Example:
+        >>> c = default_config(); c.steps, c.optimizer.warmup_steps = 20, 30
+        >>> validate_config(c)
+        Traceback (most recent call last):
+        ...
+        routellm_jax.training.config.ConfigError: optimizer.warmup_steps: 30 warm-up updates but the run has only 20 (steps=20, optimizer.accum_steps=1); lower it or raise steps
+    """
+    from routellm_jax.models.registry import UnknownArchitectureError, get_architecture
+
+    try:
+        built = get_architecture(config.arch).fit is not None
+    except UnknownArchitectureError:
+        built = False  # train() names the unknown architecture
+    # A router built by its architecture's fit() takes no steps: no schedule, no cadence.
+    steps = int(config.steps)
+    accum = max(1, int(config.optimizer.accum_steps))
+    updates = steps // accum
+    warmup = int(config.optimizer.warmup_steps)
+    if not built and warmup > updates:
+        raise ConfigError(
+            f"optimizer.warmup_steps: {warmup} warm-up updates but the run has only {updates} "
+            f"(steps={steps}, optimizer.accum_steps={accum}); lower it or raise steps"
+        )
+    every = int(config.eval.every)
+    if not built and every > steps:
+        raise ConfigError(
+            f"eval.every: every {every} steps, but the run ends at step {steps}, so it would "
+            f"never happen before the final evaluation; use 0 (only at the end) or a value <= "
+            f"{steps}"
+        )
+    data = config.data
+    if not data.records and not data.get("tfds_dir") and data.mixture and len(data.mixture):
+        # The mixture layer checks its own spec; this names the config key of what it refuses.
+        from routellm_jax.data import mixtures
+
+        spec = data.mixture.to_dict()
+        for i, source in enumerate(spec.get("sources") or ()):
+            name = source.get("name") if isinstance(source, Mapping) else None
+            if name not in mixtures.BUILTIN_SOURCES:
+                raise ConfigError(
+                    f"data.mixture.sources[{i}].name: unknown source {name!r}; known: "
+                    f"{', '.join(sorted(mixtures.BUILTIN_SOURCES))}"
+                )
+        try:
+            mixtures.MixtureSpec.from_dict(spec)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"data.mixture: {err}") from None
+
+
 def to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """A JSON-able dict of ``config`` (tuples become lists).
 

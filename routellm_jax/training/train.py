@@ -632,6 +632,7 @@ def train(
 
     if resume_step is not None:
         resume = True
+    config_lib.validate_config(config)  # before anything is read or written
     config = copy.deepcopy(config)  # train() fills in derived fields (e.g. the model table)
     check_workdir_reachable(workdir, jax.process_count(), shared_workdir)
     workdir = paths.location(workdir)

@@ -205,11 +205,17 @@ class ModelCard:
     commit: str = ""
     created: str = ""
     format: int = CARD_FORMAT
+    # For an architecture that is not built in: the plugin that provides it, {"module",
+    # "distribution", "version"} (routellm_jax.models.plugins.provenance); {} when built in.
+    plugin: dict[str, str] = dataclasses.field(default_factory=dict)
 
     # ---- JSON --------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        obj = _jsonable(dataclasses.asdict(self))
+        if not obj["plugin"]:
+            del obj["plugin"]  # built-in architecture: the card reads as it did before plugins
+        return obj
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``card.json`` (validated first, so a bad card is never written)."""
@@ -345,6 +351,7 @@ class ModelCard:
             commit=r.get("commit", str, ""),
             created=r.get("created", str, ""),
             format=fmt,
+            plugin=_plugin(r),
         )
 
     # ---- Architecture config ------------------------------------------------------------------
@@ -367,6 +374,16 @@ class ModelCard:
             return config_from_json(config_cls, self.config, "config")
         except CardError as err:
             raise CardError(f"card {self.name}: {err}") from None
+
+
+def _plugin(r: _Reader) -> dict[str, str]:
+    plugin = r.get("plugin", dict, {})
+    known = {"module", "distribution", "version"}
+    _Reader(plugin, "plugin").check_keys(known)
+    for key, value in plugin.items():
+        if not isinstance(value, str):
+            raise CardError(f"plugin.{key}: expected str, got {value!r}")
+    return dict(plugin)
 
 
 def _check_inside(path: str, where: str) -> str:

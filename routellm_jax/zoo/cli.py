@@ -204,6 +204,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     # Exporting sits above the inference API (it calibrates and round-trips through a Router):
     # imported only for this action, so list/pull/verify never load JAX.
+    from routellm_jax.cli import UsageError
     from routellm_jax.publish.export import ExportSpec, export_from_workdir
     from routellm_jax.publish.pack import update_manifest
 
@@ -213,6 +214,17 @@ def _export(args: argparse.Namespace) -> int:
     # Local folders or object-store URLs (gs://bucket/run/export), both as epath paths.
     out_dir = paths.location(args.out_dir or paths.repo_root() / "model_zoo")
     manifest = paths.location(args.manifest) if args.manifest else out_dir / "manifest.json"
+    # The manifest listing comes last; what it needs is checked before the (long) export.
+    if not args.bundle and not args.url:
+        raise UsageError(
+            "say where the entry will be fetched from: --bundle (the archive stays next to the "
+            "manifest; under 5 MB) or --url URL (repeatable; where you will publish the archive)"
+        )
+    if args.bundle and not f"{out_dir}/".startswith(f"{str(manifest.parent).rstrip('/')}/"):
+        raise UsageError(
+            f"--bundle: the archive is written to {out_dir}, which is not under the manifest's "
+            f"folder {manifest.parent}; a bundled entry must sit next to its manifest"
+        )
     data_card = None
     if args.data_card:
         data_card = DataCard(**json.loads(Path(args.data_card).read_text()))
@@ -230,10 +242,16 @@ def _export(args: argparse.Namespace) -> int:
     result = export_from_workdir(
         args.workdir, out_dir, spec, step=args.step, data_dir=args.data_dir
     )
-    entry = update_manifest(manifest, result, urls=args.url, bundled=args.bundle)
-    print(f"exported {entry.key}: {result.archive} ({result.size} bytes, sha256 {result.sha256})")
+    # Printed before the manifest is touched: a failure there loses none of these numbers.
+    print(
+        f"exported {args.name}@{args.version}: {result.entry_dir} -> {result.archive} "
+        f"({result.size} bytes, sha256 {result.sha256})",
+        flush=True,
+    )
     for e in result.card.evals:
-        print(f"  {e.benchmark}: APGR {e.apgr:.4f}  ({e.command})")
+        print(f"  {e.benchmark}: APGR {e.apgr:.4f}  ({e.command})", flush=True)
+    entry = update_manifest(manifest, result, urls=args.url, bundled=args.bundle)
+    print(f"listed {entry.key} in {manifest}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import ml_collections
@@ -137,3 +138,64 @@ def test_train_cli_parses_overrides_in_both_forms(tmp_path):
     cfg = C.apply_overrides(C.default_config(), args.config_overrides)
     assert cfg.optimizer.lr == 3e-5 and cfg.steps == 5
     assert isinstance(cfg, ml_collections.ConfigDict)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["--config.steps=20", "--config.optimizer.warmup_steps=30"], "optimizer.warmup_steps"),
+        (  # warm-up counts optimizer updates: 40 steps accumulated 4 at a time are 10
+            [
+                "--config.steps=40",
+                "--config.optimizer.accum_steps=4",
+                "--config.optimizer.warmup_steps=12",
+            ],
+            "optimizer.warmup_steps",
+        ),
+        (["--config.steps=20", "--config.eval.every=50"], "eval.every"),
+        (
+            ["--config.data.mixture.sources=[{'name': 'alpaca_eval'}, {'name': 'alpaca_evl'}]"],
+            "data.mixture.sources[1].name",
+        ),
+    ],
+)
+def test_impossible_configs_fail_before_any_work_naming_the_key(tmp_path, overrides, key):
+    from routellm_jax.training.train import train
+
+    cfg = C.apply_overrides(C.default_config(), ["--config.arch=mf", *overrides])
+    with pytest.raises(C.ConfigError, match=re.escape(key) + ":"):
+        C.validate_config(cfg)
+    workdir = tmp_path / "never"
+    with pytest.raises(C.ConfigError, match=re.escape(key)):
+        train(cfg, workdir)
+    assert not workdir.exists()  # nothing read or written
+
+
+def test_valid_and_fit_built_configs_pass_validation():
+    cfg = C.apply_overrides(
+        C.default_config(),
+        ["--config.arch=mf", "--config.steps=20", "--config.optimizer.warmup_steps=20"],
+    )
+    C.validate_config(cfg)
+    # A router built by fit() takes no steps: its schedule and cadence are not checked.
+    built = C.apply_overrides(
+        C.default_config(),
+        ["--config.arch=sw_ranking", "--config.steps=0", "--config.eval.every=500"],
+    )
+    C.validate_config(built)
+
+
+def test_train_cli_reports_a_bad_config_as_one_line(tmp_path, capsys):
+    from routellm_jax.cli import main
+
+    exp = tmp_path / "exp.py"
+    exp.write_text(
+        "from routellm_jax.training.config import default_config\n\n\ndef get_config():\n"
+        "    c = default_config()\n    c.arch = 'mf'\n    c.steps = 20\n    return c\n"
+    )
+    argv = ["train", str(exp), "--workdir", str(tmp_path / "run"), "--config.eval.every=30"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("routellm-jax train: error: eval.every: every 30 steps") and "\n" not in err
+    )

@@ -165,3 +165,71 @@ def test_zoo_list_pull_verify(zoo, tmp_path: Path, capsys, monkeypatch) -> None:
         ["route", "hello", "--router", "cli-test", "--cache-dir", str(tmp_path / "c2")], capsys
     )
     assert code == 0 and stdout.count("\t") == 2
+
+
+def test_export_needs_a_place_before_any_work(tmp_path: Path, capsys) -> None:
+    # No --bundle and no --url: refused before the checkpoint is even looked at.
+    code, _, err = _run(
+        [
+            "zoo",
+            "export",
+            "--workdir",
+            str(tmp_path / "no-run"),
+            "--name",
+            "x",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capsys,
+    )
+    assert code == 2 and "--bundle" in err and "--url" in err
+    code, _, err = _run(
+        [
+            "zoo",
+            "export",
+            "--workdir",
+            str(tmp_path / "no-run"),
+            "--name",
+            "x",
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--manifest",
+            str(tmp_path / "elsewhere" / "manifest.json"),
+            "--bundle",
+        ],
+        capsys,
+    )
+    assert code == 2 and "not under the manifest's folder" in err
+
+
+def test_export_prints_its_apgr_before_listing_fails(
+    zoo, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import dataclasses
+
+    import routellm_jax.publish.export as export_mod
+    from routellm_jax.zoo.card import EvalResult
+
+    _, res = zoo
+    card = dataclasses.replace(res.card, evals=[EvalResult("gsm8k", 0.5432, {}, "cmd")])
+    monkeypatch.setattr(
+        export_mod, "export_from_workdir", lambda *a, **k: dataclasses.replace(res, card=card)
+    )
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{not json")  # the listing step fails after the work
+    code, out, err = _run(
+        [
+            "zoo",
+            "export",
+            "--workdir",
+            str(tmp_path),
+            "--name",
+            "cli-test",
+            "--out-dir",
+            str(tmp_path),
+            "--url",
+            "https://example.org/x.tar",
+        ],
+        capsys,
+    )
+    assert code != 0 and "gsm8k: APGR 0.5432" in out, (out, err)
