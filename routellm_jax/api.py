@@ -40,6 +40,7 @@ from routellm_jax.eval.policy import (
     choose,
     cost_table,
     estimate_input_tokens,
+    explain_choice,
     quality_from_strengths,
 )
 from routellm_jax.models.executor import LENGTH_BUCKETS, ROW_BUCKETS
@@ -496,7 +497,8 @@ class Router:
     ) -> list[dict[str, Any]]:
         """One decision per prompt among ``models`` under ``policy``
         (:mod:`routellm_jax.eval.policy`): ``model``, ``quality`` (its expected quality, see
-        :meth:`model_quality`), ``cost``, ``within_budget`` and the ``policy``.
+        :meth:`model_quality`), ``cost``, ``within_budget``, the ``policy``, the ``reason`` in
+        words and every candidate's quality (``candidates``).
 
         ``prices``: a dict by model name (every candidate needs one) or one price per model.
         ``input_tokens`` default to an estimate from the prompt length (4 characters a token).
@@ -526,6 +528,7 @@ class Router:
                 "cost": float(c),
                 "within_budget": bool(ok),
                 "policy": policy.describe(),
+                "reason": explain_choice(policy, bool(ok)),
                 "candidates": {m: float(x) for m, x in zip(models, row)},
             }
             for j, q, c, ok, row in zip(

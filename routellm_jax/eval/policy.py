@@ -211,6 +211,29 @@ class Policy:
         return f"{names[self.kind]}={self.value:g}"
 
 
+def explain_choice(policy: Policy, within_budget: bool) -> str:
+    """Why the policy chose what it chose, in words (CLI output, server headers).
+
+    Example:
+        >>> explain_choice(Policy("quality_floor", 0.8), False)
+        'no candidate reaches the quality floor 0.8: the most likely model'
+    """
+    v = f"{policy.value:g}"
+    if policy.kind == "budget":
+        if within_budget:
+            return f"highest expected quality costing at most {v} per request"
+        return f"no candidate costs at most {v}: the cheapest model"
+    if policy.kind == "batch_budget":
+        if within_budget:
+            return f"highest total expected quality of the batch within its budget {v}"
+        return f"even the cheapest models exceed the batch budget {v}: the cheapest model"
+    if policy.kind == "quality_floor":
+        if within_budget:
+            return f"cheapest model whose expected quality reaches {v}"
+        return f"no candidate reaches the quality floor {v}: the most likely model"
+    return f"highest expected quality - {v} x cost relative to the dearest candidate"
+
+
 @dataclasses.dataclass(frozen=True)
 class Assignment:
     """The chosen column per prompt and what it buys: ``model_index`` [n], ``quality`` [n] (the
