@@ -86,6 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     u.add_argument("--weak-api-key-env", default=None, metavar="VAR", help="same, weak upstream")
     u.add_argument(
+        "--upstreams",
+        default=None,
+        metavar="FILE",
+        help="JSON upstream table of N models (name, base_url, api_key_env, model, price) for "
+        "router-<name>:budget=<cost>, :floor=<quality> and :tradeoff=<lambda> requests "
+        "(routellm_jax.serve.n_model)",
+    )
+    u.add_argument(
         "--upstream-timeout", type=float, default=60.0, metavar="S", help="seconds (default 60)"
     )
     u.add_argument("--retries", type=int, default=1, help="retries per upstream (default 1)")
@@ -247,6 +255,15 @@ def run(args: argparse.Namespace) -> int:
     strong_key = _key_from_env(args.strong_api_key_env, "--strong-api-key-env")
     weak_key = _key_from_env(args.weak_api_key_env, "--weak-api-key-env")
     keys = client_keys(args.api_keys_file, args.api_keys_env)
+    table = None
+    if args.upstreams is not None:
+        from routellm_jax.serve.n_model import UpstreamTableError, read_upstream_table
+
+        try:
+            table = read_upstream_table(args.upstreams)
+        except UpstreamTableError as err:
+            print(f"routellm-jax serve: --upstreams {err}", file=sys.stderr)
+            return 2
     try:
         settings = ServeSettings(
             strong=Upstream("strong", args.strong_model, args.strong_base_url, strong_key),
@@ -264,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             max_tokens=args.max_tokens,
             max_queue=args.max_queue,
+            upstream_table=table,
         )
     except ValueError as err:
         print(f"routellm-jax serve: {err}", file=sys.stderr)
