@@ -64,6 +64,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--max-batch", type=int, default=64, help="most prompts per forward pass")
     g.add_argument(
+        "--no-share-control",
+        dest="share_control",
+        action="store_false",
+        help="router-<name>@<share> names use the calibrated threshold as it is; by default an "
+        "online controller keeps the realised strong share at the target as traffic drifts",
+    )
+    g.add_argument(
+        "--share-window",
+        type=int,
+        default=100,
+        metavar="N",
+        help="decisions the share controller looks back on (default 100)",
+    )
+    g.add_argument(
         "--router-precision",
         choices=("float32", "bfloat16"),
         default=None,
@@ -265,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"routellm-jax serve: --upstreams {err}", file=sys.stderr)
             return 2
     try:
+        from routellm_jax.serve.budget import ControllerSettings
+
         settings = ServeSettings(
             strong=Upstream("strong", args.strong_model, args.strong_base_url, strong_key),
             weak=Upstream("weak", args.weak_model, args.weak_base_url, weak_key),
@@ -282,6 +298,8 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             max_queue=args.max_queue,
             upstream_table=table,
+            share_control=args.share_control,
+            share_controller=ControllerSettings(window=args.share_window),
         )
     except ValueError as err:
         print(f"routellm-jax serve: {err}", file=sys.stderr)

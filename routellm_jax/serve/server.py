@@ -66,6 +66,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routellm_jax.api import PromptError
 from routellm_jax.serve.batching import MicroBatcher, QueueFull
+from routellm_jax.serve.budget import ControllerSettings, ReferenceTable, ShareController
 from routellm_jax.serve.n_model import (
     ModelUpstream,
     NModelDecision,
@@ -170,6 +171,10 @@ class ServeSettings:
     max_queue: int = 1024  # prompts waiting for each router's forward pass; past it, 429
     # Models for router-<name>:<policy>=<value> requests (routellm_jax.serve.n_model); None: off.
     upstream_table: UpstreamTable | None = None
+    # router-<name>@<share> requests: an online controller keeps the realised strong share at
+    # the target as traffic drifts (routellm_jax.serve.budget); False: the calibrated threshold.
+    share_control: bool = True
+    share_controller: ControllerSettings = ControllerSettings()
 
     def __post_init__(self) -> None:
         if self.strong.role != "strong" or self.weak.role != "weak":
@@ -334,6 +339,31 @@ class ServeMetrics:
             ["router"],
             registry=r,
         )
+        self.share_target = Gauge(
+            "routellm_share_target",
+            "Strong share a router@share model name asks for (online share controller).",
+            ["router", "target"],
+            registry=r,
+        )
+        self.share_realised = Gauge(
+            "routellm_share_realised",
+            "Strong share of the controller's last window of decisions.",
+            ["router", "target"],
+            registry=r,
+        )
+        self.share_threshold = Gauge(
+            "routellm_share_threshold",
+            "The controller's current win-rate threshold.",
+            ["router", "target"],
+            registry=r,
+        )
+        self.score_psi = Gauge(
+            "routellm_score_psi",
+            "Drift gauge: population stability index of the live scores in the controller's "
+            "window against the router's calibration reference (above 0.25: a warning is logged).",
+            ["router", "target"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "routellm_router_batch_size",
             "Prompts per router forward pass.",
@@ -468,6 +498,7 @@ class _State:
         self.table_clients = {u.name: clients_of(u) for u in (table.upstreams if table else ())}
         self._next_client = itertools.count()
         self.threshold_cache: dict[tuple[str, float], float] = {}
+        self.controllers: dict[tuple[str, float], ShareController] = {}
         self.started = int(time.time())
 
     def _batch_fn(self, router: RouterLike):
@@ -512,16 +543,54 @@ class _State:
             )
         return self.threshold_cache[key]
 
+    def controller(self, spec: RouteSpec) -> ShareController | None:
+        """The share controller of a ``router@share`` name (made on first use, started from the
+        router's calibration table); None for fixed thresholds or with ``share_control`` off."""
+        if spec.strong_share is None or not self.settings.share_control:
+            return None
+        if not 0.0 < spec.strong_share < 1.0:  # 0 and 1 need no control: none or all go strong
+            return None
+        key = (spec.router, spec.strong_share)
+        if key not in self.controllers:
+            s = self.settings
+            router = self.routers[spec.router]
+            grid = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+            def at(share: float) -> float:
+                return RouteSpec(spec.router, strong_share=share).resolve_threshold(
+                    router, s.router_strong, s.router_weak
+                )
+
+            reference = ReferenceTable(grid, tuple(at(x) for x in grid), at(0.0), at(1.0))
+            self.controllers[key] = ShareController(
+                spec.strong_share, reference, s.share_controller
+            )
+        return self.controllers[key]
+
+    def _export(self, spec: RouteSpec, controller: ShareController) -> None:
+        labels = {"router": spec.router, "target": repr(spec.strong_share)}
+        self.metrics.share_target.labels(**labels).set(controller.target)
+        self.metrics.share_realised.labels(**labels).set(controller.realised_share)
+        self.metrics.share_threshold.labels(**labels).set(controller.threshold)
+        self.metrics.score_psi.labels(**labels).set(controller.psi)
+
     async def decide(self, spec: RouteSpec, prompts: list[str], endpoint: str) -> list[_Decision]:
         """One decision per prompt; all prompts enter the router's queue at once, or none."""
-        threshold = self.threshold(spec)
+        controller = self.controller(spec)
+        threshold = self.threshold(spec) if controller is None else controller.threshold
         start = time.perf_counter()
         win_rates = await self.batchers[spec.router].submit_many(prompts)
         router_s = time.perf_counter() - start
         decisions = []
         for win_rate in win_rates:
             self.metrics.router_latency.labels(router=spec.router).observe(router_s)
-            role: Role = "strong" if choose_strong(win_rate, threshold) else "weak"
+            if controller is not None:  # the threshold this decision uses, then the update
+                threshold = controller.threshold
+                strong = controller.decide(win_rate)
+                self._export(spec, controller)
+            else:
+                strong = choose_strong(win_rate, threshold)
+            role: Role = "strong" if strong else "weak"
             self.metrics.routed.labels(
                 router=spec.router,
                 model=self.settings.upstream(role).model,
