@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -83,6 +83,28 @@ class ReferenceTable:
         upper = np.arange(n_bins - 1, 0, -1) / n_bins  # strong shares, lowest scores first
         edges = np.array([self.threshold(u) for u in upper])
         return edges, np.full(n_bins, 1.0 / n_bins)
+
+
+# Shares at which a reference table is read off a router (the card's calibration grid).
+REFERENCE_SHARES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def reference_table(threshold_for_share: Callable[[float], float]) -> ReferenceTable:
+    """The reference table a router's ``threshold_for_share`` implies (read at
+    :data:`REFERENCE_SHARES`, and at shares 0 and 1 for the extremes).
+
+    Example:
+        >>> t = reference_table(lambda share: 1.0 - share)
+        >>> t.threshold(0.3), t.top, t.bottom
+        (0.7, 1.0, 0.0)
+    """
+    thresholds = tuple(float(threshold_for_share(s)) for s in REFERENCE_SHARES)
+    return ReferenceTable(
+        REFERENCE_SHARES,
+        thresholds,
+        float(threshold_for_share(0.0)),
+        float(threshold_for_share(1.0)),
+    )
 
 
 def population_stability_index(scores: Sequence[float], table: ReferenceTable) -> float:

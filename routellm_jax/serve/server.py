@@ -66,7 +66,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routellm_jax.api import PromptError
 from routellm_jax.serve.batching import MicroBatcher, QueueFull
-from routellm_jax.serve.budget import ControllerSettings, ReferenceTable, ShareController
+from routellm_jax.serve.budget import ControllerSettings, ShareController, reference_table
 from routellm_jax.serve.n_model import (
     ModelUpstream,
     NModelDecision,
@@ -554,14 +554,13 @@ class _State:
         if key not in self.controllers:
             s = self.settings
             router = self.routers[spec.router]
-            grid = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
             def at(share: float) -> float:
                 return RouteSpec(spec.router, strong_share=share).resolve_threshold(
                     router, s.router_strong, s.router_weak
                 )
 
-            reference = ReferenceTable(grid, tuple(at(x) for x in grid), at(0.0), at(1.0))
+            reference = reference_table(at)
             self.controllers[key] = ShareController(
                 spec.strong_share, reference, s.share_controller
             )

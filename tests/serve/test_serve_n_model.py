@@ -233,3 +233,54 @@ def test_serve_cli_reads_the_upstream_table(monkeypatch, tmp_path: Path, capsys)
         f"--upstreams {table}: 'upstreams' must be a list of at least two"
         in capsys.readouterr().err
     )
+
+
+def test_controller_client_routes_among_the_table_and_controls_shares(three) -> None:
+    import openai
+
+    from routellm_jax.serve.client import Controller
+
+    for up in three:
+        up.reset()
+    table = UpstreamTable(
+        tuple(
+            ModelUpstream(n, f"{n}-api", up.base_url, p) for n, up, p in zip(NAMES, three, PRICES)
+        )
+    )
+    router = HashRouter("irt-test")
+    clients = {
+        n: openai.OpenAI(base_url=up.base_url, api_key="k", max_retries=0)
+        for n, up in zip(NAMES, three)
+    }
+    controller = Controller(
+        routers=[router],
+        strong_model="big",
+        weak_model="small",
+        strong_client=clients["gpt-4"],
+        weak_client=clients["mixtral"],
+        upstream_table=table,
+        table_clients=clients,
+    )
+    policy = Policy("budget", 0.015)
+    for i in range(8):
+        text = f"controller prompt {i}"
+        j, quality = _expected(router, text, policy)
+        decision = controller.route(text, model="router-irt-test:budget=0.015")
+        assert decision.upstream.name == NAMES[j] and decision.quality == pytest.approx(quality)
+        reply = controller.chat.completions.create(
+            model="router-irt-test:budget=0.015", messages=[{"role": "user", "content": text}]
+        )
+        assert reply.model == f"{NAMES[j]}-api"
+    # @share names run the online controller (its threshold moves with the traffic) unless off.
+    first = controller.route("share 0", model="router-irt-test@0.3").threshold
+    assert first == pytest.approx(router.threshold_for_share(0.3))
+    moved = {
+        controller.route(f"share {i}", model="router-irt-test@0.3").threshold for i in range(50)
+    }
+    assert len(moved) > 1
+    fixed = Controller(routers=[router], strong_model="b", weak_model="s", share_control=False)
+    assert {fixed.route(f"s {i}", model="router-irt-test@0.3").threshold for i in range(20)} == {
+        router.threshold_for_share(0.3)
+    }
+    with pytest.raises(RoutingError, match="no upstream_table"):
+        fixed.route("hi", model="router-irt-test:budget=1")
