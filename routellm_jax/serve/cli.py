@@ -321,7 +321,10 @@ def run(args: argparse.Namespace) -> int:
         f"routers: {', '.join(sorted(routers))}; listening on http://{args.host}:{args.port} "
         f"({auth})"
     )
-    uvicorn.run(
-        create_app(routers, settings), host=args.host, port=args.port, log_level=args.log_level
-    )
+    try:
+        app = create_app(routers, settings)
+    except ValueError as err:  # e.g. an upstream table naming a model a router does not know
+        print(f"routellm-jax serve: {err}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

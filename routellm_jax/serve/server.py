@@ -926,6 +926,18 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         if not isinstance(router, RouterLike):
             raise TypeError(f"router {name!r} lacks win_rate/threshold_for_share/name")
     routers = dict(routers)
+    table = settings.upstream_table
+    for name, router in routers.items():
+        check = getattr(router, "model_indices", None)  # routellm_jax.api.Router's name check
+        if (
+            table is not None
+            and callable(check)
+            and callable(getattr(router, "model_quality", None))
+        ):
+            try:
+                check(table.names)
+            except ValueError as err:  # an unknown name, with the router's closest names
+                raise ValueError(f"upstream table does not fit router {name!r}: {err}") from None
     metrics = ServeMetrics()
 
     @contextlib.asynccontextmanager

@@ -284,3 +284,22 @@ def test_controller_client_routes_among_the_table_and_controls_shares(three) -> 
     }
     with pytest.raises(RoutingError, match="no upstream_table"):
         fixed.route("hi", model="router-irt-test:budget=1")
+
+
+def test_a_table_model_the_router_does_not_know_is_refused_at_start(three) -> None:
+    class Named(HashRouter):
+        def model_indices(self, models):
+            if "claude" in models:
+                raise ValueError("router 'named': unknown model 'claude'; closest: ['claude-2.1']")
+            return list(range(len(models)))
+
+    table = UpstreamTable(
+        tuple(ModelUpstream(n, n, up.base_url, p) for n, up, p in zip(NAMES, three, PRICES))
+    )
+    settings = ServeSettings(
+        Upstream("strong", "big", three[0].base_url),
+        Upstream("weak", "small", three[2].base_url),
+        upstream_table=table,
+    )
+    with pytest.raises(ValueError, match=r"does not fit router 'named'.*closest: \['claude-2.1'\]"):
+        create_app({"named": Named("named")}, settings)
