@@ -52,10 +52,17 @@ def _plot(path: Path, title: str, curves: list[N.CostQualityCurve], singles, mod
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for c in curves:
-        xs, ys = c.hull() if c.name in ("oracle", "random mixing") else (c.spend, c.quality)
+        xs, ys = c.spend, c.quality
+        if c.name in ("oracle", "random mixing"):  # mixing is linear in spend, not in log spend
+            hx, hy = c.hull()
+            xs = np.geomspace(hx[0], hx[-1], 200)
+            ys = np.interp(xs, hx, hy)
         order = np.argsort(xs)
         style = "--" if c.name in ("oracle", "random mixing") else "-"
-        ax.plot(np.asarray(xs)[order] * 1e3, np.asarray(ys)[order], style, marker=".", label=c.name)
+        marker = "" if c.name in ("oracle", "random mixing") else "."
+        ax.plot(
+            np.asarray(xs)[order] * 1e3, np.asarray(ys)[order], style, marker=marker, label=c.name
+        )
     ax.scatter(singles.spend * 1e3, singles.quality, color="black", zorder=5, s=14)
     for x, y, m in zip(singles.spend, singles.quality, models):
         ax.annotate(m, (x * 1e3, y), fontsize=6, xytext=(3, -3), textcoords="offset points")

@@ -103,6 +103,9 @@ _MAX_ERROR_BODY = 64 * 1024
 # A JSON text can hold an unpaired surrogate only as a \uD800-\uDFFF escape once it decoded as
 # strict UTF-8, so bodies without one skip the walk over every string.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+# Share controllers (and their metric labels) per server: shares come from clients' model names,
+# so past this many distinct (router, share) pairs new ones use the calibrated threshold.
+MAX_SHARE_CONTROLLERS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -552,6 +555,8 @@ class _State:
             return None
         key = (spec.router, spec.strong_share)
         if key not in self.controllers:
+            if len(self.controllers) >= MAX_SHARE_CONTROLLERS:
+                return None
             s = self.settings
             router = self.routers[spec.router]
 

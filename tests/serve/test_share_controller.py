@@ -183,3 +183,18 @@ def test_flag_turns_the_controller_off(start_server) -> None:
     rows = _route(server, "router-shift@0.3", [f"math {i}" for i in range(200)])
     assert {r["threshold"] for r in rows} == {router.threshold_for_share(0.3)}
     assert "routellm_share_realised{" not in _metrics(server)
+
+
+def test_controllers_are_bounded_however_many_shares_clients_name(start_server) -> None:
+    from routellm_jax.serve.server import MAX_SHARE_CONTROLLERS
+
+    router = HashRouter("h")
+    server = start_server({"h": router})
+    shares = [round(0.1 + 0.001 * i, 3) for i in range(MAX_SHARE_CONTROLLERS + 5)]
+    for share in shares:
+        _route(server, f"router-h@{share}", ["a prompt", "another"])
+    text = _metrics(server)
+    assert text.count("routellm_share_target{") == MAX_SHARE_CONTROLLERS
+    # Past the bound a share name still routes, on the calibrated threshold.
+    rows = _route(server, f"router-h@{shares[-1]}", ["x", "y", "z"])
+    assert {r["threshold"] for r in rows} == {router.threshold_for_share(shares[-1])}
