@@ -26,6 +26,7 @@ one CPU, a GPU or a TPU host.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 from collections.abc import Sequence
@@ -33,6 +34,15 @@ from typing import Any
 
 import numpy as np
 
+from routellm_jax.eval.policy import (
+    ModelPrice,
+    Policy,
+    choose,
+    cost_table,
+    estimate_input_tokens,
+    explain_choice,
+    quality_from_strengths,
+)
 from routellm_jax.models import plugins
 from routellm_jax.models.executor import LENGTH_BUCKETS, ROW_BUCKETS
 from routellm_jax.models.registry import UnknownArchitectureError, get_architecture
@@ -432,6 +442,129 @@ class Router:
             if (s_name, w_name) == (self.default_strong, self.default_weak):
                 self.card.calibration = table
         return threshold
+
+    # ---- N models ---------------------------------------------------------------------------
+
+    def model_indices(self, models: Sequence[str]) -> list[int]:
+        """Indices of ``models`` in the router's model table; an unknown name is a
+        :class:`RouterError` naming it and the closest names of the table.
+
+        Example:
+            >>> load("irt-mix-minilm").model_indices(["gpt-4-1106-preview"])  # doctest: +SKIP
+            [3]
+        """
+        table = self.models or [self.default_strong, self.default_weak]
+        index = {m: i for i, m in enumerate(table)}
+        out = []
+        for model in models:
+            if model not in index:
+                close = difflib.get_close_matches(str(model), table, n=5, cutoff=0.5)
+                hint = (
+                    f"; closest: {close}" if close else f" ({len(table)} models, e.g. {table[:5]})"
+                )
+                raise RouterError(f"router {self.name!r}: unknown model {model!r}{hint}")
+            out.append(index[model])
+        if len(set(out)) != len(out):
+            raise RouterError(f"router {self.name!r}: candidate models repeat: {list(models)}")
+        return out
+
+    def model_quality(self, prompts: Sequence[str], models: Sequence[str]) -> np.ndarray:
+        """``[n_prompts, n_models]`` float64 expected quality of each candidate on each prompt.
+
+        What it means depends on the architecture's ``model_score_kind``:
+
+        * ``irt`` (``"probability"``): P(the model answers the prompt well), learned from
+          per-model correctness and grades; comparable across prompts and candidate sets, so a
+          quality floor of 0.8 means "at least 80% predicted success".
+        * ``mf``, ``sw_ranking`` (``"strength"``): the model's expected win rate against the
+          *other* candidates (the mean over them of the Bradley-Terry ``sigmoid(s_k - s_j)``);
+          it ranks models on a prompt but is relative to the candidate set, so a floor means
+          "wins at least that often against a random other candidate".
+        * pair-only architectures (``bert``, ``causal_llm``, ``random``): only their own two
+          models, as ``[win_rate, 1 - win_rate]``; more than two candidates is an error.
+
+        Example:
+            >>> load("irt-mix-minilm").model_quality(["2+2?"], ["gpt-4-1106-preview",
+            ...     "mixtral-8x7b-instruct-v0.1", "claude-2"]).shape  # doctest: +SKIP
+            (1, 3)
+        """
+        if isinstance(prompts, str):
+            raise TypeError("model_quality() takes a sequence of prompts; wrap one in a list")
+        models = list(models)
+        if len(models) < 2:
+            raise RouterError(f"router {self.name!r}: give at least two candidate models")
+        if self.arch.model_scores is None:
+            if len(models) > 2:
+                raise RouterError(
+                    f"router {self.name!r} (architecture {self.card.architecture!r}) scores one "
+                    f"strong/weak pair only and cannot rank {len(models)} models; use a "
+                    "model-aware router (irt, mf or sw_ranking) for N-model routing"
+                )
+            if self.models:  # a pair-only architecture with a model table: any pair of it
+                self.model_indices(models)
+                rates = self.win_rate(prompts, models[0], models[1]).astype(np.float64)
+                return np.stack([rates, 1.0 - rates], axis=1)
+            first = self.model_indices(models)[0]  # 0: the card's strong model comes first
+            rates = self.win_rate(prompts).astype(np.float64)
+            pair = np.stack([rates, 1.0 - rates], axis=1)
+            return pair if first == 0 else pair[:, ::-1]
+        ids = self.model_indices(models)
+        prompts = check_prompts(prompts)
+        scores = self.runner.model_scores(prompts, ids).astype(np.float64)
+        if self.arch.model_score_kind == "strength":
+            return quality_from_strengths(scores)
+        return scores
+
+    def choose_models(
+        self,
+        prompts: Sequence[str],
+        models: Sequence[str],
+        prices: dict[str, ModelPrice] | Sequence[ModelPrice],
+        policy: Policy,
+        *,
+        input_tokens: Sequence[float] | None = None,
+        output_tokens: float | Sequence[float] = 264,
+    ) -> list[dict[str, Any]]:
+        """One decision per prompt among ``models`` under ``policy``
+        (:mod:`routellm_jax.eval.policy`): ``model``, ``quality`` (its expected quality, see
+        :meth:`model_quality`), ``cost``, ``within_budget``, the ``policy``, the ``reason`` in
+        words and every candidate's quality (``candidates``).
+
+        ``prices``: a dict by model name (every candidate needs one) or one price per model.
+        ``input_tokens`` default to an estimate from the prompt length (4 characters a token).
+
+        Example:
+            >>> router.choose_models(["hi"], ["a", "b", "c"], prices, Policy("budget", 0.01))  # doctest: +SKIP
+            [{'model': 'b', 'quality': 0.71, 'cost': 0.004, 'within_budget': True, ...}]
+        """
+        models = list(models)
+        if isinstance(prices, dict):
+            missing = [m for m in models if m not in prices]
+            if missing:
+                raise RouterError(f"no price for candidate model(s) {missing}")
+            price_list = [prices[m] for m in models]
+        else:
+            price_list = list(prices)
+            if len(price_list) != len(models):
+                raise RouterError(f"{len(price_list)} prices for {len(models)} models")
+        quality = self.model_quality(prompts, models)
+        tokens = estimate_input_tokens(prompts) if input_tokens is None else input_tokens
+        cost = cost_table(price_list, tokens, output_tokens)
+        chosen = choose(quality, cost, policy)
+        return [
+            {
+                "model": models[int(j)],
+                "quality": float(q),
+                "cost": float(c),
+                "within_budget": bool(ok),
+                "policy": policy.describe(),
+                "reason": explain_choice(policy, bool(ok)),
+                "candidates": {m: float(x) for m, x in zip(models, row)},
+            }
+            for j, q, c, ok, row in zip(
+                chosen.model_index, chosen.quality, chosen.cost, chosen.within_budget, quality
+            )
+        ]
 
     # ---- stats --------------------------------------------------------------------------------
 

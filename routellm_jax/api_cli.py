@@ -6,6 +6,15 @@ Examples::
     routellm-jax route --router mf-minilm --threshold 0.4 "Write a haiku"
     routellm-jax route --input prompts.jsonl --output routed.jsonl --strong-share 0.3
     routellm-jax calibrate --router mf-minilm --prompts my_traffic.jsonl --strong-share 0.2
+    routellm-jax route --models gpt-4-1106-preview,claude-2.1,mixtral-8x7b-instruct-v0.1 \
+        --prices prices.json --budget 0.004 "Prove that sqrt(2) is irrational"
+
+With ``--models`` the router chooses one of N models per prompt (model-aware routers: irt, mf,
+sw_ranking) under one policy: ``--budget`` (per request), ``--batch-budget`` (for all the prompts
+together), ``--quality-floor`` or ``--tradeoff`` (:mod:`routellm_jax.eval.policy`). ``--prices``
+is a JSON object ``{"<model>": <price>}``, a price being a number (per call) or an object with
+``per_call``, ``input_per_1k`` and ``output_per_1k``; input tokens are estimated from the prompt
+(4 characters a token), output tokens are ``--output-tokens``.
 
 Prompt files are UTF-8 JSONL (one object per line with a ``"prompt"`` field, or a bare JSON
 string) or plain text (``.txt``: one prompt per line). Output JSONL keeps each input object and adds
@@ -29,6 +38,7 @@ from typing import Any
 
 from routellm_jax.cli import (
     UsageError,
+    nonnegative_float,
     open_unit_interval,
     output_file,
     positive_int,
@@ -40,6 +50,15 @@ DEFAULT_SHARE = 0.5
 DEFAULT_ROUTER_NAME = "irt-mix-minilm"
 # Fields route adds to each output row; an input row that has them is refused, not overwritten.
 DECISION_FIELDS = ("win_rate", "strong", "model", "threshold")
+# Fields an N-model route adds (--models).
+N_MODEL_FIELDS = ("model", "quality", "cost", "within_budget", "policy", "reason", "candidates")
+# The N-model policy flags and the routellm_jax.eval.policy kinds they set.
+POLICY_FLAGS = {
+    "budget": "budget",
+    "batch_budget": "batch_budget",
+    "quality_floor": "quality_floor",
+    "tradeoff": "tradeoff",
+}
 
 
 def _check_prompt(prompt: Any, where: str) -> str:
@@ -173,18 +192,134 @@ def add_route_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSONL even for prompt arguments")
     parser.add_argument("--stats", action="store_true", help="print timings to stderr")
+    n_model = parser.add_argument_group(
+        "N-model routing (model-aware routers: irt, mf, sw_ranking)",
+        "choose one of --models per prompt under exactly one policy flag",
+    )
+    n_model.add_argument(
+        "--models", default=None, help="comma-separated candidate models of the router's table"
+    )
+    n_model.add_argument(
+        "--prices",
+        default=None,
+        help='JSON price file: {"<model>": number per call, or {"per_call", "input_per_1k", '
+        '"output_per_1k"}}',
+    )
+    policy = n_model.add_mutually_exclusive_group()
+    policy.add_argument(
+        "--budget", type=nonnegative_float, default=None, help="most a request may cost"
+    )
+    policy.add_argument(
+        "--batch-budget",
+        type=nonnegative_float,
+        default=None,
+        help="most all the prompts together may cost (best total expected quality)",
+    )
+    policy.add_argument(
+        "--quality-floor",
+        type=unit_interval,
+        default=None,
+        help="cheapest model whose expected quality reaches X (in [0, 1])",
+    )
+    policy.add_argument(
+        "--tradeoff",
+        type=nonnegative_float,
+        default=None,
+        help="maximise quality - X * cost / (dearest candidate's cost); 0 = best quality",
+    )
+    n_model.add_argument(
+        "--output-tokens",
+        type=nonnegative_float,
+        default=264,
+        help="output tokens per request for per-token prices (default 264, the paper's average)",
+    )
+
+
+def _n_model_request(args: argparse.Namespace) -> tuple[list[str], Any, Any] | None:
+    """``(models, prices, policy)`` for ``--models``, or None; every flag problem is a
+    :class:`UsageError` naming the flag or the price file and field."""
+    chosen = [flag for flag in POLICY_FLAGS if getattr(args, flag, None) is not None]
+    if args.models is None:
+        if chosen or args.prices is not None:
+            used = ", ".join(f"--{f.replace('_', '-')}" for f in chosen) or "--prices"
+            raise UsageError(f"{used} needs --models (the candidate models to choose among)")
+        return None
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if len(models) < 2:
+        raise UsageError(f"--models: give at least two comma-separated models, got {args.models!r}")
+    if args.threshold is not None or args.strong_share is not None:
+        raise UsageError("--models chooses by a policy; --threshold/--strong-share are for pairs")
+    if args.strong is not None or args.weak is not None:
+        raise UsageError("--models replaces --strong/--weak")
+    if not chosen:
+        raise UsageError(
+            "--models needs a policy: --budget, --batch-budget, --quality-floor or --tradeoff"
+        )
+    if args.prices is None:
+        raise UsageError("--models needs --prices FILE (what each candidate costs)")
+    # numpy and the policy module load only when a command runs, never for the parser.
+    from routellm_jax.eval.policy import Policy, PriceError, read_prices
+
+    try:
+        prices = read_prices(args.prices)
+    except PriceError as err:
+        raise UsageError(str(err)) from None
+    missing = [m for m in models if m not in prices]
+    if missing:
+        raise UsageError(
+            f"{args.prices}: no price for model(s) {missing} (priced: {sorted(prices)})"
+        )
+    flag = chosen[0]
+    return models, prices, Policy(POLICY_FLAGS[flag], float(getattr(args, flag)))
+
+
+def _run_n_models(args: argparse.Namespace, rows: list[dict[str, Any]], request) -> int:
+    models, prices, policy = request
+    as_json = args.json or args.input is not None or args.output is not None
+    with output_file(args.output) as out:
+        router = _load(args)
+        decisions = router.choose_models(
+            [r["prompt"] for r in rows],
+            models,
+            prices,
+            policy,
+            output_tokens=args.output_tokens,
+        )
+        for row, d in zip(rows, decisions):
+            if as_json:
+                out.write(json.dumps({**row, **d}, ensure_ascii=False) + "\n")
+            else:
+                shown = row["prompt"] if len(row["prompt"]) <= 50 else row["prompt"][:47] + "..."
+                out.write(
+                    f"{d['model']}\tquality {d['quality']:.4f}\tcost {d['cost']:.6g}\t"
+                    f"{d['reason']}\t{shown}\n"
+                )
+    if not as_json:
+        total = sum(d["cost"] for d in decisions)
+        print(
+            f"# router {router.name}: {policy.describe()} among {len(models)} models; total cost "
+            f"{total:.6g}; columns: chosen model, its expected quality, its cost, why, prompt",
+            file=sys.stderr,
+        )
+    if args.stats:
+        print(json.dumps(router.stats), file=sys.stderr)
+    return 0
 
 
 def run_route(args: argparse.Namespace) -> int:
     """Route the prompts; print win rate and chosen model per prompt (JSONL for files)."""
+    n_model = _n_model_request(args)
     rows = [
         {"prompt": _check_prompt(p, f"prompt argument {i}")}
         for i, p in enumerate(args.prompts, start=1)
     ]
     if args.input:
-        rows += read_prompt_file(args.input, reserved=DECISION_FIELDS)
+        reserved = N_MODEL_FIELDS if n_model is not None else DECISION_FIELDS
+        rows += read_prompt_file(args.input, reserved=reserved)
     if not rows:
         raise UsageError("give prompts as arguments or --input FILE")
+    if n_model is not None:
+        return _run_n_models(args, rows, n_model)
     share = args.strong_share
     if args.threshold is None and share is None:
         share = DEFAULT_SHARE

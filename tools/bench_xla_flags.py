@@ -77,8 +77,7 @@ def child(router_name: str, precision: str, out_path: str) -> None:
             input_ids,
             mask,
             host,
-            jnp.int32(s),
-            jnp.int32(w),
+            (jnp.int32(s), jnp.int32(w)),  # the win-rate select of the fused function
         )
         executable = fused.jitted.lower(*args).compile()
         out = np.asarray(executable(*args))

@@ -83,8 +83,20 @@ def _bound_cache(featurizers: Sequence[Any]) -> None:
             cache.clear()
 
 
+def _head(arch: Architecture, params: Any, inputs: dict[str, Any], select: Any, config: Any) -> Any:
+    """The head of one compiled call: ``win_rate`` for ``select = (strong, weak)`` (scalars),
+    the architecture's ``model_scores`` for ``select = ids`` (``[m]`` int32). The two selects
+    have different pytree structures, so each compiles to its own executable in one executor
+    (shared stats and compile cache; a warm win-rate shape is never recompiled by scoring)."""
+    if isinstance(select, tuple):
+        strong, weak = select
+        return arch.win_rate(params, inputs, strong, weak, config)
+    return arch.model_scores(params, inputs, select, config)
+
+
 class Runner:
-    """Base of the three paths: ``win_rate(prompts, strong, weak)`` with model *indices*.
+    """Base of the three paths: ``win_rate(prompts, strong, weak)`` with model *indices*, and
+    ``model_scores(prompts, ids)`` for architectures that declare ``model_scores``.
 
     Attributes: ``path`` (``"fused"``, ``"tokens"`` or ``"vectors"``), ``reason`` (why this path:
     for an unfused runner, what the architecture or featurizer does not declare), ``executor``.
@@ -92,11 +104,30 @@ class Runner:
 
     path = ""
 
-    def __init__(self, executor: BucketedExecutor, reason: str) -> None:
+    def __init__(self, executor: BucketedExecutor, reason: str, arch: Architecture) -> None:
         self.executor = executor
         self.reason = reason
+        self.scorer = arch
 
     def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
+        """``[n]`` float32 P(strong beats weak) per prompt."""
+        out = np.empty(len(prompts), dtype=np.float32)
+        return self._run(prompts, (jnp.int32(strong), jnp.int32(weak)), out)
+
+    def model_scores(self, prompts: list[str], ids: Any) -> np.ndarray:
+        """``[n, len(ids)]`` float32: the architecture's ``model_scores`` for these model indices.
+
+        Raises ``ValueError`` for an architecture that declares no ``model_scores`` (pair-only)."""
+        if self.scorer.model_scores is None:
+            raise ValueError(
+                f"architecture {self.scorer.name!r} declares no model_scores: it scores one "
+                "strong/weak pair, not a list of models"
+            )
+        ids = np.asarray(ids, dtype=np.int32)
+        out = np.empty((len(prompts), ids.size), dtype=np.float32)
+        return self._run(prompts, jnp.asarray(ids), out)
+
+    def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -145,19 +176,19 @@ class FusedRunner(Runner):
             ids: Any,
             mask: Any,
             host_features: Any,
-            strong: Any,
-            weak: Any,
+            select: Any,
         ) -> Any:
             emb = encode(encoder, ids, mask, enc_config, dtype=dtype)  # [batch, hidden] f32
             if host_features is not None:  # [batch, host_dim] f32, after the encoder's vector
                 emb = jnp.concatenate([emb, host_features], axis=1)
-            return arch.win_rate(head, {key: emb}, strong, weak, config)
+            return _head(arch, head, {key: emb}, select, config)
 
         parts = " + ".join(f.spec for f in self.host_featurizers)
         super().__init__(
             shapes.executor(fused, self.tokenizer.max_length),
             f"fused: {embedder.name} ({self.precision}) and the {arch.name} head in one compiled "
             f"function{f', host features {parts}' if parts else ''}",
+            arch,
         )
 
     @property
@@ -175,14 +206,12 @@ class FusedRunner(Runner):
         _bound_cache(self.host_featurizers)
         return features
 
-    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
-        out = np.empty(len(prompts), dtype=np.float32)
+    def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
         if not prompts:
             return out
         t0 = time.perf_counter()
         ids = self.tokenizer.encode_ids(prompts)
         host_features = self.host_features(prompts)  # [n, host_dim] or None
-        s, w = jnp.int32(strong), jnp.int32(weak)
         self.executor.stats.featurize_s += time.perf_counter() - t0
 
         def build(chunk: Chunk) -> tuple[tuple, str]:
@@ -192,7 +221,7 @@ class FusedRunner(Runner):
             if host_features is not None:  # padding rows get zeros; their outputs are dropped
                 features = np.zeros((rows, self.host_dim), dtype=np.float32)
                 features[: len(chunk.index)] = host_features[chunk.index]
-            return (input_ids, mask, features, s, w), f"input_ids[{rows}, {length}]"
+            return (input_ids, mask, features, select), f"input_ids[{rows}, {length}]"
 
         lengths = [len(x) for x in ids]
         return self.executor.run(lengths, build, (self.params, self.encoder_params), out)
@@ -224,10 +253,10 @@ class _HostInputs(Runner):
     ) -> None:
         self.arch, self.config, self.params, self.featurizer = arch, config, params, featurizer
 
-        def forward(params: Any, inputs: dict[str, Any], strong: Any, weak: Any) -> Any:
-            return arch.win_rate(params, inputs, strong, weak, config)
+        def forward(params: Any, inputs: dict[str, Any], select: Any) -> Any:
+            return _head(arch, params, inputs, select, config)
 
-        super().__init__(shapes.executor(forward), why)
+        super().__init__(shapes.executor(forward), why, arch)
 
     def inputs(self, prompts: list[str]) -> dict[str, np.ndarray]:
         """The architecture's inference inputs for every prompt (host time counted)."""
@@ -246,14 +275,12 @@ class TokenRunner(_HostInputs):
 
     path = "tokens"
 
-    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
-        out = np.empty(len(prompts), dtype=np.float32)
+    def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
         if not prompts:
             return out
         inputs = self.inputs(prompts)
         lengths = row_lengths(inputs[self.arch.mask_key])  # right-padded rows
         sequence = set(self.arch.sequence_keys)
-        s, w = jnp.int32(strong), jnp.int32(weak)
 
         def build(chunk: Chunk) -> tuple[tuple, str]:
             # A row longer than every bucket keeps its own length: never truncated by the plan.
@@ -267,7 +294,7 @@ class TokenRunner(_HostInputs):
                     else:  # zeros: [PAD] ids and mask 0, inert by the contract
                         x = np.pad(x, [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
                 rows[key] = _pad_rows(x, chunk.rows)
-            return (rows, s, w), _label(rows)
+            return (rows, select), _label(rows)
 
         return self.executor.run(lengths, build, (self.params,), out)
 
@@ -277,16 +304,14 @@ class VectorRunner(_HostInputs):
 
     path = "vectors"
 
-    def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
-        out = np.empty(len(prompts), dtype=np.float32)
+    def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
         if not prompts:
             return out
         inputs = self.inputs(prompts)
-        s, w = jnp.int32(strong), jnp.int32(weak)
 
         def build(chunk: Chunk) -> tuple[tuple, str]:
             rows = {k: _pad_rows(x[chunk.index], chunk.rows) for k, x in inputs.items()}
-            return (rows, s, w), _label(rows)
+            return (rows, select), _label(rows)
 
         return self.executor.run(None, build, (self.params,), out, count=len(prompts))
 

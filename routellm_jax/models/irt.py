@@ -485,6 +485,24 @@ def score_models(
     return _score_models(params, jnp.asarray(inputs["embedding"]), jnp.asarray(ids), config)
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
+def model_probabilities(
+    params: Params, inputs: dict[str, Any], model_ids: jax.Array, config: IRTConfig
+) -> jax.Array:
+    """The architecture's ``model_scores``: ``[batch, m]`` P(model answers the prompt well) for
+    the traced indices ``model_ids`` ``[m]`` (jittable: no index check, see :func:`score_models`).
+
+    Example:
+        >>> cfg = IRTConfig(models=("a", "b", "c"), text_dim=8, hidden_dim=4)
+        >>> p = model_probabilities(init(jax.random.key(0), cfg), {"embedding": jnp.ones((2, 8))},
+        ...                         jnp.array([2, 0]), cfg)
+        >>> p.shape, bool(((p > 0) & (p < 1)).all())
+        ((2, 2), True)
+    """
+    s = latent_scores(params, jnp.asarray(inputs["embedding"]), config)
+    return jax.nn.sigmoid(jnp.take(s, model_ids, axis=1))
+
+
 def cheapest_adequate(probs: Any, prices: Any, target: float) -> np.ndarray:
     """Per prompt, the column of the cheapest model with ``probs >= target``; where none reaches
     the target, the most likely model (quality first). ``probs`` [batch, m], ``prices`` [m].
@@ -539,6 +557,8 @@ ARCHITECTURE = Architecture(
     win_rate=win_rate,
     # prompt_inputs is {"embedding": featurizer.embed(prompts)}: MiniLM routers run fused.
     embedding_key="embedding",
+    model_scores=model_probabilities,
+    model_score_kind="probability",
     partition_rules=(),
     description="Multidimensional IRT over prompt embeddings: per-model correctness/grades and "
     "battles in one latent space; routes any pair, or among N models with prices.",

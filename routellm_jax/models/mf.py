@@ -210,6 +210,22 @@ def model_scores(
     return _module(config).apply({"params": params}, ids, embedding)
 
 
+def model_strengths(
+    params: Params, inputs: dict[str, Any], model_ids: jax.Array, config: MFConfig
+) -> jax.Array:
+    """The architecture's ``model_scores``: ``[batch, m]`` ``delta(M, q)``, the Bradley-Terry log
+    strength whose differences give ``P(M_a beats M_b | q) = sigmoid(delta_a - delta_b)``.
+
+    Example:
+        >>> cfg = MFConfig(models=("a", "b", "c"), text_dim=8, dim=4)
+        >>> model_strengths(init(jax.random.key(0), cfg), {"embedding": jnp.ones((5, 8))},
+        ...                 jnp.arange(3), cfg).shape
+        (5, 3)
+    """
+    embedding = jnp.asarray(inputs["embedding"]).astype(jnp.float32)
+    return model_scores(params, embedding, model_ids, config)
+
+
 def loss(
     params: Params, batch: dict[str, jax.Array], rng: jax.Array, config: MFConfig
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -293,6 +309,8 @@ ARCHITECTURE = Architecture(
     win_rate=win_rate,
     # prompt_inputs is {"embedding": featurizer.embed(prompts)}: MiniLM routers run fused.
     embedding_key="embedding",
+    model_scores=model_strengths,
+    model_score_kind="strength",
     # A few hundred thousand parameters at most: replicated on every device.
     partition_rules=(),
     description="Matrix factorisation over model embeddings and a projected frozen prompt "

@@ -21,6 +21,13 @@ Contract (all functions pure; ``config`` is an instance of ``config_cls``, a fro
 * ``prompt_inputs(prompts, featurizer, config) -> dict[str, np.ndarray]``: inference inputs.
 * ``win_rate(params, inputs, strong, weak, config) -> [batch] float``: P(strong beats weak);
   ``strong``/``weak`` are indices into ``config.models`` (ignored by pair-specific routers).
+* ``model_scores(params, inputs, model_ids, config) -> [batch, m] float`` (optional, jittable;
+  model-aware routers: irt, mf, sw_ranking): a score for each model of ``model_ids`` (``[m]``
+  int indices into ``config.models``) on each prompt, so one call ranks N candidate models.
+  ``model_score_kind`` says what the score is: ``"probability"`` (P(the model answers well),
+  comparable across prompts and candidate sets: irt) or ``"strength"`` (a Bradley-Terry log
+  strength, meaningful only in differences between models on one prompt: mf, sw_ranking).
+  Architectures without it (bert, causal_llm, random) score one strong/weak pair only.
 * ``fit(data, featurizer, config, rng) -> params`` (optional): for routers built rather than
   trained by gradient descent (``sw_ranking``); the trainer calls it instead of the step loop.
 * ``partition_rules``: ``((regex over "/"-joined param path, logical axis name per dim), ...)``.
@@ -49,6 +56,8 @@ from typing import Any
 
 Params = Any
 Batch = dict[str, Any]
+# What an architecture's model_scores are (see the module docstring).
+MODEL_SCORE_KINDS: tuple[str, ...] = ("probability", "strength")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +79,15 @@ class Architecture:
     mask_key: str = ""
     embedding_key: str = ""
     precision_key: str = ""
+    model_scores: Callable[..., Any] | None = None
+    model_score_kind: str = ""  # "probability" or "strength" when model_scores is declared
+
+    def __post_init__(self) -> None:
+        if self.model_scores is not None and self.model_score_kind not in MODEL_SCORE_KINDS:
+            raise ValueError(
+                f"architecture {self.name!r}: model_scores needs model_score_kind in "
+                f"{MODEL_SCORE_KINDS}, got {self.model_score_kind!r}"
+            )
 
     def make_config(self, **overrides: Any) -> Any:
         """Build this architecture's config, with field overrides.

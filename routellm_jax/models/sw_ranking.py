@@ -429,6 +429,30 @@ def win_rate(
     return jnp.where((ps < 0) | (pw < 0), 0.5, jax.nn.sigmoid(diff))
 
 
+def model_strengths(
+    params: Params, inputs: dict[str, Any], model_ids: Any, config: SWRankingConfig
+) -> jax.Array:
+    """The architecture's ``model_scores``: ``[batch, m]`` per-prompt Bradley-Terry log strengths
+    (natural units, ``win_rate = sigmoid(beta_s - beta_w)``) of the models ``model_ids`` (``[m]``
+    indices into ``config.models``). A model with no stored battle gets 0, the mean strength of
+    the players seen, as :func:`win_rate` gives it 0.5 against anyone; models of one tier share
+    their tier's strength.
+
+    Example:
+        >>> cfg = SWRankingConfig(models=("a", "b", "c"), text_dim=4)
+        >>> model_strengths(init(None, cfg), {"embedding": np.ones((2, 4))}, np.arange(3), cfg).tolist()
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    """
+    emb = jnp.asarray(inputs["embedding"])
+    ids = jnp.asarray(model_ids, jnp.int32)
+    if params["row_prompt"].shape[0] == 0:
+        return jnp.zeros((emb.shape[0], ids.shape[0]), jnp.float32)
+    beta = _ratings_natural(params, emb, config)  # [batch, P]
+    player = jnp.asarray(params["player"])[ids]  # [m]
+    picked = jnp.take(beta, jnp.maximum(player, 0), axis=1)
+    return jnp.where(player[None, :] < 0, 0.0, picked)
+
+
 def loss(
     params: Params, batch: dict[str, jax.Array], rng: jax.Array, config: SWRankingConfig
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -465,6 +489,8 @@ ARCHITECTURE = Architecture(
     win_rate=win_rate,
     # prompt_inputs is {"embedding": featurizer.embed(prompts)}: MiniLM routers run fused.
     embedding_key="embedding",
+    model_scores=model_strengths,
+    model_score_kind="strength",
     fit=fit,
     # The battle database is data, not trained weights: replicated.
     partition_rules=(),

@@ -31,6 +31,8 @@ BatchFn = Callable[[Sequence[str]], Any]
 BatchObserver = Callable[[int, float], None]
 
 logger = logging.getLogger(__name__)
+# What a batch function gives each prompt: one score, or a row of scores ([n, k] tables).
+Score = float | list[float]
 
 
 class QueueFull(RuntimeError):
@@ -97,14 +99,14 @@ class MicroBatcher:
         """Prompts queued and not yet taken into a batch."""
         return self._queue.qsize()
 
-    async def submit(self, prompt: str) -> float:
+    async def submit(self, prompt: str) -> Score:
         """Score one prompt as part of the next batch; raises what scoring it alone raises.
 
         Raises :class:`QueueFull` at once when ``max_queue`` prompts are already waiting.
         """
         return (await self.submit_many([prompt]))[0]
 
-    async def submit_many(self, prompts: Sequence[str]) -> list[float]:
+    async def submit_many(self, prompts: Sequence[str]) -> list[Score]:
         """Score several prompts (all queued at once, or none: :class:`QueueFull`), in order.
 
         Example:
@@ -175,21 +177,23 @@ class MicroBatcher:
                 break
         return batch
 
-    def _score(self, prompts: list[str]) -> list[float]:
-        scores = np.asarray(self._fn(prompts), dtype=np.float64).reshape(-1)
+    def _score(self, prompts: list[str]) -> list[Score]:
+        scores = np.asarray(self._fn(prompts), dtype=np.float64)
+        if scores.ndim != 2:  # one score per prompt; a [n, k] table gives each prompt its row
+            scores = scores.reshape(-1)
         if scores.shape[0] != len(prompts):
             raise ValueError(
                 f"batch function returned {scores.shape[0]} scores for {len(prompts)} prompts"
             )
         return scores.tolist()
 
-    def _score_each(self, prompts: list[str]) -> list[tuple[float | Exception, float]]:
+    def _score_each(self, prompts: list[str]) -> list[tuple[Score | Exception, float]]:
         """Each prompt alone (in one worker-thread job): (score or exception, seconds) per prompt."""
-        out: list[tuple[float | Exception, float]] = []
+        out: list[tuple[Score | Exception, float]] = []
         for prompt in prompts:
             start = time.perf_counter()
             try:
-                result: float | Exception = self._score([prompt])[0]
+                result: Score | Exception = self._score([prompt])[0]
             except Exception as err:  # this prompt's own failure, handed to its caller only
                 result = err
             out.append((result, time.perf_counter() - start))
@@ -234,7 +238,7 @@ class MicroBatcher:
                     continue
                 self._observe(len(prompts), time.perf_counter() - start)
                 for (_, future), score in zip(batch, scores):
-                    _settle(future, float(score))
+                    _settle(future, score)  # a float, or a list of floats for a table row
             except asyncio.CancelledError:
                 for _, future in batch:
                     _settle(future, RuntimeError("MicroBatcher closed during this batch"))

@@ -64,6 +64,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--max-batch", type=int, default=64, help="most prompts per forward pass")
     g.add_argument(
+        "--no-share-control",
+        dest="share_control",
+        action="store_false",
+        help="router-<name>@<share> names use the calibrated threshold as it is; by default an "
+        "online controller keeps the realised strong share at the target as traffic drifts",
+    )
+    g.add_argument(
+        "--share-window",
+        type=int,
+        default=100,
+        metavar="N",
+        help="decisions the share controller looks back on (default 100)",
+    )
+    g.add_argument(
         "--router-precision",
         choices=("float32", "bfloat16"),
         default=None,
@@ -85,6 +99,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="environment variable holding the strong upstream's API key (never a key itself)",
     )
     u.add_argument("--weak-api-key-env", default=None, metavar="VAR", help="same, weak upstream")
+    u.add_argument(
+        "--upstreams",
+        default=None,
+        metavar="FILE",
+        help="JSON upstream table of N models (name, base_url, api_key_env, model, price) for "
+        "router-<name>:budget=<cost>, :floor=<quality> and :tradeoff=<lambda> requests "
+        "(routellm_jax.serve.n_model)",
+    )
     u.add_argument(
         "--upstream-timeout", type=float, default=60.0, metavar="S", help="seconds (default 60)"
     )
@@ -247,7 +269,18 @@ def run(args: argparse.Namespace) -> int:
     strong_key = _key_from_env(args.strong_api_key_env, "--strong-api-key-env")
     weak_key = _key_from_env(args.weak_api_key_env, "--weak-api-key-env")
     keys = client_keys(args.api_keys_file, args.api_keys_env)
+    table = None
+    if args.upstreams is not None:
+        from routellm_jax.serve.n_model import UpstreamTableError, read_upstream_table
+
+        try:
+            table = read_upstream_table(args.upstreams)
+        except UpstreamTableError as err:
+            print(f"routellm-jax serve: --upstreams {err}", file=sys.stderr)
+            return 2
     try:
+        from routellm_jax.serve.budget import ControllerSettings
+
         settings = ServeSettings(
             strong=Upstream("strong", args.strong_model, args.strong_base_url, strong_key),
             weak=Upstream("weak", args.weak_model, args.weak_base_url, weak_key),
@@ -264,6 +297,9 @@ def run(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             max_tokens=args.max_tokens,
             max_queue=args.max_queue,
+            upstream_table=table,
+            share_control=args.share_control,
+            share_controller=ControllerSettings(window=args.share_window),
         )
     except ValueError as err:
         print(f"routellm-jax serve: {err}", file=sys.stderr)
@@ -285,7 +321,10 @@ def run(args: argparse.Namespace) -> int:
         f"routers: {', '.join(sorted(routers))}; listening on http://{args.host}:{args.port} "
         f"({auth})"
     )
-    uvicorn.run(
-        create_app(routers, settings), host=args.host, port=args.port, log_level=args.log_level
-    )
+    try:
+        app = create_app(routers, settings)
+    except ValueError as err:  # e.g. an upstream table naming a model a router does not know
+        print(f"routellm-jax serve: {err}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -22,6 +22,12 @@ Example::
         model="router-mf-minilm@0.3", messages=[{"role": "user", "content": "Prove Fermat's..."}]
     )
     print(reply.model, reply.choices[0].message.content)
+
+Among N models, give an upstream table (:mod:`routellm_jax.serve.n_model`) and its clients (by
+name; ``None`` builds ``openai.OpenAI(base_url=..., api_key=...)`` from the table), then name a
+policy: ``model="router-irt-mix-minilm:budget=0.004"`` (or ``:floor=0.8``, ``:tradeoff=0.5``).
+``router-<name>@<share>`` names run the same online share controller as the server
+(:mod:`routellm_jax.serve.budget`) unless ``share_control=False``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
+from routellm_jax.serve.budget import ControllerSettings, ShareController, reference_table
+from routellm_jax.serve.n_model import (
+    ModelUpstream,
+    NModelDecision,
+    NModelSpec,
+    UpstreamTable,
+    decide_n_model,
+    parse_n_model,
+)
 from routellm_jax.serve.pairs import ScoredPair, scored_pair
 from routellm_jax.serve.routing import (
     ROUTE_ON_CHOICES,
@@ -206,6 +221,10 @@ class Controller:
         fallback: Literal["other", "error"] = "error",
         router_strong: str | None = None,
         router_weak: str | None = None,
+        upstream_table: UpstreamTable | None = None,
+        table_clients: Mapping[str, Any] | None = None,
+        share_control: bool = True,
+        share_controller: ControllerSettings | None = None,
     ) -> None:
         if route_on not in ROUTE_ON_CHOICES:
             raise ValueError(f"route_on must be one of {ROUTE_ON_CHOICES}, got {route_on!r}")
@@ -230,6 +249,15 @@ class Controller:
         self.model_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._lock = threading.Lock()
         self._thresholds: dict[tuple[str, float], float] = {}
+        self.upstream_table = upstream_table
+        self._table_clients: dict[str, Any] = dict(table_clients or {})
+        if upstream_table is not None:
+            unknown = sorted(set(self._table_clients) - set(upstream_table.names))
+            if unknown:
+                raise ValueError(f"table_clients {unknown} are not in the upstream table")
+        self.share_control = share_control
+        self.share_controller = share_controller or ControllerSettings()
+        self.controllers: dict[tuple[str, float], ShareController] = {}
         # The OpenAI SDK's shape: controller.chat.completions.create(...)
         self.chat = SimpleNamespace(
             completions=SimpleNamespace(create=self.completion, acreate=self.acompletion)
@@ -273,6 +301,48 @@ class Controller:
                 )
             return self._thresholds[key]
 
+    def _controller(self, spec: RouteSpec) -> ShareController | None:
+        """The online share controller of a ``@share`` spec (None: a fixed threshold)."""
+        share = spec.strong_share
+        if share is None or not self.share_control or not 0.0 < share < 1.0:
+            return None
+        key = (spec.router, share)
+        with self._lock:
+            if key not in self.controllers:
+                router = self.routers[spec.router]
+
+                def at(x: float) -> float:
+                    return RouteSpec(spec.router, strong_share=x).resolve_threshold(
+                        router, self.router_strong, self.router_weak
+                    )
+
+                self.controllers[key] = ShareController(
+                    share, reference_table(at), self.share_controller
+                )
+            return self.controllers[key]
+
+    def _route_n(self, spec: NModelSpec, messages: Any, prompt: str) -> NModelDecision:
+        table = self.upstream_table
+        if table is None:
+            raise RoutingError(
+                "this Controller has no upstream_table: give one to route among N models",
+                param="model",
+            )
+        scorer = getattr(self.routers[spec.router], "model_quality", None)
+        if not callable(scorer):
+            raise RoutingError(
+                f"router {spec.router!r} scores one strong/weak pair only and cannot rank N models",
+                param="model",
+            )
+        row = [float(x) for x in scorer([prompt], table.names)[0]]
+        price_text = (
+            messages if isinstance(messages, str) else routing_prompt(messages, "conversation")
+        )
+        decision = decide_n_model(spec, table, row, price_text, None, 0.0)
+        with self._lock:
+            self.model_counts[spec.router][decision.upstream.model] += 1
+        return decision
+
     def route(
         self,
         messages: Any,
@@ -281,8 +351,11 @@ class Controller:
         router: str | None = None,
         threshold: float | None = None,
         strong_share: float | None = None,
-    ) -> RouteDecision:
+    ) -> RouteDecision | NModelDecision:
         """Decide without calling a model. ``messages``: a chat message list or a prompt string.
+        An N-model name (``router-<name>:budget=...``) gives an
+        :class:`~routellm_jax.serve.n_model.NModelDecision` (chosen upstream, expected quality,
+        cost, reason).
 
         Text that is not valid Unicode (an unpaired surrogate) raises :class:`RoutingError`
         naming its place (``messages[1].content``) before the router sees it.
@@ -291,11 +364,14 @@ class Controller:
             >>> controller.route("What is 2+2?", model="router-hash-0.5").model  # doctest: +SKIP
             'small'
         """
-        spec = self._spec(model, router, threshold, strong_share)
+        n_spec = parse_n_model(model, list(self.routers)) if model is not None else None
+        spec = None if n_spec is not None else self._spec(model, router, threshold, strong_share)
         check_text(messages, "messages")
         prompt = messages if isinstance(messages, str) else routing_prompt(messages, self.route_on)
         if not prompt.strip():
             raise RoutingError("the prompt has no text to route on")
+        if n_spec is not None:
+            return self._route_n(n_spec, messages, prompt)
         chosen = self.routers[spec.router]
         win_rate = float(
             chosen.win_rate(
@@ -304,8 +380,15 @@ class Controller:
                 weak=self.scored_pairs[spec.router].weak,
             )[0]
         )
-        t = self._threshold(spec)
-        role: Role = "strong" if choose_strong(win_rate, t) else "weak"
+        controller = self._controller(spec)
+        if controller is None:
+            t = self._threshold(spec)
+            strong = choose_strong(win_rate, t)
+        else:
+            with self._lock:  # the threshold this decision uses, then the controller's update
+                t = controller.threshold
+                strong = controller.decide(win_rate)
+        role: Role = "strong" if strong else "weak"
         with self._lock:
             self.model_counts[spec.router][self.models[role]] += 1
         return RouteDecision(spec.router, t, win_rate, role, self.models[role])
@@ -318,6 +401,27 @@ class Controller:
 
             self._clients[role] = openai.OpenAI()
         return self._clients[role]
+
+    def _table_client(self, up: ModelUpstream) -> Any:
+        if self._table_clients.get(up.name) is None:
+            import openai
+
+            self._table_clients[up.name] = openai.OpenAI(
+                base_url=up.base_url, api_key=up.api_key or "none"
+            )
+        return self._table_clients[up.name]
+
+    def _order(self, decision: RouteDecision | NModelDecision) -> list[tuple[Any, str]]:
+        """(client getter, model name) to try in turn: the chosen model, then the fallback."""
+        if isinstance(decision, NModelDecision):
+            ups = [decision.upstream]
+            if self.fallback == "other" and decision.fallback is not None:
+                ups.append(decision.fallback)
+            return [(lambda u=u: self._table_client(u), u.model) for u in ups]
+        roles: list[Role] = [decision.role]
+        if self.fallback == "other":
+            roles.append("weak" if decision.role == "strong" else "strong")
+        return [(lambda r=r: self._client(r), self.models[r]) for r in roles]
 
     def completion(
         self,
@@ -342,22 +446,18 @@ class Controller:
         decision = self.route(
             messages, model=model, router=router, threshold=threshold, strong_share=strong_share
         )
-        order: list[Role] = [decision.role]
-        if self.fallback == "other":
-            order.append("weak" if decision.role == "strong" else "strong")
+        order = self._order(decision)
         errors = _retryable_errors()
-        for i, role in enumerate(order):
+        for i, (client, name) in enumerate(order):
             try:
-                result = self._client(role).chat.completions.create(
-                    model=self.models[role], messages=messages, **kwargs
-                )
+                result = client().chat.completions.create(model=name, messages=messages, **kwargs)
             except errors:
                 if i + 1 == len(order):
                     raise
                 continue
             if kwargs.get("stream"):
-                return _RoutedStream(result, self.models[role])
-            return _set_model(result, self.models[role])
+                return _RoutedStream(result, name)
+            return _set_model(result, name)
         raise AssertionError("unreachable")
 
     async def acompletion(
@@ -387,15 +487,11 @@ class Controller:
             threshold=threshold,
             strong_share=strong_share,
         )
-        order: list[Role] = [decision.role]
-        if self.fallback == "other":
-            order.append("weak" if decision.role == "strong" else "strong")
+        order = self._order(decision)
         errors = _retryable_errors()
-        for i, role in enumerate(order):
+        for i, (client, name) in enumerate(order):
             try:
-                result = self._client(role).chat.completions.create(
-                    model=self.models[role], messages=messages, **kwargs
-                )
+                result = client().chat.completions.create(model=name, messages=messages, **kwargs)
                 if inspect.isawaitable(result):
                     result = await result
             except errors:
@@ -404,7 +500,7 @@ class Controller:
                 continue
             if kwargs.get("stream"):
                 if hasattr(result, "__aiter__"):
-                    return _AsyncRoutedStream(result, self.models[role])
-                return _RoutedStream(result, self.models[role])
-            return _set_model(result, self.models[role])
+                    return _AsyncRoutedStream(result, name)
+                return _RoutedStream(result, name)
+            return _set_model(result, name)
         raise AssertionError("unreachable")

@@ -66,6 +66,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routellm_jax.api import PromptError
 from routellm_jax.serve.batching import MicroBatcher, QueueFull
+from routellm_jax.serve.budget import ControllerSettings, ShareController, reference_table
+from routellm_jax.serve.n_model import (
+    ModelUpstream,
+    NModelDecision,
+    NModelSpec,
+    UpstreamTable,
+    decide_n_model,
+    parse_n_model,
+)
 from routellm_jax.serve.pairs import ScoredPair, scored_pair
 from routellm_jax.serve.routing import (
     ROUTE_ON_CHOICES,
@@ -95,6 +104,9 @@ _MAX_ERROR_BODY = 64 * 1024
 # A JSON text can hold an unpaired surrogate only as a \uD800-\uDFFF escape once it decoded as
 # strict UTF-8, so bodies without one skip the walk over every string.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+# Share controllers (and their metric labels) per server: shares come from clients' model names,
+# so past this many distinct (router, share) pairs new ones use the calibrated threshold.
+MAX_SHARE_CONTROLLERS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +173,12 @@ class ServeSettings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_tokens: int | None = None  # per request (per choice); None: no cap
     max_queue: int = 1024  # prompts waiting for each router's forward pass; past it, 429
+    # Models for router-<name>:<policy>=<value> requests (routellm_jax.serve.n_model); None: off.
+    upstream_table: UpstreamTable | None = None
+    # router-<name>@<share> requests: an online controller keeps the realised strong share at
+    # the target as traffic drifts (routellm_jax.serve.budget); False: the calibrated threshold.
+    share_control: bool = True
+    share_controller: ControllerSettings = ControllerSettings()
 
     def __post_init__(self) -> None:
         if self.strong.role != "strong" or self.weak.role != "weak":
@@ -325,6 +343,31 @@ class ServeMetrics:
             ["router"],
             registry=r,
         )
+        self.share_target = Gauge(
+            "routellm_share_target",
+            "Strong share a router@share model name asks for (online share controller).",
+            ["router", "target"],
+            registry=r,
+        )
+        self.share_realised = Gauge(
+            "routellm_share_realised",
+            "Strong share of the controller's last window of decisions.",
+            ["router", "target"],
+            registry=r,
+        )
+        self.share_threshold = Gauge(
+            "routellm_share_threshold",
+            "The controller's current win-rate threshold.",
+            ["router", "target"],
+            registry=r,
+        )
+        self.score_psi = Gauge(
+            "routellm_score_psi",
+            "Drift gauge: population stability index of the live scores in the controller's "
+            "window against the router's calibration reference (above 0.25: a warning is logged).",
+            ["router", "target"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "routellm_router_batch_size",
             "Prompts per router forward pass.",
@@ -395,8 +438,14 @@ class _State:
         self.settings = settings
         self.metrics: ServeMetrics = metrics
         self.pairs = scored_pairs(routers, settings)
+        table = settings.upstream_table
         self.redact = _Redactor(
-            [settings.strong.api_key, settings.weak.api_key, *settings.client_api_keys]
+            [
+                settings.strong.api_key,
+                settings.weak.api_key,
+                *settings.client_api_keys,
+                *(table.secrets() if table else []),
+            ]
         )
         self.executor = ThreadPoolExecutor(
             max_workers=max(1, len(routers)), thread_name_prefix="routellm-router"
@@ -414,6 +463,19 @@ class _State:
         }
         for name, batcher in self.batchers.items():
             metrics.waiting.labels(router=name).set_function(lambda b=batcher: b.waiting)
+        # N-model scoring: one batcher per router that can rank the table's models.
+        self.n_batchers = {
+            name: MicroBatcher(
+                self._quality_fn(router, table.names),
+                window_s=settings.batch_window_ms / 1000.0,
+                max_batch=settings.max_batch,
+                executor=self.executor,
+                observer=self._observer(name),
+                max_queue=settings.max_queue,
+            )
+            for name, router in routers.items()
+            if table is not None and callable(getattr(router, "model_quality", None))
+        }
         # httpcore scans every pooled connection on each request (O(connections) per call, with a
         # poll() each), which collapses throughput at ~64 concurrent requests on one client; a few
         # small clients used round-robin keep that scan short.
@@ -422,8 +484,9 @@ class _State:
         limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
         # One TLS context for all of them (loading the CA bundle costs tens of ms per client).
         tls = ssl.create_default_context(cafile=certifi.where())
-        self.clients = {
-            role: [
+
+        def clients_of(up: Upstream | ModelUpstream) -> list[httpx.AsyncClient]:
+            return [
                 httpx.AsyncClient(
                     base_url=up.base_url,
                     headers={"Authorization": f"Bearer {up.api_key}"} if up.api_key else {},
@@ -433,10 +496,16 @@ class _State:
                 )
                 for _ in range(shards)
             ]
+
+        self.clients = {
+            role: clients_of(up)
             for role, up in (("strong", settings.strong), ("weak", settings.weak))
         }
+        # The table's models, by name (their own label in metrics: role=<name>).
+        self.table_clients = {u.name: clients_of(u) for u in (table.upstreams if table else ())}
         self._next_client = itertools.count()
         self.threshold_cache: dict[tuple[str, float], float] = {}
+        self.controllers: dict[tuple[str, float], ShareController] = {}
         self.started = int(time.time())
 
     def _batch_fn(self, router: RouterLike, pair: ScoredPair):
@@ -444,6 +513,13 @@ class _State:
 
         def run(prompts):
             return router.win_rate(list(prompts), strong=strong, weak=weak)
+
+        return run
+
+    @staticmethod
+    def _quality_fn(router: RouterLike, models: list[str]):
+        def run(prompts):
+            return router.model_quality(list(prompts), models)
 
         return run
 
@@ -455,9 +531,9 @@ class _State:
         return observe
 
     async def aclose(self) -> None:
-        for batcher in self.batchers.values():
+        for batcher in [*self.batchers.values(), *self.n_batchers.values()]:
             await batcher.close()
-        for clients in self.clients.values():
+        for clients in [*self.clients.values(), *self.table_clients.values()]:
             for client in clients:
                 await client.aclose()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -475,16 +551,55 @@ class _State:
             )
         return self.threshold_cache[key]
 
+    def controller(self, spec: RouteSpec) -> ShareController | None:
+        """The share controller of a ``router@share`` name (made on first use, started from the
+        router's calibration table); None for fixed thresholds or with ``share_control`` off."""
+        if spec.strong_share is None or not self.settings.share_control:
+            return None
+        if not 0.0 < spec.strong_share < 1.0:  # 0 and 1 need no control: none or all go strong
+            return None
+        key = (spec.router, spec.strong_share)
+        if key not in self.controllers:
+            if len(self.controllers) >= MAX_SHARE_CONTROLLERS:
+                return None
+            s = self.settings
+            router = self.routers[spec.router]
+
+            def at(share: float) -> float:
+                return RouteSpec(spec.router, strong_share=share).resolve_threshold(
+                    router, s.router_strong, s.router_weak
+                )
+
+            reference = reference_table(at)
+            self.controllers[key] = ShareController(
+                spec.strong_share, reference, s.share_controller
+            )
+        return self.controllers[key]
+
+    def _export(self, spec: RouteSpec, controller: ShareController) -> None:
+        labels = {"router": spec.router, "target": repr(spec.strong_share)}
+        self.metrics.share_target.labels(**labels).set(controller.target)
+        self.metrics.share_realised.labels(**labels).set(controller.realised_share)
+        self.metrics.share_threshold.labels(**labels).set(controller.threshold)
+        self.metrics.score_psi.labels(**labels).set(controller.psi)
+
     async def decide(self, spec: RouteSpec, prompts: list[str], endpoint: str) -> list[_Decision]:
         """One decision per prompt; all prompts enter the router's queue at once, or none."""
-        threshold = self.threshold(spec)
+        controller = self.controller(spec)
+        threshold = self.threshold(spec) if controller is None else controller.threshold
         start = time.perf_counter()
         win_rates = await self.batchers[spec.router].submit_many(prompts)
         router_s = time.perf_counter() - start
         decisions = []
         for win_rate in win_rates:
             self.metrics.router_latency.labels(router=spec.router).observe(router_s)
-            role: Role = "strong" if choose_strong(win_rate, threshold) else "weak"
+            if controller is not None:  # the threshold this decision uses, then the update
+                threshold = controller.threshold
+                strong = controller.decide(win_rate)
+                self._export(spec, controller)
+            else:
+                strong = choose_strong(win_rate, threshold)
+            role: Role = "strong" if strong else "weak"
             self.metrics.routed.labels(
                 router=spec.router,
                 model=self.settings.upstream(role).model,
@@ -504,11 +619,48 @@ class _State:
             )
         return decisions
 
+    async def decide_n(
+        self,
+        spec: NModelSpec,
+        prompts: list[str],
+        price_texts: list[str],
+        output_tokens: float | None,
+        endpoint: str,
+    ) -> list[NModelDecision]:
+        """One N-model decision per prompt (:mod:`.n_model`); all prompts queue at once."""
+        table = self.settings.upstream_table
+        if table is None:
+            raise RoutingError(
+                f"this server has no upstream table: {spec.router!r} routes between its strong "
+                "and weak models only (router-<name>-<threshold> or router-<name>@<share>)",
+                param="model",
+            )
+        batcher = self.n_batchers.get(spec.router)
+        if batcher is None:
+            raise RoutingError(
+                f"router {spec.router!r} scores one strong/weak pair only and cannot rank the "
+                f"{len(table.names)} models of the upstream table; use a model-aware router "
+                "(irt, mf or sw_ranking)",
+                param="model",
+            )
+        start = time.perf_counter()
+        rows = await batcher.submit_many(prompts)
+        router_s = time.perf_counter() - start
+        decisions = []
+        for row, text in zip(rows, price_texts):
+            self.metrics.router_latency.labels(router=spec.router).observe(router_s)
+            d = decide_n_model(spec, table, row, text, output_tokens, router_s)
+            self.metrics.routed.labels(
+                router=spec.router, model=d.upstream.model, role=d.upstream.name, endpoint=endpoint
+            ).inc()
+            decisions.append(d)
+        return decisions
+
     # --- forwarding ------------------------------------------------------------------------
 
-    async def _attempt(self, role: Role, body: dict, stream: bool) -> httpx.Response:
+    async def _attempt(self, role: str, body: dict, stream: bool) -> httpx.Response:
         """One request to an upstream; the response is open (unread) when streaming."""
-        clients = self.clients[role]
+        clients = self.clients[role] if role in ("strong", "weak") else self.table_clients[role]
         client = clients[next(self._next_client) % len(clients)]
         request = client.build_request("POST", "chat/completions", json=body)
         return await client.send(request, stream=stream)
@@ -521,9 +673,28 @@ class _State:
         """
         s = self.settings
         roles: list[Role] = [role] + ([_OTHER[role]] if s.fallback == "other" else [])
+        return await self._forward_chain([(r, s.upstream(r)) for r in roles], body, stream)
+
+    async def forward_n(
+        self, decision: NModelDecision, body: dict, stream: bool
+    ) -> tuple[httpx.Response, ModelUpstream]:
+        """As :meth:`forward` among the table's models: the chosen one, then (with
+        ``fallback="other"``) the policy's choice among the others."""
+        chain = [decision.upstream]
+        if self.settings.fallback == "other" and decision.fallback is not None:
+            chain.append(decision.fallback)
+        response, name = await self._forward_chain([(u.name, u) for u in chain], body, stream)
+        return response, next(u for u in chain if u.name == name)
+
+    async def _forward_chain(
+        self, chain: list[tuple[str, Upstream | ModelUpstream]], body: dict, stream: bool
+    ) -> tuple[httpx.Response, Any]:
+        """Each ``(label, upstream)`` in turn, with retries; the first usable response and the
+        label that gave it, or :class:`_UpstreamFailed`."""
+        s = self.settings
+        roles = [label for label, _ in chain]
         failures = []
-        for i, current in enumerate(roles):
-            up = s.upstream(current)
+        for i, (current, up) in enumerate(chain):
             payload = dict(body, model=up.model)
             reason = ""
             for attempt in range(1 + s.retries):
@@ -765,6 +936,12 @@ def scored_pairs(routers: Mapping[str, RouterLike], settings: ServeSettings) -> 
     }
 
 
+async def _labelled(forwarding: Any) -> tuple[httpx.Response, str]:
+    """``forward_n``'s answer with the upstream's name in place of the upstream."""
+    response, up = await forwarding
+    return response, up.name
+
+
 def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> FastAPI:
     """Build the routing server for ``routers`` (name -> router) and ``settings``.
 
@@ -781,6 +958,18 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         if not isinstance(router, RouterLike):
             raise TypeError(f"router {name!r} lacks win_rate/threshold_for_share/name")
     routers = dict(routers)
+    table = settings.upstream_table
+    for name, router in routers.items():
+        check = getattr(router, "model_indices", None)  # routellm_jax.api.Router's name check
+        if (
+            table is not None
+            and callable(check)
+            and callable(getattr(router, "model_quality", None))
+        ):
+            try:
+                check(table.names)
+            except ValueError as err:  # an unknown name, with the router's closest names
+                raise ValueError(f"upstream table does not fit router {name!r}: {err}") from None
     metrics = ServeMetrics()
     pairs = scored_pairs(routers, settings)
     for pair in pairs.values():
@@ -829,18 +1018,36 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         state: _State, body: dict, endpoint: str, prompts: list[str], param: str
     ) -> list[_Decision]:
         spec = parse_model(body.get("model"), list(routers))
+        return await guarded(spec.router, state.decide(spec, prompts, endpoint), param)
+
+    async def decide_n_or_raise(
+        state: _State,
+        spec: NModelSpec,
+        body: dict,
+        endpoint: str,
+        prompts: list[str],
+        price_texts: list[str],
+        param: str,
+    ) -> list[NModelDecision]:
+        asked = body.get("max_tokens", body.get("max_completion_tokens"))
+        output_tokens = float(asked) if isinstance(asked, int) and asked > 0 else None
+        decide = state.decide_n(spec, prompts, price_texts, output_tokens, endpoint)
+        return await guarded(spec.router, decide, param)
+
+    async def guarded(router: str, decide: Any, param: str) -> Any:
+        """Await a routing decision, turning its failures into the client's or the server's."""
         try:
-            return await state.decide(spec, prompts, endpoint)
+            return await decide
         except RoutingError:
             raise
         except QueueFull as err:
-            raise _Busy(f"router {spec.router!r} is busy ({err}); retry shortly") from None
+            raise _Busy(f"router {router!r} is busy ({err}); retry shortly") from None
         except PromptError as err:  # the router refused this request's text: the client's fault
-            message = f"router {spec.router!r} cannot read the prompt: {err}"
+            message = f"router {router!r} cannot read the prompt: {err}"
             raise RoutingError(message, param) from None
         except Exception as err:  # the router itself failed: a server fault, reported as such
-            logger.exception(f"router {spec.router!r} failed")
-            raise _RouterFailed(f"router {spec.router!r} failed: {type(err).__name__}") from err
+            logger.exception(f"router {router!r} failed")
+            raise _RouterFailed(f"router {router!r} failed: {type(err).__name__}") from err
 
     @app.exception_handler(_RouterFailed)
     async def router_failed(request: Request, exc: Exception) -> JSONResponse:
@@ -862,11 +1069,41 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             raise RoutingError("'stream' must be true or false", param="stream")
         body = _cap_max_tokens(body, settings.max_tokens)
         prompt = routing_prompt(body.get("messages"), settings.route_on)
-        (decision,) = await decide_or_raise(state, body, "chat", [prompt], "messages")
-        headers = decision.headers(settings)
+        n_spec = parse_n_model(body.get("model"), list(routers))
+        if n_spec is None:
+            (decision,) = await decide_or_raise(state, body, "chat", [prompt], "messages")
+            headers = decision.headers(settings)
+            routed: str = decision.role
+            upstream_of: Any = settings.upstream
+            send = state.forward(decision.role, body, stream)
+
+            def info(answered: str) -> dict[str, Any]:
+                return {
+                    "router": decision.router,
+                    "threshold": decision.threshold,
+                    "strong_share": decision.strong_share,
+                    "win_rate": decision.win_rate,
+                    "routed_to": decision.role,
+                    "answered_by": answered,
+                    "fallback": answered != decision.role,
+                }
+        else:
+            # Priced on the whole conversation's text: every message is input tokens.
+            price_text = routing_prompt(body.get("messages"), "conversation")
+            (chosen,) = await decide_n_or_raise(
+                state, n_spec, body, "chat", [prompt], [price_text], "messages"
+            )
+            headers = chosen.headers()
+            routed = chosen.upstream.name
+            upstream_of = {u.name: u for u in settings.upstream_table.upstreams}.__getitem__
+            send = _labelled(state.forward_n(chosen, body, stream))
+
+            def info(answered: str) -> dict[str, Any]:
+                return {**chosen.body(), "answered_by": answered, "fallback": answered != routed}
+
         # A client that leaves while the upstream works (a client timeout shorter than the
         # upstream's time to first token) cancels the upstream request: nobody would read it.
-        forward = asyncio.ensure_future(state.forward(decision.role, body, stream))
+        forward = asyncio.ensure_future(send)
         gone = asyncio.ensure_future(_client_gone(request.receive))
         try:
             await asyncio.wait({forward, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -887,38 +1124,31 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             return _error(
                 502, str(err), type_="upstream_error", code="upstream_failed", headers=headers
             )
-        model = settings.upstream(answered).model
+        up = upstream_of(answered)
+        model = up.model
         metrics.served.labels(model=model, role=answered, status=str(response.status_code)).inc()
-        if answered != decision.role:
-            headers["x-routellm-fallback"] = f"{decision.role}->{answered}"
+        if answered != routed:
+            headers["x-routellm-fallback"] = f"{routed}->{answered}"
             headers["x-routellm-model"] = model
         if response.status_code >= 400:  # a client error the upstream reported: pass it on
-            return await _relay_client_error(response, answered, state, headers)
+            return await _relay_client_error(response, up, state, headers)
         if stream:
             return _RelayResponse(
-                _relay_stream(response, model, answered, state), response, headers
+                _relay_stream(response, model, answered, up, state), response, headers
             )
         try:
             data = response.json()
         except ValueError:
             return _error(
                 502,
-                f"{settings.upstream(answered).describe()} returned a body that is not JSON",
+                f"{up.describe()} returned a body that is not JSON",
                 type_="upstream_error",
                 code="upstream_bad_response",
                 headers=headers,
             )
         if isinstance(data, dict):
             data["model"] = model
-            data["routellm"] = {
-                "router": decision.router,
-                "threshold": decision.threshold,
-                "strong_share": decision.strong_share,
-                "win_rate": decision.win_rate,
-                "routed_to": decision.role,
-                "answered_by": answered,
-                "fallback": answered != decision.role,
-            }
+            data["routellm"] = info(answered)
         return JSONResponse(data, headers=headers)
 
     @app.post("/v1/route")
@@ -947,9 +1177,18 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
                 f"{settings.max_queue}",
                 param="prompt",
             )
-        decisions = await decide_or_raise(
-            state, body, "route", prompts, "messages" if "messages" in body else "prompt"
-        )
+        param = "messages" if "messages" in body else "prompt"
+        n_spec = parse_n_model(body.get("model"), list(routers))
+        if n_spec is not None:
+            texts = prompts
+            if "messages" in body:
+                texts = [routing_prompt(body["messages"], "conversation")]
+            chosen = await decide_n_or_raise(state, n_spec, body, "route", prompts, texts, param)
+            rows = [{"object": "routellm.route", **d.body()} for d in chosen]
+            if single:
+                return JSONResponse(rows[0], headers=chosen[0].headers())
+            return JSONResponse({"object": "list", "data": rows})
+        decisions = await decide_or_raise(state, body, "route", prompts, param)
         out = [
             {
                 "object": "routellm.route",
@@ -980,6 +1219,16 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
                     "usage": f"router-{name}-<threshold> or router-{name}@<strong share>",
                     "strong_model": settings.strong.model,
                     "weak_model": settings.weak.model,
+                    **(
+                        {
+                            "n_model_usage": f"router-{name}:budget=<cost per request>, "
+                            f"router-{name}:floor=<expected quality> or "
+                            f"router-{name}:tradeoff=<lambda>",
+                            "n_models": settings.upstream_table.names,
+                        }
+                        if name in state.n_batchers and settings.upstream_table
+                        else {}
+                    ),
                 },
             }
             for name in sorted(routers)
@@ -1000,6 +1249,11 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
                     name: {"scored": pair.describe(), "warning": pair.warning}
                     for name, pair in sorted(pairs.items())
                 },
+                **(
+                    {"n_models": [u.describe() for u in settings.upstream_table.upstreams]}
+                    if settings.upstream_table
+                    else {}
+                ),
             }
         )
 
@@ -1012,7 +1266,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
 
 
 async def _relay_client_error(
-    response: httpx.Response, role: Role, state: _State, headers: dict
+    response: httpx.Response, up: Upstream | ModelUpstream, state: _State, headers: dict
 ) -> JSONResponse:
     """An upstream 4xx (bad parameter, auth...): same status, its error, scrubbed of keys.
 
@@ -1039,7 +1293,7 @@ async def _relay_client_error(
     else:
         data = {
             "error": {
-                "message": f"{state.settings.upstream(role).describe()} answered "
+                "message": f"{up.describe()} answered "
                 f"{response.status_code}: {state.redact(text)[:500]}",
                 "type": "upstream_error",
                 "param": None,
@@ -1050,7 +1304,11 @@ async def _relay_client_error(
 
 
 async def _relay_stream(
-    response: httpx.Response, model: str, role: Role, state: _State
+    response: httpx.Response,
+    model: str,
+    role: str,
+    up: Upstream | ModelUpstream,
+    state: _State,
 ) -> AsyncIterator[str]:
     """Relay the upstream's server-sent events, with ``model`` set to the routed model's name.
 
@@ -1081,10 +1339,7 @@ async def _relay_stream(
         # Headers are sent: the only way left to tell the client is an error event, which the
         # openai client raises as APIError.
         state.metrics.upstream_errors.labels(role=role, kind="stream").inc()
-        message = state.redact(
-            f"{state.settings.upstream(role).describe()} broke off the stream "
-            f"({type(err).__name__})"
-        )
+        message = state.redact(f"{up.describe()} broke off the stream ({type(err).__name__})")
         logger.warning(message)
         error = {"error": {"message": message, "type": "upstream_error", "code": "stream_broken"}}
         yield f"data: {json.dumps(error)}\n\n"

@@ -63,6 +63,21 @@ class HashRouter:
             time.sleep(self.delay_s)
         return np.array([self._score(p) for p in prompts], dtype=np.float64)
 
+    def model_quality(self, prompts: Sequence[str], models: Sequence[str]) -> np.ndarray:
+        """``[n, m]`` float64 fake expected quality: a hash of (seed, model, prompt) in [0, 1),
+        as :meth:`routellm_jax.api.Router.model_quality` gives for model-aware routers.
+
+        Example:
+            >>> HashRouter("fake").model_quality(["a", "b"], ["x", "y", "z"]).shape
+            (2, 3)
+        """
+        self.batch_sizes.append(len(prompts))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return np.array(
+            [[self._score(f"{m}\x00{p}") for m in models] for p in prompts], dtype=np.float64
+        )
+
     def threshold_for_share(
         self, share: float, strong: str | None = None, weak: str | None = None
     ) -> float:

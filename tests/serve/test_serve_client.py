@@ -55,7 +55,8 @@ def test_create_routes_both_ways_like_openai(controller_for, fresh_upstreams):
 
 def test_stream_and_share_and_explicit_threshold(controller_for):
     router = HashRouter("mf-minilm")
-    controller = controller_for(router)
+    # The calibrated threshold as it is (test_serve_n_model.py covers the share controller).
+    controller = controller_for(router, share_control=False)
     to_strong, _ = _split(router, router.threshold_for_share(0.5))
     with controller.chat.completions.create(
         model="router-mf-minilm@0.5", messages=[{"role": "user", "content": to_strong}], stream=True

@@ -1,0 +1,176 @@
+"""N-model cost-quality curves of the bundled model-aware routers on RouterBench's held-out prompts.
+
+    python experiments/n_model.py --out experiments/results/n_model
+
+RouterBench zero-shot test split (ARC-Challenge, MBPP, Winogrande: 0/1 correctness and the
+measured cost of each of 11 models on each prompt). Each router estimates every candidate's
+quality (``Router.model_quality``) and routes on a price list known in advance: each model's mean
+cost per call on the *train* split. Curves: the trade-off policy swept over lambda, and "cheapest
+adequate" (the cheapest model whose estimated quality reaches a floor) swept over the floor;
+against every single model, random mixing (their upper convex hull) and the oracle (the trade-off
+policy on true correctness and costs). Scalars per curve: AIQ (average quality of the curve's
+hull over the single models' spend range) and the spend to reach the best single model's
+quality. Candidates are the benchmark's models that are in the router's table (all 11 for the
+irt routers, 8 for mf and sw_ranking, whose baselines are computed on the same 8).
+
+Writes ``n_model.md``, ``n_model.json`` and one ``n_model_<candidates>.png`` per candidate set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # "experiments" importable when run as a script
+    sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+
+import routellm_jax  # noqa: E402
+from experiments.run_grid import EmbeddingStore  # noqa: E402
+from routellm_jax.eval import n_model as N  # noqa: E402
+from routellm_jax.paths import cache_dir  # noqa: E402
+
+ROUTERS = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
+COMMAND = "python experiments/n_model.py --out experiments/results/n_model"
+
+
+def _fmt_money(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x * 1e3:.3f}"
+
+
+def _plot(path: Path, title: str, curves: list[N.CostQualityCurve], singles, models) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for c in curves:
+        xs, ys = c.spend, c.quality
+        if c.name in ("oracle", "random mixing"):  # mixing is linear in spend, not in log spend
+            hx, hy = c.hull()
+            xs = np.geomspace(hx[0], hx[-1], 200)
+            ys = np.interp(xs, hx, hy)
+        order = np.argsort(xs)
+        style = "--" if c.name in ("oracle", "random mixing") else "-"
+        marker = "" if c.name in ("oracle", "random mixing") else "."
+        ax.plot(
+            np.asarray(xs)[order] * 1e3, np.asarray(ys)[order], style, marker=marker, label=c.name
+        )
+    ax.scatter(singles.spend * 1e3, singles.quality, color="black", zorder=5, s=14)
+    for x, y, m in zip(singles.spend, singles.quality, models):
+        ax.annotate(m, (x * 1e3, y), fontsize=6, xytext=(3, -3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean cost per prompt (USD per 1,000 prompts, log scale)")
+    ax.set_ylabel("mean correctness")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(HERE / "results" / "n_model"))
+    ap.add_argument("--routers", nargs="+", default=list(ROUTERS))
+    ap.add_argument("--cache", default=str(cache_dir() / "experiments" / "minilm_cache.npz"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    test = N.routerbench_n_model(split="test")
+    train = N.routerbench_n_model(split="train")
+    if train.models != test.models:
+        raise SystemExit(f"train and test model columns differ: {train.models} vs {test.models}")
+    prompts = [str(p) for p in test.prompts]
+    store = EmbeddingStore(Path(args.cache))
+    groups: dict[tuple[str, ...], list[N.CostQualityCurve]] = {}
+    for name in args.routers:
+        spec = routellm_jax.load(name, fuse_encoder=False).featurizer.spec
+        router = routellm_jax.load(name, fuse_encoder=False, featurizer=store.featurizer(spec))
+        candidates = tuple(m for m in test.models if m in router.models)
+        bench = test.select(candidates)
+        prices = train.select(candidates).prices()
+        estimate = router.model_quality(prompts, candidates)
+        curves = groups.setdefault(candidates, [])
+        curves.append(N.policy_curve(bench, estimate, prices, f"{name} (trade-off)"))
+        curves.append(N.floor_curve(bench, estimate, prices, f"{name} (cheapest adequate)"))
+        print(f"{name}: {len(candidates)} candidates scored", file=sys.stderr)
+    report: dict = {"benchmark": test.name, "prompts": len(prompts), "command": COMMAND, "sets": []}
+    lines = [
+        "# N-model routing on RouterBench (held-out test split)",
+        "",
+        f"{len(prompts)} prompts (ARC-Challenge, MBPP, Winogrande), correctness and measured cost",
+        "per call of each model. Routers route on each model's mean cost per call on the train",
+        "split. Spend in USD per 1,000 prompts; AIQ = mean correctness of the curve's convex",
+        "hull over the single models' spend range; 'spend to best' = least spend reaching the",
+        f"best single model's correctness. Command: `{COMMAND}`.",
+    ]
+    for candidates, curves in groups.items():
+        bench = test.select(candidates)
+        singles = N.single_model_curve(bench)
+        baselines = [N.oracle_curve(bench), N.random_mixing_curve(bench)]
+        reference, results = N.score_curves(bench, [*curves, *baselines])
+        best, cheapest = reference["best_model"], reference["cheapest_model"]
+        tag = f"{len(candidates)}_models"
+        lines += [
+            "",
+            f"## {len(candidates)} candidate models",
+            "",
+            f"Best single model {best}: correctness {reference['best_quality']:.3f} at "
+            f"{_fmt_money(reference['best_spend'])}; cheapest {cheapest}: "
+            f"{reference['cheapest_quality']:.3f} at {_fmt_money(reference['cheapest_spend'])}.",
+            "",
+            "| curve | AIQ | best correctness | spend to best single model |",
+            "|---|---|---|---|",
+        ]
+        for r in results:
+            lines.append(
+                f"| {r.curve.name} | {r.aiq:.3f} | {r.max_quality:.3f} | "
+                f"{_fmt_money(r.spend_to_best)} |"
+            )
+        lines += ["", f"![{tag}](n_model_{tag}.png)"]
+        _plot(
+            out / f"n_model_{tag}.png",
+            f"RouterBench test ({len(prompts)} prompts), {len(candidates)} models",
+            [*curves, *baselines],
+            singles,
+            candidates,
+        )
+        report["sets"].append(
+            {
+                "models": list(candidates),
+                "reference": reference,
+                "single_models": {
+                    m: {"spend": float(s), "quality": float(q)}
+                    for m, s, q in zip(candidates, singles.spend, singles.quality)
+                },
+                "curves": [
+                    {
+                        "name": r.curve.name,
+                        "aiq": r.aiq,
+                        "max_quality": r.max_quality,
+                        "spend_to_best": None if math.isnan(r.spend_to_best) else r.spend_to_best,
+                        "spend": r.curve.spend.tolist(),
+                        "quality": r.curve.quality.tolist(),
+                        "settings": r.curve.settings.tolist(),
+                    }
+                    for r in results
+                ],
+            }
+        )
+    (out / "n_model.md").write_text("\n".join(lines) + "\n")
+    (out / "n_model.json").write_text(json.dumps(report, indent=1) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
