@@ -1,6 +1,6 @@
 """N-model cost-quality curves of the bundled model-aware routers on RouterBench's held-out prompts.
 
-    python experiments/n_model.py --out experiments/results/n_model
+    python -m experiments.n_model --out experiments/results/n_model
 
 RouterBench zero-shot test split (ARC-Challenge, MBPP, Winogrande: 0/1 correctness and the
 measured cost of each of 11 models on each prompt). Each router estimates every candidate's
@@ -25,19 +25,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # "experiments" importable when run as a script
-    sys.path.insert(0, str(HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import routellm_jax  # noqa: E402
-from experiments.run_grid import EmbeddingStore  # noqa: E402
-from routellm_jax.eval import n_model as N  # noqa: E402
-from routellm_jax.paths import cache_dir  # noqa: E402
+import routellm_jax
+from experiments.run_grid import EmbeddingStore
+from routellm_jax.eval import n_model as N
 
 ROUTERS = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
-COMMAND = "python experiments/n_model.py --out experiments/results/n_model"
+HERE = Path(__file__).resolve().parent
+COMMAND = "python -m experiments.n_model --out experiments/results/n_model"
 
 
 def _fmt_money(x: float) -> str:
@@ -81,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE / "results" / "n_model"))
     ap.add_argument("--routers", nargs="+", default=list(ROUTERS))
-    ap.add_argument("--cache", default=str(cache_dir() / "experiments" / "minilm_cache.npz"))
+    ap.add_argument("--cache", default=None, help="embedding store (default: the machine's)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if train.models != test.models:
         raise SystemExit(f"train and test model columns differ: {train.models} vs {test.models}")
     prompts = [str(p) for p in test.prompts]
-    store = EmbeddingStore(Path(args.cache))
+    store = EmbeddingStore(Path(args.cache) if args.cache else None)
     groups: dict[tuple[str, ...], list[N.CostQualityCurve]] = {}
     for name in args.routers:
         spec = routellm_jax.load(name, fuse_encoder=False).featurizer.spec

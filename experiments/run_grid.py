@@ -94,7 +94,7 @@ ROUTERBENCH = Path("shuhao02__RouterDC/datasets/routerbench_zs")
 # so it is stable under any filtering). Each fraction is recorded in results.json.
 MMLU_EVAL_FRACTION = 1.0  # of the 12,537 non-golden MMLU questions (all: embeddings cached)
 RB_TEST_FRACTION = 0.15  # of the RouterBench test prompts (transfer benchmark)
-# The paper's best per benchmark (Tables 1-3, APGR) and what the issue asks us to match.
+# The paper's best per benchmark (Tables 1-3, APGR): the numbers our routers are measured against.
 PAPER_BEST = {"mmlu": 0.603, "gsm8k": 0.622, "mt_bench": 0.802}
 # (benchmark key, strong, weak): the headline pair first, then transfer pairs (never a training pair
 # of their own: the routers see these models only through the mix's other data).

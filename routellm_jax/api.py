@@ -155,11 +155,6 @@ class Router:
     caps the padded tokens of one call (default: 1024 on CPU, where bigger calls run slower per
     token; no cap on accelerators). ``fuse_encoder=False`` runs the featurizer on the host even
     where encoder and head could be fused.
-
-    Example:
-        >>> router = load("mf-minilm")  # doctest: +SKIP
-        >>> router.route(["hi"], strong_share=0.5)  # doctest: +SKIP
-        array([False])
     """
 
     def __init__(
@@ -245,11 +240,7 @@ class Router:
         featurizer: Any = None,
         **kwargs: Any,
     ) -> Router:
-        """A router on in-memory parameters (no card on disk; no calibration until calibrated).
-
-        Example:
-            >>> r = Router.from_params("mf", cfg, params, strong="gpt-4", weak="mixtral")  # doctest: +SKIP
-        """
+        """A router on in-memory parameters (no card on disk; no calibration until calibrated)."""
         models = [str(m) for m in getattr(config, "models", ())]
         strong, weak = _default_pair(models, strong, weak)
         card = ModelCard(
@@ -295,10 +286,6 @@ class Router:
         """``[n]`` float32 P(strong model beats weak model) for each prompt.
 
         ``strong``/``weak`` are model names from :attr:`models` (default: the card's pair).
-
-        Example:
-            >>> load("mf-minilm").win_rate(["What is 2+2?", "Prove the Riemann hypothesis"])  # doctest: +SKIP
-            array([0.28, 0.71], dtype=float32)
         """
         if isinstance(prompts, str):
             raise TypeError("win_rate() takes a sequence of prompts; wrap one prompt in a list")
@@ -309,12 +296,7 @@ class Router:
     # ---- thresholds -------------------------------------------------------------------------
 
     def calibration(self, strong: str | None = None, weak: str | None = None) -> Calibration:
-        """The calibration table for a model pair (the card's, or one made by :meth:`calibrate`).
-
-        Example:
-            >>> load("mf-minilm").calibration().thresholds[:2]  # doctest: +SKIP
-            [0.71, 0.66]
-        """
+        """The calibration table for a model pair (the card's, or one made by :meth:`calibrate`)."""
         strong, weak, _, _ = self._pair(strong, weak)
         table = self._calibrations.get((strong, weak))
         if table is None:
@@ -330,10 +312,6 @@ class Router:
     ) -> float:
         """The win-rate threshold that sends ``share`` of the reference prompts to the strong
         model, interpolated linearly in the calibration table (extended to shares 0 and 1).
-
-        Example:
-            >>> load("mf-minilm").threshold_for_share(0.3)  # doctest: +SKIP
-            0.52
         """
         share = float(share)
         if not 0.0 <= share <= 1.0:
@@ -370,10 +348,6 @@ class Router:
         """``[n]`` bool, True = send to the strong model (``win_rate >= threshold``).
 
         Give ``threshold`` directly or ``strong_share`` (through the calibration table).
-
-        Example:
-            >>> load("mf-minilm").route(["hi", "prove P != NP"], strong_share=0.5)  # doctest: +SKIP
-            array([False,  True])
         """
         t = self._threshold(threshold, strong_share, strong, weak)
         # Compare in float64: a float32 array against a Python float compares in float32.
@@ -390,10 +364,6 @@ class Router:
     ) -> list[dict[str, Any]]:
         """One dict per prompt: ``win_rate``, ``strong`` (bool), ``model`` (the chosen model's
         name) and ``threshold``.
-
-        Example:
-            >>> load("mf-minilm").decide(["hi"], threshold=0.5)  # doctest: +SKIP
-            [{'win_rate': 0.31, 'strong': False, 'model': 'mixtral-8x7b-instruct-v0.1', 'threshold': 0.5}]
         """
         s_name, w_name, _, _ = self._pair(strong, weak)
         t = self._threshold(threshold, strong_share, strong, weak)
@@ -423,10 +393,6 @@ class Router:
         With ``update=True`` (default) the router's calibration table for this pair is replaced by
         one computed on ``prompts`` (in memory only; the card on disk is unchanged), so later
         ``route(strong_share=...)`` calls use it.
-
-        Example:
-            >>> router.calibrate(my_last_week_prompts, 0.2)  # doctest: +SKIP
-            0.61
         """
         s_name, w_name, _, _ = self._pair(strong, weak)
         rates = self.win_rate(prompts, s_name, w_name)
@@ -448,10 +414,6 @@ class Router:
     def model_indices(self, models: Sequence[str]) -> list[int]:
         """Indices of ``models`` in the router's model table; an unknown name is a
         :class:`RouterError` naming it and the closest names of the table.
-
-        Example:
-            >>> load("irt-mix-minilm").model_indices(["gpt-4-1106-preview"])  # doctest: +SKIP
-            [3]
         """
         table = self.models or [self.default_strong, self.default_weak]
         index = {m: i for i, m in enumerate(table)}
@@ -482,11 +444,6 @@ class Router:
           "wins at least that often against a random other candidate".
         * pair-only architectures (``bert``, ``causal_llm``, ``random``): only their own two
           models, as ``[win_rate, 1 - win_rate]``; more than two candidates is an error.
-
-        Example:
-            >>> load("irt-mix-minilm").model_quality(["2+2?"], ["gpt-4-1106-preview",
-            ...     "mixtral-8x7b-instruct-v0.1", "claude-2"]).shape  # doctest: +SKIP
-            (1, 3)
         """
         if isinstance(prompts, str):
             raise TypeError("model_quality() takes a sequence of prompts; wrap one in a list")
@@ -532,10 +489,6 @@ class Router:
 
         ``prices``: a dict by model name (every candidate needs one) or one price per model.
         ``input_tokens`` default to an estimate from the prompt length (4 characters a token).
-
-        Example:
-            >>> router.choose_models(["hi"], ["a", "b", "c"], prices, Policy("budget", 0.01))  # doctest: +SKIP
-            [{'model': 'b', 'quality': 0.71, 'cost': 0.004, 'within_budget': True, ...}]
         """
         models = list(models)
         if isinstance(prices, dict):
@@ -576,10 +529,6 @@ class Router:
         ``padded_tokens`` for token inputs (real vs computed tokens: the padding overhead), and
         ``path`` / ``path_reason``: how this router runs and why (for an unfused router, what its
         architecture or featurizer does not declare).
-
-        Example:
-            >>> load("mf-minilm").stats["path"]  # doctest: +SKIP
-            'fused'
         """
         s = dataclasses.asdict(self.runner.executor.stats)
         busy = s["steady_s"] + s["featurize_s"]
@@ -593,11 +542,7 @@ class Router:
         self.runner.executor.reset_stats()
 
     def warmup(self, batch_sizes: Sequence[int] | None = None) -> None:
-        """Compile the batch buckets ahead of the first real request.
-
-        Example:
-            >>> router.warmup([1, 8])  # doctest: +SKIP
-        """
+        """Compile the batch buckets ahead of the first real request."""
         for n in batch_sizes or self.batch_buckets:
             self.win_rate(["warm-up prompt"] * int(n))
 
@@ -643,14 +588,9 @@ def load(
     or as the compute dtype of routers that run their own encoder (bert, causal_llm):
     ``"float32"`` (default, exact) or ``"bfloat16"`` (bf16 weights and matmul operands, float32
     accumulation and everything between the matmuls in float32: win rates within 2e-4 to 2e-3 of
-    float32, routing decisions agreeing on >= 99% of GSM8K/MT-Bench prompts, tested in
-    tests/zoo/test_bundled.py). bfloat16 is the fast setting on CPUs with AVX512-BF16 or AMX
-    (1.3-1.4x at batch 1, 1.5-1.9x at batch 256 here, ``tools/bench_infer.py``) and on accelerators.
-
-    Example:
-        >>> router = load("mf-minilm")  # doctest: +SKIP
-        >>> router.win_rate(["What is 2+2?"]).shape  # doctest: +SKIP
-        (1,)
+    float32, routing decisions agreeing on >= 98% of GSM8K/MT-Bench prompts, tested in
+    tests/zoo/test_bundled.py). bfloat16 is the fast setting on CPUs with AVX512-BF16 or AMX and on
+    accelerators (measured ratios: docs/benchmarks.md).
     """
     entry_dir = resolve_entry(name_or_url_or_path, cache_dir=cache_dir, manifest=manifest)
     card, params = read_entry(entry_dir, verify=verify)

@@ -56,22 +56,7 @@ def test_doctests(module_name, monkeypatch):
 
 # Modules other engineers were editing when this check came in; they still skip examples (the
 # test below fails once one no longer does, so the entry is then removed here).
-SKIP_PENDING = {
-    "routellm_jax.api",
-    "routellm_jax.data.decontaminate",
-    "routellm_jax.data.mixtures",
-    "routellm_jax.models.featurizers",
-    "routellm_jax.models.registry",
-    "routellm_jax.publish.pack",
-    "routellm_jax.publish.provenance",
-    "routellm_jax.serve",
-    "routellm_jax.serve.cli",
-    "routellm_jax.serve.client",
-    "routellm_jax.serve.routing",
-    "routellm_jax.serve.server",
-    "routellm_jax.serve.testing",
-    "routellm_jax.training.train",
-}
+SKIP_PENDING: set[str] = set()
 
 
 def skipped_examples(module: types.ModuleType) -> list[str]:

@@ -300,11 +300,6 @@ def standard_eval_sets(
     decontamination): MMLU (14,042), GSM8K (1,319), MT-Bench (80 questions, every turn); on
     request also ``routerbench_test``, the distinct prompts of RouterBench's ``*_test`` files (a
     transfer benchmark of experiments/run_grid.py).
-
-    Example:
-        >>> sets = standard_eval_sets()  # doctest: +SKIP
-        >>> {k: len(v) for k, v in sets.items()}  # doctest: +SKIP
-        {'mmlu': 14042, 'gsm8k': 1319, 'mt_bench': 160}
     """
     from routellm_jax.data.sources import routellm_evals as re_
 

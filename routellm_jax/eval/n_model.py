@@ -91,11 +91,6 @@ def routerbench_n_model(
     """RouterBench zero-shot (ARC-Challenge, MBPP, Winogrande) ``split``: 0/1 correctness and the
     measured cost of each of its 11 models on each prompt, model names canonical
     (:mod:`routellm_jax.data.model_names`). Rows missing a value for any model are dropped.
-
-    Example:
-        >>> b = routerbench_n_model(split="test")  # doctest: +SKIP
-        >>> len(b.models)  # doctest: +SKIP
-        11
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")

@@ -128,10 +128,6 @@ def prices_from_json(data: Any, source: str) -> dict[str, ModelPrice]:
 def read_prices(path: str | Path) -> dict[str, ModelPrice]:
     """The price table of a JSON file (``{"<model>": <price>}``, see :func:`price_from_json`).
     Every problem is a :class:`PriceError` naming the file, and the model and field.
-
-    Example:
-        >>> read_prices("prices.json")  # doctest: +SKIP
-        {'gpt-4-1106-preview': ModelPrice(per_call=0.0, input_per_1k=0.01, output_per_1k=0.03)}
     """
     path = Path(path)
     try:

@@ -16,7 +16,8 @@ checkpoint says how its inputs were made) and turns prompts into a float32 matri
   code and question flags), fixed scaling, nothing fitted.
 * ``"<spec>+shape"`` (e.g. ``"all-MiniLM-L6-v2+shape"``): ``<spec>``'s embedding with the shape
   features appended. Mean-pooled, L2-normalised sentence embeddings discard how long a prompt
-  is, which is the strongest single routing signal on MMLU/GSM8K (issue 6); this hands it back to
+  is, which is the strongest single routing signal on MMLU/GSM8K (a difficulty model on prompt
+  length alone beats MiniLM there; experiments/results/README.md); this hands it back to
   the learned head.
 
 Every featurizer caches embeddings per prompt text in a dict on the object (``.cache``), because
@@ -311,11 +312,6 @@ class PrecomputedFeaturizer(CachedFeaturizer):
     ``.npz``: arrays ``prompts`` [n] (str) and ``embeddings`` [n, d]. ``.parquet``: columns
     ``prompt`` (string) and ``embedding`` (list of floats). A prompt not in the table is an error
     that names it and the file: silently embedding it some other way would mix two spaces.
-
-    Example:
-        >>> f = PrecomputedFeaturizer("/data/openai_emb.npz")  # doctest: +SKIP
-        >>> f.embed(["What is 2+2?"]).shape  # doctest: +SKIP
-        (1, 1536)
     """
 
     on_host = True  # a table lookup per prompt
@@ -385,13 +381,7 @@ def _load_table(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 class EncoderFeaturizer(CachedFeaturizer):
-    """A frozen sentence encoder (an object with ``.embed(prompts, batch_size)`` and ``.dim``).
-
-    Example:
-        >>> f = make_embedding_featurizer("all-MiniLM-L6-v2")  # doctest: +SKIP
-        >>> f.dim  # doctest: +SKIP
-        384
-    """
+    """A frozen sentence encoder (an object with ``.embed(prompts, batch_size)`` and ``.dim``)."""
 
     def __init__(self, spec: str, embedder: object) -> None:
         super().__init__()

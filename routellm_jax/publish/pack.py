@@ -40,11 +40,7 @@ class ExportResult:
 
 
 def pack_entry(entry_dir: str | os.PathLike[str], archive: str | os.PathLike[str]) -> Path:
-    """Pack an entry folder into a deterministic uncompressed tar (written atomically).
-
-    Example:
-        >>> pack_entry("build/mf-minilm", "model_zoo/mf-minilm-0.1.0.tar")  # doctest: +SKIP
-    """
+    """Pack an entry folder into a deterministic uncompressed tar (written atomically)."""
     entry_dir, archive = Path(entry_dir), Path(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".tmp")
@@ -79,9 +75,6 @@ def update_manifest(
 
     With ``bundled`` the archive must sit under the manifest's folder and be under 5 MB; its
     relative path becomes the first URL. ``urls`` adds published locations (tried after it).
-
-    Example:
-        >>> update_manifest("model_zoo/manifest.json", res)  # doctest: +SKIP
     """
     manifest_path = location(manifest_path)  # a local file or an object-store URL
     if result.archive is None:

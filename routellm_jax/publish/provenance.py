@@ -22,10 +22,6 @@ from routellm_jax.zoo.card import EncoderRef
 def git_commit(repo: str | os.PathLike[str] | None = None) -> str:
     """``git rev-parse HEAD`` of the repository (``+dirty`` when tracked files are modified), or
     ``""`` outside a git checkout.
-
-    Example:
-        >>> len(git_commit()) >= 40  # doctest: +SKIP
-        True
     """
     cwd = str(repo or paths.repo_root())
     try:
@@ -72,10 +68,6 @@ def base_model_ref(arch_config: Any) -> EncoderRef | None:
     fine-tuned values are in the entry's params; the reference records where they came from (and,
     for an encoder of the encoder table, pins the tokenizer files the router loads). None for
     random-init configs and local folders.
-
-    Example:
-        >>> base_model_ref(make_config("causal_llm")).name  # doctest: +SKIP
-        'smollm2-135m-instruct'
     """
     if not getattr(arch_config, "pretrained", False):
         return None

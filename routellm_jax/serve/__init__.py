@@ -2,9 +2,6 @@
 
 Heavy dependencies (FastAPI, httpx, uvicorn, JAX) are imported only when the names that need them
 are used, so ``import routellm_jax.serve`` stays cheap.
-
-Example:
-    >>> from routellm_jax.serve import Controller, create_app  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -83,8 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="encoder precision of the routers named here (MiniLM, bert, causal_llm): float32 "
         "(default, exact) or "
-        "bfloat16 (bf16 matmuls, float32 accumulation: ~1.3-1.9x faster on CPUs with "
-        "AVX512-BF16/AMX, win rates within ~2e-3)",
+        "bfloat16 (bf16 matmuls, float32 accumulation: faster on CPUs with AVX512-BF16/AMX, "
+        "see docs/benchmarks.md; win rates within ~2e-3)",
     )
 
     u = parser.add_argument_group("upstreams (any OpenAI-compatible endpoint)")
@@ -250,11 +250,7 @@ def is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the routers, build the app, run uvicorn until interrupted.
-
-    Example:
-        >>> run(build_parser(argv).parse_args(argv))  # doctest: +SKIP
-    """
+    """Load the routers, build the app, run uvicorn until interrupted."""
     import uvicorn
 
     from routellm_jax.serve.client import load_routers

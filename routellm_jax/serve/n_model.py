@@ -207,11 +207,7 @@ def upstream_table_from_json(
 def read_upstream_table(
     path: str | Path, environ: Mapping[str, str] | None = None
 ) -> UpstreamTable:
-    """The upstream table of a JSON file; errors name the file and field.
-
-    Example:
-        >>> read_upstream_table("upstreams.json")  # doctest: +SKIP
-    """
+    """The upstream table of a JSON file; errors name the file and field."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

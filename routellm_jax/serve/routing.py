@@ -84,10 +84,6 @@ class RouteSpec:
         """The threshold to compare win rates with (a share goes through calibration).
 
         ``strong``/``weak`` pick the pair's calibration table in multi-model routers.
-
-        Example:
-            >>> RouteSpec("fake", threshold=0.3).resolve_threshold(router)  # doctest: +SKIP
-            0.3
         """
         if self.threshold is not None:
             return self.threshold

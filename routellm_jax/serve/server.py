@@ -203,12 +203,7 @@ class ServeSettings:
                 raise ValueError("client_api_keys must be non-empty strings without spaces")
 
     def upstream(self, role: Role) -> Upstream:
-        """The strong or weak upstream.
-
-        Example:
-            >>> settings.upstream("weak").model  # doctest: +SKIP
-            'small'
-        """
+        """The strong or weak upstream."""
         return self.strong if role == "strong" else self.weak
 
 
@@ -482,7 +477,7 @@ class _State:
         per_client = min(_CONNECTIONS_PER_CLIENT, settings.max_upstream_connections)
         shards = -(-settings.max_upstream_connections // per_client)
         limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
-        # One TLS context for all of them (loading the CA bundle costs tens of ms per client).
+        # One TLS context for all of them: loading the CA bundle again for every client is slow.
         tls = ssl.create_default_context(cafile=certifi.where())
 
         def clients_of(up: Upstream | ModelUpstream) -> list[httpx.AsyncClient]:

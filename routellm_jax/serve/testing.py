@@ -166,10 +166,6 @@ class FakeUpstream:
 
     ``requests`` records (body, Authorization header) of every request; ``streams`` a
     :class:`StreamRecord` per streamed answer.
-
-    Example:
-        >>> with FakeUpstream() as up:  # doctest: +SKIP
-        ...     openai.OpenAI(base_url=up.base_url, api_key="x").chat.completions.create(...)
     """
 
     def __init__(
@@ -403,12 +399,7 @@ async def _send_raw(send, status: int, body: bytes, content_type: bytes) -> None
 
 
 class ServerThread:
-    """Run an ASGI app under uvicorn in a daemon thread on 127.0.0.1 and a free port.
-
-    Example:
-        >>> with ServerThread(app) as server:  # doctest: +SKIP
-        ...     httpx.get(server.url + "/health")
-    """
+    """Run an ASGI app under uvicorn in a daemon thread on 127.0.0.1 and a free port."""
 
     def __init__(
         self, app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"

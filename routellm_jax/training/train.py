@@ -35,8 +35,6 @@ process must reach the same workdir, so a local one is refused there unless
 
 Example:
     >>> from routellm_jax.training.config import load_config
-    >>> result = train(load_config("mf_minilm_judge"), "runs/mf")  # doctest: +SKIP
-    >>> result.step, result.metrics["eval/loss"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -121,11 +119,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def init_state(arch: Any, arch_cfg: Any, tx: Any, rng: jax.Array) -> State:
-    """Fresh train state: params from ``arch.init``, optimizer state, step 0, a base key.
-
-    Example:
-        >>> state = init_state(arch, cfg, tx, jax.random.PRNGKey(0))  # doctest: +SKIP
-    """
+    """Fresh train state: params from ``arch.init``, optimizer state, step 0, a base key."""
     init_rng, base_rng = jax.random.split(rng)
     params = arch.init(init_rng, arch_cfg)
     return {
@@ -147,11 +141,7 @@ def train_step(
     schedule: Callable[[Any], Any] | None = None,
     accum_steps: int = 1,
 ) -> tuple[State, dict[str, jax.Array]]:
-    """One optimizer (micro-)step on ``batch`` with the architecture's own loss.
-
-    Example:
-        >>> new_state, metrics = train_step(state, batch, key, arch=a, arch_cfg=c, tx=tx)  # doctest: +SKIP
-    """
+    """One optimizer (micro-)step on ``batch`` with the architecture's own loss."""
     import optax
 
     def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -180,11 +170,7 @@ def train_step(
 def eval_step(
     params: Any, batch: Mapping[str, jax.Array], rng: jax.Array, *, arch: Any, arch_cfg: Any
 ) -> dict[str, jax.Array]:
-    """Loss and the architecture's metrics on one held-out batch.
-
-    Example:
-        >>> eval_step(params, batch, key, arch=a, arch_cfg=c)["loss"]  # doctest: +SKIP
-    """
+    """Loss and the architecture's metrics on one held-out batch."""
     loss, aux = arch.loss(params, batch, rng, arch_cfg)
     out = {"loss": loss}
     out.update({k: jnp.asarray(v, jnp.float32) for k, v in aux.items() if k != "loss"})
@@ -200,10 +186,6 @@ class Trainer:
     """The jitted, sharded init/train/eval functions of one architecture on one mesh.
 
     ``example_batch`` gives the batch structure (shapes/dtypes; any leading size).
-
-    Example:
-        >>> t = Trainer(arch, cfg, tx, mesh, batch_spec)  # doctest: +SKIP
-        >>> state = t.init(jax.random.PRNGKey(0)); state, m = t.step(state, batch)  # doctest: +SKIP
     """
 
     def __init__(
@@ -348,10 +330,6 @@ class StepRunner:
     fetched (and sent) while the device runs the current one, but never past the end of the
     segment: at a segment's end the iterator state is that of the last step run, which is what a
     checkpoint saves. The batches, keys and results do not depend on ``steps_per_dispatch``.
-
-    Example:
-        >>> runner = StepRunner(trainer, batches, steps_per_dispatch=32)  # doctest: +SKIP
-        >>> for state, n, metrics in runner.segment(state, 100): ...  # doctest: +SKIP
     """
 
     def __init__(
@@ -494,11 +472,7 @@ def truncate_metrics(workdir: str | os.PathLike[str], step: int) -> int:
 def evaluate(
     trainer: Trainer, params: Any, iterator: Any, max_batches: int = 0
 ) -> dict[str, float]:
-    """Mean of the eval metrics over the batches of ``iterator`` (a fresh, non-repeating one).
-
-    Example:
-        >>> evaluate(trainer, state["params"], eval_iterator)  # doctest: +SKIP
-    """
+    """Mean of the eval metrics over the batches of ``iterator`` (a fresh, non-repeating one)."""
     out = []
     for i, batch in enumerate(iterator):
         if max_batches and i >= max_batches:
@@ -616,9 +590,6 @@ def train(
     ``featurizer`` replaces the architecture's ``make_featurizer(arch_config)`` for this run,
     e.g. the same encoder with its embeddings precomputed; the checkpoint records only the
     config's featurizer spec, so the injected one must give that spec's vectors (its ``dim`` is checked against ``arch_config.text_dim``).
-
-    Example:
-        >>> result = train(load_config("mf_minilm_judge", ["--config.steps=20"]), "/tmp/mf")  # doctest: +SKIP
     """
     import copy
 
@@ -1006,12 +977,7 @@ def check_featurizer(featurizer: Any, arch_cfg: Any) -> None:
 
 
 def length_bucketing(arch: Any, data_cfg: Any) -> dict[str, Any]:
-    """``BatchIterator`` arguments for ``data.length_buckets`` (empty when it is unset).
-
-    Example:
-        >>> length_bucketing(get_architecture("mf"), default_config().data)  # doctest: +SKIP
-        {}
-    """
+    """``BatchIterator`` arguments for ``data.length_buckets`` (empty when it is unset)."""
     buckets = tuple(int(b) for b in data_cfg.get("length_buckets", ()) or ())
     if not buckets:
         return {}
@@ -1030,11 +996,7 @@ def length_bucketing(arch: Any, data_cfg: Any) -> dict[str, Any]:
 
 
 def split_examples(examples: Mapping[str, np.ndarray], data_cfg: Any) -> tuple[dict, dict]:
-    """Held-out split by ``data.holdout_fraction`` / ``data.holdout_seed``.
-
-    Example:
-        >>> tr, ho = split_examples({"a": np.arange(20)}, default_config().data)  # doctest: +SKIP
-    """
+    """Held-out split by ``data.holdout_fraction`` / ``data.holdout_seed``."""
     from routellm_jax.data.pipeline import split_holdout
 
     return split_holdout(examples, float(data_cfg.holdout_fraction), int(data_cfg.holdout_seed))
