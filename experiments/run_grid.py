@@ -1,5 +1,8 @@
 """Run a grid of (router x data mix) cells and write ``experiments/results/``.
 
+An experiment runner rather than package code, and long because it writes every table of
+``experiments/results/``; each step below is its own function.
+
 The cells are configs: ``experiments/grid.py:<cell>`` is ``get_config(<cell>)`` of the family file
 ``experiments/grid.py``, and ``experiments/grid.py`` alone is every cell of its ``sweep()``. A
 cell's config is the trainer's, with ``data.mixture`` its training mix (a declared spec,
@@ -7,8 +10,8 @@ cell's config is the trainer's, with ``data.mixture`` its training mix (a declar
 
 1. builds the cell's training mix with :func:`routellm_jax.data.mixtures.build_mixture`, as the
    trainer's data preparation does, with the decontamination passes the mix declares (exact +
-   MiniLM cosine >= 0.95, then a lexical pass) against every evaluation set: MMLU, GSM8K, MT-Bench questions, the held-out judge prompts (below) and the RouterBench
-   test prompts; the data card, with the declared spec and removed counts, is written to
+   MiniLM cosine >= 0.95, then a lexical pass) against every evaluation set: MMLU, GSM8K,
+   MT-Bench questions, the held-out judge prompts (below) and the RouterBench test prompts; the data card, with the declared spec and removed counts, is written to
    ``<workdir>/mixes/<mix>/data_card.json`` and summarised in ``results.json``;
 2. trains the router with :func:`routellm_jax.training.train.train` (the framework trainer), with
    ``arch_config.models`` = the models of the mix and the MiniLM featurizer served from the

@@ -1,5 +1,11 @@
 """An OpenAI-compatible routing server: pick the strong or weak model per request, forward, relay.
 
+Longer than most modules because every endpoint shares one request lifecycle (authentication,
+body and token limits, queueing, forwarding with cancellation and fallback, key scrubbing);
+what stands alone lives beside it: N-model tables and policies (:mod:`routellm_jax.serve.n_model`),
+the share controller (:mod:`routellm_jax.serve.budget`), served pairs
+(:mod:`routellm_jax.serve.pairs`), micro-batching (:mod:`routellm_jax.serve.batching`).
+
 ``create_app(routers, settings)`` builds the FastAPI app (``routellm-jax serve`` runs it under
 uvicorn). Endpoints:
 

@@ -1,5 +1,11 @@
 """Training: a pure train step, compiled once over a mesh, and the loop around it.
 
+Longer than most modules because the loop's parts share one run's state (resume point, dispatch
+blocks, NaN stop, checkpoint and eval cadence, metrics rows); what stands alone lives elsewhere:
+data preparation (:mod:`routellm_jax.data.prepare`), evaluators
+(:mod:`routellm_jax.training.evaluators`), resume (:mod:`routellm_jax.training.resume`) and
+checkpoints (:mod:`routellm_jax.training.checkpoints`).
+
 The step is ``train_step(state, batch, rng) -> (state, metrics)`` with
 ``state = {"step", "params", "opt_state", "rng"}``; :class:`Trainer` jits it once with explicit
 ``in_shardings``/``out_shardings`` (params and optimizer state placed by the architecture's

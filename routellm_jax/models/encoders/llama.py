@@ -1,5 +1,8 @@
 """Llama-family decoder in Flax Linen, and its importer from Hugging Face safetensors.
 
+One file, longer than most: the model and its safetensors importer share the parameter tree
+documented below, and the importer's checks are written against it.
+
 The model is a pure function of ``(params, input_ids, attention_mask)``: token embedding, then
 ``num_hidden_layers`` blocks of RMSNorm -> grouped-query attention with rotary position embeddings
 (Hugging Face's ``rotate_half`` convention) -> residual, RMSNorm -> SwiGLU MLP -> residual, then a
