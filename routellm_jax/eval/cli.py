@@ -38,6 +38,7 @@ from routellm_jax.eval.baselines import (
 from routellm_jax.eval.benchmarks import DroppedScoresWarning, load_benchmark
 from routellm_jax.eval.cost import DEFAULT_PRICES, cost_model, parse_price
 from routellm_jax.eval.plots import results_json, results_markdown, write_results
+from routellm_jax.models.embedding_store import embed_into_store, embedding_store
 from routellm_jax.paths import DataDirNotFound
 
 _ROUTER_HELP = (
@@ -144,6 +145,12 @@ def _zoo_win_rates(name: str, prompts: list[str], strong: str, weak: str):
     models, else for the router's own default pair (said on stderr)."""
 
     router = routellm_jax.load(name)
+    # A frozen encoder's vectors come from (and go into) the machine's embedding store, shared
+    # with training and export: a benchmark is embedded once per machine, not once per eval.
+    store = embedding_store(getattr(router, "featurizer", None))
+    if store is not None:
+        embed_into_store(router.featurizer, prompts, store, progress=True)
+        router = routellm_jax.load(name, fuse_encoder=False, featurizer=router.featurizer)
     models = set(getattr(router, "models", ()) or ())
     if strong in models and weak in models:
         return np.asarray(router.win_rate(prompts, strong=strong, weak=weak), dtype=np.float64)

@@ -65,6 +65,58 @@ def test_zoo_router_branch_gets_the_benchmark_pair(table_path, monkeypatch, caps
     assert data["results"][0]["cost"] is None
 
 
+class _FrozenEncoder:
+    """A featurizer with a frozen encoder (what a MiniLM router has), counting real embeddings."""
+
+    spec, dim, embedder = "fake-frozen", 3, object()
+
+    def __init__(self):
+        self.cache, self.embedded = {}, 0
+
+    def embed(self, prompts, batch_size=64):
+        for p in prompts:
+            if p not in self.cache:
+                self.embedded += 1
+                self.cache[p] = np.ones(3, np.float32)
+        return np.stack([self.cache[p] for p in prompts])
+
+
+def test_zoo_router_embeds_into_the_shared_store(table_path, tmp_path, monkeypatch, capsys):
+    """A frozen-encoder router's benchmark prompts go into the machine's embedding store, and the
+    second evaluation embeds none of them again."""
+    from routellm_jax.models import embedding_store as S
+
+    monkeypatch.setattr(S, "store_path", lambda spec: tmp_path / "store" / f"{spec}.npz")
+    loads = []
+
+    def fake_load(name, **kwargs):
+        router = _FakeRouter()
+        router.featurizer = kwargs.get("featurizer") or _FrozenEncoder()
+        loads.append((name, kwargs.get("fuse_encoder")))
+        return router
+
+    monkeypatch.setattr(routellm_jax, "load", fake_load, raising=False)
+    argv = ["eval", "--benchmark", str(table_path), "--strong", "big", "--weak", "small"]
+    argv += ["--router", "my-entry", "--random-seeds", "1", "--json"]
+    assert main(argv) == 0
+    texts, vectors = S.read_store(tmp_path / "store" / "fake-frozen.npz")
+    assert len(texts) == 40 and vectors.shape == (40, 3)
+    assert loads == [("my-entry", None), ("my-entry", False)]  # scored on the stored vectors
+    fresh = _FrozenEncoder()
+    monkeypatch.setattr(
+        routellm_jax,
+        "load",
+        lambda name, **kw: fake_load(
+            name,
+            featurizer=kw.get("featurizer") or fresh,
+            **{k: v for k, v in kw.items() if k != "featurizer"},
+        ),
+        raising=False,
+    )
+    assert main(argv) == 0 and fresh.embedded == 0
+    capsys.readouterr()
+
+
 def test_markdown_with_prices_and_num_thresholds(table_path, tmp_path, capsys):
     code = main(
         [
