@@ -150,7 +150,7 @@ def heldout_evals(
     for name in names:
         bench = benches[name]
         if store is not None:
-            embed_into_store(router.featurizer, list(bench.prompts), store)
+            embed_into_store(router.featurizer, list(bench.prompts), store, progress=True)
         rates = router.win_rate(list(bench.prompts), bench.strong_model, bench.weak_model)
         result = evaluate_win_rates(bench, np.asarray(rates, np.float64), name=entry_name)
         record = card_record(

@@ -245,7 +245,7 @@ def export_entry(
 
     def prepare(prompts: list[str]) -> None:
         if store is not None:
-            embed_into_store(featurizer, prompts, store)
+            embed_into_store(featurizer, prompts, store, progress=True)
 
     # Scoring router: with a frozen encoder's on-disk store it runs unfused on the stored
     # vectors (the fused path's numbers, checked by the round trip), so re-exports do not
