@@ -14,6 +14,8 @@ from pathlib import Path
 import jax
 import pytest
 
+from tools import accelerator_check
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -69,13 +71,18 @@ def test_dry_run_trains_mf_irt_and_bert_on_both_sides(dry_run):
     result, _ = dry_run
     rows = result["training"]
     assert [r["workload"] for r in rows] == ["mf", "irt", "bert classifier"]
+    has_torch = result["machine"]["torch"]["version"] is not None
+    # The dry run puts the torch references on CPU where torch has no CUDA.
+    assert result["torch_device"] in (("cpu", "cuda") if has_torch else (None,))
     for r in rows:
         assert r["status"] == "ok", r
         assert _finite_positive(r["jax"]["examples_per_s"]) and math.isfinite(r["jax"]["loss"])
         torch_side = r["torch"]
-        if torch_side.get("status") == "skipped":  # only where torch itself is missing
-            assert torch_side["reason"] and "ratio" not in r
+        if not has_torch:
+            assert torch_side["status"] == "skipped" and torch_side["reason"]
+            assert "ratio" not in r
         else:
+            assert math.isfinite(torch_side["loss"])
             assert _finite_positive(torch_side["examples_per_s"])
             assert _finite_positive(r["ratio"])
 
@@ -106,3 +113,35 @@ def test_full_check_refuses_without_an_accelerator(tmp_path):
     assert proc.returncode == 2
     assert "no accelerator" in proc.stderr and "--dry-run" in proc.stderr
     assert not (tmp_path / "accelerator_check.json").exists()
+
+
+def test_full_check_without_cuda_torch_skips_the_references_and_says_why():
+    cpu_torch = {"version": "2.13.0+cpu", "cuda": False}
+    device, why = accelerator_check.torch_device(False, cpu_torch)
+    assert device is None and "2.13.0+cpu" in why and "CUDA" in why
+    assert accelerator_check.torch_device(True, cpu_torch) == ("cpu", "")  # dry run only
+    missing = {"version": None, "cuda": False, "reason": "torch not importable: x"}
+    assert accelerator_check.torch_device(False, missing) == (None, "torch not importable: x")
+    assert accelerator_check.torch_device(False, {"version": "2", "cuda": True}) == ("cuda", "")
+
+
+def test_markdown_shows_a_skipped_torch_side_as_not_measured():
+    ours = {"examples_per_s": 1000.0, "loss": 0.5}
+    row = accelerator_check._pair("irt", 1024, ours, None, "torch has no CUDA")
+    measured = accelerator_check._pair("mf", 64, ours, {"examples_per_s": 500.0}, "")
+    assert "ratio" not in row and measured["ratio"] == 2.0
+    result = {
+        "dry_run": False,
+        "command": "python -m tools.accelerator_check --out x",
+        "wall_s": 1.0,
+        "machine": {"devices": [{"kind": "NVIDIA H100", "memory_gib": 79.0}], "torch": {}},
+        "inference": [{"status": "skipped", "reason": "no prompts", "router": "irt-mix-minilm"}],
+        "training": [measured, row],
+        "sharding": {"status": "failed", "reason": "timed out after 300 s"},
+    }
+    md = accelerator_check.markdown(result)
+    assert "| irt | 1024 | 1,000 | - | - |" in md
+    assert "| mf | 64 | 1,000 | 500 | 2.00x |" in md
+    assert "- torch irt batch 1024: torch has no CUDA" in md
+    assert "- inference irt-mix-minilm: skipped: no prompts" in md
+    assert "- sharding: timed out after 300 s" in md and "DRY RUN" not in md
