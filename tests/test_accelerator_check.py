@@ -136,7 +136,11 @@ def test_markdown_shows_a_skipped_torch_side_as_not_measured():
         "wall_s": 1.0,
         "machine": {"devices": [{"kind": "NVIDIA H100", "memory_gib": 79.0}], "torch": {}},
         "inference": [{"status": "skipped", "reason": "no prompts", "router": "irt-mix-minilm"}],
-        "training": [measured, row],
+        "training": [
+            measured,
+            row,
+            {"status": "failed", "reason": "RuntimeError: x", "step": "training: bert classifier"},
+        ],
         "sharding": {"status": "failed", "reason": "timed out after 300 s"},
     }
     md = accelerator_check.markdown(result)
@@ -144,4 +148,5 @@ def test_markdown_shows_a_skipped_torch_side_as_not_measured():
     assert "| mf | 64 | 1,000 | 500 | 2.00x |" in md
     assert "- torch irt batch 1024: torch has no CUDA" in md
     assert "- inference irt-mix-minilm: skipped: no prompts" in md
+    assert "- training: bert classifier: failed: RuntimeError: x" in md
     assert "- sharding: timed out after 300 s" in md and "DRY RUN" not in md

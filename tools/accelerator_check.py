@@ -59,6 +59,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARDING_TESTS = "tests/training/test_sharding.py"
 JSON_NAME = "accelerator_check.json"
 MARKDOWN_NAME = "accelerator_check.md"
+BUDGET_S = 480  # the full check is meant to fit a short lease of a GPU machine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +156,7 @@ def _run_step(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         traceback.print_exc()
         record = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
     record.setdefault("status", "ok")
+    record["step"] = name
     record["wall_s"] = time.perf_counter() - start
     return record
 
@@ -474,7 +476,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for tr in result["training"]:
         if tr["status"] != "ok":
-            skipped.append(f"training {tr.get('workload', '?')}: {tr['status']}: {tr['reason']}")
+            skipped.append(f"{tr['step']}: {tr['status']}: {tr['reason']}")
             continue
         torch_row = tr["torch"]
         torch_eps = torch_row.get("examples_per_s") if "examples_per_s" in torch_row else None
@@ -577,7 +579,10 @@ def main(argv: list[str] | None = None) -> int:
         "training": train,
         "sharding": sharding,
         "wall_s": time.perf_counter() - started,
+        "budget_s": BUDGET_S,
     }
+    if not args.dry_run and result["wall_s"] > BUDGET_S:
+        print(f"WARNING: the check took {result['wall_s']:.0f} s, over its {BUDGET_S} s budget")
     result["machine"]["load_after"] = bench_train.machine()["load"]
     (out / JSON_NAME).write_text(json.dumps(result, indent=2, default=str) + "\n")
     (out / MARKDOWN_NAME).write_text(markdown(result))
