@@ -61,17 +61,21 @@ def load_prompts(data_dir: str | None) -> list[str]:
 class TorchReference:
     """transformers MiniLM (pad to longest) + mean pool + normalise + the router's head."""
 
-    def __init__(self, router, threads: int | None, dtype: str = "float32") -> None:
+    def __init__(
+        self, router, threads: int | None, dtype: str = "float32", device: str = "cpu"
+    ) -> None:
         import torch  # local: the torch reference needs torch + transformers (dev extra)
         from transformers import AutoTokenizer, BertModel
 
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
+        self.device = device
         folder = fetch_encoder(router.card.encoder.name if router.card.encoder else None)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = BertModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
-        self.model = self.model.to(getattr(torch, dtype))  # bfloat16: oneDNN's bf16 kernels
+        # bfloat16: oneDNN's bf16 kernels on CPU, tensor cores on CUDA
+        self.model = self.model.to(device=device, dtype=getattr(torch, dtype))
         fused = router.runner if router.runner.path == "fused" else None
         self.max_length = fused.tokenizer.max_length if fused else 256
         # "<encoder>+shape" featurizers: the same host features, appended to the torch embedding.
@@ -83,19 +87,19 @@ class TorchReference:
         plain = not self.host_featurizers
         if router.card.architecture == "mf" and not router.config.proj_bias and plain:
             p = router.params
-            table = torch.tensor(np.asarray(p["model_embed"]))
+            table = torch.tensor(np.asarray(p["model_embed"]), device=self.device)
             proj = (
-                torch.tensor(np.asarray(p["text_proj"]["kernel"]))
+                torch.tensor(np.asarray(p["text_proj"]["kernel"]), device=self.device)
                 if router.config.use_proj
                 else None
             )
-            cls = torch.tensor(np.asarray(p["classifier"]["kernel"]))[:, 0]
+            cls = torch.tensor(np.asarray(p["classifier"]["kernel"]), device=self.device)[:, 0]
 
             def mf_head(emb, s: int, w: int) -> np.ndarray:
                 v = torch.nn.functional.normalize(table[[s, w]], dim=-1)  # [2, dim]
                 q = emb @ proj if proj is not None else emb  # [b, dim]
                 scores = (q[:, None, :] * v[None]) @ cls  # [b, 2]
-                return torch.sigmoid(scores[:, 0] - scores[:, 1]).numpy()
+                return torch.sigmoid(scores[:, 0] - scores[:, 1]).cpu().numpy()
 
             self.head_kind = "torch"
             return mf_head
@@ -103,7 +107,7 @@ class TorchReference:
 
         def jax_head(emb, s: int, w: int) -> np.ndarray:
             out = router.arch.win_rate(
-                router.params, {"embedding": emb.numpy()}, s, w, router.config
+                router.params, {"embedding": emb.cpu().numpy()}, s, w, router.config
             )
             return np.asarray(out)
 
@@ -118,14 +122,15 @@ class TorchReference:
                 truncation=True,
                 max_length=self.max_length,
                 return_tensors="pt",
-            )
+            ).to(self.device)
             hidden = self.model(**batch).last_hidden_state.float()  # [b, s, h]
             mask = batch["attention_mask"][..., None].float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             emb = torch.nn.functional.normalize(pooled, dim=-1)
             if self.host_featurizers:
                 extra = [f.embed(prompts) for f in self.host_featurizers]
-                emb = torch.cat([emb, *(torch.from_numpy(x) for x in extra)], dim=1)
+                extra = [torch.from_numpy(x).to(self.device) for x in extra]
+                emb = torch.cat([emb, *extra], dim=1)
             return self.head(emb, s, w)
 
 
@@ -271,6 +276,102 @@ def _own_encoder_rows(name: str, base, prompts: list[str], args: argparse.Namesp
     }
 
 
+def bench_fused_router(
+    name: str,
+    base,
+    prompts: list[str],
+    args: argparse.Namespace,
+    wanted: Sequence[str],
+    torch_device: str | None = "cpu",
+) -> dict:
+    """One router's table: the JAX variants in ``wanted`` (``jax-bf16`` and ``jax-f32-coarse``
+    only where ``base`` runs the fused MiniLM path) against the torch reference on
+    ``torch_device`` (``None``: no reference, no ratios). ``args`` holds ``n``, ``n_bs1``,
+    ``latency_n``, ``rounds``, ``threads``, ``target_ratio`` and ``target_pps``."""
+    fused = base.runner.path == "fused"
+    ref = TorchReference(base, args.threads or None, device=torch_device) if torch_device else None
+    _, _, s, w = base._pair(None, None)
+    tokenizer = base.runner.tokenizer if fused else None
+    ntok = [len(x) for x in tokenizer.encode_ids(prompts[: args.n])] if tokenizer else [0]
+    print(
+        f"\n== {name} ({base.card.architecture}, {base.runner.path}); {args.n} prompts, mean "
+        f"{np.mean(ntok):.1f} tokens; reference head: {ref.head_kind if ref else 'none'}; "
+        f"{args.rounds} rounds"
+    )
+    variants = {"jax-f32": base}
+    if "jax-bf16" in wanted and fused:
+        variants["jax-bf16"] = routellm_jax.load(
+            name, precision="bfloat16", featurizer=base.featurizer
+        )
+    if "jax-f32-coarse" in wanted and fused:
+        coarse = routellm_jax.load(name, featurizer=base.featurizer)
+        coarse.runner.executor.planner = functools.partial(
+            _coarse_plan, coarse.runner, coarse.max_batch
+        )
+        variants["jax-f32-coarse"] = coarse
+    if "jax-f32" not in wanted:
+        variants.pop("jax-f32")
+    fns = {k: functools.partial(_call_router, r) for k, r in variants.items()}
+    if ref is not None:
+        fns["torch-ref"] = functools.partial(ref.win_rate, s=s, w=w)
+    if ref is not None and "torch-bf16" in wanted:  # the reference in bf16, at equal precision
+        ref16 = TorchReference(base, args.threads or None, dtype="bfloat16", device=torch_device)
+        fns["torch-bf16"] = functools.partial(ref16.win_rate, s=s, w=w)
+    check = prompts[:256]
+    f32 = base.win_rate(check)
+    ref_rates = fns["torch-ref"](check) if ref is not None else f32
+    t = base.threshold_for_share(0.5)  # the card's calibrated threshold for 50% strong
+    checked = {k: r.win_rate for k, r in variants.items()}
+    if "torch-bf16" in fns:
+        checked["torch-bf16"] = fns["torch-bf16"]
+    agreement = {}
+    for key, call in checked.items():
+        rates = call(check)
+        diff = float(np.max(np.abs(rates - ref_rates)))
+        agree = float(np.mean((rates >= t) == (f32 >= t)))
+        against = "torch reference" if ref is not None else "jax-f32"
+        agreement[key] = {"max_diff": diff, "agree_at_half": agree, "against": against}
+        print(
+            f"   {key}: max |win rate - {against}| on {len(check)} prompts {diff:.2e}; "
+            f"decisions at the 50%-share threshold agreeing with jax-f32: {agree:.1%}"
+        )
+    rows, load_before, load_after = _warm_up_and_measure(fns, prompts, args, variants)
+    for key, r in variants.items():
+        st = r.stats
+        rows[key]["compiles_while_timed"] = st["compiles"]
+        rows[key]["padding"] = st["padded_tokens"] / max(1, st["tokens"])
+    _print_rows(rows, load_before, load_after, unpadded="longest")
+    if "torch-bf16" in rows and "jax-bf16" in rows:
+        same = {k: rows["jax-bf16"][k] / rows["torch-bf16"][k] for k in ("bs1", "bs16", "bs256")}
+        print(
+            f"   jax-bf16 / torch-bf16 (equal precision): bs1 {same['bs1']:.2f}x, "
+            f"bs16 {same['bs16']:.2f}x, bs256 {same['bs256']:.2f}x"
+        )
+    for key in variants if "torch-ref" in rows else ():
+        ratio = {k: rows[key][k] / rows["torch-ref"][k] for k in ("bs1", "bs16", "bs256")}
+        lat = {k: rows["torch-ref"][k] / rows[key][k] for k in ("p50_ms", "p99_ms")}
+        met = all(v >= args.target_ratio for v in ratio.values()) and all(
+            rows[key][f"bs{b}"] >= args.target_pps for b in (1, 16, 256)
+        )
+        print(
+            f"   {key} / torch: bs1 {ratio['bs1']:.2f}x, bs16 {ratio['bs16']:.2f}x, "
+            f"bs256 {ratio['bs256']:.2f}x; latency p50 {lat['p50_ms']:.2f}x, "
+            f"p99 {lat['p99_ms']:.2f}x faster; recompiles while timed: "
+            f"{rows[key]['compiles_while_timed']}; targets (>= {args.target_ratio}x torch, "
+            f">= {args.target_pps:.0f} p/s at every batch size) {'met' if met else 'NOT met'}"
+        )
+    return {
+        "router": name,
+        "path": base.runner.path,
+        "mean_tokens": float(np.mean(ntok)),
+        "load_before": load_before,
+        "load_after": load_after,
+        "rounds": args.rounds,
+        "agreement": agreement,
+        "rows": rows,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--routers", default="", help="comma-separated zoo names (default: all)")
@@ -318,83 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results.append(_own_encoder_rows(name, base, prompts, args))
             continue
-        ref = TorchReference(base, args.threads or None)
-        _, _, s, w = base._pair(None, None)
-        ntok = [len(x) for x in base.runner.tokenizer.encode_ids(prompts[: args.n])]
-        print(
-            f"\n== {name} ({base.card.architecture}); {args.n} prompts, mean {np.mean(ntok):.1f} "
-            f"tokens; reference head: {ref.head_kind}; {args.rounds} rounds"
-        )
-        variants = {"jax-f32": base}
-        if "jax-bf16" in wanted:
-            variants["jax-bf16"] = routellm_jax.load(
-                name, precision="bfloat16", featurizer=base.featurizer
-            )
-        if "jax-f32-coarse" in wanted:
-            coarse = routellm_jax.load(name, featurizer=base.featurizer)
-            coarse.runner.executor.planner = functools.partial(
-                _coarse_plan, coarse.runner, coarse.max_batch
-            )
-            variants["jax-f32-coarse"] = coarse
-        if "jax-f32" not in wanted:
-            variants.pop("jax-f32")
-        fns = {k: functools.partial(_call_router, r) for k, r in variants.items()}
-        fns["torch-ref"] = functools.partial(ref.win_rate, s=s, w=w)
-        if "torch-bf16" in wanted:  # the same reference in bf16, to compare at equal precision
-            ref16 = TorchReference(base, args.threads or None, dtype="bfloat16")
-            fns["torch-bf16"] = functools.partial(ref16.win_rate, s=s, w=w)
-        check = prompts[:256]
-        ref_rates = fns["torch-ref"](check)
-        f32 = base.win_rate(check)
-        t = base.threshold_for_share(0.5)  # the card's calibrated threshold for 50% strong
-        checked = {k: r.win_rate for k, r in variants.items()}
-        if "torch-bf16" in fns:
-            checked["torch-bf16"] = fns["torch-bf16"]
-        for key, call in checked.items():
-            rates = call(check)
-            diff = float(np.max(np.abs(rates - ref_rates)))
-            agree = float(np.mean((rates >= t) == (f32 >= t)))
-            print(
-                f"   {key}: max |win rate - torch reference| on 256 prompts {diff:.2e}; "
-                f"decisions at the 50%-share threshold agreeing with jax-f32: {agree:.1%}"
-            )
-        rows, load_before, load_after = _warm_up_and_measure(fns, prompts, args, variants)
-        for key, r in variants.items():
-            st = r.stats
-            rows[key]["compiles_while_timed"] = st["compiles"]
-            rows[key]["padding"] = st["padded_tokens"] / max(1, st["tokens"])
-        _print_rows(rows, load_before, load_after, unpadded="longest")
-        if "torch-bf16" in rows and "jax-bf16" in rows:
-            same = {
-                k: rows["jax-bf16"][k] / rows["torch-bf16"][k] for k in ("bs1", "bs16", "bs256")
-            }
-            print(
-                f"   jax-bf16 / torch-bf16 (equal precision): bs1 {same['bs1']:.2f}x, "
-                f"bs16 {same['bs16']:.2f}x, bs256 {same['bs256']:.2f}x"
-            )
-        for key in variants:
-            ratio = {k: rows[key][k] / rows["torch-ref"][k] for k in ("bs1", "bs16", "bs256")}
-            lat = {k: rows["torch-ref"][k] / rows[key][k] for k in ("p50_ms", "p99_ms")}
-            met = all(v >= args.target_ratio for v in ratio.values()) and all(
-                rows[key][f"bs{b}"] >= args.target_pps for b in (1, 16, 256)
-            )
-            print(
-                f"   {key} / torch: bs1 {ratio['bs1']:.2f}x, bs16 {ratio['bs16']:.2f}x, "
-                f"bs256 {ratio['bs256']:.2f}x; latency p50 {lat['p50_ms']:.2f}x, "
-                f"p99 {lat['p99_ms']:.2f}x faster; recompiles while timed: "
-                f"{rows[key]['compiles_while_timed']}; targets (>= {args.target_ratio}x torch, "
-                f">= {args.target_pps:.0f} p/s at every batch size) {'met' if met else 'NOT met'}"
-            )
-        results.append(
-            {
-                "router": name,
-                "mean_tokens": float(np.mean(ntok)),
-                "load_before": load_before,
-                "load_after": load_after,
-                "rounds": args.rounds,
-                "rows": rows,
-            }
-        )
+        results.append(bench_fused_router(name, base, prompts, args, wanted))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -115,6 +115,26 @@ def bench_mf_jax(
         "label": d["winner_a"].astype(np.float32),
         "weight": np.ones(len(d["model_a"]), np.float32),
     }
+    return bench_trainer_jax(
+        arch, cfg, examples, batch, steps, k=k, device_mb=device_mb, warmup=warmup
+    )
+
+
+def bench_trainer_jax(
+    arch: Architecture,
+    cfg: Any,
+    examples: dict[str, np.ndarray],
+    batch: int,
+    steps: int,
+    *,
+    k: int = 1,
+    device_mb: float = 0,
+    warmup: int = 20,
+) -> dict[str, float]:
+    """The real training path on ``examples``: :class:`Trainer` + :class:`StepRunner` +
+    grain :class:`BatchIterator`, AdamW (lr 3e-4, weight decay 1e-5, constant), ``k`` steps per
+    dispatch, ``warmup`` untimed steps after the compiling one."""
+
     oc = default_config().optimizer
     oc.lr, oc.weight_decay, oc.schedule = 3e-4, 1e-5, "constant"
     tx, schedule = make_optimizer(oc, steps + warmup)
@@ -200,16 +220,25 @@ def _routellm_mf_modules():
     return PairwiseDataset, MFModel_Train
 
 
+def torch_sync(device: str) -> None:
+    """Wait for the queued CUDA work, so a clock read after it times the work (no-op on CPU)."""
+    import torch  # local: torch (dev extra)
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def bench_mf_torch(
-    d: dict, batch: int, steps: int, *, dataloader: bool, warmup: int = 20
+    d: dict, batch: int, steps: int, *, dataloader: bool, warmup: int = 20, device: str = "cpu"
 ) -> dict[str, float]:
+    """RouteLLM's MF training loop on ``device`` (``"cpu"`` or ``"cuda"``)."""
     import torch  # local: torch (dev extra)
     from torch import nn
 
     PairwiseDataset, MFModel_Train = _routellm_mf_modules()
     torch.manual_seed(42)
     n_models = int(max(d["model_a"].max(), d["model_b"].max()) + 1)
-    net = MFModel_Train(128, n_models, d["table"])
+    net = MFModel_Train(128, n_models, d["table"]).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=3e-4, weight_decay=1e-5)
     loss_fn = nn.BCEWithLogitsLoss(reduction="mean")
     ds = PairwiseDataset(d["model_a"], d["model_b"], d["prompt_id"], d["winner_a"])
@@ -217,14 +246,16 @@ def bench_mf_torch(
     def batches():
         if dataloader:  # RouteLLM's loop: per-item __getitem__ + default collate
             while True:
-                yield from ds.get_dataloaders(batch, shuffle=True)
+                for a, b, p in ds.get_dataloaders(batch, shuffle=True):
+                    yield a.to(device), b.to(device), p.to(device)
         else:  # pre-batched tensors: the loop without DataLoader overhead
             win = torch.where(torch.tensor(d["winner_a"]), ds.models_a, ds.models_b)
             los = torch.where(torch.tensor(d["winner_a"]), ds.models_b, ds.models_a)
             pid = torch.tensor(d["prompt_id"], dtype=torch.int64)
+            win, los, pid = win.to(device), los.to(device), pid.to(device)
             n = len(win)
             while True:
-                perm = torch.randperm(n)
+                perm = torch.randperm(n, device=device)
                 for lo in range(0, n - batch + 1, batch):
                     idx = perm[lo : lo + batch]
                     yield win[idx], los[idx], pid[idx]
@@ -242,9 +273,136 @@ def bench_mf_torch(
 
     for _ in range(warmup):
         step()
+    torch_sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         ls = step()
+    torch_sync(device)
+    dt = time.perf_counter() - t0
+    return {"examples_per_s": steps * batch / dt, "loss": float(ls.detach())}
+
+
+# -------------------------------------------------------------------------- IRT
+
+
+def irt_examples(d: dict, seed: int = 1) -> dict[str, np.ndarray]:
+    """The irt architecture's two row kinds from :func:`mf_data`'s battles: the first half of the
+    rows become outcome rows (per-model 0/1 results, 70% of models observed), the rest battle
+    rows, as :func:`routellm_jax.models.irt.examples_from_records` lays them out."""
+    rng = np.random.default_rng(seed)
+    n = len(d["model_a"])
+    n_models = int(max(d["model_a"].max(), d["model_b"].max()) + 1)
+    is_outcome = np.arange(n) < n // 2
+    outcome = (rng.random((n, n_models)) < 0.5).astype(np.float32) * is_outcome[:, None]
+    seen = (rng.random((n, n_models)) < 0.7).astype(np.float32) * is_outcome[:, None]
+    return {
+        "embedding": d["table"][d["prompt_id"]],
+        "outcome": outcome,
+        "outcome_weight": seen,
+        "model_a": np.where(is_outcome, 0, d["model_a"]).astype(np.int32),
+        "model_b": np.where(is_outcome, 0, d["model_b"]).astype(np.int32),
+        "label": np.where(is_outcome, 0.0, d["winner_a"]).astype(np.float32),
+        "battle_weight": (~is_outcome).astype(np.float32),
+    }
+
+
+def _irt_config(examples: dict[str, np.ndarray]) -> Any:
+    n_models = examples["outcome"].shape[1]
+    return get_architecture("irt").make_config(
+        models=tuple(f"m{i}" for i in range(n_models)),
+        featurizer=f"hashing:{examples['embedding'].shape[1]}",
+        text_dim=examples["embedding"].shape[1],
+    )
+
+
+def bench_irt_jax(
+    examples: dict[str, np.ndarray],
+    batch: int,
+    steps: int,
+    *,
+    k: int = 1,
+    device_mb: float = 0,
+    warmup: int = 20,
+) -> dict[str, float]:
+    """Our training loop for the irt architecture (default config) on :func:`irt_examples`."""
+    arch = get_architecture("irt")
+    cfg = _irt_config(examples)
+    return bench_trainer_jax(
+        arch, cfg, examples, batch, steps, k=k, device_mb=device_mb, warmup=warmup
+    )
+
+
+def bench_irt_torch(
+    examples: dict[str, np.ndarray],
+    batch: int,
+    steps: int,
+    *,
+    warmup: int = 20,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """The same irt step in plain PyTorch (default config: MLP item model with tanh-GELU, noise
+    ``alpha`` on the embedding, weighted outcome BCE + weighted Bradley-Terry loss, theta L2),
+    AdamW(lr 3e-4, weight decay 1e-5), batches pre-batched on ``device`` (no DataLoader)."""
+    import torch  # local: torch (dev extra)
+    from torch import nn
+    from torch.nn import functional as F
+
+    cfg = _irt_config(examples)
+    torch.manual_seed(0)
+    n_models, k = len(cfg.models), cfg.latent_dim
+
+    class IRT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(cfg.text_dim, cfg.hidden_dim)
+            self.item = nn.Linear(cfg.hidden_dim, k + 1)
+            self.theta = nn.Parameter(torch.randn(n_models, k) / k**0.5)
+            self.bias = nn.Parameter(torch.zeros(n_models))
+
+        def forward(self, emb):
+            out = self.item(F.gelu(self.hidden(emb), approximate="tanh"))
+            a, b = out[:, :k], out[:, k]
+            return a @ self.theta.T + self.bias[None, :] - b[:, None]
+
+    net = IRT().to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-4, weight_decay=1e-5)
+    data = {key: torch.as_tensor(v).to(device) for key, v in examples.items()}
+    n = len(data["label"])
+
+    def batches():
+        while True:
+            perm = torch.randperm(n, device=device)
+            for lo in range(0, n - batch + 1, batch):
+                idx = perm[lo : lo + batch]
+                yield {key: v[idx] for key, v in data.items()}
+
+    it = batches()
+
+    def step():
+        b = next(it)
+        emb = b["embedding"] + cfg.alpha * torch.randn_like(b["embedding"])
+        s = net(emb)
+        ow = b["outcome_weight"] * cfg.outcome_weight
+        o_loss = F.binary_cross_entropy_with_logits(s, b["outcome"], reduction="none")
+        rows = torch.arange(s.shape[0], device=device)
+        diff = s[rows, b["model_a"].long()] - s[rows, b["model_b"].long()]
+        bw = b["battle_weight"] * cfg.battle_weight
+        b_loss = F.binary_cross_entropy_with_logits(diff, b["label"], reduction="none")
+        total = (ow * o_loss).sum() + (bw * b_loss).sum()
+        loss = total / (ow.sum() + bw.sum()).clamp(min=1e-12)
+        loss = loss + 0.5 * cfg.theta_l2 * (net.theta**2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(warmup):
+        step()
+    torch_sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        ls = step()
+    torch_sync(device)
     dt = time.perf_counter() - t0
     return {"examples_per_s": steps * batch / dt, "loss": float(ls.detach())}
 
@@ -287,11 +445,11 @@ class _BenchBertConfig:
     models: tuple[str, ...] = ()
 
 
-def _bench_bert_arch():
+def _bench_bert_arch(shapes: dict[str, int] = MINILM):
     """A BERT-classifier Architecture over the project's Flax BertModel (the bench's own: the
     same network as the torch reference, independent of the ``bert`` router's featurisation)."""
 
-    bcfg = BertConfig(**MINILM)
+    bcfg = BertConfig(**shapes)
 
     class Classifier(nn.Module):
         @nn.compact
@@ -350,10 +508,16 @@ def real_prompt_lengths(data_dir: str) -> np.ndarray:
 
 
 def bench_bert_jax(
-    d: dict, batch: int, steps: int, warmup: int = 2, buckets: tuple[int, ...] = ()
+    d: dict,
+    batch: int,
+    steps: int,
+    warmup: int = 2,
+    buckets: tuple[int, ...] = (),
+    shapes: dict[str, int] = MINILM,
 ) -> dict[str, float]:
+    """Our BERT-classifier training step (``shapes``: the encoder's sizes, MiniLM-L6 default)."""
 
-    arch, jax = _bench_bert_arch()
+    arch, jax = _bench_bert_arch(shapes)
     oc = default_config().optimizer
     oc.lr, oc.weight_decay, oc.schedule = 3e-5, 0.01, "constant"
     tx, schedule = make_optimizer(oc, steps + warmup + 1)
@@ -396,27 +560,36 @@ def bench_bert_jax(
 
 
 def bench_bert_torch(
-    d: dict, batch: int, steps: int, warmup: int = 2, dynamic_padding: bool = False
+    d: dict,
+    batch: int,
+    steps: int,
+    warmup: int = 2,
+    dynamic_padding: bool = False,
+    shapes: dict[str, int] = MINILM,
+    device: str = "cpu",
 ) -> dict[str, float]:
-    """``dynamic_padding`` cuts each (random) batch to its longest row, as transformers'
+    """transformers' ``BertForSequenceClassification`` fine-tuning loop on ``device``.
+
+    ``dynamic_padding`` cuts each (random) batch to its longest row, as transformers'
     ``DataCollatorWithPadding`` does: the usual way to fine-tune on variable-length text."""
     import torch  # local: torch + transformers (dev extra)
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(
-        BertConfig(**MINILM, num_labels=3, attn_implementation="eager")
-    )
+        BertConfig(**shapes, num_labels=3, attn_implementation="eager")
+    ).to(device)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.01)
-    ids = torch.tensor(d["input_ids"], dtype=torch.long)
-    mask = torch.tensor(d["attention_mask"], dtype=torch.long)
-    labels = torch.tensor(d["label"], dtype=torch.long)
+    ids = torch.tensor(d["input_ids"], dtype=torch.long, device=device)
+    mask = torch.tensor(d["attention_mask"], dtype=torch.long, device=device)
+    labels = torch.tensor(d["label"], dtype=torch.long, device=device)
+    lengths = d["attention_mask"].sum(1)  # on the host: no device sync to pick a width
     n = len(ids)
 
     def step(i):
         lo = (i * batch) % (n - batch + 1)
-        width = int(mask[lo : lo + batch].sum(1).max()) if dynamic_padding else ids.shape[1]
+        width = int(lengths[lo : lo + batch].max()) if dynamic_padding else ids.shape[1]
         out = model(
             input_ids=ids[lo : lo + batch, :width],
             attention_mask=mask[lo : lo + batch, :width],
@@ -429,9 +602,11 @@ def bench_bert_torch(
 
     for i in range(warmup):
         step(i)
+    torch_sync(device)
     t0 = time.perf_counter()
     for i in range(steps):
         loss = step(warmup + i)
+    torch_sync(device)
     dt = time.perf_counter() - t0
     return {"examples_per_s": steps * batch / dt, "loss": float(loss.detach())}
 
