@@ -232,7 +232,7 @@ def test_train_and_export_command_lines_with_gs_urls(gcs, tmp_path):
     command += ["--out-dir", export, "--strong", "strong", "--weak", "weak", "--bundle"]
     done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert f"exported gs-cli@0.1.0: {export}/gs-cli-0.1.0.tar" in done.stdout
+    assert f"exported gs-cli@0.1.0: {export}/gs-cli -> {export}/gs-cli-0.1.0.tar" in done.stdout
     assert not (home / "gs:").exists()
     gcs.forget_listings()
     router = routellm_jax.load(f"{export}/gs-cli", cache_dir=tmp_path / "cache")
@@ -245,7 +245,7 @@ def test_a_multi_process_run_refuses_a_local_workdir(
     monkeypatch.setattr(jax, "process_count", lambda: 2)
     workdir = tmp_path / "local"
     with pytest.raises(SharedWorkdirError, match=r"--shared-workdir") as info:
-        train(tiny_router.base_config(str(tiny_records), steps=2), workdir, progress=False)
+        train(tiny_router.base_config(str(tiny_records), steps=8), workdir, progress=False)
     assert "gs://" in str(info.value) and str(workdir) in str(info.value)
     assert not workdir.exists()  # refused before anything was written
     check_workdir_reachable(workdir, 2, shared_workdir=True)
