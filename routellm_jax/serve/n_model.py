@@ -66,6 +66,18 @@ class UpstreamTableError(ValueError):
     """An upstream table that cannot be used; the message names the file and the field."""
 
 
+def endpoint_host(base_url: str) -> str:
+    """Host and port of an upstream's base URL: what errors and logs name, never its path or
+    credentials.
+
+    Example:
+        >>> endpoint_host("https://user:key@api.example.com:8443/v1")
+        'api.example.com:8443'
+    """
+    url = httpx.URL(base_url)
+    return f"{url.host}:{url.port}" if url.port else url.host
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelUpstream:
     """One model of the table: router-table ``name``, upstream ``model``, endpoint, key, price.
@@ -84,8 +96,7 @@ class ModelUpstream:
     @property
     def host(self) -> str:
         """Host and port of the base URL (what errors name; never the path or credentials)."""
-        url = httpx.URL(self.base_url)
-        return f"{url.host}:{url.port}" if url.port else url.host
+        return endpoint_host(self.base_url)
 
     def describe(self) -> str:
         """How errors and logs name this upstream: model and host (never the key)."""

@@ -79,6 +79,7 @@ from routellm_jax.serve.n_model import (
     NModelSpec,
     UpstreamTable,
     decide_n_model,
+    endpoint_host,
     parse_n_model,
 )
 from routellm_jax.serve.pairs import ScoredPair, scored_pair
@@ -135,8 +136,7 @@ class Upstream:
     @property
     def host(self) -> str:
         """Host and port of the base URL (what errors name; never the path or credentials)."""
-        url = httpx.URL(self.base_url)
-        return f"{url.host}:{url.port}" if url.port else url.host
+        return endpoint_host(self.base_url)
 
     def describe(self) -> str:
         """How errors and logs name this upstream: role, model and host (never the key).
