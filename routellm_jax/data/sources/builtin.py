@@ -14,8 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from routellm_jax.data.judge_split import prompt_id
 from routellm_jax.data.records import OutcomeTable, TrainingData
 from routellm_jax.data.sources._common import ReadReport
+from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
+from routellm_jax.data.sources.chatbot_arena import ARENA_55K_REPO, load_arena_battles
+from routellm_jax.data.sources.correctness import read_routerbench_csv, read_scores_json
+from routellm_jax.data.sources.fastchat import read_arena_bench_v1
+from routellm_jax.data.sources.judge_battles import read_judge_battles
+from routellm_jax.data.sources.routellm_evals import evals_dir, read_mmlu
 
 _ROUTERBENCH = Path("shuhao02__RouterDC/datasets/routerbench_zs")
 _ROUTERDC = Path("shuhao02__RouterDC/datasets/split2_model7")
@@ -36,7 +43,6 @@ ALPACA_NULL_MODEL = "example"
 
 
 def _load_alpaca_eval(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
-    from routellm_jax.data.sources.alpaca_eval import read_alpaca_eval_pairwise
 
     keep_null = bool(options.pop("keep_null_model", False))
     report = _report_into(report)
@@ -49,7 +55,6 @@ def _load_alpaca_eval(root: Path, report: ReadReport | None = None, **options: A
 
 
 def _load_arena_bench(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
-    from routellm_jax.data.sources.fastchat import read_arena_bench_v1
 
     return TrainingData.of(
         outcomes=read_arena_bench_v1(
@@ -60,7 +65,6 @@ def _load_arena_bench(root: Path, report: ReadReport | None = None, **options: A
 
 def _routerbench(split: str) -> Callable[..., TrainingData]:
     def load(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
-        from routellm_jax.data.sources.correctness import read_routerbench_csv
 
         files = sorted((root / _ROUTERBENCH).glob(f"*_{split}.csv"))
         if not files:
@@ -77,7 +81,6 @@ def _routerbench(split: str) -> Callable[..., TrainingData]:
 
 def _routerdc(split: str) -> Callable[..., TrainingData]:
     def load(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
-        from routellm_jax.data.sources.correctness import read_scores_json
 
         folder = root / _ROUTERDC
         files = sorted(
@@ -102,7 +105,6 @@ def _routerdc(split: str) -> Callable[..., TrainingData]:
 
 def _llmrouter(split: str) -> Callable[..., TrainingData]:
     def load(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
-        from routellm_jax.data.sources.correctness import read_scores_json
 
         path = root / _LLMROUTER / f"{split}.json"
         return TrainingData.of(
@@ -121,7 +123,6 @@ def _llmrouter(split: str) -> Callable[..., TrainingData]:
 def _load_judge_example(
     root: Path, report: ReadReport | None = None, **options: Any
 ) -> TrainingData:
-    from routellm_jax.data.sources.judge_battles import read_judge_battles
 
     return TrainingData.of(
         comparisons=read_judge_battles(
@@ -133,7 +134,6 @@ def _load_judge_example(
 def _load_chatbot_arena(
     root: Path, report: ReadReport | None = None, **options: Any
 ) -> TrainingData:
-    from routellm_jax.data.sources.chatbot_arena import ARENA_55K_REPO, load_arena_battles
 
     path = options.pop("path", ARENA_55K_REPO)
     return TrainingData.of(
@@ -144,9 +144,7 @@ def _load_chatbot_arena(
 
 
 def _load_mmlu_golden(root: Path, report: ReadReport | None = None, **options: Any) -> TrainingData:
-    # Local imports as for every loader: the readers are only needed by specs that name them.
-    from routellm_jax.data.judge_split import prompt_id
-    from routellm_jax.data.sources.routellm_evals import evals_dir, read_mmlu
+    # The golden split's ids live in the evaluation package, above this one: imported here only.
     from routellm_jax.eval.golden import golden_split_ids
 
     if options:
