@@ -88,8 +88,8 @@ def plugin_site(tmp_path_factory) -> Path:
 def _records(folder: Path) -> Path:
     import numpy as np
 
+    from routellm_jax.data.prepare import save_training_data
     from routellm_jax.data.records import Comparison, ComparisonTable, TrainingData
-    from routellm_jax.training.train import save_training_data
 
     rng = np.random.default_rng(1)
     rows = []

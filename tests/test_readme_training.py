@@ -51,7 +51,7 @@ def training_commands() -> list[list[str]]:
 def _records(folder: Path) -> Path:
     """Battles of the paper's pair (and a third model) plus per-model outcomes: enough rows for
     every architecture the section trains (mf, bert on the pair's battles, irt)."""
-    from routellm_jax.training.train import save_training_data
+    from routellm_jax.data.prepare import save_training_data
 
     rng = np.random.default_rng(0)
     words = "math proof code poem story essay physics joke riddle sql".split()
@@ -171,7 +171,7 @@ def test_resume_on_a_changed_config_lists_the_differing_keys(tmp_path: Path) -> 
     if "tiny_router" not in sys.modules:
         sys.modules["tiny_router"] = tiny_router
         spec.loader.exec_module(tiny_router)
-    from routellm_jax.training.train import save_training_data
+    from routellm_jax.data.prepare import save_training_data
 
     records = save_training_data(tiny_router.make_data(64), tmp_path / "records")
     exp = tmp_path / "exp.py"

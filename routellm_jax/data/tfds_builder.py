@@ -8,7 +8,7 @@ time. Two configs, one per record kind:
 * ``outcomes``: ``prompt, model, score, source, kind``.
 
 The source is a folder of ``comparisons.parquet`` / ``outcomes.parquet`` (what
-``mixtures.save_mixture`` and ``training.train.save_training_data`` write), given as the
+``mixtures.save_mixture`` and ``data.prepare.save_training_data`` write), given as the
 builder's ``records_dir`` (local or ``gs://``). TensorFlow and ``tensorflow_datasets`` are the
 ``tfds`` extra and are imported only when a builder is made.
 

@@ -22,6 +22,7 @@ entries, model names or thresholds: :class:`routellm_jax.api.Router` adds those.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -94,7 +95,7 @@ def _head(arch: Architecture, params: Any, inputs: dict[str, Any], select: Any, 
     return arch.model_scores(params, inputs, select, config)
 
 
-class Runner:
+class Runner(abc.ABC):
     """Base of the three paths: ``win_rate(prompts, strong, weak)`` with model *indices*, and
     ``model_scores(prompts, ids)`` for architectures that declare ``model_scores``.
 
@@ -127,8 +128,10 @@ class Runner:
         out = np.empty((len(prompts), ids.size), dtype=np.float32)
         return self._run(prompts, jnp.asarray(ids), out)
 
+    @abc.abstractmethod
     def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Fill ``out`` with the head's answer for ``select`` on ``prompts``: each path (fused,
+        tokens, vectors) prepares its inputs its own way."""
 
 
 class FusedRunner(Runner):

@@ -67,13 +67,7 @@ from routellm_jax.data.pipeline import (
     device_examples,
     gather_rows,
 )
-from routellm_jax.data.prepare import (  # noqa: F401  (load/save re-exported for callers)
-    declared_encoder,
-    load_training_data,
-    model_table,
-    prepare_data,
-    save_training_data,
-)
+from routellm_jax.data.prepare import declared_encoder, model_table, prepare_data
 from routellm_jax.models.embedding_store import embed_into_store, embedding_store
 from routellm_jax.models.featurizers import encoder_part, make_embedding_featurizer
 from routellm_jax.training import sharding as sharding_lib

@@ -217,15 +217,21 @@ def unpack_files(
         (tmp / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         final = parent / target.name
         _ensure_inside(final, root)  # again: the folders may have changed while unpacking
-        if final.is_symlink():
-            final.unlink()  # a link (even one pointing inside the cache) is replaced, not followed
-        elif final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Put a finished ``staging`` folder at ``final``, replacing what is there. A link at
+    ``final`` (even one pointing inside the cache) is removed, never followed into its target."""
+    if final.is_symlink():
+        final.unlink()
+    elif final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
 
 
 def entry_cache_dir(entry: ManifestEntry, cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -588,9 +594,7 @@ def fetch_entry_folder(url: str, *, cache_dir: str | os.PathLike[str] | None = N
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(item.read_bytes())
         final = root / source.name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        _swap_in(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

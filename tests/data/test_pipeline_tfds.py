@@ -79,8 +79,8 @@ def test_build_as_array_record_and_read_back_with_grain(tmp_path):
     assert sorted(data.outcomes.score.tolist()) == sorted(outcomes.score.tolist())
 
     # ... and the trainer reads the same data from there (data.tfds_dir).
+    from routellm_jax.data.prepare import load_training_data
     from routellm_jax.training.config import default_config
-    from routellm_jax.training.train import load_training_data
 
     config = default_config()
     config.data.tfds_dir = str(tmp_path / "tfds")

@@ -25,6 +25,7 @@ from routellm_jax.data.mixtures import (
     build_mixture,
     mixture_eval_sets,
 )
+from routellm_jax.data.prepare import load_training_data
 from routellm_jax.data.records import (
     Comparison,
     ComparisonTable,
@@ -32,7 +33,6 @@ from routellm_jax.data.records import (
     TrainingData,
 )
 from routellm_jax.training.config import load_config
-from routellm_jax.training.train import load_training_data
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -79,10 +79,11 @@ def test_doc_architecture_follows_the_contract(logit_arch) -> None:
 
 def test_doc_architecture_trains_exports_and_loads(logit_arch, tmp_path) -> None:
     import routellm_jax
+    from routellm_jax.data.prepare import save_training_data
     from routellm_jax.publish.export import ExportSpec, export_entry
     from routellm_jax.training.checkpoints import load_params
     from routellm_jax.training.config import default_config
-    from routellm_jax.training.train import save_training_data, train
+    from routellm_jax.training.train import train
 
     c = default_config()
     c.arch = "logit"

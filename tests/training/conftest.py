@@ -20,7 +20,7 @@ def tiny_arch():
 
 @pytest.fixture(scope="session")
 def tiny_records(tmp_path_factory):
-    from routellm_jax.training.train import save_training_data
+    from routellm_jax.data.prepare import save_training_data
 
     return save_training_data(tiny_router.make_data(256), tmp_path_factory.mktemp("records"))
 

@@ -52,6 +52,7 @@ def _zoo_server():
 GcsEmulator = _zoo_server().GcsEmulator
 
 from routellm_jax import paths  # noqa: E402
+from routellm_jax.data.prepare import save_training_data  # noqa: E402
 from routellm_jax.training.checkpoints import (  # noqa: E402
     checkpoint_dir,
     load_params,
@@ -60,7 +61,6 @@ from routellm_jax.training.checkpoints import (  # noqa: E402
 from routellm_jax.training.train import (  # noqa: E402
     SharedWorkdirError,
     check_workdir_reachable,
-    save_training_data,
     train,
 )
 
