@@ -31,9 +31,12 @@ from __future__ import annotations
 import ml_collections
 
 from experiments.grid import SHAPE, SOURCE_GROUPS, Cell, config_for
+from routellm_jax.models.featurizers import base_spec, featurizer_dim
 from routellm_jax.training.config import ConfigError
 
 MIX = "both_mmlu_dev"
+LENGTH = "all-MiniLM-L6-v2+length"
+_MINILM_DIM = featurizer_dim(base_spec(LENGTH))
 _SRC = dict(source_effect="model", source_groups=SOURCE_GROUPS)
 
 CELLS: dict[str, Cell] = {
@@ -108,6 +111,24 @@ CELLS: dict[str, Cell] = {
         "",
         {**_SRC, "battle_weight": 0.1},
         why="both causes at once: no shape features, per-source levels",
+    ),
+    "irt_len_bw01": Cell(
+        "irt",
+        MIX,
+        "irt+length bw=0.1",
+        LENGTH,
+        {"battle_weight": 0.1, "noise_dims": _MINILM_DIM},
+        why="added after the default moved to irt_bw01: its recipe plus prompt length only (log "
+        "words and characters), the one shape signal that does not name the source; noise on "
+        "the MiniLM part only, as alpha would swamp the length spread within a source",
+    ),
+    "irt_len_bw03": Cell(
+        "irt",
+        MIX,
+        "irt+length bw=0.3",
+        LENGTH,
+        {"battle_weight": 0.3, "noise_dims": _MINILM_DIM},
+        why="as irt_len_bw01, judge weight 0.3",
     ),
 }
 

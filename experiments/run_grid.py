@@ -309,14 +309,20 @@ class EmbeddingStore:
         router embeds new prompts itself; the store only saves recomputing training and benchmark
         prompts.
         """
-        from routellm_jax.models.featurizers import ConcatFeaturizer, ShapeFeaturizer, base_spec
+        from routellm_jax.models.featurizers import (
+            HOST_PARTS,
+            ConcatFeaturizer,
+            base_spec,
+            host_part_suffix,
+        )
 
         if spec == self.encoder:
             feat = _LazyEncoderFeaturizer(spec)
             feat.cache.update(self.table)
             return feat
-        if base_spec(spec) == self.encoder:  # "<encoder>+shape"
-            return ConcatFeaturizer([self.featurizer(self.encoder), ShapeFeaturizer()])
+        if base_spec(spec) == self.encoder:  # "<encoder>+shape", "<encoder>+length"
+            part = HOST_PARTS[host_part_suffix(spec)][0]()
+            return ConcatFeaturizer([self.featurizer(self.encoder), part])
         return None
 
 

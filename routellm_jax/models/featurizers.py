@@ -19,13 +19,18 @@ checkpoint says how its inputs were made) and turns prompts into a float32 matri
   is, which is the strongest single routing signal on MMLU/GSM8K (a difficulty model on prompt
   length alone beats MiniLM there; experiments/results/README.md); this hands it back to
   the learned head.
+* ``"length"`` / ``"<spec>+length"``: only the first two shape features (log word and character
+  counts). The other shape features (the multiple-choice, code and question flags, line count,
+  character shares) mostly say which training source a prompt comes from, and an item model can
+  learn a source's level from them instead of the prompt's difficulty; length alone hands back
+  what mean pooling discards without that shortcut.
 
 Every featurizer caches embeddings per prompt text in a dict on the object (``.cache``), because
 training data repeats prompts many times (one prompt, dozens of battles or model outcomes).
 
 A featurizer also declares whether its vectors can be computed inside a compiled function
 (:meth:`CachedFeaturizer.device_encoding`): an encoder spec (a Flax embedder) can, optionally
-followed by parts computed on the host from the text alone (``+shape``); hashing, precomputed and
+followed by parts computed on the host from the text alone (``+shape``, ``+length``); hashing, precomputed and
 custom featurizers cannot. The inference API fuses encoder and head only on that declaration.
 """
 
@@ -52,6 +57,7 @@ from routellm_jax.data.records import (
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 SHAPE_SUFFIX = "+shape"
+LENGTH_SUFFIX = "+length"
 
 
 class Featurizer(Protocol):
@@ -239,6 +245,47 @@ class ShapeFeaturizer(CachedFeaturizer):
         return np.stack([prompt_shape(p) for p in prompts])
 
 
+LENGTH_FEATURES = SHAPE_FEATURES[:2]  # log_words, log_chars
+LENGTH_DIM = len(LENGTH_FEATURES)
+
+
+class LengthFeaturizer(CachedFeaturizer):
+    """Prompt-length features (the first :data:`LENGTH_DIM` of :func:`prompt_shape`); spec
+    ``"length"``.
+
+    Example:
+        >>> [round(float(v), 2) for v in LengthFeaturizer().embed(["What is 2+2?"])[0]]
+        [0.32, 0.32]
+    """
+
+    on_host = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spec, self.dim = "length", LENGTH_DIM
+
+    def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
+        del batch_size
+        return np.stack([prompt_shape(p)[:LENGTH_DIM] for p in prompts])
+
+
+# Host-side parts a spec may append to an encoder's vector: suffix -> (featurizer class, width).
+HOST_PARTS: dict[str, tuple[type[CachedFeaturizer], int]] = {
+    SHAPE_SUFFIX: (ShapeFeaturizer, SHAPE_DIM),
+    LENGTH_SUFFIX: (LengthFeaturizer, LENGTH_DIM),
+}
+
+
+def host_part_suffix(spec: str) -> str:
+    """The host-part suffix a spec ends with (``"+shape"``, ``"+length"``), or ``""``.
+
+    Example:
+        >>> host_part_suffix("all-MiniLM-L6-v2+length"), host_part_suffix("hashing:8")
+        ('+length', '')
+    """
+    return next((suffix for suffix in HOST_PARTS if spec.endswith(suffix)), "")
+
+
 class ConcatFeaturizer(CachedFeaturizer):
     """Several featurizers' vectors side by side; spec ``"<a>+<b>"`` (e.g.
     ``"all-MiniLM-L6-v2+shape"``). ``parts[0]`` is the (possibly frozen-encoder) base; it keeps its
@@ -297,13 +344,14 @@ def encoder_part(featurizer: object) -> object:
 
 
 def base_spec(spec: str) -> str:
-    """``spec`` without a trailing ``+shape``.
+    """``spec`` without a trailing host part (``+shape``, ``+length``).
 
     Example:
-        >>> base_spec("all-MiniLM-L6-v2+shape"), base_spec("hashing:8")
+        >>> base_spec("all-MiniLM-L6-v2+shape"), base_spec("hashing:8+length")
         ('all-MiniLM-L6-v2', 'hashing:8')
     """
-    return spec[: -len(SHAPE_SUFFIX)] if spec.endswith(SHAPE_SUFFIX) else spec
+    suffix = host_part_suffix(spec)
+    return spec[: -len(suffix)] if suffix else spec
 
 
 class PrecomputedFeaturizer(CachedFeaturizer):
@@ -421,9 +469,12 @@ def make_embedding_featurizer(spec: str, **encoder_kwargs: object) -> CachedFeat
         raise ValueError(f"featurizer spec must be a non-empty string, got {spec!r}")
     if spec == "shape":
         return ShapeFeaturizer()
-    if spec.endswith(SHAPE_SUFFIX):
+    if spec == "length":
+        return LengthFeaturizer()
+    suffix = host_part_suffix(spec)
+    if suffix:
         base = make_embedding_featurizer(base_spec(spec), **encoder_kwargs)
-        return ConcatFeaturizer([base, ShapeFeaturizer()])
+        return ConcatFeaturizer([base, HOST_PARTS[suffix][0]()])
     kind, sep, arg = spec.partition(":")
     if sep and kind == "hashing":
         try:
@@ -452,9 +503,12 @@ def featurizer_dim(spec: str) -> int | None:
     """
     if spec == "shape":
         return SHAPE_DIM
-    if spec.endswith(SHAPE_SUFFIX):
+    if spec == "length":
+        return LENGTH_DIM
+    suffix = host_part_suffix(spec)
+    if suffix:
         base = featurizer_dim(base_spec(spec))
-        return None if base is None else base + SHAPE_DIM
+        return None if base is None else base + HOST_PARTS[suffix][1]
     kind, sep, arg = spec.partition(":")
     if sep and kind == "hashing":
         return int(arg)
