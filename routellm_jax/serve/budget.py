@@ -236,6 +236,24 @@ class ShareController:
 
 # ---- N models: spend per 1,000 requests -------------------------------------------------------
 
+# Reference prompts a spend controller's start is computed from (evenly spaced over a longer set):
+# enough for a stable start, few enough to score in seconds on first use.
+SPEND_REFERENCE_PROMPTS = 512
+
+
+def spread(items: Sequence[str], n: int = SPEND_REFERENCE_PROMPTS) -> list[str]:
+    """At most ``n`` of ``items``, evenly spaced (every part of a longer set is represented).
+
+    Example:
+        >>> spread(list("abcdefgh"), 4)
+        ['a', 'c', 'e', 'g']
+    """
+    items = list(items)
+    if len(items) <= n:
+        return items
+    return [items[int(i * len(items) / n)] for i in range(n)]
+
+
 # Trade-off weights the spend controller searches (the policy's lambda, cost relative to the
 # dearest candidate): beyond the top every candidate set routes to its cheapest model.
 _LAMBDA_HI = 1e4

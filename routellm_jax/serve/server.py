@@ -81,6 +81,7 @@ from routellm_jax.serve.budget import (
     SpendController,
     lambda_for_spend,
     reference_table,
+    spread,
 )
 from routellm_jax.serve.n_model import (
     ModelUpstream,
@@ -130,9 +131,6 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 # so past this many distinct (router, share) pairs new ones use the calibrated threshold. The same
 # bound holds for spend controllers (past it, new targets use the reference's fixed trade-off).
 MAX_SHARE_CONTROLLERS = 64
-# Reference prompts a spend controller's start is computed from (evenly spaced over a longer set):
-# enough for a stable start, few enough to score in seconds on first use.
-SPEND_REFERENCE_PROMPTS = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -626,10 +624,7 @@ class _State:
         self, router: str, prompt_set: PromptSet
     ) -> tuple[np.ndarray, np.ndarray]:
         table = self.settings.upstream_table
-        prompts = list(prompt_set.prompts)
-        if len(prompts) > SPEND_REFERENCE_PROMPTS:  # evenly spaced: every part of the set
-            step = len(prompts) / SPEND_REFERENCE_PROMPTS
-            prompts = [prompts[int(i * step)] for i in range(SPEND_REFERENCE_PROMPTS)]
+        prompts = spread(prompt_set.prompts)
         loop = asyncio.get_running_loop()
         quality = await loop.run_in_executor(
             self.executor, self.routers[router].model_quality, prompts, table.names

@@ -23,6 +23,7 @@ from routellm_jax.serve.budget import (
     tradeoff_spend,
 )
 from routellm_jax.serve.n_model import ModelUpstream, UpstreamTable
+from routellm_jax.serve.routing import RoutingError
 from routellm_jax.serve.tenants import PromptSet
 from routellm_jax.serve.testing import HashRouter
 
@@ -223,3 +224,33 @@ def test_spend_names_need_reference_prompts_and_a_positive_target(n_server) -> N
     reply = _route(server, "router-shift:spend=0", ["a"])
     assert reply.status_code == 400 and "must be > 0" in reply.json()["error"]["message"]
     assert _route(server, "router-shift:tradeoff=0.5", ["a"]).status_code == 200
+
+
+def test_controller_client_takes_the_servers_table_file_and_spend_target(
+    n_server, tmp_path
+) -> None:
+    from routellm_jax.serve.client import Controller
+
+    server = n_server()
+    path = tmp_path / "upstreams.json"
+    entries = [
+        {"name": n, "base_url": "http://127.0.0.1:9/v1", "price": {"per_call": p}}
+        for n, p in zip(NAMES, PER_CALL)
+    ]
+    path.write_text(json.dumps({"upstreams": entries}))
+    controller = Controller(
+        routers=[_ShiftingQualityRouter("shift")],
+        upstream_table=str(path),
+        spend_reference=[f"chat reference {i}" for i in range(300)],
+    )
+    prompts = [f"chat {i}" for i in range(100)] + [f"math {i}" for i in range(200)]
+    served = _route(server, "router-shift:spend=4", prompts).json()["data"]
+    local = [controller.route(p, model="router-shift:spend=4") for p in prompts]
+    # The same table, target and reference: the same decisions, the same moving trade-off.
+    assert [d.upstream.name for d in local] == [r["routed_to"] for r in served]
+    assert [d.policy.describe() for d in local] == [r["policy"] for r in served]
+    assert local[-1].spend_realised_per_1k == pytest.approx(served[-1]["spend_realised_per_1k"])
+    with pytest.raises(RoutingError, match="no strong/weak models"):
+        controller.route("hi", model="router-shift@0.3")
+    with pytest.raises(ValueError, match="both strong_model and weak_model"):
+        Controller(routers=[HashRouter("x")], strong_model="a", upstream_table=str(path))
