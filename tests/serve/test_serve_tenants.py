@@ -207,3 +207,21 @@ def test_settings_need_a_pair_or_a_table() -> None:
         ServeSettings()
     with pytest.raises(ValueError):
         create_app({"r": HashRouter("r")}, ServeSettings())
+
+
+def test_spend_reference_defaults_to_the_cards_reference_set(monkeypatch, data_dir, caplog) -> None:
+    from types import SimpleNamespace
+
+    from routellm_jax.serve.cli import card_reference
+
+    monkeypatch.setenv("ROUTELLM_JAX_DATA", str(data_dir))
+    card = SimpleNamespace(
+        calibration=SimpleNamespace(reference="alpaca_eval+arena_bench_v1: 805 + 300 prompts")
+    )
+    router = HashRouter("r")
+    router.card = card
+    reference = card_reference({"r": router})
+    assert reference is not None and len(reference.prompts) > 1000
+    assert reference.source.startswith("alpaca_eval+arena_bench_v1")
+    assert card_reference({"r": HashRouter("r")}) is None
+    assert "pass --spend-reference FILE" in caplog.text
