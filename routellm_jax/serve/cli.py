@@ -31,9 +31,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from routellm_jax.serve.routing import ROUTE_ON_CHOICES
+
+if TYPE_CHECKING:  # the parser stays light: every command's --help imports this module
+    from routellm_jax.serve.tenants import PromptSet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -307,7 +310,7 @@ def pair_flags_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def card_reference(routers: dict) -> Any:
+def card_reference(routers: dict) -> PromptSet | None:
     """The spend reference from the routers' cards: the first calibration reference set named
     there that this machine has the data for; None (and the reason logged) when none is."""
     from routellm_jax.data.judge_split import REFERENCE_SETS, reference_prompts
