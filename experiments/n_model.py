@@ -13,6 +13,13 @@ hull over the single models' spend range) and the spend to reach the best single
 quality. Candidates are the benchmark's models that are in the router's table (all 11 for the
 irt routers, 8 for mf and sw_ranking, whose baselines are computed on the same 8).
 
+A router whose training prompts include RouterBench test prompts' near duplicates
+(:data:`TRAINED_NEAR_TEST`: ``irt-minilm`` trained on all of RouterBench's train split, which shares
+near-identical prompts with the test split, without decontamination against it) is left out of the
+full-split table; it gets its own table, on the test prompts with neither an exact nor a near
+duplicate (MiniLM cosine >= 0.95, the training pipeline's rule) among its training prompts, where
+every router with its candidates and every baseline is scored on the same prompts.
+
 Writes ``n_model.md``, ``n_model.json`` and one ``n_model_<candidates>.png`` per candidate set.
 """
 
@@ -28,12 +35,27 @@ from pathlib import Path
 import numpy as np
 
 import routellm_jax
+from experiments._mixtures import mixture
 from experiments.run_grid import EmbeddingStore
+from routellm_jax.data.mixtures import SourceSpec, load_source
 from routellm_jax.eval import n_model as N
 
 ROUTERS = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
 HERE = Path(__file__).resolve().parent
 COMMAND = "python -m experiments.n_model --out experiments/results/n_model"
+# Routers trained without decontamination against RouterBench's test split, and the training
+# mixture they used (model_zoo/recipes.py: irt-minilm is experiments/irt_minilm.py).
+TRAINED_NEAR_TEST = {"irt-minilm": "outcomes_and_battles"}
+
+
+def training_prompts(mix: str) -> list[str]:
+    """The distinct prompts of a training mixture's sources (battles and outcomes)."""
+    prompts: dict[str, None] = {}
+    for source in mixture(mix).sources:
+        data = load_source(SourceSpec(source["name"]))
+        for column in (data.comparisons.prompt, data.outcomes.prompt):
+            prompts.update(dict.fromkeys(map(str, column)))
+    return list(prompts)
 
 
 def _fmt_money(x: float) -> str:
@@ -88,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts = [str(p) for p in test.prompts]
     store = EmbeddingStore(Path(args.cache) if args.cache else None)
     groups: dict[tuple[str, ...], list[N.CostQualityCurve]] = {}
+    estimates: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
     for name in args.routers:
         spec = routellm_jax.load(name, fuse_encoder=False).featurizer.spec
         router = routellm_jax.load(name, fuse_encoder=False, featurizer=store.featurizer(spec))
@@ -95,10 +118,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = test.select(candidates)
         prices = train.select(candidates).prices()
         estimate = router.model_quality(prompts, candidates)
+        estimates[name] = (candidates, estimate)
+        print(f"{name}: {len(candidates)} candidates scored", file=sys.stderr)
+        if name in TRAINED_NEAR_TEST:  # scored on its held-out prompts only (below)
+            continue
         curves = groups.setdefault(candidates, [])
         curves.append(N.policy_curve(bench, estimate, prices, f"{name} (trade-off)"))
         curves.append(N.floor_curve(bench, estimate, prices, f"{name} (cheapest adequate)"))
-        print(f"{name}: {len(candidates)} candidates scored", file=sys.stderr)
+    # Held-out prompts of each router trained near the test split: every router sharing its
+    # candidates, and every baseline, scored on them.
+    # (candidates, router the prompts are held out from or "", what the prompts are, bench, curves)
+    sections = [(c, "", "", test, curves) for c, curves in groups.items()]
+    for name, mix in TRAINED_NEAR_TEST.items():
+        if name not in estimates:
+            continue
+        seen = training_prompts(mix)
+        store.ensure(prompts + seen)
+        keep = N.unseen_prompts(prompts, seen, store.embed(prompts), store.embed(seen))
+        candidates = estimates[name][0]
+        held = test.rows(keep, f"{test.name} held out from {name}")
+        held_prices = train.select(candidates).prices()
+        curves = []
+        for other, (their, estimate) in estimates.items():
+            if their == candidates:
+                for make, kind in (
+                    (N.policy_curve, "trade-off"),
+                    (N.floor_curve, "cheapest adequate"),
+                ):
+                    curves.append(
+                        make(
+                            held.select(candidates),
+                            estimate[keep],
+                            held_prices,
+                            f"{other} ({kind})",
+                        )
+                    )
+        note = (
+            f"{int(keep.sum())} of {len(prompts)} test prompts with no exact or near duplicate "
+            f"(MiniLM cosine >= 0.95) among the {len(seen)} distinct training prompts of {name} "
+            f"(mixture {mix})"
+        )
+        sections.append((candidates, name, note, held, curves))
     report: dict = {"benchmark": test.name, "prompts": len(prompts), "command": COMMAND, "sets": []}
     lines = [
         "# N-model routing on RouterBench (held-out test split)",
@@ -109,17 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hull over the single models' spend range; 'spend to best' = least spend reaching the",
         f"best single model's correctness. Command: `{COMMAND}`.",
     ]
-    for candidates, curves in groups.items():
-        bench = test.select(candidates)
+    for candidates, held_from, note, source, curves in sections:
+        bench = source.select(candidates)
         singles = N.single_model_curve(bench)
         baselines = [N.oracle_curve(bench), N.random_mixing_curve(bench)]
         reference, results = N.score_curves(bench, [*curves, *baselines])
         best, cheapest = reference["best_model"], reference["cheapest_model"]
-        tag = f"{len(candidates)}_models"
+        tag = f"{len(candidates)}_models" + (f"_held_out_from_{held_from}" if note else "")
+        title = f"## {len(candidates)} candidate models" + (
+            f", prompts held out from {held_from}" if note else ""
+        )
         lines += [
             "",
-            f"## {len(candidates)} candidate models",
+            title,
             "",
+            *([note + ".", ""] if note else []),
             f"Best single model {best}: correctness {reference['best_quality']:.3f} at "
             f"{_fmt_money(reference['best_spend'])}; cheapest {cheapest}: "
             f"{reference['cheapest_quality']:.3f} at {_fmt_money(reference['cheapest_spend'])}.",
@@ -135,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += ["", f"![{tag}](n_model_{tag}.png)"]
         _plot(
             out / f"n_model_{tag}.png",
-            f"RouterBench test ({len(prompts)} prompts), {len(candidates)} models",
+            f"RouterBench test ({len(source.prompts)} prompts"
+            + (f", held out from {held_from}" if note else "")
+            + f"), {len(candidates)} models",
             [*curves, *baselines],
             singles,
             candidates,
@@ -143,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["sets"].append(
             {
                 "models": list(candidates),
+                "prompts": len(source.prompts),
+                "held_out": note,
                 "reference": reference,
                 "single_models": {
                     m: {"spend": float(s), "quality": float(q)}

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from routellm_jax.data.decontaminate import DEFAULT_THRESHOLD, max_cosine, normalize_text
 from routellm_jax.data.model_names import default_table
 from routellm_jax.data.sources.correctness import _parse_prompt_list, routerbench_model_columns
 from routellm_jax.eval.policy import Policy, choose
@@ -83,6 +84,49 @@ class NModelBenchmark:
     def prices(self) -> np.ndarray:
         """``[m]`` mean cost per call of each model (a price list, when taken on training data)."""
         return self.cost.mean(axis=0)
+
+    def rows(self, keep: np.ndarray, name: str) -> NModelBenchmark:
+        """Only the prompts where ``keep`` [n] bool is True, renamed ``name``."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (len(self.prompts),):
+            raise ValueError(f"{self.name}: keep must be [{len(self.prompts)}] bool")
+        return dataclasses.replace(
+            self,
+            name=name,
+            prompts=self.prompts[keep],
+            correct=self.correct[keep],
+            cost=self.cost[keep],
+            task=None if self.task is None else self.task[keep],
+        )
+
+
+def unseen_prompts(
+    prompts: Sequence[str],
+    seen: Sequence[str],
+    prompt_embeddings: np.ndarray,
+    seen_embeddings: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> np.ndarray:
+    """``[n]`` bool: the prompts with neither an exact (:func:`normalize_text`) nor a near
+    duplicate (cosine of the embeddings ``>= threshold``) among ``seen`` (a router's training
+    prompts), as the training pipeline's decontamination judges them.
+
+    Example:
+        >>> e = np.eye(3, dtype=np.float32)
+        >>> unseen_prompts(["a", "B!", "c"], ["b", "z"], e, e[[2, 2]]).tolist()
+        [True, False, False]
+    """
+    exact = {normalize_text(p) for p in seen}
+    keep = np.array([normalize_text(p) not in exact for p in prompts], dtype=bool)
+    if len(seen):
+        best, _ = max_cosine(_unit(prompt_embeddings), _unit(seen_embeddings))
+        keep &= best < threshold
+    return keep
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def routerbench_n_model(

@@ -18,6 +18,10 @@ _LAZY = {
     "ServeSettings": "routellm_jax.serve.server",
     "Upstream": "routellm_jax.serve.server",
     "MicroBatcher": "routellm_jax.serve.batching",
+    "read_upstream_table": "routellm_jax.serve.n_model",
+    "PromptSet": "routellm_jax.serve.tenants",
+    "ShareController": "routellm_jax.serve.budget",
+    "SpendController": "routellm_jax.serve.budget",
 }
 
 __all__ = ["RouteSpec", "RouterLike", "RoutingError", "parse_model", *_LAZY]

@@ -9,6 +9,14 @@ Example::
         --weak-model llama-3.1-8b --weak-base-url http://127.0.0.1:8000/v1 \\
         --api-keys-file client_keys.txt --port 6060
 
+Among N models only, an upstream table replaces the four strong/weak flags::
+
+    routellm-jax serve --router irt-mix-minilm --upstreams upstreams.json \
+        --spend-reference reference_prompts.txt --calibration maths=maths_prompts.txt
+
+(requests then name ``router-irt-mix-minilm:spend=3.0`` and the like, see
+:mod:`routellm_jax.serve.n_model`).
+
 Clients then send ``Authorization: Bearer <one of the keys>``. Without ``--api-keys-file`` or
 ``--api-keys-env`` anyone who reaches the port spends the upstream keys, which is only reasonable
 on 127.0.0.1 (the server warns loudly when it listens elsewhere without keys).
@@ -17,13 +25,18 @@ on 127.0.0.1 (the server warns loudly when it listens elsewhere without keys).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from routellm_jax.serve.routing import ROUTE_ON_CHOICES
+
+if TYPE_CHECKING:  # the parser stays light: every command's --help imports this module
+    from routellm_jax.serve.tenants import PromptSet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,15 +80,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-share-control",
         dest="share_control",
         action="store_false",
-        help="router-<name>@<share> names use the calibrated threshold as it is; by default an "
-        "online controller keeps the realised strong share at the target as traffic drifts",
+        help="router-<name>@<share> names use the calibrated threshold as it is and "
+        "router-<name>:spend=<target> names the reference's trade-off; by default online "
+        "controllers keep the realised strong share (or spend per 1,000 requests) at the target "
+        "as traffic drifts",
     )
     g.add_argument(
         "--share-window",
         type=int,
         default=100,
         metavar="N",
-        help="decisions the share controller looks back on (default 100)",
+        help="decisions the share and spend controllers look back on (default 100)",
+    )
+    g.add_argument(
+        "--spend-reference",
+        default=None,
+        metavar="FILE",
+        help="prompts (one a line, or .jsonl with a 'prompt' field) the spend controllers of "
+        "router-<name>:spend=<target> names start from (default: the card's calibration "
+        "reference set, where this machine has the data)",
+    )
+    g.add_argument(
+        "--calibration",
+        dest="calibrations",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a named calibration set (prompts as for --spend-reference) that requests pick with "
+        "the 'x-routellm-calibration: NAME' header (repeat for several tenants)",
     )
     g.add_argument(
         "--router-precision",
@@ -87,11 +119,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "see docs/benchmarks.md; win rates within ~2e-3)",
     )
 
-    u = parser.add_argument_group("upstreams (any OpenAI-compatible endpoint)")
-    u.add_argument("--strong-model", required=True, help="model name sent to the strong upstream")
-    u.add_argument("--weak-model", required=True, help="model name sent to the weak upstream")
-    u.add_argument("--strong-base-url", required=True, help="e.g. https://api.openai.com/v1")
-    u.add_argument("--weak-base-url", required=True, help="e.g. http://127.0.0.1:8000/v1")
+    u = parser.add_argument_group(
+        "upstreams (any OpenAI-compatible endpoint)",
+        "The four strong/weak flags serve the two-model names; --upstreams the N-model names. "
+        "Give the four, --upstreams, or both.",
+    )
+    u.add_argument("--strong-model", default=None, help="model name sent to the strong upstream")
+    u.add_argument("--weak-model", default=None, help="model name sent to the weak upstream")
+    u.add_argument("--strong-base-url", default=None, help="e.g. https://api.openai.com/v1")
+    u.add_argument("--weak-base-url", default=None, help="e.g. http://127.0.0.1:8000/v1")
     u.add_argument(
         "--strong-api-key-env",
         default=None,
@@ -249,6 +285,55 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_PAIR_FLAGS = ("strong_model", "weak_model", "strong_base_url", "weak_base_url")
+
+
+def pair_flags_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the strong/weak flags given (None: all four, or none beside an
+    upstream table).
+
+    Example:
+        >>> ns = argparse.Namespace(strong_model="a", weak_model=None, strong_base_url=None,
+        ...                         weak_base_url=None, upstreams=None)
+        >>> pair_flags_problem(ns)
+        'the strong/weak upstreams need --weak-model, --strong-base-url, --weak-base-url too'
+    """
+    given = [f for f in _PAIR_FLAGS if getattr(args, f) is not None]
+    missing = ["--" + f.replace("_", "-") for f in _PAIR_FLAGS if f not in given]
+    if given and missing:
+        return f"the strong/weak upstreams need {', '.join(missing)} too"
+    if not given and args.upstreams is None:
+        return (
+            "give the strong and weak upstreams (--strong-model, --strong-base-url, "
+            "--weak-model, --weak-base-url), an upstream table (--upstreams FILE), or both"
+        )
+    return None
+
+
+def card_reference(routers: dict) -> PromptSet | None:
+    """The spend reference from the routers' cards: the first calibration reference set named
+    there that this machine has the data for; None (and the reason logged) when none is."""
+    from routellm_jax.data.judge_split import REFERENCE_SETS, reference_prompts
+    from routellm_jax.serve.tenants import PromptSet
+
+    reason = "no router card names a calibration reference set"
+    for router in routers.values():
+        calibration = getattr(getattr(router, "card", None), "calibration", None)
+        name = calibration.reference.split(":")[0] if calibration is not None else ""
+        if name not in REFERENCE_SETS:
+            continue
+        try:
+            prompts, what = reference_prompts(name)
+        except (OSError, ValueError) as err:
+            reason = f"the cards' reference set {name} is not readable here ({err})"
+            continue
+        return PromptSet("card-reference", tuple(prompts), what)
+    logging.getLogger("routellm_jax.serve").warning(
+        f"router-<name>:spend=<target> names are off: {reason}; pass --spend-reference FILE"
+    )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the routers, build the app, run uvicorn until interrupted."""
     import uvicorn
@@ -262,6 +347,10 @@ def run(args: argparse.Namespace) -> int:
     if args.log_level != "debug":
         # httpx logs every upstream call (full URL) at INFO; the server logs failures itself.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    problem = pair_flags_problem(args)
+    if problem:
+        print(f"routellm-jax serve: {problem}", file=sys.stderr)
+        return 2
     strong_key = _key_from_env(args.strong_api_key_env, "--strong-api-key-env")
     weak_key = _key_from_env(args.weak_api_key_env, "--weak-api-key-env")
     keys = client_keys(args.api_keys_file, args.api_keys_env)
@@ -274,12 +363,35 @@ def run(args: argparse.Namespace) -> int:
         except UpstreamTableError as err:
             print(f"routellm-jax serve: --upstreams {err}", file=sys.stderr)
             return 2
+    from routellm_jax.serve.tenants import (
+        CalibrationConfigError,
+        PromptSet,
+        parse_calibration_flag,
+        read_prompt_file,
+    )
+
+    try:
+        calibrations = tuple(parse_calibration_flag(c) for c in args.calibrations)
+        spend_reference = None
+        if args.spend_reference is not None:
+            prompts = read_prompt_file(args.spend_reference)
+            spend_reference = PromptSet(
+                "spend-reference", prompts, f"{args.spend_reference} ({len(prompts)} prompts)"
+            )
+    except CalibrationConfigError as err:
+        print(f"routellm-jax serve: {err}", file=sys.stderr)
+        return 2
+    pair = args.strong_model is not None
     try:
         from routellm_jax.serve.budget import ControllerSettings
 
         settings = ServeSettings(
-            strong=Upstream("strong", args.strong_model, args.strong_base_url, strong_key),
-            weak=Upstream("weak", args.weak_model, args.weak_base_url, weak_key),
+            strong=(
+                Upstream("strong", args.strong_model, args.strong_base_url, strong_key)
+                if pair
+                else None
+            ),
+            weak=Upstream("weak", args.weak_model, args.weak_base_url, weak_key) if pair else None,
             route_on=args.route_on,
             batch_window_ms=args.batch_window_ms,
             max_batch=args.max_batch,
@@ -296,6 +408,8 @@ def run(args: argparse.Namespace) -> int:
             upstream_table=table,
             share_control=args.share_control,
             share_controller=ControllerSettings(window=args.share_window),
+            spend_reference=spend_reference,
+            calibrations=calibrations,
         )
     except ValueError as err:
         print(f"routellm-jax serve: {err}", file=sys.stderr)
@@ -305,6 +419,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # e.g. --router-precision bfloat16 for a router with no encoder
         print(f"routellm-jax serve: {err}", file=sys.stderr)
         return 2
+    if table is not None and spend_reference is None:
+        settings = dataclasses.replace(settings, spend_reference=card_reference(routers))
     if not keys and not is_loopback(args.host):
         logging.getLogger("routellm_jax.serve").warning(
             f"\n{'!' * 78}\n"

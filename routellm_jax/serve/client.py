@@ -23,10 +23,21 @@ Example::
     )
     print(reply.model, reply.choices[0].message.content)
 
-Among N models, give an upstream table (:mod:`routellm_jax.serve.n_model`) and its clients (by
-name; ``None`` builds ``openai.OpenAI(base_url=..., api_key=...)`` from the table), then name a
-policy: ``model="router-irt-mix-minilm:budget=0.004"`` (or ``:floor=0.8``, ``:tradeoff=0.5``).
-``router-<name>@<share>`` names run the same online share controller as the server
+Among N models, give the server's upstream table (a :class:`~routellm_jax.serve.n_model.
+UpstreamTable` or the path of its JSON file) and, optionally, its clients by name (``None``
+builds ``openai.OpenAI(base_url=..., api_key=...)`` from the table); the strong/weak arguments
+may then be left out. Name a policy: ``model="router-irt-mix-minilm:budget=0.004"`` (or
+``:floor=0.8``, ``:tradeoff=0.5``), or a budget target per 1,000 requests,
+``router-irt-mix-minilm:spend=3.0``, which needs ``spend_reference`` prompts to start from::
+
+    controller = Controller(
+        routers=["irt-mix-minilm"],
+        upstream_table="upstreams.json",
+        spend_reference=reference_prompts,  # e.g. a sample of your traffic
+    )
+    controller.chat.completions.create(model="router-irt-mix-minilm:spend=3.0", messages=...)
+
+``router-<name>@<share>`` and ``:spend=`` names run the same online controllers as the server
 (:mod:`routellm_jax.serve.budget`) unless ``share_control=False``.
 """
 
@@ -36,13 +47,22 @@ import asyncio
 import dataclasses
 import inspect
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from routellm_jax.serve.budget import ControllerSettings, ShareController, reference_table
+from routellm_jax.eval.policy import Policy
+from routellm_jax.serve.budget import (
+    ControllerSettings,
+    ShareController,
+    SpendController,
+    lambda_for_spend,
+    reference_table,
+    spread,
+)
 from routellm_jax.serve.n_model import (
     ModelUpstream,
     NModelDecision,
@@ -50,6 +70,7 @@ from routellm_jax.serve.n_model import (
     UpstreamTable,
     decide_n_model,
     parse_n_model,
+    read_upstream_table,
 )
 from routellm_jax.serve.pairs import ScoredPair, scored_pair
 from routellm_jax.serve.routing import (
@@ -200,13 +221,19 @@ class Controller:
     ``acreate``); ``None`` builds ``openai.OpenAI()`` from the environment. ``fallback="other"``
     sends a call whose client failed (connection, timeout, 5xx, 429, after the client's own
     retries) to the other model. ``model_counts[router][model]`` counts decisions.
+
+    ``upstream_table`` (an :class:`~routellm_jax.serve.n_model.UpstreamTable` or the path of the
+    server's JSON table) enables the N-model names; ``strong_model``/``weak_model`` may then be
+    left out. ``spend_reference``: prompts the ``:spend=`` names' controllers start from (at most
+    :data:`~routellm_jax.serve.budget.SPEND_REFERENCE_PROMPTS` of them, evenly spaced, are
+    scored on first use).
     """
 
     def __init__(
         self,
         routers: Mapping[str, RouterLike] | Sequence[str | RouterLike],
-        strong_model: str,
-        weak_model: str,
+        strong_model: str | None = None,
+        weak_model: str | None = None,
         strong_client: Any = None,
         weak_client: Any = None,
         *,
@@ -214,11 +241,20 @@ class Controller:
         fallback: Literal["other", "error"] = "error",
         router_strong: str | None = None,
         router_weak: str | None = None,
-        upstream_table: UpstreamTable | None = None,
+        upstream_table: UpstreamTable | str | os.PathLike[str] | None = None,
         table_clients: Mapping[str, Any] | None = None,
         share_control: bool = True,
         share_controller: ControllerSettings | None = None,
+        spend_reference: Sequence[str] | None = None,
     ) -> None:
+        if isinstance(upstream_table, (str, os.PathLike)):
+            upstream_table = read_upstream_table(upstream_table)  # errors name file and field
+        if (strong_model is None) != (weak_model is None):
+            raise ValueError("Controller: give both strong_model and weak_model, or neither")
+        if strong_model is None and upstream_table is None:
+            raise ValueError(
+                "Controller: give strong_model and weak_model, an upstream_table, or both"
+            )
         if route_on not in ROUTE_ON_CHOICES:
             raise ValueError(f"route_on must be one of {ROUTE_ON_CHOICES}, got {route_on!r}")
         if fallback not in ("other", "error"):
@@ -235,6 +271,7 @@ class Controller:
         self.scored_pairs: dict[str, ScoredPair] = {
             name: scored_pair(router, strong_model, weak_model, router_strong, router_weak)
             for name, router in self.routers.items()
+            if strong_model is not None
         }
         for pair in self.scored_pairs.values():
             if pair.warning:
@@ -251,6 +288,9 @@ class Controller:
         self.share_control = share_control
         self.share_controller = share_controller or ControllerSettings()
         self.controllers: dict[tuple[str, float], ShareController] = {}
+        self.spend_reference = tuple(spend_reference or ())
+        self._spend_rows: dict[str, tuple[Any, Any]] = {}  # router -> reference (quality, cost)
+        self.spend_controllers: dict[tuple[str, float], SpendController] = {}
         # The OpenAI SDK's shape: controller.chat.completions.create(...)
         self.chat = SimpleNamespace(
             completions=SimpleNamespace(create=self.completion, acreate=self.acompletion)
@@ -331,10 +371,46 @@ class Controller:
         price_text = (
             messages if isinstance(messages, str) else routing_prompt(messages, "conversation")
         )
+        realised = None
+        if spec.spend_per_1k is not None:
+            controller, lam = self._spend(spec)
+            if controller is not None:
+                with self._lock:  # the trade-off this decision uses, then the update
+                    lam = controller.tradeoff
+                    controller.decide(row, table.costs([price_text], None)[0])
+                    realised = controller.realised_per_1k
+            spec = dataclasses.replace(spec, policy=Policy("tradeoff", lam))
         decision = decide_n_model(spec, table, row, price_text, None, 0.0)
+        decision.spend_realised_per_1k = realised
         with self._lock:
             self.model_counts[spec.router][decision.upstream.model] += 1
         return decision
+
+    def _spend(self, spec: NModelSpec) -> tuple[SpendController | None, float]:
+        """The spend controller of a ``:spend=`` name (None with ``share_control`` off) and the
+        reference's trade-off for its target, from the reference prompts scored on first use."""
+        if not self.spend_reference:
+            raise RoutingError(
+                "router-<name>:spend=<target> needs reference prompts to start from: give the "
+                "Controller spend_reference=[...]",
+                param="model",
+            )
+        with self._lock:
+            if spec.router not in self._spend_rows:
+                prompts = spread(self.spend_reference)
+                table = self.upstream_table
+                quality = self.routers[spec.router].model_quality(prompts, table.names)
+                self._spend_rows[spec.router] = (quality, table.costs(prompts, None))
+            quality, cost = self._spend_rows[spec.router]
+            key = (spec.router, spec.spend_per_1k)
+            if not self.share_control:
+                return None, lambda_for_spend(quality, cost, spec.spend_per_1k / 1000.0)
+            if key not in self.spend_controllers:
+                self.spend_controllers[key] = SpendController(
+                    spec.spend_per_1k, quality, cost, self.share_controller
+                )
+            controller = self.spend_controllers[key]
+            return controller, controller.tradeoff
 
     def route(
         self,
@@ -361,6 +437,12 @@ class Controller:
             raise RoutingError("the prompt has no text to route on")
         if n_spec is not None:
             return self._route_n(n_spec, messages, prompt)
+        if not self.scored_pairs:
+            raise RoutingError(
+                "this Controller has no strong/weak models, only an upstream table: name a "
+                "policy (router-<name>:budget=..., :floor=..., :tradeoff=... or :spend=...)",
+                param="model",
+            )
         chosen = self.routers[spec.router]
         win_rate = float(
             chosen.win_rate(

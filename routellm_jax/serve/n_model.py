@@ -23,8 +23,11 @@ sent upstream (default: ``name``), ``api_key_env`` the environment variable hold
 
 A request selects the N-model policy by its ``model`` field: ``router-<name>:budget=<cost>``
 (highest expected quality costing at most that per request), ``router-<name>:floor=<q>``
-(cheapest model whose expected quality reaches ``q``) or ``router-<name>:tradeoff=<lambda>``;
-the router chooses among every model of the table.
+(cheapest model whose expected quality reaches ``q``), ``router-<name>:tradeoff=<lambda>``, or
+``router-<name>:spend=<cost per 1,000 requests>``: the trade-off policy with lambda moved online
+so that realised spend per 1,000 requests stays at that target
+(:class:`routellm_jax.serve.budget.SpendController`); the router chooses among every model of the
+table.
 """
 
 from __future__ import annotations
@@ -53,11 +56,13 @@ from routellm_jax.eval.policy import (
 )
 from routellm_jax.serve.routing import RoutingError
 
-# Model-name suffix -> policy kind. A batch budget has no meaning for one request, so it is not here.
+# Model-name suffix -> policy kind. A batch budget has no meaning for one request, so it is not here;
+# ``spend`` is the trade-off policy under the online spend controller.
 POLICY_NAMES: dict[str, str] = {
     "budget": "budget",
     "floor": "quality_floor",
     "tradeoff": "tradeoff",
+    "spend": "tradeoff",
 }
 _FIELDS = ("name", "base_url", "api_key_env", "model", "price")
 
@@ -116,6 +121,7 @@ class UpstreamTable:
 
     upstreams: tuple[ModelUpstream, ...]
     output_tokens: float = DEFAULT_OUTPUT_TOKENS
+    source: str = "upstream table"  # what errors name: the file it was read from
 
     def __post_init__(self) -> None:
         names = [u.name for u in self.upstreams]
@@ -127,6 +133,10 @@ class UpstreamTable:
     @property
     def names(self) -> list[str]:
         return [u.name for u in self.upstreams]
+
+    def locate(self, name: str) -> str:
+        """Where a model's entry is, for errors: ``FILE: upstreams[i].name``."""
+        return f"{self.source}: upstreams[{self.names.index(name)}].name"
 
     def secrets(self) -> list[str | None]:
         """Every key of the table (for the server's redactor)."""
@@ -210,7 +220,7 @@ def upstream_table_from_json(
                 )
         upstreams.append(ModelUpstream(name, model, base_url, price, key))
     try:
-        return UpstreamTable(tuple(upstreams), float(output_tokens))
+        return UpstreamTable(tuple(upstreams), float(output_tokens), source)
     except UpstreamTableError as err:
         raise UpstreamTableError(f"{source}: {err}") from None
 
@@ -242,6 +252,8 @@ class NModelSpec:
 
     router: str
     policy: Policy
+    # ``:spend=`` names: the target per 1,000 requests; the policy's lambda is the controller's.
+    spend_per_1k: float | None = None
 
 
 def parse_n_model(model: Any, routers: Sequence[str]) -> NModelSpec | None:
@@ -249,8 +261,10 @@ def parse_n_model(model: Any, routers: Sequence[str]) -> NModelSpec | None:
     two-model names), :class:`RoutingError` for a policy name or value that is wrong.
 
     Example:
-        >>> parse_n_model("router-irt-mix-minilm:floor=0.8", ["irt-mix-minilm"])
-        NModelSpec(router='irt-mix-minilm', policy=Policy(kind='quality_floor', value=0.8, resolution=2000))
+        >>> parse_n_model("router-irt-mix-minilm:floor=0.8", ["irt-mix-minilm"]).policy
+        Policy(kind='quality_floor', value=0.8, resolution=2000)
+        >>> parse_n_model("router-irt-mix-minilm:spend=3.5", ["irt-mix-minilm"]).spend_per_1k
+        3.5
         >>> parse_n_model("router-irt-mix-minilm@0.3", ["irt-mix-minilm"]) is None
         True
     """
@@ -268,7 +282,12 @@ def parse_n_model(model: Any, routers: Sequence[str]) -> NModelSpec | None:
     if not eq or kind not in POLICY_NAMES:
         raise RoutingError(f"model {model!r}: use {form}", param="model")
     try:
-        return NModelSpec(head, Policy(POLICY_NAMES[kind], float(text)))
+        value = float(text)
+        if kind == "spend":
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"a spend target per 1,000 requests must be > 0, got {text}")
+            return NModelSpec(head, Policy("tradeoff", 0.0), spend_per_1k=value)
+        return NModelSpec(head, Policy(POLICY_NAMES[kind], value))
     except ValueError as err:
         raise RoutingError(f"model {model!r}: {err}", param="model") from None
 
@@ -286,6 +305,9 @@ class NModelDecision:
     candidates: dict[str, float]
     fallback: ModelUpstream | None
     router_s: float
+    # ``:spend=`` names: the target, and the controller's realised spend (per 1,000 requests).
+    spend_target_per_1k: float | None = None
+    spend_realised_per_1k: float | None = None
 
     @property
     def reason(self) -> str:
@@ -293,7 +315,13 @@ class NModelDecision:
 
     def headers(self) -> dict[str, str]:
         """The ``x-routellm-*`` headers saying which model was chosen and why."""
+        spend = {}
+        if self.spend_target_per_1k is not None:
+            spend["x-routellm-spend-target"] = repr(self.spend_target_per_1k)
+        if self.spend_realised_per_1k is not None:
+            spend["x-routellm-spend-realised"] = repr(self.spend_realised_per_1k)
         return {
+            **spend,
             "server-timing": f"router;dur={self.router_s * 1000:.3f}",
             "x-routellm-router": self.router,
             "x-routellm-policy": self.policy.describe(),
@@ -317,6 +345,8 @@ class NModelDecision:
             "within_budget": self.within_budget,
             "reason": self.reason,
             "candidates": self.candidates,
+            "spend_target_per_1k": self.spend_target_per_1k,
+            "spend_realised_per_1k": self.spend_realised_per_1k,
         }
 
 
@@ -355,4 +385,5 @@ def decide_n_model(
         candidates={n: float(q) for n, q in zip(table.names, quality[0])},
         fallback=fallback,
         router_s=router_s,
+        spend_target_per_1k=spec.spend_per_1k,
     )

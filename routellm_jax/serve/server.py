@@ -57,6 +57,7 @@ from typing import Any, Literal
 
 import certifi
 import httpx
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -71,8 +72,17 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routellm_jax.api import PromptError
+from routellm_jax.eval.policy import Policy
 from routellm_jax.serve.batching import MicroBatcher, QueueFull
-from routellm_jax.serve.budget import ControllerSettings, ShareController, reference_table
+from routellm_jax.serve.budget import (
+    ControllerSettings,
+    ReferenceTable,
+    ShareController,
+    SpendController,
+    lambda_for_spend,
+    reference_table,
+    spread,
+)
 from routellm_jax.serve.n_model import (
     ModelUpstream,
     NModelDecision,
@@ -94,6 +104,12 @@ from routellm_jax.serve.routing import (
     parse_model,
     routing_prompt,
 )
+from routellm_jax.serve.tenants import (
+    CALIBRATION_HEADER,
+    PromptSet,
+    fit_calibration,
+    reference_from_calibration,
+)
 
 logger = logging.getLogger("routellm_jax.serve")
 
@@ -112,7 +128,8 @@ _MAX_ERROR_BODY = 64 * 1024
 # strict UTF-8, so bodies without one skip the walk over every string.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 # Share controllers (and their metric labels) per server: shares come from clients' model names,
-# so past this many distinct (router, share) pairs new ones use the calibrated threshold.
+# so past this many distinct (router, share) pairs new ones use the calibrated threshold. The same
+# bound holds for spend controllers (past it, new targets use the reference's fixed trade-off).
 MAX_SHARE_CONTROLLERS = 64
 
 
@@ -155,6 +172,9 @@ class ServeSettings:
     ``router_strong``/``router_weak`` name the pair in the router's own model table (multi-model
     routers such as MF score any pair); ``None`` uses the router's default pair.
 
+    ``strong``/``weak`` may both be left out when an ``upstream_table`` is given: the server then
+    serves the N-model names only.
+
     Example:
         >>> s = ServeSettings(Upstream("strong", "big", "http://127.0.0.1:1/v1"),
         ...                   Upstream("weak", "small", "http://127.0.0.1:2/v1"))
@@ -162,8 +182,8 @@ class ServeSettings:
         ('other', 1)
     """
 
-    strong: Upstream
-    weak: Upstream
+    strong: Upstream | None = None
+    weak: Upstream | None = None
     route_on: RouteOn = "last"
     batch_window_ms: float = 5.0
     max_batch: int = 64
@@ -183,12 +203,29 @@ class ServeSettings:
     upstream_table: UpstreamTable | None = None
     # router-<name>@<share> requests: an online controller keeps the realised strong share at
     # the target as traffic drifts (routellm_jax.serve.budget); False: the calibrated threshold.
+    # and router-<name>:spend=<target> requests keep spend per 1,000 requests at the target
+    # (routellm_jax.serve.budget.SpendController); False: the reference's fixed trade-off.
     share_control: bool = True
     share_controller: ControllerSettings = ControllerSettings()
+    # Prompts the spend controllers start from (the card's calibration reference set, or a file);
+    # without them (and without a calibration header) :spend= names are refused.
+    spend_reference: PromptSet | None = None
+    # Named calibration sets a request picks by the x-routellm-calibration header
+    # (routellm_jax.serve.tenants).
+    calibrations: tuple[PromptSet, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.strong.role != "strong" or self.weak.role != "weak":
+        if (self.strong is None) != (self.weak is None):
+            raise ValueError("ServeSettings: give both strong and weak upstreams, or neither")
+        if self.strong is None and self.upstream_table is None:
+            raise ValueError(
+                "ServeSettings: give strong and weak upstreams, an upstream table, or both"
+            )
+        if self.strong is not None and (self.strong.role != "strong" or self.weak.role != "weak"):
             raise ValueError("ServeSettings: strong/weak upstreams must have roles strong/weak")
+        names = [c.name for c in self.calibrations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ServeSettings: calibration names repeat: {names}")
         if self.route_on not in ROUTE_ON_CHOICES:
             raise ValueError(f"route_on must be one of {ROUTE_ON_CHOICES}, got {self.route_on!r}")
         if self.fallback not in ("other", "error"):
@@ -208,9 +245,30 @@ class ServeSettings:
             if not isinstance(key, str) or not key or any(c.isspace() for c in key):
                 raise ValueError("client_api_keys must be non-empty strings without spaces")
 
+    @property
+    def has_pair(self) -> bool:
+        """Whether the two-model names are served (strong and weak upstreams are configured)."""
+        return self.strong is not None
+
     def upstream(self, role: Role) -> Upstream:
         """The strong or weak upstream."""
-        return self.strong if role == "strong" else self.weak
+        up = self.strong if role == "strong" else self.weak
+        if up is None:
+            raise RoutingError(_NO_PAIR, param="model")
+        return up
+
+    def describe_pair(self) -> str:
+        """The strong and weak upstreams in words (logs), or that there are none."""
+        if self.strong is None:
+            return "no strong/weak upstreams (N-model names only)"
+        return f"strong={self.strong.describe()}, weak={self.weak.describe()}"
+
+
+_NO_PAIR = (
+    "this server has no strong/weak upstreams, only an upstream table: name a policy "
+    "(router-<name>:budget=<cost>, :floor=<quality>, :tradeoff=<lambda> or :spend=<cost per "
+    "1,000 requests>)"
+)
 
 
 def _char_forms(ch: str) -> str:
@@ -347,26 +405,53 @@ class ServeMetrics:
         self.share_target = Gauge(
             "routellm_share_target",
             "Strong share a router@share model name asks for (online share controller).",
-            ["router", "target"],
+            ["router", "target", "calibration"],
             registry=r,
         )
         self.share_realised = Gauge(
             "routellm_share_realised",
             "Strong share of the controller's last window of decisions.",
-            ["router", "target"],
+            ["router", "target", "calibration"],
             registry=r,
         )
         self.share_threshold = Gauge(
             "routellm_share_threshold",
             "The controller's current win-rate threshold.",
-            ["router", "target"],
+            ["router", "target", "calibration"],
             registry=r,
         )
         self.score_psi = Gauge(
             "routellm_score_psi",
             "Drift gauge: population stability index of the live scores in the controller's "
             "window against the router's calibration reference (above 0.25: a warning is logged).",
-            ["router", "target"],
+            ["router", "target", "calibration"],
+            registry=r,
+        )
+        spend_labels = ["router", "target", "calibration"]
+        self.spend_target = Gauge(
+            "routellm_spend_target",
+            "Spend per 1,000 requests a router:spend=<target> model name asks for.",
+            spend_labels,
+            registry=r,
+        )
+        self.spend_realised = Gauge(
+            "routellm_spend_realised",
+            "Spend per 1,000 requests of the spend controller's last window of decisions.",
+            spend_labels,
+            registry=r,
+        )
+        self.spend_tradeoff = Gauge(
+            "routellm_spend_tradeoff",
+            "The spend controller's current trade-off weight (the policy's lambda).",
+            spend_labels,
+            registry=r,
+        )
+        self.spend_psi = Gauge(
+            "routellm_spend_psi",
+            "Drift gauge: population stability index of the live quality gaps (best candidate's "
+            "expected quality less the cheapest's) in the spend controller's window against the "
+            "reference prompts' (above 0.25: a warning is logged).",
+            spend_labels,
             registry=r,
         )
         self.batch_size = Histogram(
@@ -434,16 +519,24 @@ class _Decision:
 class _State:
     """Everything that lives for one run of the app (created in its lifespan, in its loop)."""
 
-    def __init__(self, routers: Mapping[str, RouterLike], settings: ServeSettings, metrics):
+    def __init__(
+        self,
+        routers: Mapping[str, RouterLike],
+        settings: ServeSettings,
+        metrics,
+        tenant_tables: Mapping[tuple[str, str], ReferenceTable] | None = None,
+    ) -> None:
         self.routers = routers
         self.settings = settings
         self.metrics: ServeMetrics = metrics
         self.pairs = scored_pairs(routers, settings)
+        # (calibration name, router) -> the tenant's calibration table (fitted at start-up).
+        self.tenant_tables = dict(tenant_tables or {})
         table = settings.upstream_table
         self.redact = _Redactor(
             [
-                settings.strong.api_key,
-                settings.weak.api_key,
+                settings.strong.api_key if settings.strong else None,
+                settings.weak.api_key if settings.weak else None,
                 *settings.client_api_keys,
                 *(table.secrets() if table else []),
             ]
@@ -461,6 +554,7 @@ class _State:
                 max_queue=settings.max_queue,
             )
             for name, router in routers.items()
+            if name in self.pairs
         }
         for name, batcher in self.batchers.items():
             metrics.waiting.labels(router=name).set_function(lambda b=batcher: b.waiting)
@@ -501,13 +595,54 @@ class _State:
         self.clients = {
             role: clients_of(up)
             for role, up in (("strong", settings.strong), ("weak", settings.weak))
+            if up is not None
         }
         # The table's models, by name (their own label in metrics: role=<name>).
         self.table_clients = {u.name: clients_of(u) for u in (table.upstreams if table else ())}
         self._next_client = itertools.count()
-        self.threshold_cache: dict[tuple[str, float], float] = {}
-        self.controllers: dict[tuple[str, float], ShareController] = {}
+        self.threshold_cache: dict[tuple[str, float, str], float] = {}
+        self.controllers: dict[tuple[str, float, str], ShareController] = {}
+        # Spend control: reference rows per (router, calibration name or ""), scored once in the
+        # background from start-up; controllers and fixed trade-offs per (router, target, name).
+        self.spend_references: dict[tuple[str, str], asyncio.Task] = {}
+        self.spend_controllers: dict[tuple[str, float, str], SpendController] = {}
+        self.fixed_tradeoffs: dict[tuple[str, float, str], float] = {}
         self.started = int(time.time())
+
+    def start_spend_references(self) -> None:
+        """Score the spend reference prompts (and each calibration set) for every router that
+        ranks the upstream table, in the background, so the first :spend= request does not wait
+        for all of it."""
+        sets = {"": self.settings.spend_reference} | {c.name: c for c in self.settings.calibrations}
+        for router in self.n_batchers:
+            for tenant, prompt_set in sets.items():
+                if prompt_set is not None:
+                    task = asyncio.ensure_future(self._score_reference(router, prompt_set))
+                    self.spend_references[(router, tenant)] = task
+
+    async def _score_reference(
+        self, router: str, prompt_set: PromptSet
+    ) -> tuple[np.ndarray, np.ndarray]:
+        table = self.settings.upstream_table
+        prompts = spread(prompt_set.prompts)
+        loop = asyncio.get_running_loop()
+        quality = await loop.run_in_executor(
+            self.executor, self.routers[router].model_quality, prompts, table.names
+        )
+        return np.asarray(quality, np.float64), table.costs(prompts, None)
+
+    async def spend_reference(self, router: str, tenant: str) -> tuple[np.ndarray, np.ndarray]:
+        """The reference (quality, cost) rows a spend controller starts from."""
+        task = self.spend_references.get((router, tenant))
+        if task is None:
+            raise RoutingError(
+                "router-<name>:spend=<target> needs reference prompts to start from, and this "
+                "server has none (start it with --spend-reference FILE, or send a "
+                f"{CALIBRATION_HEADER} header naming one of its calibration sets)",
+                param="model",
+            )
+        # Shielded: a client that leaves must not cancel the scoring every later request needs.
+        return await asyncio.shield(task)
 
     def _batch_fn(self, router: RouterLike, pair: ScoredPair):
         strong, weak = pair.strong, pair.weak
@@ -532,6 +667,8 @@ class _State:
         return observe
 
     async def aclose(self) -> None:
+        for task in self.spend_references.values():
+            task.cancel()
         for batcher in [*self.batchers.values(), *self.n_batchers.values()]:
             await batcher.close()
         for clients in [*self.clients.values(), *self.table_clients.values()]:
@@ -541,25 +678,32 @@ class _State:
 
     # --- routing ---------------------------------------------------------------------------
 
-    def threshold(self, spec: RouteSpec) -> float:
+    def threshold(self, spec: RouteSpec, tenant: str = "") -> float:
+        """The fixed threshold of a name: as given, or the share's from the card's calibration
+        table (or the named tenant's)."""
         if spec.threshold is not None:
             return spec.threshold
-        key = (spec.router, spec.strong_share)
+        key = (spec.router, spec.strong_share, tenant)
         if key not in self.threshold_cache:
-            pair = self.pairs[spec.router]
-            self.threshold_cache[key] = spec.resolve_threshold(
-                self.routers[spec.router], pair.strong, pair.weak
-            )
+            if tenant:
+                table = self.tenant_tables[(tenant, spec.router)]
+                self.threshold_cache[key] = table.threshold(spec.strong_share)
+            else:
+                pair = self.pairs[spec.router]
+                self.threshold_cache[key] = spec.resolve_threshold(
+                    self.routers[spec.router], pair.strong, pair.weak
+                )
         return self.threshold_cache[key]
 
-    def controller(self, spec: RouteSpec) -> ShareController | None:
+    def controller(self, spec: RouteSpec, tenant: str = "") -> ShareController | None:
         """The share controller of a ``router@share`` name (made on first use, started from the
-        router's calibration table); None for fixed thresholds or with ``share_control`` off."""
+        router's calibration table, or the named tenant's); None for fixed thresholds or with
+        ``share_control`` off."""
         if spec.strong_share is None or not self.settings.share_control:
             return None
         if not 0.0 < spec.strong_share < 1.0:  # 0 and 1 need no control: none or all go strong
             return None
-        key = (spec.router, spec.strong_share)
+        key = (spec.router, spec.strong_share, tenant)
         if key not in self.controllers:
             if len(self.controllers) >= MAX_SHARE_CONTROLLERS:
                 return None
@@ -571,23 +715,35 @@ class _State:
                     router, s.router_strong, s.router_weak
                 )
 
-            reference = reference_table(at)
+            if tenant:
+                reference = self.tenant_tables[(tenant, spec.router)]
+            else:
+                reference = reference_table(at)
             self.controllers[key] = ShareController(
                 spec.strong_share, reference, s.share_controller
             )
         return self.controllers[key]
 
-    def _export(self, spec: RouteSpec, controller: ShareController) -> None:
-        labels = {"router": spec.router, "target": repr(spec.strong_share)}
+    def _export(self, spec: RouteSpec, controller: ShareController, tenant: str) -> None:
+        labels = {"router": spec.router, "target": repr(spec.strong_share), "calibration": tenant}
         self.metrics.share_target.labels(**labels).set(controller.target)
         self.metrics.share_realised.labels(**labels).set(controller.realised_share)
         self.metrics.share_threshold.labels(**labels).set(controller.threshold)
         self.metrics.score_psi.labels(**labels).set(controller.psi)
 
-    async def decide(self, spec: RouteSpec, prompts: list[str], endpoint: str) -> list[_Decision]:
+    async def decide(
+        self, spec: RouteSpec, prompts: list[str], endpoint: str, tenant: str = ""
+    ) -> list[_Decision]:
         """One decision per prompt; all prompts enter the router's queue at once, or none."""
-        controller = self.controller(spec)
-        threshold = self.threshold(spec) if controller is None else controller.threshold
+        if spec.router not in self.batchers:
+            raise RoutingError(_NO_PAIR, param="model")
+        if tenant and (tenant, spec.router) not in self.tenant_tables:
+            raise RoutingError(
+                f"calibration {tenant!r} has no table for router {spec.router!r}",
+                param=CALIBRATION_HEADER,
+            )
+        controller = self.controller(spec, tenant)
+        threshold = self.threshold(spec, tenant) if controller is None else controller.threshold
         start = time.perf_counter()
         win_rates = await self.batchers[spec.router].submit_many(prompts)
         router_s = time.perf_counter() - start
@@ -597,7 +753,7 @@ class _State:
             if controller is not None:  # the threshold this decision uses, then the update
                 threshold = controller.threshold
                 strong = controller.decide(win_rate)
-                self._export(spec, controller)
+                self._export(spec, controller, tenant)
             else:
                 strong = choose_strong(win_rate, threshold)
             role: Role = "strong" if strong else "weak"
@@ -627,8 +783,10 @@ class _State:
         price_texts: list[str],
         output_tokens: float | None,
         endpoint: str,
+        tenant: str = "",
     ) -> list[NModelDecision]:
-        """One N-model decision per prompt (:mod:`.n_model`); all prompts queue at once."""
+        """One N-model decision per prompt (:mod:`.n_model`); all prompts queue at once.
+        ``:spend=`` names use the spend controller's trade-off, then update it."""
         table = self.settings.upstream_table
         if table is None:
             raise RoutingError(
@@ -644,18 +802,68 @@ class _State:
                 "(irt, mf or sw_ranking)",
                 param="model",
             )
+        controller, fixed = None, None
+        if spec.spend_per_1k is not None:
+            ref_quality, ref_cost = await self.spend_reference(spec.router, tenant)
+            controller = self.spend_controller(spec, tenant, ref_quality, ref_cost)
+            if controller is None:
+                fixed = self.fixed_tradeoff(spec, tenant, ref_quality, ref_cost)
         start = time.perf_counter()
         rows = await batcher.submit_many(prompts)
         router_s = time.perf_counter() - start
         decisions = []
         for row, text in zip(rows, price_texts):
             self.metrics.router_latency.labels(router=spec.router).observe(router_s)
+            realised = None
+            if controller is not None:  # the trade-off this decision uses, then the update
+                lam = controller.tradeoff
+                controller.decide(row, table.costs([text], output_tokens)[0])
+                realised = controller.realised_per_1k
+                self._export_spend(spec, controller, tenant)
+                spec = dataclasses.replace(spec, policy=Policy("tradeoff", lam))
+            elif fixed is not None:
+                spec = dataclasses.replace(spec, policy=Policy("tradeoff", fixed))
             d = decide_n_model(spec, table, row, text, output_tokens, router_s)
+            d.spend_realised_per_1k = realised
             self.metrics.routed.labels(
                 router=spec.router, model=d.upstream.model, role=d.upstream.name, endpoint=endpoint
             ).inc()
             decisions.append(d)
         return decisions
+
+    def spend_controller(
+        self, spec: NModelSpec, tenant: str, ref_quality: np.ndarray, ref_cost: np.ndarray
+    ) -> SpendController | None:
+        """The spend controller of a ``:spend=`` name (made on first use from the reference
+        rows); None with ``share_control`` off or past :data:`MAX_SHARE_CONTROLLERS`."""
+        if not self.settings.share_control:
+            return None
+        key = (spec.router, spec.spend_per_1k, tenant)
+        if key not in self.spend_controllers:
+            if len(self.spend_controllers) >= MAX_SHARE_CONTROLLERS:
+                return None
+            self.spend_controllers[key] = SpendController(
+                spec.spend_per_1k, ref_quality, ref_cost, self.settings.share_controller
+            )
+        return self.spend_controllers[key]
+
+    def fixed_tradeoff(
+        self, spec: NModelSpec, tenant: str, ref_quality: np.ndarray, ref_cost: np.ndarray
+    ) -> float:
+        """The trade-off meeting the spend target on the reference, never moved."""
+        key = (spec.router, spec.spend_per_1k, tenant)
+        if key not in self.fixed_tradeoffs:
+            self.fixed_tradeoffs[key] = lambda_for_spend(
+                ref_quality, ref_cost, spec.spend_per_1k / 1000.0
+            )
+        return self.fixed_tradeoffs[key]
+
+    def _export_spend(self, spec: NModelSpec, controller: SpendController, tenant: str) -> None:
+        labels = {"router": spec.router, "target": repr(spec.spend_per_1k), "calibration": tenant}
+        self.metrics.spend_target.labels(**labels).set(controller.target_per_1k)
+        self.metrics.spend_realised.labels(**labels).set(controller.realised_per_1k)
+        self.metrics.spend_tradeoff.labels(**labels).set(controller.tradeoff)
+        self.metrics.spend_psi.labels(**labels).set(controller.psi)
 
     # --- forwarding ------------------------------------------------------------------------
 
@@ -924,7 +1132,10 @@ def _cap_max_tokens(body: dict[str, Any], cap: int | None) -> dict[str, Any]:
 
 
 def scored_pairs(routers: Mapping[str, RouterLike], settings: ServeSettings) -> dict:
-    """Router name -> :class:`~routellm_jax.serve.pairs.ScoredPair` for the served upstreams."""
+    """Router name -> :class:`~routellm_jax.serve.pairs.ScoredPair` for the served upstreams
+    (none when the server has no strong/weak upstreams)."""
+    if not settings.has_pair:
+        return {}
     return {
         name: scored_pair(
             router,
@@ -935,6 +1146,25 @@ def scored_pairs(routers: Mapping[str, RouterLike], settings: ServeSettings) -> 
         )
         for name, router in routers.items()
     }
+
+
+def fit_tenant_tables(
+    routers: Mapping[str, RouterLike],
+    pairs: Mapping[str, ScoredPair],
+    calibrations: tuple[PromptSet, ...],
+) -> dict[tuple[str, str], ReferenceTable]:
+    """(calibration name, router) -> the calibration table of the tenant's prompts on the pair
+    each router serves (:func:`routellm_jax.serve.tenants.fit_calibration`), for the share names;
+    scored once, at start-up."""
+    tables = {}
+    for prompt_set in calibrations:
+        for name, pair in pairs.items():
+            rates = routers[name].win_rate(
+                list(prompt_set.prompts), strong=pair.strong, weak=pair.weak
+            )
+            table = fit_calibration(rates, prompt_set, pair.strong or "", pair.weak or "")
+            tables[(prompt_set.name, name)] = reference_from_calibration(table)
+    return tables
 
 
 async def _labelled(forwarding: Any) -> tuple[httpx.Response, str]:
@@ -967,24 +1197,27 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             and callable(check)
             and callable(getattr(router, "model_quality", None))
         ):
-            try:
-                check(table.names)
-            except ValueError as err:  # an unknown name, with the router's closest names
-                raise ValueError(f"upstream table does not fit router {name!r}: {err}") from None
+            for model in table.names:
+                try:
+                    check([model])
+                except ValueError as err:  # an unknown name, with the router's closest names
+                    raise ValueError(
+                        f"{table.locate(model)}: does not fit router {name!r}: {err}"
+                    ) from None
     metrics = ServeMetrics()
     pairs = scored_pairs(routers, settings)
     for pair in pairs.values():
         if pair.warning:
             logger.warning(pair.warning)
+    tenant_tables = fit_tenant_tables(routers, pairs, settings.calibrations)
+    calibration_names = sorted(c.name for c in settings.calibrations)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = _State(routers, settings, metrics)
+        state = _State(routers, settings, metrics, tenant_tables)
+        state.start_spend_references()
         app.state.routellm = state
-        logger.info(
-            f"routing with {sorted(routers)}: strong={settings.strong.describe()}, "
-            f"weak={settings.weak.describe()}"
-        )
+        logger.info(f"routing with {sorted(routers)}: {settings.describe_pair()}")
         try:
             yield
         finally:
@@ -995,6 +1228,20 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
 
     def state_of(request: Request) -> _State:
         return request.app.state.routellm
+
+    def tenant_of(request: Request) -> str:
+        """The calibration set the request names in its header ("" for the card's own)."""
+        name = request.headers.get(CALIBRATION_HEADER)
+        if name is None:
+            return ""
+        if name not in calibration_names:
+            have = calibration_names or "none"
+            raise RoutingError(
+                f"{CALIBRATION_HEADER}: unknown calibration {name!r}; this server has {have}",
+                param=CALIBRATION_HEADER,
+                code="unknown_calibration",
+            )
+        return name
 
     # Added innermost first: counting sees every answer (401 and 413 too), and a request without
     # a valid key is refused before its body is read.
@@ -1016,10 +1263,10 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         return _error(400, str(exc), param=exc.param, code=exc.code)
 
     async def decide_or_raise(
-        state: _State, body: dict, endpoint: str, prompts: list[str], param: str
+        state: _State, body: dict, endpoint: str, prompts: list[str], param: str, tenant: str
     ) -> list[_Decision]:
         spec = parse_model(body.get("model"), list(routers))
-        return await guarded(spec.router, state.decide(spec, prompts, endpoint), param)
+        return await guarded(spec.router, state.decide(spec, prompts, endpoint, tenant), param)
 
     async def decide_n_or_raise(
         state: _State,
@@ -1029,10 +1276,11 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         prompts: list[str],
         price_texts: list[str],
         param: str,
+        tenant: str,
     ) -> list[NModelDecision]:
         asked = body.get("max_tokens", body.get("max_completion_tokens"))
         output_tokens = float(asked) if isinstance(asked, int) and asked > 0 else None
-        decide = state.decide_n(spec, prompts, price_texts, output_tokens, endpoint)
+        decide = state.decide_n(spec, prompts, price_texts, output_tokens, endpoint, tenant)
         return await guarded(spec.router, decide, param)
 
     async def guarded(router: str, decide: Any, param: str) -> Any:
@@ -1064,6 +1312,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
     async def chat_completions(request: Request) -> Response:
         """OpenAI chat completions, routed to the strong or weak upstream."""
         state = state_of(request)
+        tenant = tenant_of(request)
         body = _read_json_body(await request.body())
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
@@ -1072,7 +1321,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
         prompt = routing_prompt(body.get("messages"), settings.route_on)
         n_spec = parse_n_model(body.get("model"), list(routers))
         if n_spec is None:
-            (decision,) = await decide_or_raise(state, body, "chat", [prompt], "messages")
+            (decision,) = await decide_or_raise(state, body, "chat", [prompt], "messages", tenant)
             headers = decision.headers(settings)
             routed: str = decision.role
             upstream_of: Any = settings.upstream
@@ -1092,7 +1341,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             # Priced on the whole conversation's text: every message is input tokens.
             price_text = routing_prompt(body.get("messages"), "conversation")
             (chosen,) = await decide_n_or_raise(
-                state, n_spec, body, "chat", [prompt], [price_text], "messages"
+                state, n_spec, body, "chat", [prompt], [price_text], "messages", tenant
             )
             headers = chosen.headers()
             routed = chosen.upstream.name
@@ -1156,6 +1405,7 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
     async def route(request: Request) -> JSONResponse:
         """Body: ``model`` plus ``messages`` (chat shape), ``prompt`` (a string) or a list of them."""
         state = state_of(request)
+        tenant = tenant_of(request)
         body = _read_json_body(await request.body())
         if "messages" in body:
             prompts, single = [routing_prompt(body["messages"], settings.route_on)], True
@@ -1184,12 +1434,14 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             texts = prompts
             if "messages" in body:
                 texts = [routing_prompt(body["messages"], "conversation")]
-            chosen = await decide_n_or_raise(state, n_spec, body, "route", prompts, texts, param)
+            chosen = await decide_n_or_raise(
+                state, n_spec, body, "route", prompts, texts, param, tenant
+            )
             rows = [{"object": "routellm.route", **d.body()} for d in chosen]
             if single:
                 return JSONResponse(rows[0], headers=chosen[0].headers())
             return JSONResponse({"object": "list", "data": rows})
-        decisions = await decide_or_raise(state, body, "route", prompts, param)
+        decisions = await decide_or_raise(state, body, "route", prompts, param, tenant)
         out = [
             {
                 "object": "routellm.route",
@@ -1217,14 +1469,21 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
                 "created": state.started,
                 "owned_by": "routellm-jax",
                 "routellm": {
-                    "usage": f"router-{name}-<threshold> or router-{name}@<strong share>",
-                    "strong_model": settings.strong.model,
-                    "weak_model": settings.weak.model,
+                    **(
+                        {
+                            "usage": f"router-{name}-<threshold> or router-{name}@<strong share>",
+                            "strong_model": settings.strong.model,
+                            "weak_model": settings.weak.model,
+                        }
+                        if settings.has_pair
+                        else {}
+                    ),
                     **(
                         {
                             "n_model_usage": f"router-{name}:budget=<cost per request>, "
-                            f"router-{name}:floor=<expected quality> or "
-                            f"router-{name}:tradeoff=<lambda>",
+                            f"router-{name}:floor=<expected quality>, "
+                            f"router-{name}:tradeoff=<lambda> or "
+                            f"router-{name}:spend=<cost per 1,000 requests>",
                             "n_models": settings.upstream_table.names,
                         }
                         if name in state.n_batchers and settings.upstream_table
@@ -1243,8 +1502,9 @@ def create_app(routers: Mapping[str, RouterLike], settings: ServeSettings) -> Fa
             {
                 "status": "ok",
                 "routers": sorted(routers),
-                "strong": settings.strong.describe(),
-                "weak": settings.weak.describe(),
+                "strong": settings.strong.describe() if settings.strong else None,
+                "weak": settings.weak.describe() if settings.weak else None,
+                "calibrations": [c.describe() for c in settings.calibrations],
                 # The pair each router scores, and why when it is not the served one.
                 "scored_pairs": {
                     name: {"scored": pair.describe(), "warning": pair.warning}

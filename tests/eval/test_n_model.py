@@ -88,3 +88,18 @@ def test_routerbench_has_eleven_models_and_costs(data_dir) -> None:
     assert set(test.task) == set(N.ROUTERBENCH_TASKS)
     with pytest.raises(ValueError, match="split"):
         N.routerbench_n_model(data_dir, "dev")
+
+
+def test_unseen_prompts_drop_exact_and_near_duplicates_of_training_prompts() -> None:
+    prompts = ["What is 2+2?", "Name a prime.", "Sort this list.", "Translate hello."]
+    seen = ["  what is 2+2 ", "Sort the list please."]
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(4, 8)).astype(np.float32)
+    near = emb[2] + 0.01 * rng.normal(size=8)  # "Sort the list please." embeds next to prompt 2
+    seen_emb = np.stack([rng.normal(size=8), near]).astype(np.float32)
+    keep = N.unseen_prompts(prompts, seen, emb, seen_emb)
+    assert keep.tolist() == [False, True, False, True]  # exact (normalised), -, near, -
+    assert N.unseen_prompts(prompts, [], emb, np.zeros((0, 8), np.float32)).all()
+    held = _bench(n=4).rows(keep, "toy held out")
+    assert held.name == "toy held out" and held.prompts.tolist() == ["p1", "p3"]
+    assert held.correct.shape == (2, 3) and held.cost.shape == (2, 3)

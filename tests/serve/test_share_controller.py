@@ -166,7 +166,7 @@ def test_server_controls_share_names_and_exports_the_state(start_server) -> None
     fixed = router.win_rate(shifted) >= router.threshold_for_share(0.3)
     assert abs(realised - 0.3) <= 0.05 and fixed[WINDOW:].mean() > 0.5
     text = _metrics(server)
-    labels = 'router="shift",target="0.3"'
+    labels = 'calibration="",router="shift",target="0.3"'
     assert f"routellm_share_target{{{labels}}} 0.3" in text
     for name in ("routellm_share_realised", "routellm_share_threshold", "routellm_score_psi"):
         assert f"{name}{{{labels}}}" in text
