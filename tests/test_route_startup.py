@@ -16,9 +16,18 @@ import pytest
 
 from routellm_jax import paths
 
-# Packages only training, data preparation or the torch references need: the route path must not
-# import them (each costs a tenth of a second or more at every start).
-NOT_ON_ROUTE_PATH = ("optax", "pandas", "transformers", "torch", "tensorflow", "sklearn", "grain")
+# Packages only training, data preparation, downloads or the torch references need: the route path
+# must not import them (each costs a twentieth of a second or more at every start).
+NOT_ON_ROUTE_PATH = (
+    "optax",
+    "pandas",
+    "huggingface_hub",
+    "transformers",
+    "torch",
+    "tensorflow",
+    "sklearn",
+    "grain",
+)
 
 _ROUTE = textwrap.dedent(
     """

@@ -4,7 +4,9 @@ script doing the same work, with warm caches, as a ratio measured in one run.
 
 Both sides start a new Python process per repeat and print one line, ``win rate<TAB>chosen
 model<TAB>prompt``; the time to first decision is from the process's start to that line on its
-standard output (the wall time to exit and the peak RSS, from ``wait4``, are reported too).
+standard output (the wall time to exit, the CPU seconds to exit and the peak RSS, from
+``wait4``, are reported too: on a loaded machine the CPU seconds say what an idle one would
+take better than the wall time does).
 
 * **JAX**: the console command itself, ``routellm-jax route PROMPT --router NAME`` (as
   ``python -m routellm_jax.cli`` with this interpreter), the zoo entry read and verified from the
@@ -44,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 PROMPT = "What is 2+2?"
 DEFAULT_ROUTER = "irt-mix-minilm"  # routellm_jax.api.DEFAULT_ROUTER (this file imports no JAX)
 TARGET_S = 1.5
+METRICS = ("first_s", "wall_s", "cpu_s", "rss_mib")
 
 
 # ---- the torch side (a child process: torch + transformers + numpy only) --------------------
@@ -150,8 +153,8 @@ def export_head(router_name: str, out: Path) -> dict[str, Any]:
 
 
 def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Start ``cmd``; seconds to its first stdout line and to its exit, its peak RSS (MiB) and
-    that first line."""
+    """Start ``cmd``; seconds to its first stdout line and to its exit, its CPU seconds (user +
+    system), its peak RSS (MiB) and that first line."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, cwd=REPO
@@ -165,8 +168,13 @@ def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0 or not first.strip():
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{first}{rest}{err}")
-    # ru_maxrss is in KiB on Linux.
-    return {"first_s": first_s, "wall_s": wall_s, "rss_mib": usage.ru_maxrss / 1024, "line": first}
+    return {
+        "first_s": first_s,
+        "wall_s": wall_s,
+        "cpu_s": usage.ru_utime + usage.ru_stime,  # all threads, to exit
+        "rss_mib": usage.ru_maxrss / 1024,  # ru_maxrss is in KiB on Linux
+        "line": first,
+    }
 
 
 def cpu_model() -> str:
@@ -236,10 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(tolerance {args.tolerance}); the comparison would not be of the same work"
         )
     summary = {
-        key: {
-            metric: statistics.median(r[metric] for r in rs)
-            for metric in ("first_s", "wall_s", "rss_mib")
-        }
+        key: {metric: statistics.median(r[metric] for r in rs) for metric in METRICS}
         for key, rs in runs.items()
     }
     jax_s, torch_s = summary["jax"]["first_s"], summary["torch"]["first_s"]
@@ -253,13 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         f"(1 min) {load_before:.2f} before, {load_after:.2f} after"
     )
     print(
-        f"   {'side':<8} {'first decision s':>17} {'exit s':>8} {'peak RSS MiB':>13}  all first-decision s"
+        f"   {'side':<8} {'first decision s':>17} {'exit s':>8} {'CPU s':>7} {'peak RSS MiB':>13}"
+        "  all first-decision s"
     )
     for key, row in summary.items():
         every = ", ".join(f"{r['first_s']:.2f}" for r in runs[key])
         print(
-            f"   {key:<8} {row['first_s']:>17.2f} {row['wall_s']:>8.2f} {row['rss_mib']:>13.0f}  "
-            f"{every}"
+            f"   {key:<8} {row['first_s']:>17.2f} {row['wall_s']:>8.2f} {row['cpu_s']:>7.2f} "
+            f"{row['rss_mib']:>13.0f}  {every}"
         )
     met = jax_s <= args.target
     print(
@@ -276,10 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_after": load_after,
             "repeats": args.repeats,
             "summary": summary,
-            "runs": {
-                k: [{m: r[m] for m in ("first_s", "wall_s", "rss_mib")} for r in v]
-                for k, v in runs.items()
-            },
+            "runs": {k: [{m: r[m] for m in METRICS} for r in v] for k, v in runs.items()},
             "ratio_first_decision": torch_s / jax_s,
             "target_met": met,
         }
