@@ -17,7 +17,7 @@ import pytest
 from routellm_jax import paths
 
 # Packages only training, data preparation, downloads or the torch references need: the route path
-# must not import them (each costs a twentieth of a second or more at every start).
+# must not import them (each is slow to import, and every route command would pay for it).
 NOT_ON_ROUTE_PATH = (
     "optax",
     "pandas",

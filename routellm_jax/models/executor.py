@@ -49,10 +49,11 @@ ROW_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CPU_CHUNK_TOKENS = 1024
 
 
-# What the persistent cache keeps: executables that took at least this long to compile (JAX's
-# default, 1 s, would skip most router shapes, whose compiles take a few tenths of a second and
-# are still most of a route command's first call; below a tenth, reading an entry saves little),
-# in a folder of at most this many bytes (least recently used entries go first).
+# What the persistent cache keeps: executables that took at least this many seconds to compile
+# (JAX's default, 1 s, would skip most router shapes, whose compiles are shorter on a fast CPU and
+# still most of a route command's first call; an entry much quicker to compile than this saves
+# less than reading it costs), in a folder of at most this many bytes (least recently used
+# entries go first).
 CACHE_MIN_COMPILE_S = 0.1
 CACHE_MAX_BYTES = 1 << 30
 _cache_lock = threading.Lock()

@@ -167,7 +167,7 @@ class FusedRunner(Runner):
         encoder = embedder.params
         if dtype == jnp.bfloat16:  # store bf16 weights, as load_embedder(dtype="bfloat16") does
             # Cast on the host: an eager astype of a device array compiles one conversion per
-            # weight shape, a fifth of a second at every load.
+            # weight shape, at every load.
             encoder = jax.tree.map(
                 lambda x: (
                     np.asarray(x).astype(jnp.bfloat16)

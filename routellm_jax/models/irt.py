@@ -276,8 +276,8 @@ def outcome_targets(
         >>> outcome_targets(TrainingData.of(outcomes=t), IRTConfig(models=("a", "b")))[1].tolist()
         [[1.0, 1.0]]
     """
-    # A local import: routing never prepares training data, and pandas adds a quarter of a
-    # second to every route command's start.
+    # A local import: routing never prepares training data, and pandas is slow to import (every
+    # route command would pay for it).
     import pandas as pd
 
     table = data.outcomes
@@ -325,8 +325,8 @@ def examples_from_records(
         >>> ex["battle_weight"].tolist(), ex["outcome_weight"].tolist()
         ([0.0, 1.0], [[0.0, 1.0], [0.0, 0.0]])
     """
-    # A local import: routing never prepares training data, and pandas adds a quarter of a
-    # second to every route command's start.
+    # A local import: routing never prepares training data, and pandas is slow to import (every
+    # route command would pay for it).
     import pandas as pd
 
     models = check_models(config.models, "irt")
@@ -390,8 +390,8 @@ def loss(
         >>> bool(jnp.isfinite(loss(init(jax.random.key(0), cfg), b, jax.random.key(1), cfg)[0]))
         True
     """
-    # A local import: routing runs only the forward pass, and optax adds a tenth of a second to
-    # every route command's start.
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
     import optax
 
     emb = batch["embedding"].astype(jnp.float32)

@@ -238,8 +238,8 @@ def loss(
         >>> bool(jnp.isfinite(loss(init(jax.random.key(0), cfg), b, jax.random.key(1), cfg)[0]))
         True
     """
-    # A local import: routing runs only the forward pass, and optax adds a tenth of a second to
-    # every route command's start.
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
     import optax
 
     emb = batch["embedding"].astype(jnp.float32)

@@ -153,8 +153,8 @@ def loss(
         >>> bool(jnp.isfinite(loss({}, b, jax.random.key(0), RandomConfig())[0]))
         True
     """
-    # A local import: routing runs only the forward pass, and optax adds a tenth of a second to
-    # every route command's start.
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
     import optax
 
     del rng

@@ -216,8 +216,8 @@ def fit(
         >>> fit(d, make_featurizer(cfg), cfg)["row_weight"].tolist()
         [2.0]
     """
-    # A local import: routing never prepares training data, and pandas adds a quarter of a
-    # second to every route command's start.
+    # A local import: routing never prepares training data, and pandas is slow to import (every
+    # route command would pay for it).
     import pandas as pd
 
     del rng  # deterministic
@@ -469,8 +469,8 @@ def loss(
         >>> round(float(loss(init(None, cfg), b, None, cfg)[0]), 4)
         0.6931
     """
-    # A local import: routing runs only the forward pass, and optax adds a tenth of a second to
-    # every route command's start.
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
     import optax
 
     del rng

@@ -242,8 +242,8 @@ def _from_hub(
     progress: bool,
 ) -> None:
 
-    # A local import: the Hub client is needed only to download, and importing it would add a
-    # twentieth of a second to every command that loads a cached encoder.
+    # A local import: the Hub client is needed only to download, and it is slow to import (every
+    # command that loads a cached encoder would pay for it).
     from huggingface_hub import constants, hf_hub_download
 
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
