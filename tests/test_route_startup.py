@@ -15,6 +15,7 @@ import textwrap
 import pytest
 
 from routellm_jax import paths
+from routellm_jax.models import executor
 
 # Packages only training, data preparation, downloads or the torch references need: the route path
 # must not import them (each is slow to import, and every route command would pay for it).
@@ -59,6 +60,8 @@ _ROUTE = textwrap.dedent(
 def _child_env(compile_cache: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env[paths.COMPILE_CACHE_ENV] = compile_cache
+    # Every executable is written, however quick its compile on this machine.
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(paths.repo_root()), env.get("PYTHONPATH")])
     )
@@ -94,27 +97,39 @@ def test_route_imports_no_training_packages_and_reuses_compiled_executables(tmp_
     assert sorted(p.name for p in folder.iterdir() if p.name.endswith("-cache")) == entries
 
 
-def _enabled_folder(setting: str) -> str | None:
-    script = "from routellm_jax.models.executor import enable_compile_cache as e; print(e())"
+def _enabled(setting: str, **env: str) -> tuple[str | None, float]:
+    """The compilation cache folder ``enable_compile_cache`` sets in a fresh process with
+    ``ROUTELLM_JAX_COMPILE_CACHE=setting``, and the compile-time threshold then in force."""
+    script = (
+        "import jax, json; from routellm_jax.models.executor import enable_compile_cache as e; "
+        "print(json.dumps([e(), jax.config.jax_persistent_cache_min_compile_time_secs]))"
+    )
+    child_env = _child_env(setting)
+    child_env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
     proc = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
-        env=_child_env(setting),
+        env={**child_env, **env},
         cwd=paths.repo_root(),
     )
     assert proc.returncode == 0, proc.stderr
-    out = proc.stdout.strip()
-    return None if out == "None" else out
+    folder, threshold = json.loads(proc.stdout.strip().splitlines()[-1])
+    return folder, threshold
 
 
 def test_compile_cache_can_be_turned_off_and_never_breaks_on_a_bad_folder(tmp_path) -> None:
-    assert _enabled_folder("off") is None
+    assert _enabled("off")[0] is None
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert _enabled_folder(str(blocker / "xla")) is None  # cannot be created: no cache, no error
-    assert _enabled_folder(str(tmp_path / "mine")) == str(tmp_path / "mine")
+    assert _enabled(str(blocker / "xla"))[0] is None  # cannot be created: no cache, no error
+    mine = str(tmp_path / "mine")
+    assert _enabled(mine) == (mine, executor.CACHE_MIN_COMPILE_S)
+    # The user's own JAX settings win over ours.
+    assert _enabled(mine, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="5") == (mine, 5.0)
+    theirs = str(tmp_path / "theirs")
+    assert _enabled(mine, JAX_COMPILATION_CACHE_DIR=theirs)[0] == theirs
 
 
 @pytest.mark.parametrize("setting", ["0", "off", "OFF", "false", "no", ""])

@@ -27,6 +27,7 @@ knows shapes, executables and timings, nothing of architectures, zoo entries or 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -65,8 +66,9 @@ def enable_compile_cache() -> str | None:
     (once per process) and return the folder in use, or ``None`` when there is none.
 
     A folder the user already gave JAX (``JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is kept
-    with its settings; ``ROUTELLM_JAX_COMPILE_CACHE=off`` (or a folder that cannot be written)
-    leaves JAX's configuration alone.
+    with its settings; so are ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` and
+    ``JAX_COMPILATION_CACHE_MAX_SIZE`` when set. ``ROUTELLM_JAX_COMPILE_CACHE=off`` (or a folder
+    that cannot be written) leaves JAX's configuration alone.
     """
     global _cache_configured
     with _cache_lock:
@@ -75,8 +77,12 @@ def enable_compile_cache() -> str | None:
             folder = paths.compile_cache_dir()
             if folder is not None and not jax.config.jax_compilation_cache_dir:
                 jax.config.update("jax_compilation_cache_dir", str(folder))
-                jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
-                jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+                for option, value in (
+                    ("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S),
+                    ("jax_compilation_cache_max_size", CACHE_MAX_BYTES),
+                ):
+                    if option.upper() not in os.environ:  # the user's own setting wins
+                        jax.config.update(option, value)
         return jax.config.jax_compilation_cache_dir or None
 
 
