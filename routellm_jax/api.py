@@ -177,7 +177,7 @@ class Router:
 
         from routellm_jax.models.inference import Shapes, make_runner
 
-        enable_compile_cache()  # before anything compiles: loading the featurizer may
+        enable_compile_cache()  # before anything compiles (loading a featurizer may compile)
         self.card = card
         self.name = card.name
         self.source = source
