@@ -44,7 +44,7 @@ from routellm_jax.eval.policy import (
     quality_from_strengths,
 )
 from routellm_jax.models import plugins
-from routellm_jax.models.executor import LENGTH_BUCKETS, ROW_BUCKETS
+from routellm_jax.models.executor import LENGTH_BUCKETS, ROW_BUCKETS, enable_compile_cache
 from routellm_jax.models.registry import UnknownArchitectureError, get_architecture
 from routellm_jax.zoo.card import (
     PAPER_STRONG,
@@ -177,6 +177,7 @@ class Router:
 
         from routellm_jax.models.inference import Shapes, make_runner
 
+        enable_compile_cache()  # before anything compiles (loading a featurizer may compile)
         self.card = card
         self.name = card.name
         self.source = source

@@ -3,8 +3,10 @@
 ``ROUTELLM_JAX_DATA`` names the routing-data folder (default: the first of ``./shared/data``,
 ``../shared/data`` that exists, looked up from the current directory and from the repository).
 ``ROUTELLM_JAX_CACHE`` names the cache (default ``~/.cache/routellm_jax``): fetched encoders, pulled
-zoo entries. ``ROUTELLM_JAX_REQUIRE_DATA=1`` (set by CI) turns a missing data folder into an error
-instead of a skip.
+zoo entries, compiled XLA executables (:func:`compile_cache_dir`). ``ROUTELLM_JAX_COMPILE_CACHE``
+names the compiled-executable folder (default ``<cache>/xla``); ``0``, ``off`` or ``false`` turn
+that cache off. ``ROUTELLM_JAX_REQUIRE_DATA=1`` (set by CI) turns a missing data folder into an
+error instead of a skip.
 
 :func:`location` is the one way a run folder, a records folder or an exported entry is named:
 a local path or an object-store URL (``gs://bucket/run``), both as an :mod:`etils.epath` path, so
@@ -71,6 +73,30 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("ROUTELLM_JAX_CACHE", Path.home() / ".cache" / "routellm_jax"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+COMPILE_CACHE_ENV = "ROUTELLM_JAX_COMPILE_CACHE"
+_OFF = {"", "0", "off", "false", "no"}
+
+
+def compile_cache_dir() -> Path | None:
+    """The folder of JAX's persistent compilation cache, or ``None`` when it is off.
+
+    ``ROUTELLM_JAX_COMPILE_CACHE`` unset: ``<cache_dir()>/xla``; ``0``/``off``/``false``: off;
+    anything else: that folder. A folder that cannot be created or written (a read-only home, a
+    read-only image) is ``None`` too, so no run ever fails over its cache. JAX runs the
+    executables it finds there, so the folder must be one only its user writes to: by default
+    the user's own cache folder.
+    """
+    setting = os.environ.get(COMPILE_CACHE_ENV)
+    if setting is not None and setting.strip().lower() in _OFF:
+        return None
+    try:
+        path = Path(setting) if setting else cache_dir() / "xla"
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK | os.X_OK) else None
 
 
 def repo_root() -> Path:

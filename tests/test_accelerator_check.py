@@ -51,6 +51,9 @@ def test_dry_run_records_the_machine_and_every_step(dry_run):
     assert machine["jax"] == jax.__version__ and machine["cpu"]
     assert "version" in machine["torch"]
     assert {"plan", "inference", "training", "sharding", "wall_s", "command"} <= set(result)
+    # The startup comparison needs the MiniLM weights: skipped in the dry run, and saying so.
+    assert result["startup"]["status"] == "skipped"
+    assert "MiniLM" in result["startup"]["reason"]
 
 
 def test_dry_run_inference_rows_are_finite_and_skips_say_why(dry_run):
@@ -150,3 +153,29 @@ def test_markdown_shows_a_skipped_torch_side_as_not_measured():
     assert "- inference irt-mix-minilm: skipped: no prompts" in md
     assert "- training: bert classifier: failed: RuntimeError: x" in md
     assert "- sharding: timed out after 300 s" in md and "DRY RUN" not in md
+
+
+def test_markdown_shows_the_startup_comparison():
+    result = {
+        "dry_run": False,
+        "command": "python -m tools.accelerator_check --out x",
+        "wall_s": 1.0,
+        "machine": {"devices": [{"kind": "NVIDIA H100", "memory_gib": 79.0}], "torch": {}},
+        "inference": [],
+        "training": [],
+        "startup": {
+            "status": "ok",
+            "command": "python tools/bench_startup.py --repeats 3",
+            "summary": {
+                "jax": {"first_s": 2.0, "rss_mib": 900.0},
+                "torch": {"first_s": 5.0, "rss_mib": 450.0},
+            },
+            "ratio_first_decision": 2.5,
+        },
+        "sharding": {"status": "failed", "reason": "timed out after 300 s"},
+    }
+    md = accelerator_check.markdown(result)
+    assert "JAX 2.00 s to first decision, 900 MiB peak RSS" in md
+    assert "torch + transformers (CPU) 5.00 s, 450 MiB; 2.50x." in md
+    result["startup"] = {"status": "failed", "reason": "the two sides disagree"}
+    assert "- startup: failed: the two sides disagree" in accelerator_check.markdown(result)

@@ -18,7 +18,10 @@ that cannot run is never replaced by a stand-in):
 3. **training**: ``tools/bench_train.py``'s loops: mf, irt and the MiniLM-shaped BERT classifier
    trained a few hundred steps by our ``Trainer`` against the same work in torch on CUDA;
    examples/s and the ratio.
-4. **sharding**: ``pytest tests/training/test_sharding.py`` in a subprocess on this machine's
+4. **startup**: ``tools/bench_startup.py``: time to first decision and peak RSS of
+   ``routellm-jax route "What is 2+2?"`` in fresh processes (the accelerator's start included)
+   against the plain torch + transformers script doing the same work.
+5. **sharding**: ``pytest tests/training/test_sharding.py`` in a subprocess on this machine's
    devices; every test's outcome is recorded. Its 8-device tests need 8 devices: on one GPU they
    report that, which is recorded as it comes.
 
@@ -53,7 +56,7 @@ import routellm_jax
 from routellm_jax.api import DEFAULT_ROUTER, Router
 from routellm_jax.models.featurizers import make_embedding_featurizer
 from routellm_jax.zoo.entry import read_entry, resolve_entry
-from tools import bench_infer, bench_train
+from tools import bench_infer, bench_startup, bench_train
 
 REPO = Path(__file__).resolve().parent.parent
 SHARDING_TESTS = "tests/training/test_sharding.py"
@@ -287,6 +290,18 @@ def inference_bert(plan: Plan, dry_run: bool, prompts: list[str], entry: str) ->
     return {"status": "ok", **result}
 
 
+def startup(plan: Plan, dry_run: bool, out: Path) -> dict[str, Any]:
+    """tools/bench_startup.py's comparison for the default router (``plan.rounds`` repeats)."""
+    if dry_run:
+        return _skipped("dry run: the startup comparison loads the MiniLM weights")
+    path = out / "startup.json"
+    try:
+        bench_startup.main(["--repeats", str(plan.rounds), "--json", str(path)])
+    except SystemExit as err:  # the two sides disagree, or the router has no torch head
+        return {"status": "failed", "reason": str(err)}
+    return {"status": "ok", **json.loads(path.read_text())}
+
+
 # -------------------------------------------------------------------------- training
 
 
@@ -488,6 +503,19 @@ def markdown(result: dict[str, Any]) -> str:
             + ("x" if "ratio" in tr else "")
             + " |"
         )
+    st = result.get("startup", _skipped("not run"))
+    if st["status"] == "ok":
+        jax_row, torch_row = st["summary"]["jax"], st["summary"]["torch"]
+        lines += [
+            "",
+            f"Startup (`routellm-jax route` one prompt, fresh process, warm caches; "
+            f"`{st['command']}`): JAX {jax_row['first_s']:.2f} s to first decision, "
+            f"{jax_row['rss_mib']:.0f} MiB peak RSS; torch + transformers (CPU) "
+            f"{torch_row['first_s']:.2f} s, {torch_row['rss_mib']:.0f} MiB; "
+            f"{st['ratio_first_decision']:.2f}x.",
+        ]
+    else:
+        skipped.append(f"startup: {st['status']}: {st['reason']}")
     sh = result["sharding"]
     counts = sh.get("counts", {})
     lines += [
@@ -567,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     inference[0].setdefault("router", DEFAULT_ROUTER)
     inference[1].setdefault("router", args.bert_entry)
     train = training(plan, device, why_no_torch)
+    started_up = _run_step("startup", lambda: startup(plan, args.dry_run, out))
     sharding = _run_step("sharding tests", lambda: sharding_tests(plan, out))
     result = {
         "dry_run": args.dry_run,
@@ -577,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "inference": inference,
         "training": train,
+        "startup": started_up,
         "sharding": sharding,
         "wall_s": time.perf_counter() - started,
         "budget_s": BUDGET_S,
@@ -588,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / MARKDOWN_NAME).write_text(markdown(result))
     print("\n" + markdown(result))
     print(f"wrote {out / JSON_NAME} and {out / MARKDOWN_NAME}")
-    steps = [machine, *inference, *train, sharding]
+    steps = [machine, *inference, *train, started_up, sharding]
     return 1 if any(s["status"] == "failed" for s in steps) else 0
 
 

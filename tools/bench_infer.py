@@ -15,7 +15,11 @@ router's own JAX head on the torch embeddings (the encoder is >99% of the work e
 as a second ratio so ``jax-bf16`` is also compared at equal precision; the headline ratios stay
 against the float32 reference. Routers that run their own encoder (``bert``, ``causal_llm``) have
 no torch reference of their fine-tuned model here: with ``jax-bf16`` among the variants they are
-timed in float32 against bfloat16 only.
+timed in float32 against bfloat16 only. ``--untrained bert`` times the token path without a
+trained entry: the ``bert`` architecture's own ``init`` (the pretrained MiniLM encoder with its
+pooler, a random 3-way head; the same work per prompt as a trained ``bert-minilm``) against
+transformers' ``BertModel`` + pooler + the same head in torch, padding each batch to its longest
+prompt, with the per-prompt speed of batch 16 and 256 against batch 1 printed too.
 
 Prompts: the GSM8K test questions and MT-Bench first turns from the shared data (60-70 tokens on
 average). Other jobs share this machine, so every number is the median of ``--rounds`` rounds in
@@ -24,6 +28,7 @@ prompt by prompt; the load average before/after each router is printed with its 
 
     python tools/bench_infer.py                      # every bundled router
     python tools/bench_infer.py --routers mf-minilm --rounds 5 --json out.json
+    python tools/bench_infer.py --routers none --untrained bert --variants jax-f32,torch-ref
 """
 
 from __future__ import annotations
@@ -132,6 +137,120 @@ class TorchReference:
                 extra = [torch.from_numpy(x).to(self.device) for x in extra]
                 emb = torch.cat([emb, *extra], dim=1)
             return self.head(emb, s, w)
+
+
+class TorchBertClassifier:
+    """transformers ``BertModel`` with its pooler (pad to longest) + the router's 3-way head in
+    torch: the ``bert`` architecture's ``win_rate`` (P(strong wins) = softmax(logits)[strong])."""
+
+    def __init__(self, router, threads: int | None, dtype: str = "float32") -> None:
+        import torch  # local: the torch reference needs torch + transformers (dev extra)
+        from transformers import AutoTokenizer, BertModel
+
+        from routellm_jax.data.labels import LABEL_STRONG
+        from routellm_jax.models.bert_classifier import encoder_folder
+
+        if router.card.architecture != "bert" or router.config.pooling != "cls":
+            raise ValueError("TorchBertClassifier: a bert router with pooling='cls'")
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        folder = str(encoder_folder(router.config))
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = BertModel.from_pretrained(folder, add_pooling_layer=True).eval()
+        self.model = self.model.to(dtype=getattr(torch, dtype))
+        head = router.params["classifier"]
+        self.kernel = torch.tensor(np.asarray(head["kernel"]))  # [hidden, 3]
+        self.bias = torch.tensor(np.asarray(head["bias"]))
+        self.max_length = router.config.max_length
+        self.strong = LABEL_STRONG
+
+    def win_rate(self, prompts: Sequence[str]) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            batch = self.tokenizer(
+                list(prompts),
+                padding="longest",
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            pooled = self.model(**batch).pooler_output.float()  # tanh(dense(h_CLS))
+            logits = pooled @ self.kernel + self.bias
+            return torch.softmax(logits, dim=-1)[:, self.strong].numpy()
+
+
+def untrained_router(arch_name: str, precision: str | None = None):
+    """A router of ``arch_name`` on its architecture's own ``init`` (``bert``: the pretrained
+    MiniLM encoder and a random head; key 0), for timing the token path without a trained
+    entry."""
+    from routellm_jax.api import Router
+    from routellm_jax.models.registry import get_architecture
+
+    if arch_name != "bert":
+        raise SystemExit(f"--untrained: only 'bert' has a torch reference here, got {arch_name!r}")
+    arch = get_architecture(arch_name)
+    config = arch.make_config()
+    params = arch.init(jax.random.key(0), config)
+    return Router.from_params(
+        arch_name, config, params, name=f"{arch_name} (untrained head)", precision=precision
+    )
+
+
+def bench_token_router(
+    arch_name: str, prompts: list[str], args: argparse.Namespace, wanted
+) -> dict:
+    """The token path (``--untrained``): the router in float32 (and bfloat16 when wanted)
+    against :class:`TorchBertClassifier`, and each variant's per-prompt speed at batch 16 and
+    256 against its own batch 1."""
+    base = untrained_router(arch_name)
+    variants = {"jax-f32": base}
+    if "jax-bf16" in wanted:
+        variants["jax-bf16"] = untrained_router(arch_name, precision="bfloat16")
+    ref = TorchBertClassifier(base, args.threads or None)
+    fns = {k: functools.partial(_call_router, r) for k, r in variants.items()}
+    fns["torch-ref"] = ref.win_rate
+    check = prompts[:256]
+    want = ref.win_rate(check)
+    ntok = [len(x) for x in base.runner.featurizer.encode_ids(prompts[: args.n])]
+    print(
+        f"\n== {base.name} ({base.runner.path} path: {base.runner.reason}); {args.n} prompts, "
+        f"mean {np.mean(ntok):.1f} tokens; reference: transformers BertModel + pooler + the same "
+        f"head; {args.rounds} rounds"
+    )
+    agreement = {}
+    for key, r in variants.items():
+        diff = float(np.max(np.abs(r.win_rate(check) - want)))
+        agreement[key] = {"max_diff": diff, "against": "torch reference"}
+        print(f"   {key}: max |win rate - torch reference| on {len(check)} prompts {diff:.2e}")
+    rows, load_before, load_after = _warm_up_and_measure(fns, prompts, args, variants)
+    for key, r in variants.items():
+        st = r.stats
+        rows[key]["compiles_while_timed"] = st["compiles"]
+        rows[key]["padding"] = st["padded_tokens"] / max(1, st["tokens"])
+    _print_rows(rows, load_before, load_after, unpadded="longest")
+    for key in variants:
+        ratio = {k: rows[key][k] / rows["torch-ref"][k] for k in ("bs1", "bs16", "bs256")}
+        lat = {k: rows["torch-ref"][k] / rows[key][k] for k in ("p50_ms", "p99_ms")}
+        per = {k: rows[key][k] / rows[key]["bs1"] for k in ("bs16", "bs256")}
+        print(
+            f"   {key} / torch: bs1 {ratio['bs1']:.2f}x, bs16 {ratio['bs16']:.2f}x, "
+            f"bs256 {ratio['bs256']:.2f}x; latency p50 {lat['p50_ms']:.2f}x, p99 "
+            f"{lat['p99_ms']:.2f}x faster; {key} per prompt against its batch 1: bs16 "
+            f"{per['bs16']:.2f}x, bs256 {per['bs256']:.2f}x "
+            f"({'not slower' if min(per.values()) >= 1.0 else 'SLOWER'}); recompiles while "
+            f"timed: {rows[key]['compiles_while_timed']}"
+        )
+    return {
+        "router": base.name,
+        "path": base.runner.path,
+        "mean_tokens": float(np.mean(ntok)),
+        "load_before": load_before,
+        "load_after": load_after,
+        "rounds": args.rounds,
+        "agreement": agreement,
+        "rows": rows,
+    }
 
 
 def throughput(fn: Callable[[list[str]], object], prompts: list[str], batch: int, n: int) -> float:
@@ -374,7 +493,9 @@ def bench_fused_router(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--routers", default="", help="comma-separated zoo names (default: all)")
+    parser.add_argument(
+        "--routers", default="", help="comma-separated zoo names (default: all; 'none': none)"
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--n", type=int, default=256, help="prompts per bs16/bs256 measurement")
@@ -394,11 +515,20 @@ def main(argv: list[str] | None = None) -> int:
         help="throughput (prompts/s) the fused path is checked against",
     )
     parser.add_argument("--target-ratio", type=float, default=1.5, help="target jax/torch ratio")
+    parser.add_argument(
+        "--untrained",
+        default="",
+        help="comma-separated architectures timed on their own init, without a trained entry "
+        "(bert: the MiniLM encoder and a random head, against a transformers classifier)",
+    )
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
     prompts = load_prompts(args.data_dir)
-    names = [n for n in args.routers.split(",") if n] or hub.Manifest.load().names()
+    if args.routers == "none":
+        names = []
+    else:
+        names = [n for n in args.routers.split(",") if n] or hub.Manifest.load().names()
     wanted = [v for v in args.variants.split(",") if v]
     print(
         f"cpu: {os.cpu_count()} cores, jax {jax.__version__} ({jax.default_backend()}), "
@@ -420,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(_own_encoder_rows(name, base, prompts, args))
             continue
         results.append(bench_fused_router(name, base, prompts, args, wanted))
+    for arch_name in [a for a in args.untrained.split(",") if a]:
+        results.append(bench_token_router(arch_name, prompts, args, wanted))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -9,7 +9,9 @@ executor bridges the two in the same way for every caller:
   two), so padding stays near 10% of the real tokens while the set of shapes stays small;
 * **compile cache**: each input shape is lowered and compiled once, ahead of time
   (``jit(f).lower(...).compile()``), under a lock so concurrent callers (a server's threads)
-  compile a shape once; a warm executor never recompiles;
+  compile a shape once; a warm executor never recompiles. Across processes, JAX's persistent
+  compilation cache (:func:`enable_compile_cache`, in :func:`routellm_jax.paths.compile_cache_dir`)
+  turns a later process's compile of the same shape into a read from disk;
 * **dispatch**: chunks are dispatched asynchronously, so the host pads the next chunk while the
   device runs the previous one, and results are gathered back into the callers' order;
 * **stats**: compiles and compile time, shapes, calls, host time, steady-state device time,
@@ -25,6 +27,7 @@ knows shapes, executables and timings, nothing of architectures, zoo entries or 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -32,6 +35,8 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+
+from routellm_jax import paths
 
 # Length grid: steps of 8 tokens up to 64 (where GSM8K/MT-Bench prompts sit, 60-70 tokens on
 # average), coarser above, so padding stays under ~15% of a prompt while the number of compiled
@@ -43,6 +48,42 @@ ROW_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # On CPU a chunk holds at most this many padded tokens: past ~1024 tokens the [tokens, 1536]
 # activations of a MiniLM layer leave the cache and bigger chunks run slower per token.
 CPU_CHUNK_TOKENS = 1024
+
+
+# What the persistent cache keeps: executables that took at least this many seconds to compile
+# (JAX's default, 1 s, would skip most router shapes, whose compiles are shorter on a fast CPU and
+# still most of a route command's first call; an entry much quicker to compile than this saves
+# less than reading it costs), in a folder of at most this many bytes (least recently used
+# entries go first).
+CACHE_MIN_COMPILE_S = 0.1
+CACHE_MAX_BYTES = 1 << 30
+_cache_lock = threading.Lock()
+_cache_configured = False
+
+
+def enable_compile_cache() -> str | None:
+    """Point JAX's persistent compilation cache at :func:`routellm_jax.paths.compile_cache_dir`
+    (once per process) and return the folder in use, or ``None`` when there is none.
+
+    A folder the user already gave JAX (``JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is kept
+    with its settings; so are ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` and
+    ``JAX_COMPILATION_CACHE_MAX_SIZE`` when set. ``ROUTELLM_JAX_COMPILE_CACHE=off`` (or a folder
+    that cannot be written) leaves JAX's configuration alone.
+    """
+    global _cache_configured
+    with _cache_lock:
+        if not _cache_configured:
+            _cache_configured = True
+            folder = paths.compile_cache_dir()
+            if folder is not None and not jax.config.jax_compilation_cache_dir:
+                jax.config.update("jax_compilation_cache_dir", str(folder))
+                for option, value in (
+                    ("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S),
+                    ("jax_compilation_cache_max_size", CACHE_MAX_BYTES),
+                ):
+                    if option.upper() not in os.environ:  # the user's own setting wins
+                        jax.config.update(option, value)
+        return jax.config.jax_compilation_cache_dir or None
 
 
 class Chunk(NamedTuple):
@@ -180,6 +221,7 @@ class BucketedExecutor:
         max_tokens: int | None = None,
         dispatch_tokens: float = 32.0,
     ) -> None:
+        enable_compile_cache()
         self.jitted = jax.jit(fn)
         self.length_buckets = tuple(sorted(length_buckets))
         self.row_buckets = tuple(sorted(row_buckets))

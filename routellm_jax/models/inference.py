@@ -113,7 +113,8 @@ class Runner(abc.ABC):
     def win_rate(self, prompts: list[str], strong: int, weak: int) -> np.ndarray:
         """``[n]`` float32 P(strong beats weak) per prompt."""
         out = np.empty(len(prompts), dtype=np.float32)
-        return self._run(prompts, (jnp.int32(strong), jnp.int32(weak)), out)
+        # NumPy scalars, not jnp.int32: making a device scalar eagerly compiles a conversion.
+        return self._run(prompts, (np.int32(strong), np.int32(weak)), out)
 
     def model_scores(self, prompts: list[str], ids: Any) -> np.ndarray:
         """``[n, len(ids)]`` float32: the architecture's ``model_scores`` for these model indices.
@@ -126,7 +127,7 @@ class Runner(abc.ABC):
             )
         ids = np.asarray(ids, dtype=np.int32)
         out = np.empty((len(prompts), ids.size), dtype=np.float32)
-        return self._run(prompts, jnp.asarray(ids), out)
+        return self._run(prompts, ids, out)
 
     @abc.abstractmethod
     def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
@@ -165,8 +166,14 @@ class FusedRunner(Runner):
         enc_config, key = embedder.config, arch.embedding_key
         encoder = embedder.params
         if dtype == jnp.bfloat16:  # store bf16 weights, as load_embedder(dtype="bfloat16") does
+            # Cast on the host: an eager astype of a device array compiles one conversion per
+            # weight shape, at every load.
             encoder = jax.tree.map(
-                lambda x: x.astype(jnp.bfloat16) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                lambda x: (
+                    np.asarray(x).astype(jnp.bfloat16)
+                    if jnp.issubdtype(x.dtype, jnp.floating)
+                    else x
+                ),
                 encoder,
             )
         # The encoder weights are frozen inputs of the compiled function, on the default device.

@@ -73,8 +73,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-import pandas as pd
 
 from routellm_jax.data.records import TrainingData
 from routellm_jax.models.featurizers import (
@@ -278,6 +276,10 @@ def outcome_targets(
         >>> outcome_targets(TrainingData.of(outcomes=t), IRTConfig(models=("a", "b")))[1].tolist()
         [[1.0, 1.0]]
     """
+    # A local import: routing never prepares training data, and pandas is slow to import (every
+    # route command would pay for it).
+    import pandas as pd
+
     table = data.outcomes
     index = {m: i for i, m in enumerate(config.models)}
     model = np.fromiter((index.get(m, -1) for m in table.model), np.int64, count=len(table))
@@ -323,6 +325,10 @@ def examples_from_records(
         >>> ex["battle_weight"].tolist(), ex["outcome_weight"].tolist()
         ([0.0, 1.0], [[0.0, 1.0], [0.0, 0.0]])
     """
+    # A local import: routing never prepares training data, and pandas is slow to import (every
+    # route command would pay for it).
+    import pandas as pd
+
     models = check_models(config.models, "irt")
     m = len(models)
     o_prompts, o_target, o_weight = outcome_targets(data, config)
@@ -384,6 +390,10 @@ def loss(
         >>> bool(jnp.isfinite(loss(init(jax.random.key(0), cfg), b, jax.random.key(1), cfg)[0]))
         True
     """
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
+    import optax
+
     emb = batch["embedding"].astype(jnp.float32)
     if config.alpha > 0:
         noise = config.alpha * jax.random.normal(rng, emb.shape, emb.dtype)

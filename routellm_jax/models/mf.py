@@ -41,7 +41,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from routellm_jax.data.records import TrainingData
 from routellm_jax.models.featurizers import (
@@ -239,6 +238,10 @@ def loss(
         >>> bool(jnp.isfinite(loss(init(jax.random.key(0), cfg), b, jax.random.key(1), cfg)[0]))
         True
     """
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
+    import optax
+
     emb = batch["embedding"].astype(jnp.float32)
     if config.alpha > 0:
         emb = emb + config.alpha * jax.random.normal(rng, emb.shape, emb.dtype)

@@ -26,7 +26,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from routellm_jax.data.records import OUTCOME_A, OUTCOME_B, TrainingData
 from routellm_jax.models.registry import Architecture
@@ -154,6 +153,10 @@ def loss(
         >>> bool(jnp.isfinite(loss({}, b, jax.random.key(0), RandomConfig())[0]))
         True
     """
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
+    import optax
+
     del rng
     p = win_rate(params, batch, 0, 0, config)
     label = batch["label"].astype(jnp.float32)

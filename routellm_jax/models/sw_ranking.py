@@ -56,8 +56,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-import pandas as pd
 
 from routellm_jax.data.elo import compute_mle_elo, compute_tiers
 from routellm_jax.data.records import ComparisonTable, TrainingData
@@ -218,6 +216,10 @@ def fit(
         >>> fit(d, make_featurizer(cfg), cfg)["row_weight"].tolist()
         [2.0]
     """
+    # A local import: routing never prepares training data, and pandas is slow to import (every
+    # route command would pay for it).
+    import pandas as pd
+
     del rng  # deterministic
     models = check_models(config.models, "sw_ranking")
     table = battles_with_outcomes(data, config.use_outcomes)
@@ -467,6 +469,10 @@ def loss(
         >>> round(float(loss(init(None, cfg), b, None, cfg)[0]), 4)
         0.6931
     """
+    # A local import: routing runs only the forward pass, and optax is slow to import (every
+    # route command would pay for it).
+    import optax
+
     del rng
     p = win_rate(params, batch, batch["model_a"], batch["model_b"], config)
     p = jnp.clip(p, 1e-6, 1 - 1e-6)

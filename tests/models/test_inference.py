@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.monitoring
 import numpy as np
 import pytest
 from tokenizers import Tokenizer
@@ -134,6 +135,27 @@ def test_fused_router_gives_the_host_featurizer_answer(routers) -> None:
     compiles = stats["compiles"]
     fused.win_rate(PROMPTS)
     assert fused.stats["compiles"] == compiles  # warm: nothing recompiles
+
+
+def test_loading_a_router_compiles_nothing_and_a_prompt_one_shape(routers) -> None:
+    """Building a router (bfloat16 weights included) lowers nothing; the first single-prompt call
+    lowers exactly its one fused shape (no device-scalar conversion, no probe)."""
+    fused, _ = routers
+    lowered = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+            lowered.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        low = Router(fused.card, fused.params, featurizer=fused.featurizer, precision="bfloat16")
+        at_load = len(lowered)
+        low.win_rate(["what is two"])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert at_load == 0, f"{at_load} functions lowered while loading"
+    assert len(lowered) == 1 and low.stats["compiles"] == 1
 
 
 def test_bfloat16_precision_reaches_the_fused_encoder(routers) -> None:

@@ -33,7 +33,6 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from huggingface_hub import constants, hf_hub_download
 from tqdm.auto import tqdm
 
 from routellm_jax.integrity import sha256_file
@@ -242,6 +241,10 @@ def _from_hub(
     timeout: float,
     progress: bool,
 ) -> None:
+
+    # A local import: the Hub client is needed only to download, and it is slow to import (every
+    # command that loads a cached encoder would pay for it).
+    from huggingface_hub import constants, hf_hub_download
 
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         raise SourceUnavailable("HF_HUB_OFFLINE is set")
