@@ -78,7 +78,12 @@ def _route(compile_cache: str) -> dict:
         cwd=paths.repo_root(),
     )
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "stderr": proc.stderr}
+
+
+# What XLA:CPU logs when it rejects an executable it cached itself on this machine (the open
+# upstream bug jax-ml/jax#38445, seen on Cascade Lake Xeons): every process compiles again there.
+_AOT_REJECTED = "Machine type used for XLA:CPU compilation doesn't match"
 
 
 def test_route_imports_no_training_packages_and_reuses_compiled_executables(tmp_path) -> None:
@@ -93,6 +98,8 @@ def test_route_imports_no_training_packages_and_reuses_compiled_executables(tmp_
     entries = [p.name for p in folder.iterdir() if p.name.endswith("-cache")]
     assert len(entries) == 1 and entries[0].startswith("jit_fused"), entries
     second = _route(str(folder))
+    if _AOT_REJECTED in second["stderr"]:
+        pytest.skip("this CPU rejects XLA's own cached executables (jax-ml/jax#38445)")
     assert second["cache_hits"] == 1 and second["lowered"] == 1
     assert sorted(p.name for p in folder.iterdir() if p.name.endswith("-cache")) == entries
 
