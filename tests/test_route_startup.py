@@ -62,9 +62,6 @@ def _child_env(compile_cache: str) -> dict[str, str]:
     env[paths.COMPILE_CACHE_ENV] = compile_cache
     # Every executable is written, however quick its compile on this machine.
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(paths.repo_root()), env.get("PYTHONPATH")])
-    )
     return env
 
 

@@ -217,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be >= 1")
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
         head_file = Path(tmp) / "head.npz"
         info = export_head(args.router, head_file)
