@@ -23,21 +23,31 @@ MiniLM embeddings), generated once and fed to both sides.
 
 Usage::
 
-    python tools/bench_train.py [--steps 300] [--mf-batch 64 1024] [--bert-steps 8] [--threads N]
-                                [--skip-mf] [--skip-bert] [--length-buckets 32 64 128]
-                                [--data-dir ../shared/data] [--steps-per-dispatch K]
-                                [--sweep-k 8 128] [--device-mb MB]
+    python tools/bench_train.py [--steps 192] [--mf-batch 64 1024] [--bert-steps 4] [--rounds 3]
+                                [--torch-threads 1 2] [--skip-mf] [--skip-bert]
+                                [--length-buckets 32 64 128] [--data-dir ../shared/data]
+                                [--steps-per-dispatch K] [--sweep-k 8 128] [--device-mb MB]
+
+Every loop (ours and the references) is compiled and warmed up first, then timed in ``--rounds``
+rounds in which the loops take turns, so a change of load (other jobs on the machine) reaches
+every side alike; each side's best round counts. Each torch reference is timed at every
+``--torch-threads`` count (default 1 and torch's default) and its best counts: on a loaded
+machine a multi-threaded torch loop can collapse, and the ratio must not profit from that.
 
 MF is timed three ways against the same torch references: one step per jitted call with batches
-gathered on the host (the loop before multi-step dispatch), ``K`` steps per call (``lax.scan``,
-``config.steps_per_dispatch``) still streamed from the host, and ``K`` steps per call with the
-examples on the device (``config.data.device_budget_mb``; batches gathered there by index).
-The CPU model and the load average are printed with the results.
+gathered on the host (the loop without the trainer's options), ``K`` steps per call
+(``lax.scan``, ``config.steps_per_dispatch``) still streamed from the host, and ``K`` steps per
+call with the examples on the device (``config.data.device_budget_mb``; batches gathered there by
+index; the trainer's defaults). BERT is timed in float32 (the default) and, where the CPU
+multiplies bf16 natively (:func:`~routellm_jax.models.encoders.bert.native_bf16_matmul`), with
+bf16 matmul operands (``arch_config.dtype="bfloat16"``; float32 parameters, accumulation and
+residual stream). The CPU model, its bf16 support and the load average are printed with the
+results.
 
-With ``--length-buckets`` (default 32 64 128) BERT is timed a second time with the trainer's
-length buckets (``config.data.length_buckets``: length-sorted windows, each batch cut to a
-bucket), against transformers padding each random batch to its longest row; ``--data-dir`` draws
-the rows' lengths from the real judge-mix prompts instead of 30-100% of ``--seq``.
+With ``--length-buckets`` (default 32 64 128) BERT is also timed with the trainer's length
+buckets (``config.data.length_buckets``: length-sorted windows, each batch cut to a bucket),
+against transformers padding each random batch to its longest row; ``--data-dir`` draws the
+rows' lengths from the real judge-mix prompts instead of 30-100% of ``--seq``.
 """
 
 from __future__ import annotations
@@ -108,6 +118,26 @@ def interleaved(loops: dict[str, Loop], steps: int, rounds: int) -> dict[str, di
         }
         for name, rates in times.items()
     }
+
+
+def at_threads(threads: int, loop: Loop) -> Loop:
+    """``loop`` run with ``threads`` torch threads."""
+    import torch  # local: torch (dev extra)
+
+    def run(n: int) -> float:
+        torch.set_num_threads(threads)
+        return loop.run(n)
+
+    return dataclasses.replace(loop, run=run, info={**loop.info, "threads": threads})
+
+
+def best_of(timed: dict[str, dict[str, Any]], prefix: str) -> dict[str, Any]:
+    """Remove the ``prefix@<threads>`` entries of ``timed``; return the fastest, with its
+    thread count."""
+    names = [name for name in timed if name.startswith(prefix)]
+    runs = {int(name.rsplit("@", 1)[1]): timed.pop(name) for name in names}
+    threads = max(runs, key=lambda t: runs[t]["examples_per_s"])
+    return {**runs[threads], "threads": threads, "by_threads": runs}
 
 
 # -------------------------------------------------------------------------- data
@@ -756,7 +786,7 @@ def prepare_bert_torch(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=300, help="timed MF steps per side and round")
+    p.add_argument("--steps", type=int, default=192, help="timed MF steps per side and round")
     p.add_argument("--mf-batch", type=int, nargs="+", default=[64, 1024])
     p.add_argument("--battles", type=int, default=100_000)
     p.add_argument("--bert-steps", type=int, default=4, help="timed BERT steps per side and round")
@@ -768,13 +798,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=3,
         help="timed rounds per side, the sides alternating; each side's best round counts",
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument(
-        "--bert-threads",
+        "--torch-threads",
         type=int,
-        default=0,
-        help="torch threads for the BERT references (0 = --threads); on a loaded machine torch's "
-        "best thread count differs between the small MF step and the matmul-bound BERT step",
+        nargs="+",
+        default=[],
+        help="torch thread counts each reference is timed at, the best counting (default: 1 and "
+        "torch's default). On a loaded machine torch's OpenMP threads wait on each other (and on "
+        "XLA's, in one process), which can collapse a multi-threaded torch loop: one thread is "
+        "then the stronger reference",
     )
     p.add_argument("--skip-bert", action="store_true")
     p.add_argument("--skip-mf", action="store_true")
@@ -813,14 +845,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import torch  # local: torch (dev extra)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.torch_threads = sorted(set(args.torch_threads or [1, torch.get_num_threads()]))
     results: dict[str, Any] = {"machine": machine()}
     bf16 = native_bf16_matmul()
     print(
         f"CPU: {results['machine']['cpu']} ({results['machine']['cores']} cores; native bf16 "
         f"matmul: {'yes' if bf16 else 'no'}) | load {results['machine']['load']} | torch "
-        f"threads: {torch.get_num_threads()} | {args.rounds} alternating rounds, best round "
+        f"threads: best of {args.torch_threads} | {args.rounds} alternating rounds, best round "
         "per side"
     )
     k = args.steps_per_dispatch
@@ -846,10 +877,12 @@ def mf_section(args: argparse.Namespace, k: int) -> dict[str, Any]:
         variants[f"{extra} steps/call, on device"] = {"k": extra, "device_mb": args.device_mb}
     out = {}
     for bs in args.mf_batch:
-        loops = {
-            "routellm_torch": prepare_mf_torch(d, bs, dataloader=True),
-            "torch_prebatched": prepare_mf_torch(d, bs, dataloader=False),
-        }
+        loops = {}
+        for t in args.torch_threads:
+            loops[f"routellm_torch@{t}"] = at_threads(t, prepare_mf_torch(d, bs, dataloader=True))
+            loops[f"torch_prebatched@{t}"] = at_threads(
+                t, prepare_mf_torch(d, bs, dataloader=False)
+            )
         loops.update(
             {
                 name: prepare_trainer_jax(arch, cfg, examples, bs, **kw)
@@ -857,11 +890,12 @@ def mf_section(args: argparse.Namespace, k: int) -> dict[str, Any]:
             }
         )
         timed = interleaved(loops, args.steps, args.rounds)
-        ref, fast = timed.pop("routellm_torch"), timed.pop("torch_prebatched")
+        ref, fast = best_of(timed, "routellm_torch@"), best_of(timed, "torch_prebatched@")
         out[f"mf_b{bs}"] = {"jax": timed, "routellm_torch": ref, "torch_prebatched": fast}
         print(
-            f"MF batch {bs}: RouteLLM torch loop {ref['examples_per_s']:,.0f} ex/s | torch "
-            f"pre-batched {fast['examples_per_s']:,.0f} ex/s"
+            f"MF batch {bs}: RouteLLM torch loop {ref['examples_per_s']:,.0f} ex/s "
+            f"({ref['threads']} threads) | torch pre-batched {fast['examples_per_s']:,.0f} ex/s "
+            f"({fast['threads']} threads)"
         )
         for name, r in timed.items():
             print(
@@ -875,8 +909,6 @@ def mf_section(args: argparse.Namespace, k: int) -> dict[str, Any]:
 def bert_section(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     """BERT at full width against transformers, and with length buckets against transformers
     padding each batch to its longest row; ours with defaults and with the options."""
-    import torch  # local: torch (dev extra)
-
     lengths = real_prompt_lengths(args.data_dir) if args.data_dir else None
     if lengths is not None:
         print(
@@ -885,41 +917,44 @@ def bert_section(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
         )
     n_rows = args.bert_batch * (args.bert_steps * args.rounds + 8)
     bd = bert_data(max(256, n_rows), args.seq, MINILM["vocab_size"], lengths=lengths)
-    if args.bert_threads:
-        torch.set_num_threads(args.bert_threads)
-        print(f"torch threads for BERT: {torch.get_num_threads()}")
     # The option: bf16 matmul operands (arch_config.dtype), timed only where they are native.
     options = {"dtype": jnp.bfloat16} if bf16 else {}
     label = "bf16 matmuls"
     buckets = tuple(args.length_buckets or ())
-    bb = args.bert_batch
-    loops = {
-        "transformers": prepare_bert_torch(bd, bb),
-        "ours, float32 (defaults)": prepare_bert_jax(bd, bb),
-    }
+    bb, threads = args.bert_batch, args.torch_threads
+    loops = {f"transformers@{t}": at_threads(t, prepare_bert_torch(bd, bb)) for t in threads}
+    loops["ours, float32 (defaults)"] = prepare_bert_jax(bd, bb)
     if options:
         loops[f"ours, {label}"] = prepare_bert_jax(bd, bb, **options)
     if buckets:
-        loops["transformers, padded to each batch's longest row"] = prepare_bert_torch(
-            bd, bb, dynamic_padding=True
-        )
+        for t in threads:
+            loops[f"transformers padded@{t}"] = at_threads(
+                t, prepare_bert_torch(bd, bb, dynamic_padding=True)
+            )
         loops[f"ours, buckets {list(buckets)}"] = prepare_bert_jax(bd, bb, buckets=buckets)
         if options:
             loops[f"ours, buckets {list(buckets)}, {label}"] = prepare_bert_jax(
                 bd, bb, buckets=buckets, **options
             )
     timed = interleaved(loops, args.bert_steps, args.rounds)
-    out: dict[str, Any] = {"bert": timed}
-    ref = timed["transformers"]
+    ref = best_of(timed, "transformers@")
+    padded = best_of(timed, "transformers padded@") if buckets else None
+    out: dict[str, Any] = {"bert": timed, "transformers": ref, "transformers_padded": padded}
     print(
         f"BERT-cls (MiniLM-L6, seq {args.seq}, batch {bb}): transformers "
-        f"{ref['examples_per_s']:.1f} ex/s"
+        f"{ref['examples_per_s']:.1f} ex/s ({ref['threads']} threads)"
+        + (
+            f", padded to each batch's longest row {padded['examples_per_s']:.1f} ex/s "
+            f"({padded['threads']} threads)"
+            if padded
+            else ""
+        )
     )
     for name, r in timed.items():
         if not name.startswith("ours"):
             continue
         bucketed = "buckets" in name
-        base = timed["transformers, padded to each batch's longest row"] if bucketed else ref
+        base = padded if bucketed else ref
         against = "transformers padded per batch" if bucketed else "transformers at equal width"
         print(
             f"  {name}: {r['examples_per_s']:.1f} ex/s (compile {r['compile_s']:.1f}s, loss "

@@ -251,6 +251,7 @@ def mixed_einsum(spec: str, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
         >>> [g.dtype.name for g in jax.grad(loss, argnums=(0, 1))(a, b)]
         ['bfloat16', 'bfloat16']
     """
+    _backward_specs(spec)  # refuses an index summed within one operand
     return _f32_einsum(spec, lhs, rhs)
 
 
