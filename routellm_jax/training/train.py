@@ -69,6 +69,7 @@ from routellm_jax.data.pipeline import (
 )
 from routellm_jax.data.prepare import declared_encoder, model_table, prepare_data
 from routellm_jax.models.embedding_store import embed_into_store, embedding_store
+from routellm_jax.models.encoders.bert import native_bf16_matmul
 from routellm_jax.models.featurizers import encoder_part, make_embedding_featurizer
 from routellm_jax.training import config as config_lib
 from routellm_jax.training import sharding as sharding_lib
@@ -625,6 +626,12 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     arch = get_architecture(config.arch)
     arch_cfg = config_lib.arch_config(config)
+    if getattr(arch_cfg, "dtype", None) == "bfloat16" and not native_bf16_matmul():
+        log.warning(
+            "arch_config.dtype='bfloat16' on %s, which has no native bf16 matmul: its bf16 "
+            "operands are upcast, so this run is slower than float32 (and no more accurate)",
+            jax.devices()[0].device_kind,
+        )
     config_json = config_lib.to_json(config)
     rng = jax.random.PRNGKey(int(config.seed))
     logger = _Logger(workdir, bool(config.tensorboard))
