@@ -626,12 +626,7 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     arch = get_architecture(config.arch)
     arch_cfg = config_lib.arch_config(config)
-    if getattr(arch_cfg, "dtype", None) == "bfloat16" and not native_bf16_matmul():
-        log.warning(
-            "arch_config.dtype='bfloat16' on %s, which has no native bf16 matmul: its bf16 "
-            "operands are upcast, so this run is slower than float32 (and no more accurate)",
-            jax.devices()[0].device_kind,
-        )
+    warn_unnative_bf16(arch_cfg, jax.devices()[0])
     config_json = config_lib.to_json(config)
     rng = jax.random.PRNGKey(int(config.seed))
     logger = _Logger(workdir, bool(config.tensorboard))
@@ -979,6 +974,26 @@ def near_duplicate_embed_fn(data_cfg: Any, featurizer: Any, store: Path | None) 
         return base.embed(list(prompts))
 
     return embed
+
+
+def warn_unnative_bf16(arch_cfg: Any, device: jax.Device) -> bool:
+    """Log a warning (and return True) when ``arch_cfg.dtype`` asks for bf16 matmuls on a
+    ``device`` that does not multiply bf16 natively: its bf16 operands are upcast there, so the
+    run is slower than float32 and no more accurate.
+
+    Example:
+        >>> from routellm_jax.models.mf import MFConfig
+        >>> warn_unnative_bf16(MFConfig(), jax.devices()[0])  # no dtype field: float32
+        False
+    """
+    if getattr(arch_cfg, "dtype", None) != "bfloat16" or native_bf16_matmul(device):
+        return False
+    log.warning(
+        "arch_config.dtype='bfloat16' on %s, which has no native bf16 matmul: its bf16 operands "
+        "are upcast, so this run is slower than float32 (and no more accurate)",
+        device.device_kind,
+    )
+    return True
 
 
 def check_featurizer(featurizer: Any, arch_cfg: Any) -> None:
