@@ -23,21 +23,31 @@ MiniLM embeddings), generated once and fed to both sides.
 
 Usage::
 
-    python tools/bench_train.py [--steps 300] [--mf-batch 64 1024] [--bert-steps 8] [--threads N]
-                                [--skip-mf] [--skip-bert] [--length-buckets 32 64 128]
-                                [--data-dir ../shared/data] [--steps-per-dispatch K]
-                                [--sweep-k 8 128] [--device-mb MB]
+    python tools/bench_train.py [--steps 192] [--mf-batch 64 1024] [--bert-steps 4] [--rounds 3]
+                                [--torch-threads 1 2] [--skip-mf] [--skip-bert]
+                                [--length-buckets 32 64 128] [--data-dir ../shared/data]
+                                [--steps-per-dispatch K] [--sweep-k 8 128] [--device-mb MB]
+
+Every loop (ours and the references) is compiled and warmed up first, then timed in ``--rounds``
+rounds in which the loops take turns, so a change of load (other jobs on the machine) reaches
+every side alike; each side's best round counts. Each torch reference is timed at every
+``--torch-threads`` count (default 1 and torch's default) and its best counts: on a loaded
+machine a multi-threaded torch loop can collapse, and the ratio must not profit from that.
 
 MF is timed three ways against the same torch references: one step per jitted call with batches
-gathered on the host (the loop before multi-step dispatch), ``K`` steps per call (``lax.scan``,
-``config.steps_per_dispatch``) still streamed from the host, and ``K`` steps per call with the
-examples on the device (``config.data.device_budget_mb``; batches gathered there by index).
-The CPU model and the load average are printed with the results.
+gathered on the host (the loop without the trainer's options), ``K`` steps per call
+(``lax.scan``, ``config.steps_per_dispatch``) still streamed from the host, and ``K`` steps per
+call with the examples on the device (``config.data.device_budget_mb``; batches gathered there by
+index; the trainer's defaults). BERT is timed in float32 (the default) and, where the CPU
+multiplies bf16 natively (:func:`~routellm_jax.models.encoders.bert.native_bf16_matmul`), with
+bf16 matmul operands (``arch_config.dtype="bfloat16"``; float32 parameters, accumulation and
+residual stream). The CPU model, its bf16 support and the load average are printed with the
+results.
 
-With ``--length-buckets`` (default 32 64 128) BERT is timed a second time with the trainer's
-length buckets (``config.data.length_buckets``: length-sorted windows, each batch cut to a
-bucket), against transformers padding each random batch to its longest row; ``--data-dir`` draws
-the rows' lengths from the real judge-mix prompts instead of 30-100% of ``--seq``.
+With ``--length-buckets`` (default 32 64 128) BERT is also timed with the trainer's length
+buckets (``config.data.length_buckets``: length-sorted windows, each batch cut to a bucket),
+against transformers padding each random batch to its longest row; ``--data-dir`` draws the
+rows' lengths from the real judge-mix prompts instead of 30-100% of ``--seq``.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +70,7 @@ import optax
 import pandas as pd
 
 from routellm_jax.data.pipeline import BatchIterator, device_examples
-from routellm_jax.models.encoders.bert import BertConfig, BertModel
+from routellm_jax.models.encoders.bert import BertConfig, BertModel, native_bf16_matmul
 from routellm_jax.models.registry import Architecture, get_architecture
 from routellm_jax.training import sharding
 from routellm_jax.training.config import (
@@ -69,6 +80,65 @@ from routellm_jax.training.config import (
     make_optimizer,
 )
 from routellm_jax.training.train import StepRunner, Trainer
+
+# -------------------------------------------------------------------------- timed loops
+
+
+@dataclasses.dataclass
+class Loop:
+    """A prepared training loop (compiled and warmed up): ``run(steps)`` runs about that many
+    steps and returns the seconds they took; ``loss()`` the last loss (a host value)."""
+
+    batch: int
+    run: Callable[[int], float]
+    loss: Callable[[], float]
+    compile_s: float = 0.0
+    block: int = 1  # steps per call: run() rounds the steps down to whole calls
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def steps(self, n: int) -> int:
+        return max(self.block, n - n % self.block)
+
+
+def interleaved(loops: dict[str, Loop], steps: int, rounds: int) -> dict[str, dict[str, Any]]:
+    """Time every loop ``rounds`` times, the loops alternating within each round, so a change of
+    machine load hits every side alike; each side's best round counts (the least disturbed)."""
+    times: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(max(1, rounds)):
+        for name, loop in loops.items():
+            n = loop.steps(steps)
+            times[name].append(n * loop.batch / loop.run(n))
+    return {
+        name: {
+            "examples_per_s": max(rates),
+            "median_examples_per_s": float(np.median(rates)),
+            "rounds": rates,
+            "compile_s": loops[name].compile_s,
+            "loss": loops[name].loss(),
+        }
+        for name, rates in times.items()
+    }
+
+
+def at_threads(threads: int, loop: Loop) -> Loop:
+    """``loop`` run with ``threads`` torch threads."""
+    import torch  # local: torch (dev extra)
+
+    def run(n: int) -> float:
+        torch.set_num_threads(threads)
+        return loop.run(n)
+
+    return dataclasses.replace(loop, run=run, info={**loop.info, "threads": threads})
+
+
+def best_of(timed: dict[str, dict[str, Any]], prefix: str) -> dict[str, Any]:
+    """Remove the ``prefix@<threads>`` entries of ``timed``; return the fastest, with its
+    thread count."""
+    names = [name for name in timed if name.startswith(prefix)]
+    runs = {int(name.rsplit("@", 1)[1]): timed.pop(name) for name in names}
+    threads = max(runs, key=lambda t: runs[t]["examples_per_s"])
+    return {**runs[threads], "threads": threads, "by_threads": runs}
+
 
 # -------------------------------------------------------------------------- data
 
@@ -92,12 +162,9 @@ def mf_data(n_battles: int, n_prompts: int, n_models: int, text_dim: int, seed: 
 # -------------------------------------------------------------------------- MF: ours
 
 
-def bench_mf_jax(
-    d: dict, batch: int, steps: int, *, k: int = 1, device_mb: float = 0, warmup: int = 20
-) -> dict[str, float]:
-    """Our training loop: :class:`StepRunner` over the jitted step and the grain iterator, ``k``
-    steps per dispatch; ``device_mb`` > 0 puts the examples on the device (if they fit)."""
-
+def mf_examples(d: dict) -> tuple[Architecture, Any, dict[str, np.ndarray]]:
+    """The ``mf`` architecture, its config and the examples it builds from :func:`mf_data`'s
+    battles (per-battle embedding, pair, label)."""
     arch = get_architecture("mf")
     n_models = int(max(d["model_a"].max(), d["model_b"].max()) + 1)
     cfg = arch.make_config(
@@ -107,7 +174,6 @@ def bench_mf_jax(
         dim=128,
         alpha=0.1,
     )
-    # The same examples the mf architecture builds: per-battle embedding, pair, label.
     examples = {
         "embedding": d["table"][d["prompt_id"]],
         "model_a": d["model_a"],
@@ -115,8 +181,77 @@ def bench_mf_jax(
         "label": d["winner_a"].astype(np.float32),
         "weight": np.ones(len(d["model_a"]), np.float32),
     }
+    return arch, cfg, examples
+
+
+def bench_mf_jax(
+    d: dict,
+    batch: int,
+    steps: int,
+    *,
+    k: int = 1,
+    device_mb: float = 0,
+    warmup: int = 20,
+) -> dict[str, float]:
+    """Our training loop: :class:`StepRunner` over the jitted step and the grain iterator, ``k``
+    steps per dispatch; ``device_mb`` > 0 puts the examples on the device (if they fit)."""
+    arch, cfg, examples = mf_examples(d)
     return bench_trainer_jax(
-        arch, cfg, examples, batch, steps, k=k, device_mb=device_mb, warmup=warmup
+        arch,
+        cfg,
+        examples,
+        batch,
+        steps,
+        k=k,
+        device_mb=device_mb,
+        warmup=warmup,
+    )
+
+
+def prepare_trainer_jax(
+    arch: Architecture,
+    cfg: Any,
+    examples: dict[str, np.ndarray],
+    batch: int,
+    *,
+    k: int = 1,
+    device_mb: float = 0,
+    warmup: int = 20,
+    total_steps: int = 100_000,
+) -> Loop:
+    """The real training path on ``examples``: :class:`Trainer` + :class:`StepRunner` +
+    grain :class:`BatchIterator`, AdamW (lr 3e-4, weight decay 1e-5, constant), ``k`` steps per
+    dispatch, ``warmup`` untimed steps after the compiling one."""
+
+    oc = default_config().optimizer
+    oc.lr, oc.weight_decay, oc.schedule = 3e-4, 1e-5, "constant"
+    tx, schedule = make_optimizer(oc, total_steps)
+    mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
+    trainer = Trainer(arch, cfg, tx, mesh, schedule=schedule)
+    it = BatchIterator(examples, batch, seed=0, sharding=trainer.batch_sharding)
+    data = device_examples(examples, trainer.batch_sharding, int(device_mb * 2**20))
+    runner = StepRunner(trainer, it, k, data)
+    box: dict[str, Any] = {}
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for state, _, metrics in runner.segment(box["state"], n):
+            box["state"], box["metrics"] = state, metrics
+        jax.block_until_ready(box["metrics"])
+        return time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    box["state"] = trainer.init(jax.random.PRNGKey(0))
+    run(k)
+    compile_s = time.perf_counter() - t0
+    run(max(k, warmup - warmup % k))
+    return Loop(
+        batch,
+        run,
+        lambda: float(np.asarray(box["metrics"]["loss"]).ravel()[-1]),
+        compile_s,
+        block=k,
+        info={"on_device": data is not None, "trainer": trainer},
     )
 
 
@@ -131,43 +266,25 @@ def bench_trainer_jax(
     device_mb: float = 0,
     warmup: int = 20,
 ) -> dict[str, float]:
-    """The real training path on ``examples``: :class:`Trainer` + :class:`StepRunner` +
-    grain :class:`BatchIterator`, AdamW (lr 3e-4, weight decay 1e-5, constant), ``k`` steps per
-    dispatch, ``warmup`` untimed steps after the compiling one."""
-
-    oc = default_config().optimizer
-    oc.lr, oc.weight_decay, oc.schedule = 3e-4, 1e-5, "constant"
-    tx, schedule = make_optimizer(oc, steps + warmup)
-    mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
-    trainer = Trainer(arch, cfg, tx, mesh, schedule=schedule)
-    it = BatchIterator(examples, batch, seed=0, sharding=trainer.batch_sharding)
-    data = device_examples(examples, trainer.batch_sharding, int(device_mb * 2**20))
-    runner = StepRunner(trainer, it, k, data)
-    steps = max(k, steps - steps % k)  # whole blocks only: one executable
-
-    def run(state: Any, n: int) -> tuple[Any, Any]:
-        out = (state, None)
-        for new_state, _, metrics in runner.segment(state, n):
-            out = (new_state, metrics)
-        return out
-
-    t0 = time.perf_counter()
-    state = trainer.init(jax.random.PRNGKey(0))
-    state, m = run(state, k)
-    jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t0
-    state, m = run(state, max(k, warmup - warmup % k))
-    jax.block_until_ready(m)
-    t0 = time.perf_counter()
-    state, m = run(state, steps)
-    jax.block_until_ready(m)
-    dt = time.perf_counter() - t0
-    assert trainer.compile_count() == 1
+    """:func:`prepare_trainer_jax`, then ``steps`` timed steps (whole blocks only)."""
+    loop = prepare_trainer_jax(
+        arch,
+        cfg,
+        examples,
+        batch,
+        k=k,
+        device_mb=device_mb,
+        warmup=warmup,
+        total_steps=steps + warmup + k,
+    )
+    n = loop.steps(steps)
+    dt = loop.run(n)
+    assert loop.info["trainer"].compile_count() == 1
     return {
-        "examples_per_s": steps * batch / dt,
-        "compile_s": compile_s,
-        "loss": float(np.asarray(m["loss"]).ravel()[-1]),
-        "on_device": data is not None,
+        "examples_per_s": n * batch / dt,
+        "compile_s": loop.compile_s,
+        "loss": loop.loss(),
+        "on_device": loop.info["on_device"],
     }
 
 
@@ -232,6 +349,14 @@ def bench_mf_torch(
     d: dict, batch: int, steps: int, *, dataloader: bool, warmup: int = 20, device: str = "cpu"
 ) -> dict[str, float]:
     """RouteLLM's MF training loop on ``device`` (``"cpu"`` or ``"cuda"``)."""
+    loop = prepare_mf_torch(d, batch, dataloader=dataloader, warmup=warmup, device=device)
+    return {"examples_per_s": steps * batch / loop.run(steps), "loss": loop.loss()}
+
+
+def prepare_mf_torch(
+    d: dict, batch: int, *, dataloader: bool, warmup: int = 20, device: str = "cpu"
+) -> Loop:
+    """RouteLLM's MF training loop (``dataloader``: its DataLoader; else pre-batched tensors)."""
     import torch  # local: torch (dev extra)
     from torch import nn
 
@@ -271,15 +396,17 @@ def bench_mf_torch(
         opt.step()
         return ls
 
-    for _ in range(warmup):
-        step()
-    torch_sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        ls = step()
-    torch_sync(device)
-    dt = time.perf_counter() - t0
-    return {"examples_per_s": steps * batch / dt, "loss": float(ls.detach())}
+    box: dict[str, Any] = {}
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            box["loss"] = step()
+        torch_sync(device)
+        return time.perf_counter() - t0
+
+    run(warmup)
+    return Loop(batch, run, lambda: float(box["loss"].detach()))
 
 
 # -------------------------------------------------------------------------- IRT
@@ -445,16 +572,18 @@ class _BenchBertConfig:
     models: tuple[str, ...] = ()
 
 
-def _bench_bert_arch(shapes: dict[str, int] = MINILM):
+def _bench_bert_arch(shapes: dict[str, int] = MINILM, dtype: Any = jnp.float32):
     """A BERT-classifier Architecture over the project's Flax BertModel (the bench's own: the
-    same network as the torch reference, independent of the ``bert`` router's featurisation)."""
+    same network as the torch reference, independent of the ``bert`` router's featurisation);
+    ``dtype``: the encoder's matmul operands (as ``arch_config.dtype`` of the ``bert`` router)."""
 
     bcfg = BertConfig(**shapes)
 
     class Classifier(nn.Module):
         @nn.compact
         def __call__(self, ids, mask, deterministic):
-            _, pooled = BertModel(bcfg, name="bert")(ids, mask, deterministic=deterministic)
+            encoder = BertModel(bcfg, dtype=dtype, name="bert")
+            _, pooled = encoder(ids, mask, deterministic=deterministic)
             pooled = nn.Dropout(0.1)(pooled, deterministic=deterministic)
             return nn.Dense(3, name="classifier")(pooled)
 
@@ -514,13 +643,34 @@ def bench_bert_jax(
     warmup: int = 2,
     buckets: tuple[int, ...] = (),
     shapes: dict[str, int] = MINILM,
+    dtype: Any = jnp.float32,
 ) -> dict[str, float]:
     """Our BERT-classifier training step (``shapes``: the encoder's sizes, MiniLM-L6 default)."""
+    loop = prepare_bert_jax(d, batch, warmup, buckets, shapes, dtype)
+    dt = loop.run(steps)
+    return {
+        "examples_per_s": steps * batch / dt,
+        "compile_s": loop.compile_s,
+        "loss": loop.loss(),
+        "compiles": loop.info["trainer"].compile_count(),
+    }
 
-    arch, jax = _bench_bert_arch(shapes)
+
+def prepare_bert_jax(
+    d: dict,
+    batch: int,
+    warmup: int = 2,
+    buckets: tuple[int, ...] = (),
+    shapes: dict[str, int] = MINILM,
+    dtype: Any = jnp.float32,
+) -> Loop:
+    """Our BERT-classifier training loop through :class:`Trainer` (one step per call), every
+    batch width it can meet compiled up front."""
+
+    arch, jax = _bench_bert_arch(shapes, dtype)
     oc = default_config().optimizer
     oc.lr, oc.weight_decay, oc.schedule = 3e-5, 0.01, "constant"
-    tx, schedule = make_optimizer(oc, steps + warmup + 1)
+    tx, schedule = make_optimizer(oc, 100_000)
     mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
     trainer = Trainer(arch, _BenchBertConfig(), tx, mesh, schedule=schedule)
     bucketing = (
@@ -534,29 +684,33 @@ def bench_bert_jax(
     )
     it = BatchIterator(d, batch, seed=0, sharding=trainer.batch_sharding, **bucketing)
     t0 = time.perf_counter()
-    state = trainer.init(jax.random.PRNGKey(0))
+    box = {"state": trainer.init(jax.random.PRNGKey(0))}
     # Compile every width the timed steps can meet (each bucket and the full width) up front.
     first = {k: np.asarray(v[:batch]) for k, v in d.items()}
     full = first["input_ids"].shape[1]
     for width in sorted({min(b, full) for b in buckets} | {full}):
         cut = {k: v[:, :width] if v.ndim == 2 else v for k, v in first.items()}
-        state, m = trainer.step(state, jax.device_put(cut, trainer.batch_sharding))
-    jax.block_until_ready(m)
+        box["state"], box["metrics"] = trainer.step(
+            box["state"], jax.device_put(cut, trainer.batch_sharding)
+        )
+    jax.block_until_ready(box["metrics"])
     compile_s = time.perf_counter() - t0
-    for _ in range(warmup):
-        state, m = trainer.step(state, next(it))
-    jax.block_until_ready(m)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        state, m = trainer.step(state, next(it))
-    jax.block_until_ready(m)
-    dt = time.perf_counter() - t0
-    return {
-        "examples_per_s": steps * batch / dt,
-        "compile_s": compile_s,
-        "loss": float(m["loss"]),
-        "compiles": trainer.compile_count(),
-    }
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            box["state"], box["metrics"] = trainer.step(box["state"], next(it))
+        jax.block_until_ready(box["metrics"])
+        return time.perf_counter() - t0
+
+    run(warmup)
+    return Loop(
+        batch,
+        run,
+        lambda: float(box["metrics"]["loss"]),
+        compile_s,
+        info={"trainer": trainer},
+    )
 
 
 def bench_bert_torch(
@@ -568,6 +722,19 @@ def bench_bert_torch(
     shapes: dict[str, int] = MINILM,
     device: str = "cpu",
 ) -> dict[str, float]:
+    """transformers' ``BertForSequenceClassification`` fine-tuning loop on ``device``."""
+    loop = prepare_bert_torch(d, batch, warmup, dynamic_padding, shapes, device)
+    return {"examples_per_s": steps * batch / loop.run(steps), "loss": loop.loss()}
+
+
+def prepare_bert_torch(
+    d: dict,
+    batch: int,
+    warmup: int = 2,
+    dynamic_padding: bool = False,
+    shapes: dict[str, int] = MINILM,
+    device: str = "cpu",
+) -> Loop:
     """transformers' ``BertForSequenceClassification`` fine-tuning loop on ``device``.
 
     ``dynamic_padding`` cuts each (random) batch to its longest row, as transformers'
@@ -600,15 +767,18 @@ def bench_bert_torch(
         opt.step()
         return out.loss
 
-    for i in range(warmup):
-        step(i)
-    torch_sync(device)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        loss = step(warmup + i)
-    torch_sync(device)
-    dt = time.perf_counter() - t0
-    return {"examples_per_s": steps * batch / dt, "loss": float(loss.detach())}
+    box: dict[str, Any] = {"i": 0}
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            box["loss"] = step(box["i"])
+            box["i"] += 1
+        torch_sync(device)
+        return time.perf_counter() - t0
+
+    run(warmup)
+    return Loop(batch, run, lambda: float(box["loss"].detach()))
 
 
 # -------------------------------------------------------------------------- main
@@ -616,19 +786,27 @@ def bench_bert_torch(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=300, help="timed MF steps per side")
+    p.add_argument("--steps", type=int, default=192, help="timed MF steps per side and round")
     p.add_argument("--mf-batch", type=int, nargs="+", default=[64, 1024])
     p.add_argument("--battles", type=int, default=100_000)
-    p.add_argument("--bert-steps", type=int, default=8)
+    p.add_argument("--bert-steps", type=int, default=4, help="timed BERT steps per side and round")
     p.add_argument("--bert-batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument(
-        "--bert-threads",
+        "--rounds",
         type=int,
-        default=0,
-        help="torch threads for the BERT references (0 = --threads); on a loaded machine torch's "
-        "best thread count differs between the small MF step and the matmul-bound BERT step",
+        default=3,
+        help="timed rounds per side, the sides alternating; each side's best round counts",
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        nargs="+",
+        default=[],
+        help="torch thread counts each reference is timed at, the best counting (default: 1 and "
+        "torch's default). On a loaded machine torch's OpenMP threads wait on each other (and on "
+        "XLA's, in one process), which can collapse a multi-threaded torch loop: one thread is "
+        "then the stronger reference",
     )
     p.add_argument("--skip-bert", action="store_true")
     p.add_argument("--skip-mf", action="store_true")
@@ -667,78 +845,125 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import torch  # local: torch (dev extra)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.torch_threads = sorted(set(args.torch_threads or [1, torch.get_num_threads()]))
     results: dict[str, Any] = {"machine": machine()}
+    bf16 = native_bf16_matmul()
     print(
-        f"CPU: {results['machine']['cpu']} ({results['machine']['cores']} cores) | load "
-        f"{results['machine']['load']} | torch threads: {torch.get_num_threads()}"
+        f"CPU: {results['machine']['cpu']} ({results['machine']['cores']} cores; native bf16 "
+        f"matmul: {'yes' if bf16 else 'no'}) | load {results['machine']['load']} | torch "
+        f"threads: best of {args.torch_threads} | {args.rounds} alternating rounds, best round "
+        "per side"
     )
-    d = None if args.skip_mf else mf_data(args.battles, 1100, 64, 384)
     k = args.steps_per_dispatch
+    if not args.skip_mf:
+        results.update(mf_section(args, k))
+    if not args.skip_bert:
+        results.update(bert_section(args, bf16))
+    results["machine"]["load_after"] = machine()["load"]
+    print(f"load at the end: {results['machine']['load_after']}")
+    return results
+
+
+def mf_section(args: argparse.Namespace, k: int) -> dict[str, Any]:
+    """MF at each ``--mf-batch``: RouteLLM's loop, pre-batched torch, and our variants."""
+    d = mf_data(args.battles, 1100, 64, 384)
+    arch, cfg, examples = mf_examples(d)
     variants = {
-        "1 step/call, streamed": {"k": 1, "device_mb": 0},
+        "1 step/call, streamed (no options)": {"k": 1, "device_mb": 0},
         f"{k} steps/call, streamed": {"k": k, "device_mb": 0},
-        f"{k} steps/call, on device": {"k": k, "device_mb": args.device_mb},
+        f"{k} steps/call, on device (defaults)": {"k": k, "device_mb": args.device_mb},
     }
     for extra in args.sweep_k:
         variants[f"{extra} steps/call, on device"] = {"k": extra, "device_mb": args.device_mb}
-    for bs in [] if args.skip_mf else args.mf_batch:
-        ref = bench_mf_torch(d, bs, args.steps, dataloader=True)
-        fast = bench_mf_torch(d, bs, args.steps, dataloader=False)
-        ours = {name: bench_mf_jax(d, bs, args.steps, **kw) for name, kw in variants.items()}
-        results[f"mf_b{bs}"] = {"jax": ours, "routellm_torch": ref, "torch_prebatched": fast}
-        print(
-            f"MF batch {bs}: RouteLLM torch loop {ref['examples_per_s']:,.0f} ex/s | torch "
-            f"pre-batched {fast['examples_per_s']:,.0f} ex/s"
+    out = {}
+    for bs in args.mf_batch:
+        loops = {}
+        for t in args.torch_threads:
+            loops[f"routellm_torch@{t}"] = at_threads(t, prepare_mf_torch(d, bs, dataloader=True))
+            loops[f"torch_prebatched@{t}"] = at_threads(
+                t, prepare_mf_torch(d, bs, dataloader=False)
+            )
+        loops.update(
+            {
+                name: prepare_trainer_jax(arch, cfg, examples, bs, **kw)
+                for name, kw in variants.items()
+            }
         )
-        for name, r in ours.items():
+        timed = interleaved(loops, args.steps, args.rounds)
+        ref, fast = best_of(timed, "routellm_torch@"), best_of(timed, "torch_prebatched@")
+        out[f"mf_b{bs}"] = {"jax": timed, "routellm_torch": ref, "torch_prebatched": fast}
+        print(
+            f"MF batch {bs}: RouteLLM torch loop {ref['examples_per_s']:,.0f} ex/s "
+            f"({ref['threads']} threads) | torch pre-batched {fast['examples_per_s']:,.0f} ex/s "
+            f"({fast['threads']} threads)"
+        )
+        for name, r in timed.items():
             print(
                 f"  ours, {name}: {r['examples_per_s']:,.0f} ex/s (compile {r['compile_s']:.1f}s)"
                 f" -> {r['examples_per_s'] / ref['examples_per_s']:.2f}x RouteLLM, "
                 f"{r['examples_per_s'] / fast['examples_per_s']:.2f}x pre-batched"
             )
-    if not args.skip_bert:
-        lengths = real_prompt_lengths(args.data_dir) if args.data_dir else None
-        if lengths is not None:
-            print(
-                f"BERT row lengths: {len(lengths)} real prompts, median {np.median(lengths):.0f}"
-                f" tokens, {np.mean(lengths > args.seq):.0%} longer than {args.seq} (cut)"
+    return out
+
+
+def bert_section(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
+    """BERT at full width against transformers, and with length buckets against transformers
+    padding each batch to its longest row; ours with defaults and with the options."""
+    lengths = real_prompt_lengths(args.data_dir) if args.data_dir else None
+    if lengths is not None:
+        print(
+            f"BERT row lengths: {len(lengths)} real prompts, median {np.median(lengths):.0f}"
+            f" tokens, {np.mean(lengths > args.seq):.0%} longer than {args.seq} (cut)"
+        )
+    n_rows = args.bert_batch * (args.bert_steps * args.rounds + 8)
+    bd = bert_data(max(256, n_rows), args.seq, MINILM["vocab_size"], lengths=lengths)
+    # The option: bf16 matmul operands (arch_config.dtype), timed only where they are native.
+    options = {"dtype": jnp.bfloat16} if bf16 else {}
+    label = "bf16 matmuls"
+    buckets = tuple(args.length_buckets or ())
+    bb, threads = args.bert_batch, args.torch_threads
+    loops = {f"transformers@{t}": at_threads(t, prepare_bert_torch(bd, bb)) for t in threads}
+    loops["ours, float32 (defaults)"] = prepare_bert_jax(bd, bb)
+    if options:
+        loops[f"ours, {label}"] = prepare_bert_jax(bd, bb, **options)
+    if buckets:
+        for t in threads:
+            loops[f"transformers padded@{t}"] = at_threads(
+                t, prepare_bert_torch(bd, bb, dynamic_padding=True)
             )
-        bd = bert_data(
-            max(256, args.bert_batch * (args.bert_steps + 4)),
-            args.seq,
-            MINILM["vocab_size"],
-            lengths=lengths,
+        loops[f"ours, buckets {list(buckets)}"] = prepare_bert_jax(bd, bb, buckets=buckets)
+        if options:
+            loops[f"ours, buckets {list(buckets)}, {label}"] = prepare_bert_jax(
+                bd, bb, buckets=buckets, **options
+            )
+    timed = interleaved(loops, args.bert_steps, args.rounds)
+    ref = best_of(timed, "transformers@")
+    padded = best_of(timed, "transformers padded@") if buckets else None
+    out: dict[str, Any] = {"bert": timed, "transformers": ref, "transformers_padded": padded}
+    print(
+        f"BERT-cls (MiniLM-L6, seq {args.seq}, batch {bb}): transformers "
+        f"{ref['examples_per_s']:.1f} ex/s ({ref['threads']} threads)"
+        + (
+            f", padded to each batch's longest row {padded['examples_per_s']:.1f} ex/s "
+            f"({padded['threads']} threads)"
+            if padded
+            else ""
         )
-        if args.bert_threads:
-            torch.set_num_threads(args.bert_threads)
-            print(f"torch threads for BERT: {torch.get_num_threads()}")
-        ours = bench_bert_jax(bd, args.bert_batch, args.bert_steps)
-        ref = bench_bert_torch(bd, args.bert_batch, args.bert_steps)
-        results["bert"] = {"jax": ours, "transformers_torch": ref}
+    )
+    for name, r in timed.items():
+        if not name.startswith("ours"):
+            continue
+        bucketed = "buckets" in name
+        base = padded if bucketed else ref
+        against = "transformers padded per batch" if bucketed else "transformers at equal width"
+        full = timed["ours, float32 (defaults)"]["examples_per_s"]
         print(
-            f"BERT-cls (MiniLM-L6, seq {args.seq}, batch {args.bert_batch}): ours "
-            f"{ours['examples_per_s']:.1f} ex/s (compile {ours['compile_s']:.1f}s) | "
-            f"transformers {ref['examples_per_s']:.1f} ex/s -> ratio "
-            f"{ours['examples_per_s'] / ref['examples_per_s']:.2f}x"
+            f"  {name}: {r['examples_per_s']:.1f} ex/s (compile {r['compile_s']:.1f}s, loss "
+            f"{r['loss']:.4f}"
+            + (f", {r['examples_per_s'] / full:.2f}x our float32 full width" if bucketed else "")
+            + f") -> {r['examples_per_s'] / base['examples_per_s']:.2f}x {against}"
         )
-    if not args.skip_bert and args.length_buckets:
-        buckets = tuple(args.length_buckets)
-        ours_b = bench_bert_jax(bd, args.bert_batch, args.bert_steps, buckets=buckets)
-        ref_d = bench_bert_torch(bd, args.bert_batch, args.bert_steps, dynamic_padding=True)
-        results["bert_buckets"] = {"jax": ours_b, "transformers_torch_dynamic": ref_d}
-        print(
-            f"BERT-cls with length buckets {list(buckets)}: ours {ours_b['examples_per_s']:.1f} "
-            f"ex/s ({ours_b['compiles']} executables, compile {ours_b['compile_s']:.1f}s) = "
-            f"{ours_b['examples_per_s'] / results['bert']['jax']['examples_per_s']:.2f}x our "
-            f"full-width step | transformers padding each batch to its longest row "
-            f"{ref_d['examples_per_s']:.1f} ex/s -> ratio "
-            f"{ours_b['examples_per_s'] / ref_d['examples_per_s']:.2f}x"
-        )
-    results["machine"]["load_after"] = machine()["load"]
-    print(f"load at the end: {results['machine']['load_after']}")
-    return results
+    return out
 
 
 def machine() -> dict[str, Any]:

@@ -17,6 +17,8 @@ from routellm_jax.models.encoders.bert import (
     count_params,
     l2_normalize,
     mean_pool,
+    mixed_einsum,
+    native_bf16_matmul,
 )
 from routellm_jax.models.encoders.hf_import import (
     CheckpointError,
@@ -203,3 +205,75 @@ def test_real_minilm_matches_torch(data_dir: Path) -> None:
     assert (cfg.hidden_size, cfg.num_hidden_layers) == (384, 6)
     np.testing.assert_allclose(hidden, ref_hidden, atol=TOL, rtol=0)
     np.testing.assert_allclose(pooled, ref_pooled, atol=TOL, rtol=0)
+
+
+def _training_loss(model: BertModel, ids: np.ndarray, mask: np.ndarray):
+    def loss(params):
+        hidden, pooled = model.apply(
+            {"params": params}, ids, mask, deterministic=False, rngs={"dropout": jax.random.key(2)}
+        )
+        return jnp.mean(pooled**2) + jnp.mean(hidden[:, 1:] ** 2)
+
+    return loss
+
+
+def test_bf16_training_runs_every_matmul_in_bf16(tiny_checkpoint: Path) -> None:
+    """A bf16 encoder's gradient runs its backward matmuls bf16 x bf16 -> f32 too (autodiff of
+    a bf16 -> f32 dot upcasts one operand: a float32 backward pass), compiles and runs on this
+    backend (XLA:CPU rejects bf16 dots it cannot hand to its matmul library), and stays close to
+    the float32 gradient; parameters and their gradients stay float32."""
+    ids, mask = _padded_batch([6, 20, 13, 20], vocab=97, seq=20, seed=3)
+    cfg, params = load_bert(tiny_checkpoint)
+    bf16_grad = jax.jit(jax.grad(_training_loss(BertModel(cfg, dtype=jnp.bfloat16), ids, mask)))
+    hlo = bf16_grad.lower(params).as_text()
+    dots = [line for line in hlo.splitlines() if "stablehlo.dot_general" in line]
+    # Forward and the two operand gradients of each of the 8 matmuls per layer and the pooler.
+    assert len(dots) == 3 * (cfg.num_hidden_layers * 8 + 1)
+    for line in dots:
+        operands, result = line.rsplit("->", 1)
+        assert "xf32>" not in operands and "xf32>" in result, line
+    got = bf16_grad(params)
+    want = jax.jit(jax.grad(_training_loss(BertModel(cfg), ids, mask)))(params)
+    leaves = zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True)
+    for g, w in leaves:
+        assert g.dtype == jnp.float32
+        g, w = np.ravel(g), np.ravel(w)
+        if np.linalg.norm(w) > 1e-6:  # cosine similarity of each parameter's gradient
+            assert g @ w / (np.linalg.norm(g) * np.linalg.norm(w)) > 0.98
+
+
+def test_mixed_einsum_gradients() -> None:
+    rng = np.random.default_rng(0)
+    a = jnp.asarray(rng.normal(size=(2, 5, 3, 4)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(2, 6, 3, 4)), jnp.float32)
+    spec = "bqhd,bkhd->bhqk"
+    weights = jnp.asarray(rng.normal(size=(2, 3, 5, 6)), jnp.float32)
+
+    def ours(x, y):
+        return jnp.sum(mixed_einsum(spec, x, y) * weights)
+
+    def plain(x, y):
+        return jnp.sum(jnp.einsum(spec, x, y) * weights)
+
+    # float32 operands: the same values and gradients as autodiff's einsum.
+    for g, w in zip(jax.grad(ours, (0, 1))(a, b), jax.grad(plain, (0, 1))(a, b), strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+    # bf16 operands: bf16 gradients, close to the float32 ones.
+    ga, gb = jax.grad(ours, (0, 1))(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16))
+    assert ga.dtype == gb.dtype == jnp.bfloat16
+    wa, wb = jax.grad(plain, (0, 1))(a, b)
+    np.testing.assert_allclose(np.asarray(ga, np.float32), np.asarray(wa), atol=0.1, rtol=0.05)
+    np.testing.assert_allclose(np.asarray(gb, np.float32), np.asarray(wb), atol=0.1, rtol=0.05)
+    with pytest.raises(ValueError, match="summed within one operand"):
+        mixed_einsum("ab,bc->c", a[0, 0], b[0, 0].T)
+
+
+def test_native_bf16_matmul_reads_the_cpu_flags(tmp_path: Path) -> None:
+    cpu = jax.devices("cpu")[0]
+    with_bf16 = tmp_path / "with"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
+    without = tmp_path / "without"
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert native_bf16_matmul(cpu, str(with_bf16))
+    assert not native_bf16_matmul(cpu, str(without))
+    assert not native_bf16_matmul(cpu, str(tmp_path / "missing"))

@@ -148,8 +148,162 @@ BERT_PARTITION_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
 )
 
 
+# CPU features under which XLA:CPU runs a bf16 x bf16 -> f32 dot natively (/proc/cpuinfo names).
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def native_bf16_matmul(device: jax.Device | None = None, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether ``device`` (default: the first) multiplies bf16 matrices natively, so a
+    ``bfloat16`` encoder runs faster than float32 there: TPUs, NVIDIA GPUs from compute
+    capability 8.0 on, and CPUs with AVX512-BF16 or AMX-BF16 (read from ``cpuinfo``; False when
+    it cannot be read). Elsewhere bf16 operands are upcast and only cost time.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix="cpuinfo") as f:
+        ...     _ = f.write("flags : fpu avx512f avx512_bf16"); f.flush()
+        ...     native_bf16_matmul(jax.devices("cpu")[0], f.name)
+        True
+        >>> native_bf16_matmul(jax.devices("cpu")[0], "/nonexistent")
+        False
+    """
+    device = device or jax.devices()[0]
+    if device.platform == "tpu":
+        return True
+    if device.platform == "gpu":
+        capability = getattr(device, "compute_capability", "0")
+        return float(capability or 0) >= 8.0
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in _BF16_CPU_FLAGS)
+
+
 # Matmuls take ``dtype`` operands and accumulate into (and return) float32; see the module doc.
 _F32_DOT = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+
+def _backward_specs(spec: str) -> tuple[str, str]:
+    """The einsums giving the two operands' cotangents of ``spec`` (``"ab,bc->ac"``) from the
+    output's. Every index must reach the output or the other operand (matmuls, batched or not).
+
+    Example:
+        >>> _backward_specs("bqhd,bkhd->bhqk")
+        ('bhqk,bkhd->bqhd', 'bqhd,bhqk->bkhd')
+    """
+    operands, out = spec.split("->")
+    lhs, rhs = operands.split(",")
+    for mine, other in ((lhs, rhs), (rhs, lhs)):
+        lost = set(mine) - set(out) - set(other)
+        if lost:
+            raise ValueError(f"einsum {spec!r}: index {sorted(lost)} is summed within one operand")
+    return f"{out},{rhs}->{lhs}", f"{lhs},{out}->{rhs}"
+
+
+def _f32_einsum(spec: str, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """``einsum(spec, lhs, rhs)`` accumulated into float32, as one ``dot_general`` whose operands
+    are laid out ``lhs [batch, free, contracted]`` and ``rhs [batch, contracted, free]``.
+
+    XLA:CPU hands a bf16 x bf16 -> f32 dot whose lhs contracts a leading dimension to a generic
+    dot kernel that rejects those types, and autodiff's transposes make exactly such dots; in
+    this layout every dot goes to its matmul library, whatever the dtype.
+
+    Example:
+        >>> _f32_einsum("bqd,bkd->bqk", jnp.ones((2, 3, 4)), jnp.ones((2, 5, 4))).shape
+        (2, 3, 5)
+    """
+    operands, out = spec.split("->")
+    lhs_idx, rhs_idx = operands.split(",")
+    batch = [c for c in lhs_idx if c in rhs_idx and c in out]
+    contracted = [c for c in lhs_idx if c in rhs_idx and c not in out]
+    lhs_free = [c for c in lhs_idx if c not in rhs_idx]
+    rhs_free = [c for c in rhs_idx if c not in lhs_idx]
+    lhs = jnp.transpose(lhs, [lhs_idx.index(c) for c in batch + lhs_free + contracted])
+    rhs = jnp.transpose(rhs, [rhs_idx.index(c) for c in batch + contracted + rhs_free])
+    nb, nf, nc = len(batch), len(lhs_free), len(contracted)
+    dims = (
+        (tuple(range(nb + nf, nb + nf + nc)), tuple(range(nb, nb + nc))),
+        (tuple(range(nb)), tuple(range(nb))),
+    )
+    y = jax.lax.dot_general(lhs, rhs, dims, preferred_element_type=jnp.float32)
+    y_idx = batch + lhs_free + rhs_free
+    return jnp.transpose(y, [y_idx.index(c) for c in out])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def mixed_einsum(spec: str, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """``einsum(spec, lhs, rhs)`` accumulated into float32, whose gradients are einsums in the
+    operands' dtype too.
+
+    Plain autodiff of a bf16 x bf16 -> f32 einsum makes the backward einsums take the float32
+    cotangent and upcast the bf16 operand: two thirds of a training step's matmul work back in
+    float32. Here the cotangent is cast to the operands' dtype first (what bf16 autocast does),
+    so the forward and both backward einsums run as bf16 x bf16 -> f32; each operand's cotangent
+    comes back in its own dtype. Float32 operands get exactly autodiff's einsums.
+
+    Example:
+        >>> a = jnp.ones((2, 3), jnp.bfloat16); b = jnp.ones((3, 4), jnp.bfloat16)
+        >>> mixed_einsum("ik,kj->ij", a, b).dtype
+        dtype('float32')
+        >>> loss = lambda a, b: mixed_einsum("ik,kj->ij", a, b).sum()
+        >>> [g.dtype.name for g in jax.grad(loss, argnums=(0, 1))(a, b)]
+        ['bfloat16', 'bfloat16']
+    """
+    _backward_specs(spec)  # refuses an index summed within one operand
+    return _f32_einsum(spec, lhs, rhs)
+
+
+def _mixed_einsum_fwd(spec: str, lhs: jax.Array, rhs: jax.Array) -> tuple[jax.Array, Any]:
+    return mixed_einsum(spec, lhs, rhs), (lhs, rhs)
+
+
+def _mixed_einsum_bwd(spec: str, res: Any, ct: jax.Array) -> tuple[jax.Array, jax.Array]:
+    lhs, rhs = res
+    lhs_spec, rhs_spec = _backward_specs(spec)
+    d_lhs = _f32_einsum(lhs_spec, ct.astype(rhs.dtype), rhs)
+    d_rhs = _f32_einsum(rhs_spec, lhs, ct.astype(lhs.dtype))
+    return d_lhs.astype(lhs.dtype), d_rhs.astype(rhs.dtype)
+
+
+mixed_einsum.defvjp(_mixed_einsum_fwd, _mixed_einsum_bwd)
+
+
+def _einsum_spec(dimension_numbers: Any, lhs_ndim: int, rhs_ndim: int) -> str:
+    """The einsum of a ``dot_general``'s dimension numbers (output: batch, lhs free, rhs free).
+
+    Example:
+        >>> _einsum_spec((((2,), (0,)), ((), ())), 3, 2)
+        'bca,ad->bcd'
+    """
+    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    lhs, rhs = [""] * lhs_ndim, [""] * rhs_ndim
+    for i, j in [*zip(lhs_contract, rhs_contract), *zip(lhs_batch, rhs_batch)]:
+        lhs[i] = rhs[j] = next(letters)
+    lhs = [c or next(letters) for c in lhs]
+    rhs = [c or next(letters) for c in rhs]
+    out = [lhs[i] for i in lhs_batch]
+    out += [c for i, c in enumerate(lhs) if i not in lhs_batch and i not in lhs_contract]
+    out += [c for j, c in enumerate(rhs) if j not in rhs_batch and j not in rhs_contract]
+    return f"{''.join(lhs)},{''.join(rhs)}->{''.join(out)}"
+
+
+def _mixed_dot_general(
+    lhs: jax.Array, rhs: jax.Array, dimension_numbers: Any, precision: Any = None, **_: Any
+) -> jax.Array:
+    """``dot_general`` for ``nn.Dense``: float32 operands as :data:`_F32_DOT`, narrower ones
+    through :func:`mixed_einsum` (their backward matmuls stay in the narrow dtype)."""
+    if lhs.dtype == jnp.float32 and rhs.dtype == jnp.float32:
+        return _F32_DOT(lhs, rhs, dimension_numbers, precision=precision)
+    return mixed_einsum(_einsum_spec(dimension_numbers, lhs.ndim, rhs.ndim), lhs, rhs)
+
+
+def _attention_einsum(spec: str, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    if lhs.dtype == jnp.float32 and rhs.dtype == jnp.float32:
+        return jnp.einsum(spec, lhs, rhs, preferred_element_type=jnp.float32)
+    return mixed_einsum(spec, lhs, rhs)
 
 
 def _dense(features: int, cfg: BertConfig, dtype: Any, param_dtype: Any, name: str) -> nn.Dense:
@@ -159,7 +313,7 @@ def _dense(features: int, cfg: BertConfig, dtype: Any, param_dtype: Any, name: s
         dtype=dtype,
         param_dtype=param_dtype,
         kernel_init=init,
-        dot_general=_F32_DOT,
+        dot_general=_mixed_dot_general,
         name=name,
     )
 
@@ -224,18 +378,11 @@ class BertSelfAttention(nn.Module):
 
         q, k, v = proj("query"), proj("key"), proj("value")
         q = (q * hd**-0.5).astype(self.dtype)
-        scores = jnp.einsum(
-            "bqhd,bkhd->bhqk", q, k.astype(self.dtype), preferred_element_type=jnp.float32
-        )
+        scores = _attention_einsum("bqhd,bkhd->bhqk", q, k.astype(self.dtype))
         scores = scores + bias  # bias [b, 1, 1, k]: 0 on tokens, large negative on padding
         probs = jax.nn.softmax(scores, axis=-1)
         probs = nn.Dropout(cfg.attention_probs_dropout_prob)(probs, deterministic=deterministic)
-        out = jnp.einsum(
-            "bhqk,bkhd->bqhd",
-            probs.astype(self.dtype),
-            v.astype(self.dtype),
-            preferred_element_type=jnp.float32,
-        )
+        out = _attention_einsum("bhqk,bkhd->bqhd", probs.astype(self.dtype), v.astype(self.dtype))
         return out.reshape(b, s, cfg.hidden_size)
 
 
