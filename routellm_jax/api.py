@@ -67,6 +67,9 @@ DEFAULT_ROUTER = "irt-mix-minilm"
 # and feeds its matmuls bf16 operands with float32 accumulation (win rates move by 2e-4 to 2e-3,
 # see tests/zoo), faster on CPUs with AVX512-BF16 (tools/bench_infer.py).
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+# "auto": bfloat16 where the device multiplies bf16 natively (AVX512-BF16/AMX CPUs, TPUs, recent
+# GPUs) and the router has an encoder to run in it; float32 everywhere else.
+AUTO_PRECISION = "auto"
 
 
 class RouterError(ValueError):
@@ -148,8 +151,9 @@ class Router:
     rates: ``runner.path`` is ``"fused"``, ``"tokens"`` or ``"vectors"``, ``runner.reason`` says
     why), ``stats`` (timings).
 
-    ``precision`` is the encoder's (``None``/``"float32"`` exact, ``"bfloat16"``): of the fused
-    MiniLM encoder, or the config field an architecture with its own encoder declares as its
+    ``precision`` is the encoder's (``None``/``"float32"`` exact, ``"bfloat16"``, or ``"auto"``:
+    bfloat16 where the device runs bf16 matmuls natively and the router has an encoder, else
+    float32; ``self.precision`` says which was used): of the fused MiniLM encoder, or the config field an architecture with its own encoder declares as its
     ``precision_key`` (bert, causal_llm). Every compiled call holds at most ``max_batch`` rows,
     padded to ``batch_buckets``, and token inputs are padded to ``seq_buckets``; ``chunk_tokens``
     caps the padded tokens of one call (default: 1024 on CPU, where bigger calls run slower per
@@ -183,10 +187,16 @@ class Router:
         self.source = source
         self.arch = _card_architecture(card)
         self.config = card.arch_config(self.arch.config_cls)
-        if precision is not None and precision not in PRECISIONS:
+        if precision is not None and precision not in (*PRECISIONS, AUTO_PRECISION):
             raise RouterError(
-                f"router {self.name!r}: precision must be one of {PRECISIONS}, got {precision!r}"
+                f"router {self.name!r}: precision must be one of "
+                f"{(*PRECISIONS, AUTO_PRECISION)}, got {precision!r}"
             )
+        auto = precision == AUTO_PRECISION
+        if auto:
+            from routellm_jax.models.encoders.bert import native_bf16_matmul  # local: Flax
+
+            precision = "bfloat16" if native_bf16_matmul() else None
         own_encoder = precision is not None and bool(self.arch.precision_key)
         if own_encoder:  # the architecture runs its own encoder: the precision is its config's
             self.config = dataclasses.replace(self.config, **{self.arch.precision_key: precision})
@@ -209,16 +219,29 @@ class Router:
         if card.calibration is not None:
             c = card.calibration
             self._calibrations[(c.strong, c.weak)] = c
+        shapes = Shapes(self.max_batch, self.batch_buckets, self.seq_buckets, chunk_tokens)
         self.runner = make_runner(
             self.arch,
             self.config,
             self.params,
             self.featurizer,
-            shapes=Shapes(self.max_batch, self.batch_buckets, self.seq_buckets, chunk_tokens),
+            shapes=shapes,
             fuse=fuse_encoder,
             precision=None if own_encoder else precision,
         )
-        if precision not in (None, "float32") and self.runner.path != "fused" and not own_encoder:
+        unfused = self.runner.path != "fused" and not own_encoder
+        if auto and unfused and precision is not None:  # no encoder to run in bf16: float32
+            self.precision = precision = None
+            self.runner = make_runner(
+                self.arch,
+                self.config,
+                self.params,
+                self.featurizer,
+                shapes=shapes,
+                fuse=fuse_encoder,
+                precision=None,
+            )
+        if precision not in (None, "float32") and unfused:
             raise RouterError(
                 f"router {self.name!r}: precision needs an encoder inside the router (the fused "
                 "MiniLM path, or an architecture declaring a precision_key such as bert or "

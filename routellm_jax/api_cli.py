@@ -137,12 +137,13 @@ def _add_router_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "auto"),
         default=None,
         help="encoder precision (MiniLM, bert and causal_llm routers): float32 (default, exact) "
         "or bfloat16 "
         "(bf16 matmuls with float32 accumulation: win rates within ~2e-3, faster on CPUs with "
-        "AVX512-BF16/AMX and on accelerators)",
+        "AVX512-BF16/AMX and on accelerators), or auto (bfloat16 where the device runs it "
+        "natively, else float32)",
     )
 
 

@@ -265,3 +265,13 @@ def test_precision_option_is_checked(mf_entry) -> None:
         api.load(mf_entry.entry_dir, precision="bfloat16")  # hashing featurizer: no encoder
     with pytest.raises(api.RouterError, match="must be one of"):
         api.load(mf_entry.entry_dir, precision="float16")
+
+
+def test_auto_precision_is_float32_without_an_encoder(mf_entry, monkeypatch) -> None:
+    # Even on a device with native bf16 matmuls, "auto" never asks for what "bfloat16" would
+    # refuse: a router with no encoder inside runs float32.
+    from routellm_jax.models.encoders import bert
+
+    monkeypatch.setattr(bert, "native_bf16_matmul", lambda device=None: True)
+    r = api.load(mf_entry.entry_dir, precision="auto")
+    assert r.precision is None and r.runner.path == "vectors"

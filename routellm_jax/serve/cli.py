@@ -111,12 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--router-precision",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "auto"),
         default=None,
         help="encoder precision of the routers named here (MiniLM, bert, causal_llm): float32 "
         "(default, exact) or "
         "bfloat16 (bf16 matmuls, float32 accumulation: faster on CPUs with AVX512-BF16/AMX, "
-        "see docs/benchmarks.md; win rates within ~2e-3)",
+        "see docs/benchmarks.md; win rates within ~2e-3), or auto (bfloat16 where the device "
+        "runs it natively, else float32)",
     )
 
     u = parser.add_argument_group(

@@ -11,6 +11,7 @@ import numpy as np
 from routellm_jax import api, paths
 from routellm_jax.cli import main
 from routellm_jax.integrity import sha256_file
+from routellm_jax.models.encoders import bert
 from routellm_jax.zoo import hub
 from routellm_jax.zoo.entry import read_entry
 
@@ -82,7 +83,7 @@ def _gsm8k_mt_bench(data_dir, n: int) -> list[str]:
     return gsm[: n - 40] + mt[:40]  # mostly GSM8K, plus MT-Bench's longer turns
 
 
-def test_fused_chunks_and_bfloat16_on_real_prompts(data_dir, tmp_path, capsys) -> None:
+def test_fused_chunks_and_bfloat16_on_real_prompts(data_dir, tmp_path, capsys, monkeypatch) -> None:
     name = "mf-minilm"  # a pure-MiniLM router: encoder + head in one compiled call
     prompts = _gsm8k_mt_bench(data_dir, 160)
     fused = api.load(name, cache_dir=tmp_path)
@@ -103,6 +104,14 @@ def test_fused_chunks_and_bfloat16_on_real_prompts(data_dir, tmp_path, capsys) -
     for share in (0.2, 0.5, 0.8):
         t = fused.threshold_for_share(share)
         assert np.mean((low >= t) == (f32 >= t)) >= 0.98, share
+    # precision="auto" is bfloat16 where the device runs bf16 matmuls natively, else float32.
+    for native, expected, same in ((True, "bfloat16", bf16), (False, None, fused)):
+        monkeypatch.setattr(bert, "native_bf16_matmul", lambda device=None, n=native: n)
+        auto = api.load(name, cache_dir=tmp_path, precision="auto")
+        assert auto.precision == expected and auto.runner.path == "fused"
+        np.testing.assert_allclose(
+            auto.win_rate(prompts[:8]), same.win_rate(prompts[:8]), atol=1e-6, rtol=0
+        )
     # The CLI's --precision reaches the same router.
     assert (
         main(
