@@ -220,27 +220,23 @@ class Router:
             c = card.calibration
             self._calibrations[(c.strong, c.weak)] = c
         shapes = Shapes(self.max_batch, self.batch_buckets, self.seq_buckets, chunk_tokens)
-        self.runner = make_runner(
-            self.arch,
-            self.config,
-            self.params,
-            self.featurizer,
-            shapes=shapes,
-            fuse=fuse_encoder,
-            precision=None if own_encoder else precision,
-        )
-        unfused = self.runner.path != "fused" and not own_encoder
-        if auto and unfused and precision is not None:  # no encoder to run in bf16: float32
-            self.precision = precision = None
-            self.runner = make_runner(
+
+        def runner(encoder_precision: str | None) -> Any:
+            return make_runner(
                 self.arch,
                 self.config,
                 self.params,
                 self.featurizer,
                 shapes=shapes,
                 fuse=fuse_encoder,
-                precision=None,
+                precision=encoder_precision,
             )
+
+        self.runner = runner(None if own_encoder else precision)
+        unfused = self.runner.path != "fused" and not own_encoder
+        if auto and unfused and precision is not None:  # no encoder to run in bf16: float32
+            self.precision = precision = None
+            self.runner = runner(None)
         if precision not in (None, "float32") and unfused:
             raise RouterError(
                 f"router {self.name!r}: precision needs an encoder inside the router (the fused "
