@@ -18,6 +18,8 @@ Contract (all functions pure; ``config`` is an instance of ``config_cls``, a fro
   examples and a fixed trailing shape, so any slice is a batch. An optional ``"weight"`` array
   [n] weights examples in the loss.
 * ``loss(params, batch, rng, config) -> (scalar loss, dict of scalar metrics)``: jittable.
+  ``rng`` is a typed JAX key (the trainer's step key); draw from it with ``jax.random``
+  functions, never by indexing it as a raw ``uint32[2]`` array.
 * ``prompt_inputs(prompts, featurizer, config) -> dict[str, np.ndarray]``: inference inputs.
 * ``win_rate(params, inputs, strong, weak, config) -> [batch] float``: P(strong beats weak);
   ``strong``/``weak`` are indices into ``config.models`` (ignored by pair-specific routers).
