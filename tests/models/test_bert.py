@@ -22,9 +22,32 @@ from routellm_jax.models.encoders.bert import (
 )
 from routellm_jax.models.encoders.hf_import import (
     CheckpointError,
+    bert_template,
     flatten_params,
     load_bert,
 )
+
+
+@pytest.mark.parametrize("add_pooler", [True, False])
+@pytest.mark.parametrize("param_dtype", [jnp.float32, jnp.bfloat16])
+def test_written_out_template_equals_the_traced_init(add_pooler, param_dtype) -> None:
+    cfg = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=24,
+        max_position_embeddings=12,
+        type_vocab_size=3,
+    )
+    model = BertModel(cfg, param_dtype=param_dtype, add_pooler=add_pooler)
+    ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
+    traced = jax.eval_shape(lambda i: model.init(jax.random.key(0), i, i), ids)["params"]
+    written = bert_template(cfg, add_pooler=add_pooler, param_dtype=param_dtype)
+    assert jax.tree_util.tree_structure(written) == jax.tree_util.tree_structure(traced)
+    for a, b in zip(jax.tree_util.tree_leaves(written), jax.tree_util.tree_leaves(traced)):
+        assert (a.shape, a.dtype) == (b.shape, b.dtype)
+
 
 torch = pytest.importorskip("torch", reason="torch is the parity reference (dev extra)")
 transformers = pytest.importorskip("transformers")

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from safetensors import safe_open
 
-from routellm_jax.models.encoders.bert import BertConfig, BertModel
+from routellm_jax.models.encoders.bert import BertConfig
 
 
 class CheckpointError(ValueError):
@@ -275,7 +275,10 @@ def bert_key_converter(key: str, value: np.ndarray) -> tuple[str, np.ndarray] | 
 def bert_template(
     config: BertConfig, *, add_pooler: bool = True, param_dtype: Any = jnp.float32
 ) -> dict[str, Any]:
-    """Shapes of a BERT parameter tree (``ShapeDtypeStruct`` leaves, nothing allocated).
+    """Shapes of :class:`BertModel`'s parameter tree (``ShapeDtypeStruct`` leaves, nothing
+    allocated), written out from the config. Tracing ``BertModel.init`` for them costs a
+    noticeable part of a router's start-up; ``tests/models/test_bert.py`` checks this tree
+    against the traced one, so the two cannot drift apart.
 
     Example:
         >>> cfg = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
@@ -283,10 +286,39 @@ def bert_template(
         >>> bert_template(cfg)["embeddings"]["word_embeddings"]["embedding"].shape
         (128, 32)
     """
-    model = BertModel(config, param_dtype=param_dtype, add_pooler=add_pooler)
-    ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)
-    shapes = jax.eval_shape(lambda i: model.init(jax.random.key(0), i, i), ids)
-    return shapes["params"]
+    h, ffn = config.hidden_size, config.intermediate_size
+
+    def leaf(*shape: int) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct(shape, param_dtype)
+
+    def dense(n_in: int, n_out: int) -> dict[str, Any]:
+        return {"kernel": leaf(n_in, n_out), "bias": leaf(n_out)}
+
+    def layer_norm() -> dict[str, Any]:
+        return {"scale": leaf(h), "bias": leaf(h)}
+
+    def encoder_layer() -> dict[str, Any]:
+        return {
+            "attention": {
+                "self": {name: dense(h, h) for name in ("query", "key", "value")},
+                "output": {"dense": dense(h, h), "LayerNorm": layer_norm()},
+            },
+            "intermediate": {"dense": dense(h, ffn)},
+            "output": {"dense": dense(ffn, h), "LayerNorm": layer_norm()},
+        }
+
+    tree: dict[str, Any] = {
+        "embeddings": {
+            "word_embeddings": {"embedding": leaf(config.vocab_size, h)},
+            "position_embeddings": {"embedding": leaf(config.max_position_embeddings, h)},
+            "token_type_embeddings": {"embedding": leaf(config.type_vocab_size, h)},
+            "LayerNorm": layer_norm(),
+        },
+        "encoder": {f"layer_{i}": encoder_layer() for i in range(config.num_hidden_layers)},
+    }
+    if add_pooler:
+        tree["pooler"] = {"dense": dense(h, h)}
+    return tree
 
 
 def load_bert(
