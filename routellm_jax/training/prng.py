@@ -77,8 +77,8 @@ def _random_bits(key: jax.Array, bit_width: int, shape: tuple[int, ...]) -> jax.
     if not jax.config.jax_threefry_partitionable:  # JAX's other layout: its own bits
         return _BASE.random_bits(key, bit_width, shape)
     shape = tuple(int(d) for d in shape)
-    if math.prod(shape) >= 2**32:
-        raise NotImplementedError(f"fused threefry: {math.prod(shape)} draws in one call")
+    if math.prod(shape) >= 2**32:  # the counter's high word is used: JAX's own (rolled) code
+        return _BASE.random_bits(key, bit_width, shape)
     if bit_width not in _UINT:
         raise TypeError(f"random bits of width {bit_width}: expected 8, 16, 32 or 64")
     low = _counts(shape)
