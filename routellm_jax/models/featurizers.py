@@ -249,7 +249,7 @@ LENGTH_FEATURES = SHAPE_FEATURES[:2]  # log_words, log_chars
 LENGTH_DIM = len(LENGTH_FEATURES)
 
 
-class LengthFeaturizer(CachedFeaturizer):
+class LengthFeaturizer(ShapeFeaturizer):
     """Prompt-length features (the first :data:`LENGTH_DIM` of :func:`prompt_shape`); spec
     ``"length"``.
 
@@ -258,15 +258,12 @@ class LengthFeaturizer(CachedFeaturizer):
         [0.32, 0.32]
     """
 
-    on_host = True
-
     def __init__(self) -> None:
         super().__init__()
         self.spec, self.dim = "length", LENGTH_DIM
 
     def _embed_new(self, prompts: list[str], batch_size: int) -> np.ndarray:
-        del batch_size
-        return np.stack([prompt_shape(p)[:LENGTH_DIM] for p in prompts])
+        return super()._embed_new(prompts, batch_size)[:, :LENGTH_DIM]
 
 
 # Host-side parts a spec may append to an encoder's vector: suffix -> (featurizer class, width).

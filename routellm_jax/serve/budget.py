@@ -30,6 +30,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -252,6 +253,18 @@ def spread(items: Sequence[str], n: int = SPEND_REFERENCE_PROMPTS) -> list[str]:
     if len(items) <= n:
         return items
     return [items[int(i * len(items) / n)] for i in range(n)]
+
+
+def spend_reference_rows(
+    router: Any, prompts: Sequence[str], table: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(quality, cost)`` rows a :class:`SpendController` starts from: :func:`spread` of
+    ``prompts``, scored by ``router.model_quality`` over the upstream table's models and priced by
+    the table (``table.names``, ``table.costs``). The server and the in-process client both call
+    this, so they start from the same rows."""
+    picked = spread(prompts)
+    quality = np.asarray(router.model_quality(picked, table.names), np.float64)
+    return quality, table.costs(picked, None)
 
 
 # Trade-off weights the spend controller searches (the policy's lambda, cost relative to the

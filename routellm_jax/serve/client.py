@@ -61,7 +61,7 @@ from routellm_jax.serve.budget import (
     SpendController,
     lambda_for_spend,
     reference_table,
-    spread,
+    spend_reference_rows,
 )
 from routellm_jax.serve.n_model import (
     ModelUpstream,
@@ -397,10 +397,9 @@ class Controller:
             )
         with self._lock:
             if spec.router not in self._spend_rows:
-                prompts = spread(self.spend_reference)
-                table = self.upstream_table
-                quality = self.routers[spec.router].model_quality(prompts, table.names)
-                self._spend_rows[spec.router] = (quality, table.costs(prompts, None))
+                self._spend_rows[spec.router] = spend_reference_rows(
+                    self.routers[spec.router], self.spend_reference, self.upstream_table
+                )
             quality, cost = self._spend_rows[spec.router]
             key = (spec.router, spec.spend_per_1k)
             if not self.share_control:

@@ -81,7 +81,7 @@ from routellm_jax.serve.budget import (
     SpendController,
     lambda_for_spend,
     reference_table,
-    spread,
+    spend_reference_rows,
 )
 from routellm_jax.serve.n_model import (
     ModelUpstream,
@@ -623,13 +623,14 @@ class _State:
     async def _score_reference(
         self, router: str, prompt_set: PromptSet
     ) -> tuple[np.ndarray, np.ndarray]:
-        table = self.settings.upstream_table
-        prompts = spread(prompt_set.prompts)
         loop = asyncio.get_running_loop()
-        quality = await loop.run_in_executor(
-            self.executor, self.routers[router].model_quality, prompts, table.names
+        return await loop.run_in_executor(
+            self.executor,
+            spend_reference_rows,
+            self.routers[router],
+            prompt_set.prompts,
+            self.settings.upstream_table,
         )
-        return np.asarray(quality, np.float64), table.costs(prompts, None)
 
     async def spend_reference(self, router: str, tenant: str) -> tuple[np.ndarray, np.ndarray]:
         """The reference (quality, cost) rows a spend controller starts from."""
