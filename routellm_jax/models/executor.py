@@ -11,7 +11,9 @@ executor bridges the two in the same way for every caller:
   (``jit(f).lower(...).compile()``), under a lock so concurrent callers (a server's threads)
   compile a shape once; a warm executor never recompiles. Across processes, JAX's persistent
   compilation cache (:func:`enable_compile_cache`, in :func:`routellm_jax.paths.compile_cache_dir`)
-  turns a later process's compile of the same shape into a read from disk;
+  turns a later process's compile of the same shape into a read from disk, and an executor given
+  an ``identity`` also keeps each compiled shape itself (:class:`ExecutableStore`), so a later
+  process skips tracing and lowering too;
 * **dispatch**: chunks are dispatched asynchronously, so the host pads the next chunk while the
   device runs the previous one, and results are gathered back into the callers' order;
 * **stats**: compiles and compile time, shapes, calls, host time, steady-state device time,
@@ -27,16 +29,24 @@ knows shapes, executables and timings, nothing of architectures, zoo entries or 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
 import os
+import pickle
+import platform
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jaxlib
 import numpy as np
 
 from routellm_jax import paths
+
+log = logging.getLogger(__name__)
 
 # Length grid: steps of 8 tokens up to 64 (where GSM8K/MT-Bench prompts sit, 60-70 tokens on
 # average), coarser above, so padding stays under ~15% of a prompt while the number of compiled
@@ -84,6 +94,149 @@ def enable_compile_cache() -> str | None:
                     if option.upper() not in os.environ:  # the user's own setting wins
                         jax.config.update(option, value)
         return jax.config.jax_compilation_cache_dir or None
+
+
+_MODELS_DIR = Path(__file__).resolve().parent
+
+
+def _cpu_flags() -> str:
+    """The host CPU's feature flags: XLA:CPU compiles for the CPU it runs on, so an executable
+    built on one machine must not be taken for another's (a shared home folder)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine() + " " + platform.processor()
+
+
+def _source_digest(files: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for file in sorted({Path(f).resolve() for f in files}):
+        digest.update(str(file.name).encode() + b"\0")
+        try:
+            digest.update(file.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return digest.hexdigest()
+
+
+class ExecutableStore:
+    """One function's compiled executables kept on disk between processes.
+
+    JAX's persistent cache (:func:`enable_compile_cache`) saves the compile of a shape a process
+    has seen before, but every process still traces and lowers the function to find its cache
+    key; for a 6-layer encoder in flax that is most of a route command's first call. This store
+    keeps the compiled executable itself (``jax.experimental.serialize_executable``), under a key
+    made of everything the executable depends on, so a hit skips tracing, lowering and compiling:
+
+    * ``identity``: the caller's description of the function (architecture, configs, precision);
+    * the source of every file the traced code comes from (this package's ``models`` folder and
+      the caller's ``source_files``: a plug-in architecture's module), so editing the code
+      misses the store instead of running stale code;
+    * JAX, jaxlib and flax versions, the backend, its devices and the host CPU's feature flags,
+      ``XLA_FLAGS`` and the x64 setting;
+    * the pytree structure, shapes and dtypes of the constants and of the arguments.
+
+    A new entry is only written after a round trip: the serialized executable is loaded back and
+    run on the arguments that compiled it, and must give the same bits as the original (an
+    executable XLA took from its own persistent cache does not serialize completely, so entries
+    are compiled with that cache bypassed). A file that fails to load (truncated, from another
+    XLA, rejected by XLA) is logged, removed, and the shape compiled again; a store that cannot
+    be written is skipped. Files are pickles that XLA runs: like JAX's cache, the folder must be
+    one only its user writes to (:func:`routellm_jax.paths.compile_cache_dir`).
+    """
+
+    def __init__(self, folder: Path, identity: str, source_files: Sequence[Path] = ()) -> None:
+        self.folder = Path(folder)
+        self.hits = 0
+        self.writes = 0
+        import flax  # version only; flax is loaded by every encoder module anyway
+
+        backend = jax.devices()[0]
+        parts = [
+            identity,
+            _source_digest([*_MODELS_DIR.rglob("*.py"), *source_files]),
+            jax.__version__,
+            jaxlib.__version__,
+            flax.__version__,
+            backend.platform,
+            backend.client.platform_version,
+            backend.device_kind,
+            str(len(jax.devices())),
+            _cpu_flags() if backend.platform == "cpu" else "",
+            os.environ.get("XLA_FLAGS", ""),
+            str(jax.config.jax_enable_x64),
+        ]
+        self.prefix = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def path(self, constants: tuple, args: tuple) -> Path:
+        """The file of the executable for these constants and arguments."""
+        shapes = repr((_shape_key(constants), _shape_key(args)))
+        digest = hashlib.sha256((self.prefix + shapes).encode()).hexdigest()
+        return self.folder / f"{digest[:40]}.exe"
+
+    def load(self, constants: tuple, args: tuple) -> Any | None:
+        """The stored executable for these shapes, or ``None``."""
+        from jax.experimental import serialize_executable  # loaded only when the store is used
+
+        path = self.path(constants, args)
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            serialized, in_tree, out_tree, device_ids = pickle.loads(blob)
+            by_id = {d.id: d for d in jax.devices()}
+            compiled = serialize_executable.deserialize_and_load(
+                serialized, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids]
+            )
+        except Exception as err:  # noqa: BLE001 - any unreadable entry is recompiled, not fatal
+            log.warning(
+                "compiled executable %s could not be loaded (%s): compiling again", path, err
+            )
+            path.unlink(missing_ok=True)
+            return None
+        self.hits += 1
+        return compiled
+
+    def compile_and_store(self, jitted: Any, constants: tuple, args: tuple) -> Any:
+        """Compile outside JAX's persistent cache, check the round trip, write the entry."""
+        from jax._src import config as jax_config  # the thread-local form of the cache switch
+        from jax.experimental import serialize_executable
+
+        with jax_config.enable_compilation_cache(False):
+            compiled = jitted.lower(*constants, *args).compile()
+        path = self.path(constants, args)
+        try:
+            serialized, in_tree, out_tree = serialize_executable.serialize(compiled)
+            # The devices it runs on (one for an unsharded function): loading it elsewhere
+            # would ask for one shard per device of the backend.
+            devices = sorted(
+                {d for s in jax.tree.leaves(compiled.input_shardings) for d in s.device_set},
+                key=lambda d: d.id,
+            )
+            reloaded = serialize_executable.deserialize_and_load(
+                serialized, in_tree, out_tree, execution_devices=devices
+            )
+            same = jax.tree.map(
+                lambda a, b: np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True),
+                compiled(*constants, *args),
+                reloaded(*constants, *args),
+            )
+            if not all(jax.tree.leaves(same)):
+                log.warning("compiled executable does not survive serialization: not stored")
+                return compiled
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(pickle.dumps((serialized, in_tree, out_tree, [d.id for d in devices])))
+            os.replace(tmp, path)
+            self.writes += 1
+        except Exception as err:  # noqa: BLE001 - a store that cannot be written is skipped
+            log.warning("compiled executable not stored in %s (%s)", self.folder, err)
+        return compiled
 
 
 class Chunk(NamedTuple):
@@ -220,9 +373,19 @@ class BucketedExecutor:
         row_buckets: Sequence[int] = ROW_BUCKETS,
         max_tokens: int | None = None,
         dispatch_tokens: float = 32.0,
+        identity: str | None = None,
+        source_files: Sequence[Path] = (),
     ) -> None:
-        enable_compile_cache()
+        folder = enable_compile_cache()
         self.jitted = jax.jit(fn)
+        # Compiled shapes kept on disk: only for a caller that says what ``fn`` is, and only
+        # where the cache folder is this project's own (a folder the user gave JAX is theirs).
+        cache = paths.compile_cache_dir()
+        self.store = (
+            ExecutableStore(cache / "executables", identity, source_files)
+            if identity is not None and cache is not None and folder == str(cache)
+            else None
+        )
         self.length_buckets = tuple(sorted(length_buckets))
         self.row_buckets = tuple(sorted(row_buckets))
         self.max_tokens = max_tokens
@@ -272,7 +435,11 @@ class BucketedExecutor:
                 compiled = self._compiled.get(key)
                 if compiled is None:
                     start = time.perf_counter()
-                    compiled = self.jitted.lower(*constants, *args).compile()
+                    compiled = self.store.load(constants, args) if self.store else None
+                    if compiled is None and self.store is not None:
+                        compiled = self.store.compile_and_store(self.jitted, constants, args)
+                    elif compiled is None:
+                        compiled = self.jitted.lower(*constants, *args).compile()
                     self.stats.compile_s += time.perf_counter() - start
                     self.stats.compiles += 1
                     self.stats.shapes.append(label)

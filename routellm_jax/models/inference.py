@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -62,8 +64,17 @@ class Shapes:
     length_buckets: tuple[int, ...] = LENGTH_BUCKETS
     chunk_tokens: int | None = None
 
-    def executor(self, fn: Any, max_length: int | None = None) -> BucketedExecutor:
-        """A :class:`BucketedExecutor` for ``fn`` on these grids (lengths cut at ``max_length``)."""
+    def executor(
+        self,
+        fn: Any,
+        max_length: int | None = None,
+        *,
+        identity: str | None = None,
+        source_files: Sequence[Path] = (),
+    ) -> BucketedExecutor:
+        """A :class:`BucketedExecutor` for ``fn`` on these grids (lengths cut at ``max_length``);
+        ``identity`` and ``source_files`` let it keep compiled shapes on disk
+        (:class:`~routellm_jax.models.executor.ExecutableStore`)."""
         max_tokens, dispatch_tokens = backend_limits(self.chunk_tokens)
         lengths = self.length_buckets
         if max_length is not None:
@@ -74,7 +85,23 @@ class Shapes:
             row_buckets=bucket_grid(self.row_buckets, self.max_batch),
             max_tokens=max_tokens,
             dispatch_tokens=dispatch_tokens,
+            identity=identity,
+            source_files=source_files,
         )
+
+
+def _architecture_sources(arch: Architecture) -> list[Path]:
+    """The source files of an architecture's functions (a plug-in's module lives outside this
+    package, so the executable store must hash it too)."""
+    files = set()
+    for field in dataclasses.fields(arch):
+        fn = getattr(arch, field.name)
+        if callable(fn) and not isinstance(fn, type):
+            try:
+                files.add(Path(inspect.getsourcefile(fn) or ""))
+            except TypeError:  # a builtin or a C function has no source file
+                continue
+    return sorted(f for f in files if f.is_file())
 
 
 def _bound_cache(featurizers: Sequence[Any]) -> None:
@@ -194,8 +221,18 @@ class FusedRunner(Runner):
             return _head(arch, head, {key: emb}, select, config)
 
         parts = " + ".join(f.spec for f in self.host_featurizers)
+        # Everything ``fused`` closes over, for the executor's on-disk store of compiled shapes.
+        identity = (
+            f"fused|{arch.name}|{config!r}|{enc_config!r}|{self.precision}|{key}|"
+            f"{self.host_dim}|{parts}"
+        )
         super().__init__(
-            shapes.executor(fused, self.tokenizer.max_length),
+            shapes.executor(
+                fused,
+                self.tokenizer.max_length,
+                identity=identity,
+                source_files=_architecture_sources(arch),
+            ),
             f"fused: {embedder.name} ({self.precision}) and the {arch.name} head in one compiled "
             f"function{f', host features {parts}' if parts else ''}",
             arch,

@@ -155,7 +155,10 @@ def test_loading_a_router_compiles_nothing_and_a_prompt_one_shape(routers) -> No
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert at_load == 0, f"{at_load} functions lowered while loading"
-    assert len(lowered) == 1 and low.stats["compiles"] == 1
+    # One shape: lowered now, or loaded from the executor's store (an earlier run on this
+    # machine kept it), never both.
+    store = low.runner.executor.store
+    assert len(lowered) + (store.hits if store else 0) == 1 and low.stats["compiles"] == 1
 
 
 def test_bfloat16_precision_reaches_the_fused_encoder(routers) -> None:
