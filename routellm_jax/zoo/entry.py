@@ -11,11 +11,18 @@ the hashes recorded when it was unpacked) and the card's encoder pins against th
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from routellm_jax.models.encoders.fetch import get_spec
+from routellm_jax.paths import cache_dir
 from routellm_jax.zoo.cache import (
     check_card_files,
     fetch_entry_folder,
@@ -27,6 +34,8 @@ from routellm_jax.zoo.cache import (
 from routellm_jax.zoo.card import CARD_FILE, ModelCard
 from routellm_jax.zoo.errors import IntegrityError
 from routellm_jax.zoo.transport import url_scheme
+
+log = logging.getLogger(__name__)
 
 
 def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tuple[ModelCard, Any]:
@@ -46,9 +55,6 @@ def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tup
         >>> card.architecture, sorted(params)
         ('irt', ['bias', 'hidden', 'item', 'theta'])
     """
-    # A local import: Orbax (and through it TensorStore) loads only when parameters are restored.
-    import orbax.checkpoint as ocp
-
     entry_dir = Path(entry_dir).resolve()
     unpacked = verify_unpacked(entry_dir) if verify else None
     card = ModelCard.load(entry_dir / CARD_FILE)
@@ -63,8 +69,98 @@ def read_entry(entry_dir: str | os.PathLike[str], *, verify: bool = True) -> tup
         check_encoder_pins(card, str(entry_dir / CARD_FILE))
     if not ckpt.is_dir():
         raise FileNotFoundError(f"{ckpt}: checkpoint folder missing (card {card.name})")
-    params = ocp.StandardCheckpointer().restore(ckpt)
-    return card, params
+    if not verify:  # nothing vouches that the files are the card's: restore them as they are
+        return card, _restore_orbax(ckpt)
+    return card, restore_verified(ckpt, card.checkpoint.files)
+
+
+def _restore_orbax(ckpt: Path) -> Any:
+    # A local import: Orbax (and through it TensorStore) loads only when a checkpoint is restored.
+    import orbax.checkpoint as ocp
+
+    return ocp.StandardCheckpointer().restore(ckpt)
+
+
+_SEP = "/"
+_DIGEST = "__sha256__"
+_restore_lock = threading.Lock()
+
+
+def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, np.ndarray] | None:
+    """``{"a/b": array}`` for a tree of string-keyed dicts of plain numeric numpy arrays, or None
+    for anything else (lists, bfloat16, objects: those entries are restored by Orbax every time)."""
+    if isinstance(tree, np.ndarray):
+        return {prefix: tree} if tree.dtype.kind in "fiub" and tree.dtype.isbuiltin else None
+    if not isinstance(tree, dict) or not tree:
+        return None
+    out: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        if not isinstance(key, str) or not key or _SEP in key or key == _DIGEST:
+            return None
+        sub = _flat(value, f"{prefix}{_SEP}{key}" if prefix else key)
+        if sub is None:
+            return None
+        out.update(sub)
+    return out
+
+
+def _nested(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(_SEP)
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def restore_verified(ckpt: Path, files: dict[str, Any]) -> Any:
+    """Restore a checkpoint whose files were just verified against ``files`` (the card's
+    ``{path: {"size", "sha256"}}``), through a plain-array copy kept in the cache.
+
+    Restoring with Orbax means importing Orbax and TensorStore, a good part of a route command's
+    start-up. The restored tree depends on nothing but the checkpoint's bytes, which the card's
+    hashes name, so the first restore also writes the arrays to
+    ``<cache>/zoo/params/<sha256 of the card's file list>.npz`` (with a digest of its own arrays,
+    read with ``allow_pickle=False``) and later loads of the same checkpoint read that instead. A
+    copy that fails its digest or cannot be read is removed and the checkpoint restored by Orbax
+    again; a cache that cannot be written is skipped.
+    """
+    key = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:40]
+    copy = cache_dir() / "zoo" / "params" / f"{key}.npz"
+    if copy.is_file():
+        try:
+            with np.load(copy, allow_pickle=False) as z:
+                arrays = {name: z[name] for name in z.files if name != _DIGEST}
+                recorded = str(z[_DIGEST])
+            if recorded == _arrays_digest(arrays):
+                return _nested(arrays)
+            raise ValueError("its arrays do not match its digest")
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            log.warning("%s: unreadable copy of %s (%s): restoring the checkpoint", copy, ckpt, err)
+            copy.unlink(missing_ok=True)
+    params = _restore_orbax(ckpt)
+    arrays = _flat(params)
+    if arrays is not None:
+        try:
+            with _restore_lock:
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                tmp = copy.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
+                np.savez(tmp, **arrays, **{_DIGEST: np.array(_arrays_digest(arrays))})
+                os.replace(tmp, copy)
+        except OSError as err:
+            log.warning("%s: could not keep a copy of %s (%s)", copy, ckpt, err)
+    return params
 
 
 def check_encoder_pins(card: ModelCard, where: str) -> None:

@@ -318,3 +318,55 @@ def test_export_refuses_a_name_the_manifest_would_refuse(tmp_path: Path, capsys)
         assert cli_main([*argv, "--name", name, "--version", version]) == 2
         assert f"{bad}: " in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "escape").exists()
+
+
+def test_restored_parameters_come_back_from_a_verified_copy_and_a_bad_copy_is_redone(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """The second read of an entry restores its parameters from the plain-array copy the first
+    wrote (no Orbax); a copy whose arrays no longer match its digest is removed, and the
+    checkpoint restored by Orbax again."""
+    import logging
+
+    import numpy as np
+
+    from routellm_jax.zoo import entry as entry_module
+    from routellm_jax.zoo.cache import pull
+
+    monkeypatch.setenv("ROUTELLM_JAX_CACHE", str(tmp_path / "cache"))
+    entry_dir = pull(
+        "irt-mix-minilm", manifest="model_zoo/manifest.json", cache_dir=tmp_path / "cache"
+    )
+    orbax_restores = []
+    real_restore = entry_module._restore_orbax
+    monkeypatch.setattr(
+        entry_module,
+        "_restore_orbax",
+        lambda ckpt: orbax_restores.append(ckpt) or real_restore(ckpt),
+    )
+    _, first = read_entry(entry_dir)
+    copies = list((tmp_path / "cache" / "zoo" / "params").glob("*.npz"))
+    assert len(orbax_restores) == 1 and len(copies) == 1
+    _, second = read_entry(entry_dir)
+    assert len(orbax_restores) == 1  # read from the copy
+    flat_first = dict(entry_module._flat(first))
+    flat_second = dict(entry_module._flat(second))
+    assert sorted(flat_first) == sorted(flat_second)
+    for name, value in flat_first.items():
+        assert flat_second[name].dtype == value.dtype
+        np.testing.assert_array_equal(flat_second[name], value)
+
+    # One array of the copy changed, its digest kept: detected, removed, restored again.
+    with np.load(copies[0], allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files}
+    name = next(n for n in arrays if n != "__sha256__")
+    arrays[name] = arrays[name] + 1.0
+    np.savez(copies[0], **arrays)
+    with caplog.at_level(logging.WARNING, logger="routellm_jax.zoo.entry"):
+        _, third = read_entry(entry_dir)
+    assert "do not match its digest" in caplog.text and str(copies[0]) in caplog.text
+    assert len(orbax_restores) == 2
+    np.testing.assert_array_equal(entry_module._flat(third)[name], flat_first[name])
+    # A read without verification never uses (or writes) the copy.
+    read_entry(entry_dir, verify=False)
+    assert len(orbax_restores) == 3
