@@ -183,3 +183,66 @@ def test_mpnet_import_is_strict(tiny_mpnet: Path, tmp_path: Path) -> None:
         load_bert(tmp_path)
     config = json.loads((tiny_mpnet / "config.json").read_text())
     assert config["model_type"] == "mpnet"  # transformers wrote the key the importer dispatches on
+
+
+WORDS = ["<s>", "<pad>", "</s>", "[UNK]", *(f"w{i}" for i in range(80))]
+
+
+@pytest.fixture(scope="module")
+def tiny_mpnet_encoder(tiny_mpnet: Path, tmp_path_factory) -> Path:
+    """The tiny checkpoint as a sentence-transformers folder: a fast tokenizer whose
+    post-processor adds ``<s> ... </s>`` (MPNet's), pad id 1, and a 24-token ``max_seq_length``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    folder = tmp_path_factory.mktemp("tiny_mpnet_encoder")
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((tiny_mpnet / name).read_bytes())
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "sentence_bert_config.json").write_text('{"max_seq_length": 24}')
+    return folder
+
+
+def _sentences(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    lengths = [1, 5, 40, 13, 2, 22, 9][:n]  # 40 words: truncated at 24 tokens
+    return [" ".join(f"w{i}" for i in rng.integers(0, 80, size=k)) for k in lengths]
+
+
+def test_embedder_on_mpnet_matches_torch_sentence_vectors(
+    tiny_mpnet_encoder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_embedder / the featurizer spec on an MPNet folder: the folder's max_seq_length, pad id
+    1 in length buckets with padded rows, and the same vectors as transformers on the same ids."""
+    from routellm_jax.models import featurizers
+    from routellm_jax.models.encoders import embedder as embedder_module
+
+    prompts = _sentences(7)
+    emb = embedder_module.load_embedder("all-mpnet-base-v2", folder=tiny_mpnet_encoder)
+    assert (emb.max_length, emb.tokenizer.pad_id, emb.dim) == (24, 1, 32)
+    ids = emb.tokenizer.encode_ids(prompts)
+    assert ids[0].tolist()[0] == 0 and ids[0].tolist()[-1] == 2 and max(map(len, ids)) == 24
+    got = emb.embed(prompts, batch_size=3)  # chunks of mixed lengths, padded rows included
+    padded, mask = emb.tokenizer(prompts, 24)
+    want = _torch_reference(tiny_mpnet_encoder, padded, mask)[1]
+    assert np.max(np.abs(got - want)) < TOL
+    # The featurizer spec reaches the same embedder by name (the fetch is the only stand-in).
+    monkeypatch.setattr(
+        embedder_module, "fetch_encoder", lambda name, cache_dir: tiny_mpnet_encoder
+    )
+    feat = featurizers.make_embedding_featurizer("all-mpnet-base-v2+shape")
+    out = feat.embed(prompts)
+    assert out.shape == (7, 32 + featurizers.SHAPE_DIM)
+    np.testing.assert_allclose(out[:, :32], got, atol=1e-6)
+    assert featurizers.encoder_part(feat).spec == "all-mpnet-base-v2"
+
+
+def test_bert_router_tokenizer_pads_with_the_encoders_pad_id(tiny_mpnet_encoder: Path) -> None:
+    from routellm_jax.models.bert_classifier import BertClassifierConfig, make_featurizer
+
+    tok = make_featurizer(BertClassifierConfig(encoder=str(tiny_mpnet_encoder), max_length=16))
+    ids, mask = tok(["w1 w2"], 6)
+    assert ids.tolist() == [[0, WORDS.index("w1"), WORDS.index("w2"), 2, 1, 1]]
+    assert mask.tolist() == [[1, 1, 1, 1, 0, 0]]
