@@ -1,7 +1,9 @@
-"""Prompts/second of our MiniLM embedder vs a PyTorch reference, on real prompt lengths.
+"""Prompts/second of our embedder (MiniLM by default, ``--name`` another table encoder) vs a
+PyTorch reference, on real prompt lengths.
 
 Ours: ``load_embedder`` (length buckets, AOT-compiled shapes; float32 and bfloat16).
-Reference: ``transformers.BertModel`` from the same verified folder, the same fast tokenizer,
+Reference: ``transformers.AutoModel`` (BertModel, MPNetModel) from the same verified folder, the
+same fast tokenizer,
 padding to the longest prompt of each batch, ``torch.inference_mode``, mean pooling + L2
 normalisation, ``torch.set_num_threads`` = the CPU count. Both sides are timed end to end
 (tokenization included). Variants run interleaved, round after round, in one process, so load from
@@ -9,7 +11,8 @@ other processes on the machine hits all of them alike; the median round is repor
 is ours / reference. First-call compile time is reported separately.
 
 Usage:
-    python tools/bench_encoder.py [--batch-sizes 1 16 64 256] [--prompts 256] [--rounds 3]
+    python tools/bench_encoder.py [--name all-mpnet-base-v2] [--batch-sizes 1 16 64 256]
+        [--prompts 256] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -42,15 +45,17 @@ def load_prompts(n: int, seed: int = 0) -> list[str]:
     return [pool[i] for i in rng.permutation(len(pool))[:n]]
 
 
-def torch_reference(folder, max_length: int) -> Callable[[Sequence[str], int], np.ndarray]:
+def torch_reference(
+    folder, max_length: int, pad_id: int = 0
+) -> Callable[[Sequence[str], int], np.ndarray]:
     import torch  # local: the torch reference needs torch + transformers (dev extra)
     import transformers
 
     torch.set_num_threads(os.cpu_count() or 1)
-    model = transformers.BertModel.from_pretrained(folder).eval()
+    model = transformers.AutoModel.from_pretrained(folder).eval()
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.enable_truncation(max_length)
-    tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
+    tok.enable_padding(pad_id=pad_id)  # pad to the longest in the batch
 
     def embed(prompts: Sequence[str], batch_size: int) -> np.ndarray:
         out = []
@@ -75,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prompts", type=int, default=256, help="prompts per timed run")
     ap.add_argument("--prompts-batch1", type=int, default=48, help="prompts at batch size 1")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--name", default="all-MiniLM-L6-v2", help="an encoder of the encoder table")
+    ap.add_argument(
+        "--max-length", type=int, default=None, help="default: the encoder's max_seq_length"
+    )
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument(
         "--bert-router",
@@ -89,9 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts = load_prompts(args.prompts)
     ours = {}
     for dtype in args.dtypes:
-        ours[dtype] = load_embedder(dtype=dtype, max_length=args.max_length)
-    folder = next(iter(ours.values())).folder
-    ref = torch_reference(folder, args.max_length)
+        ours[dtype] = load_embedder(args.name, dtype=dtype, max_length=args.max_length)
+    first_embedder = next(iter(ours.values()))
+    ref = torch_reference(
+        first_embedder.folder, first_embedder.max_length, first_embedder.tokenizer.pad_id
+    )
     lengths = [len(x) for x in next(iter(ours.values())).tokenizer.encode_ids(prompts)]
     print(
         f"{len(prompts)} prompts, tokens mean {np.mean(lengths):.1f} median "

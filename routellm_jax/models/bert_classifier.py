@@ -256,8 +256,10 @@ def load_hf_classifier(
 
 
 def make_featurizer(config: BertClassifierConfig) -> BatchTokenizer:
-    """The encoder's fast tokenizer, truncating at ``config.max_length``."""
-    return BatchTokenizer.from_folder(encoder_folder(config), config.max_length)
+    """The encoder's fast tokenizer, truncating at ``config.max_length`` and padding with the
+    encoder's pad id (BERT's 0, MPNet's 1)."""
+    pad_id = bert_config(config).pad_token_id
+    return BatchTokenizer.from_folder(encoder_folder(config), config.max_length, pad_id)
 
 
 def _tokenize_unique(prompts: Sequence[str], tok: BatchTokenizer) -> list[np.ndarray]:

@@ -3,8 +3,9 @@
 A featurizer is built once per process from a spec string (stored in the router's config, so a zoo
 checkpoint says how its inputs were made) and turns prompts into a float32 matrix ``[n, dim]``:
 
-* ``"all-MiniLM-L6-v2"`` (or any other name the embedder module knows): the frozen sentence
-  encoder from :mod:`routellm_jax.models.encoders.embedder` (L2-normalised mean pooling, 384-d).
+* ``"all-MiniLM-L6-v2"`` (384-d), ``"all-mpnet-base-v2"`` (768-d), or any other name of the
+  encoder table (:data:`routellm_jax.models.encoders.fetch.ENCODERS`): the frozen sentence
+  encoder from :mod:`routellm_jax.models.encoders.embedder` (L2-normalised mean pooling).
 * ``"precomputed:<path>"``: a lookup table prompt -> embedding read from ``.npz`` (arrays
   ``prompts`` and ``embeddings``) or ``.parquet`` (columns ``prompt`` and ``embedding``), so the
   paper's OpenAI ``text-embedding-3-small`` vectors (1536-d) can be used without an API call.
@@ -53,6 +54,7 @@ from routellm_jax.data.records import (
     ComparisonTable,
     TrainingData,
 )
+from routellm_jax.models.encoders.fetch import ENCODERS
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
@@ -497,6 +499,8 @@ def featurizer_dim(spec: str) -> int | None:
     Example:
         >>> featurizer_dim("hashing:128"), featurizer_dim("all-MiniLM-L6-v2+shape")
         (128, 393)
+        >>> featurizer_dim("all-mpnet-base-v2"), featurizer_dim("all-mpnet-base-v2+length")
+        (768, 770)
     """
     if spec == "shape":
         return SHAPE_DIM
@@ -509,8 +513,8 @@ def featurizer_dim(spec: str) -> int | None:
     kind, sep, arg = spec.partition(":")
     if sep and kind == "hashing":
         return int(arg)
-    if spec == DEFAULT_ENCODER:
-        return 384
+    if spec in ENCODERS:
+        return ENCODERS[spec].dim
     return None
 
 

@@ -93,7 +93,9 @@ def test_bad_specs_and_dims():
         make_embedding_featurizer("")
     assert featurizer_dim("hashing:12") == 12
     assert featurizer_dim("all-MiniLM-L6-v2") == 384
+    assert featurizer_dim("all-mpnet-base-v2") == 768
     assert featurizer_dim("precomputed:/x.npz") is None
+    assert featurizer_dim("no-such-encoder") is None
 
 
 def test_encoder_spec_wraps_the_embedder(monkeypatch):
@@ -172,6 +174,7 @@ def test_concat_spec_appends_shape_to_the_base_embedding():
     assert f.spec == "hashing:16+shape" and f.dim == 16 + featurizers.SHAPE_DIM
     assert featurizer_dim("hashing:16+shape") == f.dim
     assert featurizer_dim("all-MiniLM-L6-v2+shape") == 384 + featurizers.SHAPE_DIM
+    assert featurizer_dim("all-mpnet-base-v2+shape") == 768 + featurizers.SHAPE_DIM
     prompts = ["a b c", "What is 2+2?\nA. 3\nB. 4"]
     out = f.embed(prompts)
     np.testing.assert_array_equal(

@@ -1,4 +1,4 @@
-"""A BERT-family encoder as pure Flax Linen modules (MiniLM, BERT-base, ...).
+"""A BERT-family encoder as pure Flax Linen modules (MiniLM, BERT-base, MPNet, ...).
 
 The parameter tree mirrors the Hugging Face ``BertModel`` layout so the importer
 (:mod:`routellm_jax.models.encoders.hf_import`) is a mechanical rename + transpose::
@@ -9,7 +9,14 @@ The parameter tree mirrors the Hugging Face ``BertModel`` layout so the importer
     encoder/layer_<i>/attention/output/dense/{kernel,bias}, .../output/LayerNorm/{scale,bias}
     encoder/layer_<i>/intermediate/dense/{kernel,bias}
     encoder/layer_<i>/output/dense/{kernel,bias}, encoder/layer_<i>/output/LayerNorm/{scale,bias}
+    encoder/relative_attention_bias/embedding        (only with relative position buckets)
     pooler/dense/{kernel,bias}                       (only with ``add_pooler=True``)
+
+MPNet (all-mpnet-base-v2) is the same post-LN encoder with three options of :class:`BertConfig`:
+no token-type table (``type_vocab_size=0``), RoBERTa-style position ids (``positions_after_padding``:
+non-pad tokens count from ``pad_token_id + 1``) and a T5-style bidirectional relative position
+bias (``relative_attention_num_buckets``): one ``[buckets, heads]`` table shared by every layer,
+added to every layer's attention scores.
 
 ``dtype`` is the dtype of the matmul operands; ``param_dtype`` the storage dtype. Every matmul
 accumulates and returns float32 (``preferred_element_type``), and everything between the matmuls
@@ -25,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Activations by their Hugging Face ``hidden_act`` name. HF "gelu" is the exact (erf) GELU.
 _ACTIVATIONS = {
@@ -66,6 +75,12 @@ class BertConfig:
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     pad_token_id: int = 0
+    # MPNet's options (see the module doc); the defaults are BERT's. type_vocab_size=0 drops the
+    # token-type table.
+    positions_after_padding: bool = False
+    relative_attention_num_buckets: int = 0  # 0: no relative position bias
+    relative_attention_max_distance: int = 128
+    model_type: str = "bert"
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -82,6 +97,22 @@ class BertConfig:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def max_sequence_length(self) -> int:
+        """The longest input the position table covers (RoBERTa-style positions start after
+        ``pad_token_id``, so MPNet's 514 positions hold 512 tokens).
+
+        Example:
+            >>> BertConfig.from_hf_dict({"model_type": "mpnet", "vocab_size": 10, "hidden_size": 8,
+            ...     "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+            ...     "max_position_embeddings": 514, "pad_token_id": 1,
+            ...     "relative_attention_num_buckets": 32}).max_sequence_length
+            512
+        """
+        if self.positions_after_padding:
+            return self.max_position_embeddings - self.pad_token_id - 1
+        return self.max_position_embeddings
+
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any], source: str = "config") -> BertConfig:
         """Build from a parsed HF ``config.json`` (unknown keys are ignored, missing required ones
@@ -94,19 +125,27 @@ class BertConfig:
             1
         """
         model_type = d.get("model_type", "bert")
-        if model_type not in ("bert",):
-            raise ValueError(f"{source}: model_type {model_type!r} is not a BERT encoder")
+        if model_type not in ("bert", "mpnet"):
+            raise ValueError(f"{source}: model_type {model_type!r} is not a BERT or MPNet encoder")
         pet = d.get("position_embedding_type", "absolute")
         if pet != "absolute":
             raise ValueError(f"{source}: position_embedding_type {pet!r} not supported")
         names = {f.name for f in dataclasses.fields(cls)}
         required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        if model_type == "mpnet":
+            required.append("relative_attention_num_buckets")
         missing = [k for k in required if k not in d]
         if missing:
             raise KeyError(f"{source}: missing key(s) {missing}")
         kwargs = {k: v for k, v in d.items() if k in names}
         if kwargs.get("pad_token_id") is None:
             kwargs.pop("pad_token_id", None)
+        if model_type == "mpnet":
+            # transformers' MPNetModel: no token types, positions after the padding id, and a
+            # relative bias whose max distance is fixed in its code (not a config key).
+            kwargs.update(type_vocab_size=0, positions_after_padding=True)
+            kwargs.setdefault("relative_attention_max_distance", 128)
+            kwargs["model_type"] = "mpnet"
         try:
             return cls(**kwargs)
         except ValueError as err:
@@ -145,6 +184,7 @@ BERT_PARTITION_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     (r"intermediate/dense/bias$", ("mlp",)),
     (r"layer_\d+/output/dense/kernel$", ("mlp", "embed")),
     (r"pooler/dense/kernel$", ("embed", None)),
+    (r"encoder/relative_attention_bias/embedding$", (None, None)),
 )
 
 
@@ -346,17 +386,25 @@ class BertEmbeddings(nn.Module):
             )
 
         seq = input_ids.shape[-1]
-        if seq > cfg.max_position_embeddings:
+        if seq > cfg.max_sequence_length:
             raise ValueError(
-                f"sequence length {seq} > max_position_embeddings {cfg.max_position_embeddings}"
+                f"sequence length {seq} > {cfg.max_sequence_length}, the longest the "
+                f"{cfg.max_position_embeddings} position embeddings cover"
             )
         # Look up in the storage dtype (no cast of the whole table), sum in float32.
         x = embed(cfg.vocab_size, "word_embeddings")(input_ids).astype(jnp.float32)  # [b, s, h]
-        positions = embed(cfg.max_position_embeddings, "position_embeddings")(jnp.arange(seq))
-        x = x + positions[None].astype(jnp.float32)
-        x = x + embed(cfg.type_vocab_size, "token_type_embeddings")(token_type_ids).astype(
-            jnp.float32
-        )
+        position_table = embed(cfg.max_position_embeddings, "position_embeddings")
+        if cfg.positions_after_padding:
+            # RoBERTa/MPNet: the i-th non-pad token sits at pad_token_id + i; pads at pad_token_id.
+            not_pad = (input_ids != cfg.pad_token_id).astype(jnp.int32)
+            position_ids = jnp.cumsum(not_pad, axis=-1) * not_pad + cfg.pad_token_id
+            x = x + position_table(position_ids).astype(jnp.float32)
+        else:
+            x = x + position_table(jnp.arange(seq))[None].astype(jnp.float32)
+        if cfg.type_vocab_size:
+            x = x + embed(cfg.type_vocab_size, "token_type_embeddings")(token_type_ids).astype(
+                jnp.float32
+            )
         x = _layer_norm(cfg, self.param_dtype, "LayerNorm")(x)
         return nn.Dropout(cfg.hidden_dropout_prob)(x, deterministic=deterministic)
 
@@ -367,7 +415,7 @@ class BertSelfAttention(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x, bias, deterministic: bool):
+    def __call__(self, x, bias, deterministic: bool, position_bias=None):
         cfg = self.config
         b, s, _ = x.shape
         nh, hd = cfg.num_attention_heads, cfg.head_dim
@@ -379,6 +427,8 @@ class BertSelfAttention(nn.Module):
         q, k, v = proj("query"), proj("key"), proj("value")
         q = (q * hd**-0.5).astype(self.dtype)
         scores = _attention_einsum("bqhd,bkhd->bhqk", q, k.astype(self.dtype))
+        if position_bias is not None:  # [1, heads, q, k] float32 relative position bias
+            scores = scores + position_bias
         scores = scores + bias  # bias [b, 1, 1, k]: 0 on tokens, large negative on padding
         probs = jax.nn.softmax(scores, axis=-1)
         probs = nn.Dropout(cfg.attention_probs_dropout_prob)(probs, deterministic=deterministic)
@@ -392,10 +442,10 @@ class BertAttention(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x, bias, deterministic: bool):
+    def __call__(self, x, bias, deterministic: bool, position_bias=None):
         cfg = self.config
         h = BertSelfAttention(cfg, self.dtype, self.param_dtype, name="self")(
-            x, bias, deterministic
+            x, bias, deterministic, position_bias
         )
         return BertSelfOutput(cfg, self.dtype, self.param_dtype, name="output")(h, x, deterministic)
 
@@ -433,10 +483,10 @@ class BertLayer(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x, bias, deterministic: bool):
+    def __call__(self, x, bias, deterministic: bool, position_bias=None):
         cfg = self.config
         x = BertAttention(cfg, self.dtype, self.param_dtype, name="attention")(
-            x, bias, deterministic
+            x, bias, deterministic, position_bias
         )
         h = BertIntermediate(cfg, self.dtype, self.param_dtype, name="intermediate")(x)
         return BertSelfOutput(cfg, self.dtype, self.param_dtype, name="output")(h, x, deterministic)
@@ -449,11 +499,52 @@ class BertEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x, bias, deterministic: bool):
-        for i in range(self.config.num_hidden_layers):
-            x = BertLayer(self.config, self.dtype, self.param_dtype, name=f"layer_{i}")(
-                x, bias, deterministic
+        cfg = self.config
+        position_bias = None
+        if cfg.relative_attention_num_buckets:
+            table = nn.Embed(
+                cfg.relative_attention_num_buckets,
+                cfg.num_attention_heads,
+                dtype=None,
+                param_dtype=self.param_dtype,
+                embedding_init=nn.initializers.normal(stddev=0.02),
+                name="relative_attention_bias",
+            )
+            # The buckets depend only on the (static) length: a constant of the compiled function.
+            buckets = relative_position_buckets(
+                x.shape[1], cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance
+            )
+            values = table(jnp.asarray(buckets)).astype(jnp.float32)  # [q, k, heads]
+            position_bias = jnp.transpose(values, (2, 0, 1))[None]  # [1, heads, q, k]
+        for i in range(cfg.num_hidden_layers):
+            x = BertLayer(cfg, self.dtype, self.param_dtype, name=f"layer_{i}")(
+                x, bias, deterministic, position_bias
             )
         return x
+
+
+def relative_position_buckets(length: int, num_buckets: int, max_distance: int) -> np.ndarray:
+    """``[length, length]`` int32 bucket of each (query, key) offset, as transformers'
+    ``MPNetEncoder.relative_position_bucket`` (T5's bidirectional buckets): half the buckets per
+    direction, exact below a quarter of ``num_buckets``, log-spaced up to ``max_distance``. Computed
+    in float32 with the same operations, so the truncation lands where torch's does.
+
+    Example:
+        >>> relative_position_buckets(4, 32, 128)[0].tolist()  # query 0 against keys 0..3
+        [0, 17, 18, 19]
+    """
+    query = np.arange(length, dtype=np.int64)[:, None]
+    key = np.arange(length, dtype=np.int64)[None, :]
+    n = query - key  # transformers: n = -(memory_position - context_position)
+    half = num_buckets // 2
+    out = (n < 0).astype(np.int64) * half
+    n = np.abs(n)
+    max_exact = half // 2
+    scaled = np.log(np.maximum(n, 1).astype(np.float32) / np.float32(max_exact))
+    scaled = scaled / np.float32(math.log(max_distance / max_exact))
+    large = max_exact + (scaled * np.float32(half - max_exact)).astype(np.int64)
+    large = np.minimum(large, half - 1)
+    return (out + np.where(n < max_exact, n, large)).astype(np.int32)
 
 
 class BertModel(nn.Module):

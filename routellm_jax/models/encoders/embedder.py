@@ -1,7 +1,9 @@
-"""Batched sentence embeddings from a BERT-family encoder (all-MiniLM-L6-v2 by default).
+"""Batched sentence embeddings from a BERT-family encoder (all-MiniLM-L6-v2 by default, or
+all-mpnet-base-v2).
 
-What ``sentence-transformers`` computes for all-MiniLM-L6-v2 (token vectors, mean pooling under the
-attention mask, L2 normalisation), made fast on CPU and accelerators:
+What ``sentence-transformers`` computes for these encoders (token vectors, mean pooling under the
+attention mask, L2 normalisation, truncation at the folder's ``max_seq_length``), made fast on CPU
+and accelerators:
 
 * prompts are tokenized in one call to the Rust ``tokenizers`` fast tokenizer, without padding;
 * they are sorted by length and cut into chunks of similar length by the bucketed executor
@@ -18,6 +20,7 @@ one ``jit``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from functools import partial
@@ -111,7 +114,8 @@ class BatchTokenizer:
         return cls(Tokenizer.from_file(str(path)), max_length, pad_id)
 
     def encode_ids(self, prompts: Sequence[str]) -> list[np.ndarray]:
-        """Token ids of each prompt ([CLS] ... [SEP], truncated), unpadded."""
+        """Token ids of each prompt (the tokenizer's special tokens, e.g. [CLS] ... [SEP] or
+        <s> ... </s>, included; truncated), unpadded."""
         if isinstance(prompts, str):
             raise TypeError("prompts must be a sequence of strings, not one string")
         encodings = self.tokenizer.encode_batch(list(prompts))
@@ -203,10 +207,33 @@ class Embedder:
         return self.embed_ids(self.tokenizer.encode_ids(prompts), batch_size)
 
 
+def sentence_max_length(folder: str | os.PathLike[str], default: int = 256) -> int:
+    """The token budget sentence-transformers gives an encoder: ``max_seq_length`` of the folder's
+    ``sentence_bert_config.json`` (``default`` without that file).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "sentence_bert_config.json").write_text('{"max_seq_length": 384}')
+        ...     sentence_max_length(tmp), sentence_max_length(Path(tmp) / "none")
+        (384, 256)
+    """
+    path = Path(folder) / "sentence_bert_config.json"
+    if not path.is_file():
+        return default
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))["max_seq_length"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: no readable max_seq_length ({err!r})") from None
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{path}: max_seq_length must be a positive int, got {value!r}")
+    return value
+
+
 def load_embedder(
     name: str = "all-MiniLM-L6-v2",
     dtype: str = "float32",
-    max_length: int = 256,
+    max_length: int | None = None,
     *,
     buckets: Sequence[int] = LENGTH_BUCKETS,
     folder: str | os.PathLike[str] | None = None,
@@ -214,7 +241,9 @@ def load_embedder(
 ) -> Embedder:
     """Fetch (if needed, hash-verified) and load an encoder as an :class:`Embedder`.
 
-    ``folder`` loads a local HF checkpoint folder instead of a fetched one.
+    ``folder`` loads a local HF checkpoint folder instead of a fetched one. ``max_length``
+    (tokens, special tokens included) defaults to the encoder's own ``max_seq_length``
+    (all-MiniLM-L6-v2: 256, all-mpnet-base-v2: 384), as sentence-transformers truncates.
     """
 
     if dtype not in _DTYPES:
@@ -223,7 +252,9 @@ def load_embedder(
         folder = fetch_encoder(name, cache_dir)
     folder = Path(folder)
     config, params = load_bert(folder, add_pooler=False, param_dtype=_DTYPES[dtype])
-    max_length = min(int(max_length), config.max_position_embeddings)
+    if max_length is None:
+        max_length = sentence_max_length(folder)
+    max_length = min(int(max_length), config.max_sequence_length)
     cut = bucket_grid(buckets, max_length)
     tokenizer = BatchTokenizer.from_folder(folder, max_length, pad_id=config.pad_token_id)
     return Embedder(name, config, params, tokenizer, dtype, cut, folder)

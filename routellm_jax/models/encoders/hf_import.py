@@ -272,6 +272,38 @@ def bert_key_converter(key: str, value: np.ndarray) -> tuple[str, np.ndarray] | 
     raise CheckpointError(f"unknown tensor kind {leaf!r}")
 
 
+# transformers' MPNetModel names -> the BERT names of our tree (same tensors, same shapes).
+_MPNET_RENAMES = (
+    (re.compile(r"\.attention\.attn\.q\."), ".attention.self.query."),
+    (re.compile(r"\.attention\.attn\.k\."), ".attention.self.key."),
+    (re.compile(r"\.attention\.attn\.v\."), ".attention.self.value."),
+    (re.compile(r"\.attention\.attn\.o\."), ".attention.output.dense."),
+    (re.compile(r"\.attention\.LayerNorm\."), ".attention.output.LayerNorm."),
+)
+
+
+def mpnet_key_converter(key: str, value: np.ndarray) -> tuple[str, np.ndarray] | None:
+    """HF ``MPNetModel`` tensor key -> our Flax path: the attention block's ``attn.{q,k,v,o}`` and
+    ``LayerNorm`` take BERT's names, the shared relative position bias table is an embedding;
+    everything else is named as in BERT.
+
+    Example:
+        >>> mpnet_key_converter("encoder.layer.3.attention.attn.o.weight", np.zeros((4, 4)))[0]
+        'encoder/layer_3/attention/output/dense/kernel'
+        >>> mpnet_key_converter("encoder.relative_attention_bias.weight", np.zeros((32, 12)))[0]
+        'encoder/relative_attention_bias/embedding'
+    """
+    if key.startswith("mpnet."):  # MPNetFor* checkpoints nest the encoder under "mpnet."
+        key = key[len("mpnet.") :]
+    if key == "encoder.relative_attention_bias.weight":
+        return "encoder/relative_attention_bias/embedding", value  # [buckets, heads]
+    for pattern, name in _MPNET_RENAMES:
+        key = pattern.sub(name, key)
+    if ".attention.attn." in key:
+        raise CheckpointError("unknown MPNet attention tensor")
+    return bert_key_converter(key, value)
+
+
 def bert_template(
     config: BertConfig, *, add_pooler: bool = True, param_dtype: Any = jnp.float32
 ) -> dict[str, Any]:
@@ -307,15 +339,19 @@ def bert_template(
             "output": {"dense": dense(ffn, h), "LayerNorm": layer_norm()},
         }
 
-    tree: dict[str, Any] = {
-        "embeddings": {
-            "word_embeddings": {"embedding": leaf(config.vocab_size, h)},
-            "position_embeddings": {"embedding": leaf(config.max_position_embeddings, h)},
-            "token_type_embeddings": {"embedding": leaf(config.type_vocab_size, h)},
-            "LayerNorm": layer_norm(),
-        },
-        "encoder": {f"layer_{i}": encoder_layer() for i in range(config.num_hidden_layers)},
+    embeddings: dict[str, Any] = {
+        "word_embeddings": {"embedding": leaf(config.vocab_size, h)},
+        "position_embeddings": {"embedding": leaf(config.max_position_embeddings, h)},
     }
+    if config.type_vocab_size:
+        embeddings["token_type_embeddings"] = {"embedding": leaf(config.type_vocab_size, h)}
+    embeddings["LayerNorm"] = layer_norm()
+    encoder = {f"layer_{i}": encoder_layer() for i in range(config.num_hidden_layers)}
+    if config.relative_attention_num_buckets:
+        encoder["relative_attention_bias"] = {
+            "embedding": leaf(config.relative_attention_num_buckets, config.num_attention_heads)
+        }
+    tree: dict[str, Any] = {"embeddings": embeddings, "encoder": encoder}
     if add_pooler:
         tree["pooler"] = {"dense": dense(h, h)}
     return tree
@@ -328,7 +364,8 @@ def load_bert(
     param_dtype: Any = jnp.float32,
     ignore: Iterable[str] = (),
 ) -> tuple[BertConfig, dict[str, Any]]:
-    """Load an HF BERT checkpoint folder (``config.json`` + safetensors) as ``(config, params)``.
+    """Load an HF BERT or MPNet checkpoint folder (``config.json`` + safetensors) as
+    ``(config, params)``; the config's ``model_type`` picks the key mapping.
 
     With ``add_pooler=False`` the checkpoint's pooler tensors are dropped (the embedder does not
     use them); ``ignore`` adds more key regexes to drop (e.g. ``r"^classifier\\."``).
@@ -338,11 +375,11 @@ def load_bert(
     tensors = read_safetensors(safetensors_files(folder))
     ignore = list(ignore)
     if not add_pooler:
-        ignore.append(r"^(bert\.)?pooler\.")
+        ignore.append(r"^(bert\.|mpnet\.)?pooler\.")
     params = assign_strict(
         bert_template(config, add_pooler=add_pooler, param_dtype=param_dtype),
         tensors,
-        bert_key_converter,
+        mpnet_key_converter if config.model_type == "mpnet" else bert_key_converter,
         ignore=ignore,
         dtype=param_dtype,
     )
