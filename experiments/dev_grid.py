@@ -36,6 +36,7 @@ from routellm_jax.training.config import ConfigError
 
 MIX = "both_mmlu_dev"
 LENGTH = "all-MiniLM-L6-v2+length"
+MPNET = "all-mpnet-base-v2"
 _MINILM_DIM = featurizer_dim(base_spec(LENGTH))
 _SRC = dict(source_effect="model", source_groups=SOURCE_GROUPS)
 
@@ -129,6 +130,23 @@ CELLS: dict[str, Cell] = {
         LENGTH,
         {"battle_weight": 0.3, "noise_dims": _MINILM_DIM},
         why="as irt_len_bw01, judge weight 0.3",
+    ),
+    "irt_mpnet_bw01": Cell(
+        "irt",
+        MIX,
+        "irt on MPNet bw=0.1",
+        MPNET,
+        {"battle_weight": 0.1},
+        why="added after the length cells: the default's recipe on a stronger encoder "
+        "(all-mpnet-base-v2, 768 dims) instead of MiniLM",
+    ),
+    "irt_mpnet_bw03": Cell(
+        "irt",
+        MIX,
+        "irt on MPNet bw=0.3",
+        MPNET,
+        {"battle_weight": 0.3},
+        why="as irt_mpnet_bw01, judge weight 0.3",
     ),
 }
 

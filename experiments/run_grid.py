@@ -326,6 +326,24 @@ class EmbeddingStore:
         return None
 
 
+_ENCODER_STORES: dict[str, EmbeddingStore] = {}
+
+
+def encoder_store(spec: str) -> EmbeddingStore | None:
+    """The embedding store of the encoder a featurizer spec starts with, when it is one of the
+    encoder table's (a cell on MPNet while the mixes' near-duplicate pass stays MiniLM's), or
+    None. One store per encoder per run; a prompt it lacks is embedded by that encoder."""
+    from routellm_jax.models.encoders.fetch import ENCODERS
+    from routellm_jax.models.featurizers import base_spec
+
+    encoder = base_spec(spec)
+    if encoder not in ENCODERS:
+        return None
+    if encoder not in _ENCODER_STORES:
+        _ENCODER_STORES[encoder] = EmbeddingStore(None, encoder)
+    return _ENCODER_STORES[encoder]
+
+
 class _LazyEncoderFeaturizer:
     """``CachedFeaturizer`` behaviour with the encoder loaded only if an uncached prompt comes."""
 
@@ -469,6 +487,8 @@ def train_cell(
     acfg = arch_config(cfg)
     spec = getattr(acfg, "featurizer", None)  # the embedding heads name their featurizer
     feat = store.featurizer(spec) if isinstance(spec, str) else None
+    if feat is None and isinstance(spec, str):  # another encoder's vectors: its own store
+        feat = encoder_store(spec).featurizer(spec) if encoder_store(spec) else None
     result = train(cfg, workdir, data=data, progress=False, featurizer=feat)
     seconds = time.time() - t0
     if feat is None:
