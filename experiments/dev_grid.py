@@ -148,6 +148,14 @@ CELLS: dict[str, Cell] = {
         {"battle_weight": 0.3},
         why="as irt_mpnet_bw01, judge weight 0.3",
     ),
+    "bert_ft": Cell(
+        "bert",
+        MIX,
+        "bert (fine-tuned MiniLM)",
+        why="added after the MPNet cells: the paper's fine-tuned classifier (MiniLM, 3-way head, "
+        "length buckets) on the same mix, the pair's correctness and its judge battles, against "
+        "the embedding routers",
+    ),
 }
 
 
