@@ -187,6 +187,25 @@ def test_store_serves_the_encoder_part_of_a_shape_featurizer(tmp_path: Path) -> 
     assert store.featurizer("shape") is None and store.featurizer("hashing:16") is None
 
 
+def test_a_cell_on_another_table_encoder_reads_that_encoders_store(tmp_path, monkeypatch) -> None:
+    """A cell on MPNet, in a run whose store (and near-duplicate pass) is MiniLM's, gets MPNet's
+    own store: its cached vectors, at MPNet's width, never MiniLM's."""
+    from routellm_jax.models.embedding_store import store_path, write_store
+
+    monkeypatch.setenv("ROUTELLM_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(G, "_ENCODER_STORES", {})
+    path = store_path("all-mpnet-base-v2")
+    path.parent.mkdir(parents=True)
+    write_store(path, ["cached prompt"], np.full((1, 768), 0.5, np.float32))
+    minilm = G.EmbeddingStore(tmp_path / "minilm.npz", encoder="all-MiniLM-L6-v2")
+    assert minilm.featurizer("all-mpnet-base-v2+shape") is None  # not the run's store
+    store = G.encoder_store("all-mpnet-base-v2+shape")
+    assert store is not None and store is G.encoder_store("all-mpnet-base-v2")
+    out = store.featurizer("all-mpnet-base-v2+shape").embed(["cached prompt"])
+    np.testing.assert_array_equal(out[0, :768], np.full(768, 0.5, np.float32))
+    assert G.encoder_store("hashing:8") is None and G.encoder_store("shape") is None
+
+
 class _RunsOnUnpickle:
     """Unpickling this makes a folder: a stand-in for the code a pickled array can run."""
 
