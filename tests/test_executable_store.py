@@ -89,3 +89,51 @@ def test_an_unwritable_store_still_returns_the_compiled_function(tmp_path, caplo
         compiled = store.compile_and_store(jax.jit(_scaled_tanh), constants, args)
     assert "not stored" in caplog.text and store.writes == 0
     assert np.asarray(compiled(*constants, *args)).shape == (4, 3)
+
+
+_AFTER_A_STORED_COMPILE = """
+import json, sys
+import jax, numpy as np
+from jax._src import compilation_cache
+from routellm_jax.models.executor import ExecutableStore, enable_compile_cache
+
+enable_compile_cache()
+store = ExecutableStore(sys.argv[1], "double")
+# The first compile of the process is the store's, outside JAX's cache ...
+store.compile_and_store(jax.jit(lambda x: x * 2), (), (np.ones(4, np.float32),))
+# ... and JAX's cache is still in use for the others, which write to it.
+jax.jit(lambda x: x - 1).lower(np.ones(5, np.float32)).compile()
+used = compilation_cache.is_cache_used(jax.devices()[0].client)
+# A function JAX's cache already holds is still compiled afresh for the store: the executable
+# XLA reads from that cache does not serialize.
+jax.jit(lambda x: x - 1).lower(np.ones(5, np.float32)).compile()
+store.compile_and_store(jax.jit(lambda x: x - 1), (), (np.ones(5, np.float32),))
+print(json.dumps({"writes": store.writes, "jax_cache_used": used}))
+"""
+
+
+def test_a_stored_compile_leaves_jax_cache_on_for_the_rest_of_the_process(tmp_path) -> None:
+    """JAX decides once per process whether its persistent cache is used: the store's compile
+    outside it must neither be served from it (the entry would not serialize) nor switch it off
+    for the process's other compiles."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from routellm_jax import paths
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env[paths.COMPILE_CACHE_ENV] = str(tmp_path / "xla")
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    proc = subprocess.run(
+        [sys.executable, "-c", _AFTER_A_STORED_COMPILE, str(tmp_path / "executables")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=paths.repo_root(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"writes": 2, "jax_cache_used": True}, proc.stderr[-2000:]

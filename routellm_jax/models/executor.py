@@ -97,6 +97,7 @@ def enable_compile_cache() -> str | None:
 
 
 _MODELS_DIR = Path(__file__).resolve().parent
+_bypass_lock = threading.Lock()  # one compile outside JAX's persistent cache at a time
 
 
 def _cpu_flags() -> str:
@@ -206,9 +207,18 @@ class ExecutableStore:
         """Compile outside JAX's persistent cache, check the round trip, write the entry."""
         from jax._src import config as jax_config  # the thread-local form of the cache switch
         from jax.experimental import serialize_executable
+        from jax.experimental.compilation_cache import compilation_cache
 
-        with jax_config.enable_compilation_cache(False):
-            compiled = jitted.lower(*constants, *args).compile()
+        # JAX decides once per process whether its cache is in use; reset_cache makes it decide
+        # again, under the switch, for this compile, and again afterwards for everyone else's.
+        # (Another thread compiling meanwhile may read the cache or miss it once; an entry this
+        # compile takes from the cache anyway fails the round trip below and is not stored.)
+        with _bypass_lock, jax_config.enable_compilation_cache(False):
+            compilation_cache.reset_cache()
+            try:
+                compiled = jitted.lower(*constants, *args).compile()
+            finally:
+                compilation_cache.reset_cache()
         path = self.path(constants, args)
         try:
             serialized, in_tree, out_tree = serialize_executable.serialize(compiled)
