@@ -137,3 +137,26 @@ def test_a_stored_compile_leaves_jax_cache_on_for_the_rest_of_the_process(tmp_pa
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"writes": 2, "jax_cache_used": True}, proc.stderr[-2000:]
+
+
+def test_an_executable_that_fails_its_round_trip_is_not_tried_again(tmp_path, monkeypatch) -> None:
+    """An executable that cannot be stored (one JAX's in-memory cache hands back after reading it
+    from its persistent cache does not serialize) costs its round trip once per process."""
+    from jax.experimental import serialize_executable
+
+    from routellm_jax.models import executor
+
+    attempts = []
+
+    def refuse(compiled):
+        attempts.append(1)
+        raise RuntimeError("NOT_FOUND: Function fusion not found")
+
+    monkeypatch.setattr(serialize_executable, "serialize", refuse)
+    monkeypatch.setattr(executor, "_unstorable", set())
+    constants, args = _inputs()
+    store = ExecutableStore(tmp_path, "scaled_tanh")
+    for _ in range(2):
+        compiled = store.compile_and_store(jax.jit(_scaled_tanh), constants, args)
+        assert np.asarray(compiled(*constants, *args)).shape == (4, 3)
+    assert len(attempts) == 1 and store.writes == 0 and not list(tmp_path.iterdir())

@@ -98,6 +98,7 @@ def enable_compile_cache() -> str | None:
 
 _MODELS_DIR = Path(__file__).resolve().parent
 _bypass_lock = threading.Lock()  # one compile outside JAX's persistent cache at a time
+_unstorable: set[Path] = set()  # store entries whose executable failed the round trip
 
 
 def _cpu_flags() -> str:
@@ -209,6 +210,9 @@ class ExecutableStore:
         from jax.experimental import serialize_executable
         from jax.experimental.compilation_cache import compilation_cache
 
+        path = self.path(constants, args)
+        if path in _unstorable:  # failed its round trip in this process: do not pay for it again
+            return jitted.lower(*constants, *args).compile()
         # JAX decides once per process whether its cache is in use; reset_cache makes it decide
         # again, under the switch, for this compile, and again afterwards for everyone else's.
         # (Another thread compiling meanwhile may read the cache or miss it once; an entry this
@@ -219,7 +223,6 @@ class ExecutableStore:
                 compiled = jitted.lower(*constants, *args).compile()
             finally:
                 compilation_cache.reset_cache()
-        path = self.path(constants, args)
         try:
             serialized, in_tree, out_tree = serialize_executable.serialize(compiled)
             # The devices it runs on (one for an unsharded function): loading it elsewhere
@@ -237,14 +240,17 @@ class ExecutableStore:
                 reloaded(*constants, *args),
             )
             if not all(jax.tree.leaves(same)):
-                log.warning("compiled executable does not survive serialization: not stored")
-                return compiled
+                raise ValueError("the reloaded executable gives other results")
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_bytes(pickle.dumps((serialized, in_tree, out_tree, [d.id for d in devices])))
             os.replace(tmp, path)
             self.writes += 1
         except Exception as err:  # noqa: BLE001 - a store that cannot be written is skipped
+            # Typically the process compiled this function before through JAX's persistent
+            # cache, and JAX's in-memory cache handed back that executable, which does not
+            # serialize completely ("Function ... not found" when the copy runs).
+            _unstorable.add(path)
             log.warning("compiled executable not stored in %s (%s)", self.folder, err)
         return compiled
 
