@@ -81,7 +81,7 @@ def _restore_orbax(ckpt: Path) -> Any:
     return ocp.StandardCheckpointer().restore(ckpt)
 
 
-_SEP = "/"
+_SEP = "/"  # unflatten_params's separator
 _DIGEST = "__sha256__"
 _restore_lock = threading.Lock()
 
@@ -113,17 +113,6 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, np.ndarray] | None:
     return out
 
 
-def _nested(flat: dict[str, np.ndarray]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for name, value in flat.items():
-        *parents, leaf = name.split(_SEP)
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
 def restore_verified(ckpt: Path, files: dict[str, Any]) -> Any:
     """Restore a checkpoint whose files were just verified against ``files`` (the card's
     ``{path: {"size", "sha256"}}``), through a plain-array copy kept in the cache.
@@ -136,6 +125,9 @@ def restore_verified(ckpt: Path, files: dict[str, Any]) -> Any:
     copy that fails its digest or cannot be read is removed and the checkpoint restored by Orbax
     again; a cache that cannot be written is skipped.
     """
+    # A local import: the HF importer loads JAX and Flax, which the zoo's other commands do not.
+    from routellm_jax.models.encoders.hf_import import unflatten_params
+
     key = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:40]
     copy = cache_dir() / "zoo" / "params" / f"{key}.npz"
     if copy.is_file():
@@ -144,7 +136,7 @@ def restore_verified(ckpt: Path, files: dict[str, Any]) -> Any:
                 arrays = {name: z[name] for name in z.files if name != _DIGEST}
                 recorded = str(z[_DIGEST])
             if recorded == _arrays_digest(arrays):
-                return _nested(arrays)
+                return unflatten_params(arrays)
             raise ValueError("its arrays do not match its digest")
         except (OSError, ValueError, KeyError, EOFError) as err:
             log.warning("%s: unreadable copy of %s (%s): restoring the checkpoint", copy, ckpt, err)
