@@ -488,7 +488,8 @@ def train_cell(
     spec = getattr(acfg, "featurizer", None)  # the embedding heads name their featurizer
     feat = store.featurizer(spec) if isinstance(spec, str) else None
     if feat is None and isinstance(spec, str):  # another encoder's vectors: its own store
-        feat = encoder_store(spec).featurizer(spec) if encoder_store(spec) else None
+        own = encoder_store(spec)
+        feat = own.featurizer(spec) if own is not None else None
     result = train(cfg, workdir, data=data, progress=False, featurizer=feat)
     seconds = time.time() - t0
     if feat is None:

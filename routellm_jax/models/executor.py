@@ -29,6 +29,7 @@ knows shapes, executables and timings, nothing of architectures, zoo entries or 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -69,6 +70,7 @@ CACHE_MIN_COMPILE_S = 0.1
 CACHE_MAX_BYTES = 1 << 30
 _cache_lock = threading.Lock()
 _cache_configured = False
+_own_cache: Path | None = None  # the project's folder, when it is the one JAX's cache uses
 
 
 def enable_compile_cache() -> str | None:
@@ -80,7 +82,7 @@ def enable_compile_cache() -> str | None:
     ``JAX_COMPILATION_CACHE_MAX_SIZE`` when set. ``ROUTELLM_JAX_COMPILE_CACHE=off`` (or a folder
     that cannot be written) leaves JAX's configuration alone.
     """
-    global _cache_configured
+    global _cache_configured, _own_cache
     with _cache_lock:
         if not _cache_configured:
             _cache_configured = True
@@ -93,6 +95,8 @@ def enable_compile_cache() -> str | None:
                 ):
                     if option.upper() not in os.environ:  # the user's own setting wins
                         jax.config.update(option, value)
+            if folder is not None and jax.config.jax_compilation_cache_dir == str(folder):
+                _own_cache = folder
         return jax.config.jax_compilation_cache_dir or None
 
 
@@ -101,6 +105,7 @@ _bypass_lock = threading.Lock()  # one compile outside JAX's persistent cache at
 _unstorable: set[Path] = set()  # store entries whose executable failed the round trip
 
 
+@functools.cache
 def _cpu_flags() -> str:
     """The host CPU's feature flags: XLA:CPU compiles for the CPU it runs on, so an executable
     built on one machine must not be taken for another's (a shared home folder)."""
@@ -123,6 +128,13 @@ def _source_digest(files: Sequence[Path]) -> str:
         except OSError:
             digest.update(b"<unreadable>")
     return digest.hexdigest()
+
+
+@functools.cache
+def _models_digest() -> str:
+    """The package's own ``models`` sources, hashed once per process (a router load builds a
+    store each time; the code this process runs does not change under it)."""
+    return _source_digest(list(_MODELS_DIR.rglob("*.py")))
 
 
 class ExecutableStore:
@@ -160,7 +172,8 @@ class ExecutableStore:
         backend = jax.devices()[0]
         parts = [
             identity,
-            _source_digest([*_MODELS_DIR.rglob("*.py"), *source_files]),
+            _models_digest(),
+            _source_digest(source_files),
             jax.__version__,
             jaxlib.__version__,
             flax.__version__,
@@ -392,14 +405,13 @@ class BucketedExecutor:
         identity: str | None = None,
         source_files: Sequence[Path] = (),
     ) -> None:
-        folder = enable_compile_cache()
+        enable_compile_cache()
         self.jitted = jax.jit(fn)
         # Compiled shapes kept on disk: only for a caller that says what ``fn`` is, and only
         # where the cache folder is this project's own (a folder the user gave JAX is theirs).
-        cache = paths.compile_cache_dir()
         self.store = (
-            ExecutableStore(cache / "executables", identity, source_files)
-            if identity is not None and cache is not None and folder == str(cache)
+            ExecutableStore(_own_cache / "executables", identity, source_files)
+            if identity is not None and _own_cache is not None
             else None
         )
         self.length_buckets = tuple(sorted(length_buckets))

