@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import inspect
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -315,12 +317,83 @@ class _HostInputs(Runner):
         return inputs
 
 
+def cast_ahead(forward: Any, params: Any, example: tuple[Any, ...]) -> Any:
+    """``params`` with every leaf that ``forward(params, *example)`` only ever casts to a
+    narrower float dtype stored in that dtype.
+
+    A token-path model in ``bfloat16`` keeps float32 parameters (they are trained in float32)
+    and casts its matmul weights at every call: reading the float32 weights and writing bf16
+    copies costs a single prompt's call as much time as a good part of its matmuls. Cast once
+    here, the cast inside the compiled function is a no-op and the outputs are the same bits.
+    A leaf used in any other way (LayerNorm scales, embedding tables looked up in float32, a
+    float32 head) is kept as it is.
+
+    Example:
+        >>> def forward(p, x):
+        ...     return (x.astype(jnp.bfloat16) @ p["w"].astype(jnp.bfloat16)).astype(jnp.float32) + p["b"]
+        >>> p = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+        >>> {k: v.dtype.name for k, v in cast_ahead(forward, p, (jnp.ones((1, 2)),)).items()}
+        {'b': 'float32', 'w': 'bfloat16'}
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    jaxpr = jax.make_jaxpr(forward)(params, *example).jaxpr
+    param_vars = jaxpr.invars[: len(leaves)]
+    uses: dict[Any, list[Any]] = {v: [] for v in param_vars}
+    for eqn in jaxpr.eqns:
+        for v in eqn.invars:
+            if isinstance(v, jax.extend.core.Var) and v in uses:
+                uses[v].append(eqn)
+    returned = {v for v in jaxpr.outvars if isinstance(v, jax.extend.core.Var)}
+    cast = []
+    for leaf, var in zip(leaves, param_vars):
+        eqns = uses[var]
+        targets = {
+            e.params["new_dtype"] for e in eqns if e.primitive.name == "convert_element_type"
+        }
+        if (
+            eqns
+            and var not in returned
+            and len(targets) == 1
+            and all(e.primitive.name == "convert_element_type" for e in eqns)
+        ):
+            (target,) = targets
+            if (
+                jnp.issubdtype(leaf.dtype, jnp.floating)
+                and jnp.issubdtype(target, jnp.floating)
+                and jnp.finfo(target).bits < jnp.finfo(leaf.dtype).bits
+            ):
+                # On the host: an eager astype of a device array compiles one conversion per shape.
+                leaf = jax.device_put(np.asarray(leaf).astype(target))
+        cast.append(leaf)
+    return jax.tree.unflatten(treedef, cast)
+
+
 class TokenRunner(_HostInputs):
     """Token-sequence architectures (declared ``sequence_keys`` and ``mask_key``): rows sorted by
     their mask's length and cut into similar-length chunks, each chunk's sequence arrays cut (the
-    trailing columns are padding in all of its rows) or zero-padded to its length bucket."""
+    trailing columns are padding in all of its rows) or zero-padded to its length bucket.
+    Parameters the model only ever casts to a narrower dtype are cast once at load
+    (:func:`cast_ahead`)."""
 
     path = "tokens"
+
+    def __init__(
+        self,
+        arch: Architecture,
+        config: Any,
+        params: Any,
+        featurizer: Any,
+        shapes: Shapes,
+        why: str,
+    ) -> None:
+        super().__init__(arch, config, params, featurizer, shapes, why)
+        example = {
+            k: np.asarray(v) for k, v in arch.prompt_inputs(["a"], featurizer, config).items()
+        }
+        forward = functools.partial(_head, arch, config=config)
+        self.params = cast_ahead(
+            lambda p, inputs: forward(p, inputs, (0, 1)), self.params, (example,)
+        )
 
     def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
         if not prompts:

@@ -233,3 +233,28 @@ def test_router_precision_sets_the_encoder_dtype(setup) -> None:
     a, b = f32.win_rate(prompts), bf16.win_rate(prompts)
     assert not np.array_equal(a, b)  # the bf16 path really ran ...
     np.testing.assert_allclose(b, a, atol=2e-2)  # ... and stays close
+
+
+def test_bf16_router_casts_its_matmul_weights_once_with_the_same_outputs(setup, monkeypatch):
+    """In bfloat16 the token path stores the weights the model only casts (the encoder's dense
+    kernels and biases) as bf16 at load: the same win rates to the bit, and everything else
+    (LayerNorm, the float32 embedding lookup, the float32 head) left in float32."""
+    from routellm_jax.api import Router
+    from routellm_jax.models import inference
+
+    arch, cfg, tok, params = setup
+    prompts = ["Prove that the square root of 2 is irrational.", "hi", "Write a haiku, please."]
+    router = Router.from_params("bert", cfg, params, precision="bfloat16")
+    dtypes = {k: v.dtype for k, v in flatten_params(jax.device_get(router.runner.params)).items()}
+    assert dtypes["bert/encoder/layer_0/intermediate/dense/kernel"] == jnp.bfloat16
+    assert dtypes["bert/encoder/layer_1/attention/self/query/bias"] == jnp.bfloat16
+    assert dtypes["bert/encoder/layer_0/output/LayerNorm/scale"] == jnp.float32
+    assert dtypes["bert/embeddings/word_embeddings/embedding"] == jnp.float32
+    assert dtypes["classifier/kernel"] == jnp.float32
+    in_f32 = Router.from_params("bert", cfg, params)
+    assert {x.dtype for x in jax.tree.leaves(in_f32.runner.params)} == {jnp.dtype("float32")}
+
+    monkeypatch.setattr(inference, "cast_ahead", lambda forward, p, example: p)
+    uncast = Router.from_params("bert", cfg, params, precision="bfloat16")
+    assert {x.dtype for x in jax.tree.leaves(uncast.runner.params)} == {jnp.dtype("float32")}
+    np.testing.assert_array_equal(router.win_rate(prompts), uncast.win_rate(prompts))
