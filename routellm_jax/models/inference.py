@@ -387,6 +387,8 @@ class TokenRunner(_HostInputs):
         why: str,
     ) -> None:
         super().__init__(arch, config, params, featurizer, shapes, why)
+        if arch.precision_key and getattr(config, arch.precision_key, None) == "float32":
+            return  # nothing narrower to cast to: skip tracing the model at load
         example = {
             k: np.asarray(v) for k, v in arch.prompt_inputs(["a"], featurizer, config).items()
         }

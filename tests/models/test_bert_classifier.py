@@ -258,3 +258,18 @@ def test_bf16_router_casts_its_matmul_weights_once_with_the_same_outputs(setup, 
     uncast = Router.from_params("bert", cfg, params, precision="bfloat16")
     assert {x.dtype for x in jax.tree.leaves(uncast.runner.params)} == {jnp.dtype("float32")}
     np.testing.assert_array_equal(router.win_rate(prompts), uncast.win_rate(prompts))
+
+
+def test_float32_router_does_not_trace_its_model_at_load(setup, monkeypatch):
+    from routellm_jax.api import Router
+    from routellm_jax.models import inference
+
+    arch, cfg, tok, params = setup
+
+    def traced(*args):
+        raise AssertionError("cast_ahead traced a float32 model")
+
+    monkeypatch.setattr(inference, "cast_ahead", traced)
+    Router.from_params("bert", cfg, params)  # float32: nothing narrower to cast to
+    with pytest.raises(AssertionError, match="traced"):
+        Router.from_params("bert", cfg, params, precision="bfloat16")
