@@ -300,12 +300,17 @@ class _HostInputs(Runner):
         shapes: Shapes,
         why: str,
     ) -> None:
-        self.arch, self.config, self.params, self.featurizer = arch, config, params, featurizer
+        self.arch, self.config, self.featurizer = arch, config, featurizer
+        self.params = self.prepare_params(params)
 
         def forward(params: Any, inputs: dict[str, Any], select: Any) -> Any:
             return _head(arch, params, inputs, select, config)
 
         super().__init__(shapes.executor(forward), why, arch)
+
+    def prepare_params(self, params: Any) -> Any:
+        """The parameters every call runs with (as given, unless a path overrides this)."""
+        return params
 
     def inputs(self, prompts: list[str]) -> dict[str, np.ndarray]:
         """The architecture's inference inputs for every prompt (host time counted)."""
@@ -377,25 +382,14 @@ class TokenRunner(_HostInputs):
 
     path = "tokens"
 
-    def __init__(
-        self,
-        arch: Architecture,
-        config: Any,
-        params: Any,
-        featurizer: Any,
-        shapes: Shapes,
-        why: str,
-    ) -> None:
-        super().__init__(arch, config, params, featurizer, shapes, why)
+    def prepare_params(self, params: Any) -> Any:
+        arch, config = self.arch, self.config
         if arch.precision_key and getattr(config, arch.precision_key, None) == "float32":
-            return  # nothing narrower to cast to: skip tracing the model at load
-        example = {
-            k: np.asarray(v) for k, v in arch.prompt_inputs(["a"], featurizer, config).items()
-        }
+            return params  # nothing narrower to cast to: skip tracing the model at load
+        raw = arch.prompt_inputs(["a"], self.featurizer, config)
+        example = {k: np.asarray(v) for k, v in raw.items()}
         forward = functools.partial(_head, arch, config=config)
-        self.params = cast_ahead(
-            lambda p, inputs: forward(p, inputs, (0, 1)), self.params, (example,)
-        )
+        return cast_ahead(lambda p, inputs: forward(p, inputs, (0, 1)), params, (example,))
 
     def _run(self, prompts: list[str], select: Any, out: np.ndarray) -> np.ndarray:
         if not prompts:
