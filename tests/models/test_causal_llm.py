@@ -205,3 +205,21 @@ def test_loss_and_grads_unchanged_when_cut_to_a_length_bucket(tiny):
     np.testing.assert_allclose(float(lc), float(lf), rtol=1e-5)
     for a, b in zip(jax.tree_util.tree_leaves(gf), jax.tree_util.tree_leaves(gc), strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-5)
+
+
+def test_bf16_keeps_the_scanned_layer_stack_in_float32(tiny, monkeypatch):
+    """The token path casts ahead only weights cast at the model's top level: the scanned layer
+    stack stays float32 (stored in bf16 it made a SmolLM2 call slower; the cast fused into each
+    layer's dot is cheaper), and the win rates are those of the uncast router."""
+    from routellm_jax.api import Router
+    from routellm_jax.models import inference
+
+    arch, cfg, feat, params = tiny
+    prompts = ["prove the theorem", "say hi", "write a poem about the sea"]
+    router = Router.from_params("causal_llm", cfg, params, precision="bfloat16")
+    layers = router.runner.params["llama"]["layers"]
+    assert layers["mlp"]["down_proj"]["kernel"].dtype == jnp.float32
+    assert layers["self_attn"]["q_proj"]["kernel"].dtype == jnp.float32
+    monkeypatch.setattr(inference, "cast_ahead", lambda forward, p, example: p)
+    uncast = Router.from_params("causal_llm", cfg, params, precision="bfloat16")
+    np.testing.assert_array_equal(router.win_rate(prompts), uncast.win_rate(prompts))

@@ -9,6 +9,7 @@ import functools
 
 import jax
 import jax.monitoring
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from tokenizers import Tokenizer
@@ -166,3 +167,35 @@ def test_bfloat16_precision_reaches_the_fused_encoder(routers) -> None:
     low = Router(fused.card, fused.params, featurizer=fused.featurizer, precision="bfloat16")
     assert low.runner.path == "fused" and low.runner.precision == "bfloat16"
     assert np.max(np.abs(low.win_rate(PROMPTS) - fused.win_rate(PROMPTS))) < 2e-2
+
+
+def test_cast_ahead_casts_top_level_casts_only():
+    from routellm_jax.models.inference import cast_ahead
+
+    def forward(p, x):
+        def layer(h, w):  # a scanned stack: cast inside the scan body, so kept
+            return jnp.tanh(h.astype(jnp.bfloat16) @ w.astype(jnp.bfloat16)).astype(
+                jnp.float32
+            ), None
+
+        h, _ = jax.lax.scan(layer, x, p["stack"])
+        h = jax.jit(lambda h, s: h * s)(h, p["scale"])  # used as is inside a call: kept
+        mixed = p["both"].astype(jnp.bfloat16).astype(jnp.float32) + p["both"]  # cast and used
+        return h + mixed.sum(), p["returned"].astype(jnp.bfloat16)
+
+    p = {
+        "stack": jnp.ones((3, 2, 2)),
+        "scale": jnp.ones(2),
+        "both": jnp.ones(2),
+        "returned": jnp.ones(2),
+    }
+    out = cast_ahead(forward, p, (jnp.ones((1, 2)),))
+    assert {k: v.dtype.name for k, v in out.items()} == {
+        "stack": "float32",
+        "scale": "float32",
+        "both": "float32",
+        "returned": "bfloat16",  # only cast, then returned: the cast is still its only use
+    }
+    np.testing.assert_array_equal(
+        forward(out, jnp.ones((1, 2)))[0], forward(p, jnp.ones((1, 2)))[0]
+    )
