@@ -331,9 +331,9 @@ def cast_ahead(forward: Any, params: Any, example: tuple[Any, ...]) -> Any:
     copies costs a single prompt's call as much time as a good part of its matmuls. Cast once
     here, the cast inside the compiled function is a no-op and the outputs are the same bits.
     A leaf used in any other way (LayerNorm scales, embedding tables looked up in float32, a
-    float32 head) is kept as it is, and so is one used inside a call or a ``scan`` body: a
-    scanned layer stack (``causal_llm``) stored in bf16 made a call slower, not faster, since
-    there XLA fuses each layer's cast into the slice that feeds its matmul.
+    float32 head) is kept as it is, and so is one used inside a call or a ``scan`` body: stored
+    in bf16, a scanned layer stack (``causal_llm``) made a call slower, not faster (measured;
+    the cause was not pinned down).
 
     Example:
         >>> def forward(p, x):
