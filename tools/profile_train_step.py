@@ -1,0 +1,203 @@
+"""Where a BERT-classifier training step spends its time: a ``jax.profiler`` trace of
+``tools/bench_train.py``'s step (the same model, data and trainer), summed per XLA operation kind.
+
+    python -m tools.profile_train_step [--steps 3] [--batch 16] [--seq 128] [--dtype float32]
+
+Printed per step, from the events XLA's CPU runtime records on its worker threads:
+
+* each operation kind (a fusion's name without its number: ``ynn_fusion``, ``copy_bitcast_fusion``,
+  ``dot``, ...) with its milliseconds and share of the traced operations' total;
+* the dot fusions grouped by the layer part they come from (``intermediate/dense``, ...), the
+  forward or backward pass and their operand shapes, with the GFLOP/s each group ran at.
+
+Independent operations run side by side on the worker threads, so an operation's time includes
+the time it shared the cores; the per-group rates are a lower bound on what each dot alone does.
+Plain ``dot`` operations (XLA's Eigen dots, e.g. weight gradients) return before their work is
+done: that work runs on the same threads and is counted inside whichever operation is recorded
+there meanwhile, so ``dot`` looks cheap and its neighbours slow.
+Tracing slows the step (the printed untraced step time is the reference). Timing ratios against
+torch come from ``tools/bench_train.py``; this tool only says where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tools.bench_startup import cpu_model
+from tools.bench_train import MINILM, bert_data, machine, prepare_bert_jax
+
+_DOT = re.compile(
+    r"%(?P<name>[\w.\-]+) = (?P<out>\w+\[[\d,]*\])\S* fusion\((?P<args>[^)]*)\).*?"
+    r"calls=%(?P<comp>[\w.\-]+).*?op_name=\"(?P<op>[^\"]*)\""
+)
+_SHAPE = re.compile(r"%([\w.\-]+) = (\w+\[[\d,]*\])")
+_CONTRACT = re.compile(r" dot\(([^)]*)\), lhs_contracting_dims=\{(\d+)")
+
+
+def kind(event_name: str) -> str:
+    """An operation's kind: its name without the trailing instance number.
+
+    Example:
+        >>> kind("ynn_fusion.182"), kind("copy_bitcast_fusion"), kind("dot.70")
+        ('ynn_fusion', 'copy_bitcast_fusion', 'dot')
+    """
+    return re.sub(r"(\.\d+)+$", "", event_name)
+
+
+def _dims(shape: str) -> list[int]:
+    inside = shape[shape.index("[") + 1 : shape.index("]")]
+    return [int(d) for d in inside.split(",") if d]
+
+
+def _layer_part(op_name: str) -> str:
+    """The module path of an operation below its layer (the same for every layer).
+
+    Example:
+        >>> _layer_part("jit(step_fn)/transpose(jvp(Classifier))/bert/encoder/layer_1/attention/output/dense/dot_general")
+        'attention/output/dense'
+        >>> _layer_part("jit(step_fn)/jvp(Classifier)/bert/pooler/dense/dot_general")
+        'bert/pooler/dense'
+    """
+    parts = [p for p in op_name.split("/")[:-1] if "(" not in p]
+    layers = [i for i, p in enumerate(parts) if p.startswith("layer_")]
+    return "/".join(parts[layers[-1] + 1 :] if layers else parts)
+
+
+def dot_fusions(hlo: str) -> dict[str, dict[str, Any]]:
+    """The dot fusions of a compiled module's text: name -> layer part, pass, operand shapes and
+    FLOPs (``2 * output elements * contracted size``)."""
+    shapes = dict(_SHAPE.findall(hlo))
+    contracting = {}  # fused computation -> lhs contracting dim of its dot
+    current = None
+    for line in hlo.splitlines():
+        if line and not line.startswith(" ") and "{" in line:
+            current = line.split()[0].lstrip("%")
+        found = _CONTRACT.search(line)
+        if found and current:
+            contracting[current] = int(found.group(2))
+    fusions = {}
+    for m in _DOT.finditer(hlo):
+        if m["comp"] not in contracting:
+            continue
+        args = [shapes.get(a.strip().lstrip("%"), "?") for a in m["args"].split(",")]
+        if "?" in args[0]:
+            continue
+        k = _dims(args[0])[contracting[m["comp"]]]
+        out = int(np.prod(_dims(m["out"])))
+        op = m["op"]
+        part = _layer_part(op)
+        fusions[m["name"]] = {
+            "group": f"{part} {'backward' if 'transpose(' in op else 'forward'} "
+            f"{' x '.join(args[:2])}",
+            "flops": 2.0 * out * k,
+        }
+    return fusions
+
+
+def summarise(events: dict[str, float], fusions: dict[str, dict[str, Any]], steps: int) -> dict:
+    """Per-kind milliseconds per step and the dot groups' ms and GFLOP/s from ``events``
+    (operation name -> total nanoseconds over ``steps`` steps).
+
+    Example:
+        >>> fus = {"ynn_fusion.1": {"group": "dense forward f32[2,2] x f32[2,2]", "flops": 2e9}}
+        >>> s = summarise({"ynn_fusion.1": 2e7, "copy.3": 1e7}, fus, steps=2)
+        >>> s["kinds"], s["groups"]["dense forward f32[2,2] x f32[2,2]"]
+        ({'ynn_fusion': 10.0, 'copy': 5.0}, {'ms': 10.0, 'gflops': 200.0})
+    """
+    kinds: collections.Counter = collections.Counter()
+    group_ms: collections.Counter = collections.Counter()
+    group_flops: collections.Counter = collections.Counter()
+    for name, ns in events.items():
+        ms = ns / 1e6 / steps
+        kinds[kind(name)] += ms
+        if name in fusions:
+            group_ms[fusions[name]["group"]] += ms
+            group_flops[fusions[name]["group"]] += fusions[name]["flops"]
+    groups = {
+        # Each fusion runs once per step: its FLOPs are per step, like its milliseconds.
+        g: {"ms": ms, "gflops": group_flops[g] / (ms / 1e3) / 1e9}
+        for g, ms in group_ms.most_common()
+    }
+    return {"kinds": dict(kinds.most_common()), "groups": groups}
+
+
+def trace_events(run: Any, steps: int) -> dict[str, float]:
+    """Run ``run(steps)`` under ``jax.profiler`` and return operation name -> total nanoseconds
+    recorded on XLA's CPU worker threads (the executor's own bookkeeping events left out)."""
+    from jax.profiler import ProfileData
+
+    with tempfile.TemporaryDirectory() as folder:
+        with jax.profiler.trace(folder):
+            run(steps)
+        (path,) = Path(folder).rglob("*.xplane.pb")
+        data = ProfileData.from_file(str(path))
+    events: collections.Counter = collections.Counter()
+    for plane in data.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_XLAEigen"):
+                continue
+            for ev in line.events:
+                if not ev.name.startswith(("ThunkExecutor", "SlinkyThreadPool")):
+                    events[ev.name] += ev.duration_ns
+    return dict(events)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="traced steps")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--top", type=int, default=15, help="rows per table")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a 2-layer, 32-wide encoder (a quick check of the tool)"
+    )
+    args = parser.parse_args(argv)
+    shapes = dict(MINILM)
+    if args.tiny:
+        shapes.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+        shapes.update(intermediate_size=64, max_position_embeddings=64)
+    before = machine()["load"]
+    data = bert_data(args.batch * 4, args.seq, shapes["vocab_size"])
+    dtype = jnp.float32 if args.dtype == "float32" else jnp.bfloat16
+    loop = prepare_bert_jax(data, args.batch, warmup=1, shapes=shapes, dtype=dtype)
+    untraced = min(loop.run(args.steps) / args.steps for _ in range(2))
+    trainer = loop.info["trainer"]
+    state = trainer.init(jax.random.PRNGKey(0))
+    first = {k: np.asarray(v[: args.batch]) for k, v in data.items()}
+    hlo = trainer.step.lower(state, jax.device_put(first, trainer.batch_sharding)).compile()
+    fusions = dot_fusions(hlo.as_text())
+    start = time.perf_counter()
+    events = trace_events(loop.run, args.steps)
+    traced = (time.perf_counter() - start) / args.steps
+    summary = summarise(events, fusions, args.steps)
+    total = sum(summary["kinds"].values())
+    print(f"cpu: {cpu_model()}; jax {jax.__version__} ({jax.default_backend()})")
+    print(
+        f"BERT classifier step, batch {args.batch} x {args.seq} tokens, {args.dtype} matmuls"
+        f"{' (tiny encoder)' if args.tiny else ''}: {untraced * 1e3:.0f} ms untraced, "
+        f"{traced * 1e3:.0f} ms traced; operations on the worker threads {total:.0f} ms/step"
+    )
+    print("kind | ms/step | share")
+    for name, ms in list(summary["kinds"].items())[: args.top]:
+        print(f"{name} | {ms:.1f} | {ms / total:.0%}")
+    print("dot group (layer part, pass, operands) | ms/step | GFLOP/s")
+    for group, row in list(summary["groups"].items())[: args.top]:
+        print(f"{group} | {row['ms']:.1f} | {row['gflops']:.0f}")
+    print(f"load average (1/5/15 min): {before} before, {machine()['load']} after")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
