@@ -12,9 +12,9 @@ Printed per step, from the events XLA's CPU runtime records on its worker thread
 
 Independent operations run side by side on the worker threads, so an operation's time includes
 the time it shared the cores; the per-group rates are a lower bound on what each dot alone does.
-Plain ``dot`` operations (XLA's Eigen dots, e.g. weight gradients) return before their work is
-done: that work runs on the same threads and is counted inside whichever operation is recorded
-there meanwhile, so ``dot`` looks cheap and its neighbours slow.
+Plain ``dot`` operations (XLA's Eigen dots, e.g. weight gradients) can run asynchronously: then
+their recorded time is short and their work is counted inside whichever operation is recorded on
+the same threads meanwhile, so ``dot`` looks cheap and its neighbours slow.
 Tracing slows the step (the printed untraced step time is the reference). Timing ratios against
 torch come from ``tools/bench_train.py``; this tool only says where the time goes.
 """
