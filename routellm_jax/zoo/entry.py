@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from routellm_jax.models.encoders.fetch import get_spec
+from routellm_jax.models.param_tree import flatten_params, unflatten_params
 from routellm_jax.paths import cache_dir
 from routellm_jax.zoo.cache import (
     check_card_files,
@@ -97,9 +98,6 @@ def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
 def _flat(tree: Any) -> dict[str, np.ndarray] | None:
     """``{"a/b": array}`` for a tree of string-keyed dicts of plain numeric numpy arrays, or None
     for anything else (lists, bfloat16, objects: those entries are restored by Orbax every time)."""
-    # A local import: the HF importer loads JAX and Flax, which the zoo's other commands do not.
-    from routellm_jax.models.encoders.hf_import import flatten_params, unflatten_params
-
     if not isinstance(tree, dict):
         return None
     flat = flatten_params(tree)
@@ -131,9 +129,6 @@ def restore_verified(ckpt: Path, files: dict[str, Any]) -> Any:
     copy that fails its digest or cannot be read is removed and the checkpoint restored by Orbax
     again; a cache that cannot be written is skipped.
     """
-    # A local import: the HF importer loads JAX and Flax, which the zoo's other commands do not.
-    from routellm_jax.models.encoders.hf_import import unflatten_params
-
     key = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:40]
     copy = cache_dir() / "zoo" / "params" / f"{key}.npz"
     if copy.is_file():

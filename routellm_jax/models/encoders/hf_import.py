@@ -4,8 +4,9 @@ Strict means: every tensor in the files is used (or explicitly ignored by the ca
 parameter of the Flax model is filled, and every shape is checked; any mismatch is an error that
 names the tensor key and the file it came from. No pickle is ever read (safetensors only).
 
-The generic pieces (:func:`read_safetensors`, :func:`read_hf_config`, :func:`flatten_params`,
-:func:`unflatten_params`, :func:`assign_strict`) know nothing about BERT, so a Llama importer can
+The generic pieces (:func:`read_safetensors`, :func:`read_hf_config`, :func:`assign_strict`, and
+``flatten_params``/``unflatten_params`` from :mod:`routellm_jax.models.param_tree`) know nothing
+about BERT, so a Llama importer can
 reuse them with its own key-renaming function; :func:`load_bert` is the BERT-specific part.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 from safetensors import safe_open
 
 from routellm_jax.models.encoders.bert import BertConfig
+from routellm_jax.models.param_tree import flatten_params, unflatten_params
 
 
 class CheckpointError(ValueError):
@@ -125,40 +127,6 @@ def _read_bf16(file: str, key: str) -> np.ndarray:
 
     with safe_open(file, framework="flax") as f:
         return np.asarray(f.get_tensor(key).astype(jnp.float32))
-
-
-def flatten_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> ``{"a/b/c": leaf}``.
-
-    Example:
-        >>> flatten_params({"a": {"b": 1}})
-        {'a/b': 1}
-    """
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(flatten_params(value, path))
-        else:
-            flat[path] = value
-    return flat
-
-
-def unflatten_params(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a/b/c": leaf}`` -> nested dict (inverse of :func:`flatten_params`).
-
-    Example:
-        >>> unflatten_params({"a/b": 1})
-        {'a': {'b': 1}}
-    """
-    tree: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = tree
-        *parents, leaf = path.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
 
 
 # A key converter maps an HF tensor key to (flax path, transform of the array), or None for a
