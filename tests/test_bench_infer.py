@@ -8,15 +8,9 @@ import doctest
 import pytest
 
 from routellm_jax.models.encoders.bert import BertConfig
-from tools import bench_infer
+from tools import bench_infer, bench_train
 
-MINILM = BertConfig(
-    vocab_size=30522,
-    hidden_size=384,
-    num_hidden_layers=6,
-    num_attention_heads=12,
-    intermediate_size=1536,
-)
+MINILM = BertConfig(**bench_train.MINILM)
 
 
 def test_doctests_run():
