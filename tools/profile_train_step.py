@@ -7,8 +7,9 @@ Printed per step, from the events XLA's CPU runtime records on its worker thread
 
 * each operation kind (a fusion's name without its number: ``ynn_fusion``, ``copy_bitcast_fusion``,
   ``dot``, ...) with its milliseconds and share of the traced operations' total;
-* the dot fusions grouped by the layer part they come from (``intermediate/dense``, ...), the
-  forward or backward pass and their operand shapes, with the GFLOP/s each group ran at.
+* the matmuls (dot fusions and plain dots, whichever XLA chose for this CPU) grouped by the layer
+  part they come from (``intermediate/dense``, ...), the forward or backward pass and their
+  operand shapes, with the GFLOP/s each group ran at.
 
 Independent operations run side by side on the worker threads, so an operation's time includes
 the time it shared the cores; the per-group rates are a lower bound on what each dot alone does.
@@ -43,6 +44,9 @@ _DOT = re.compile(
 )
 _SHAPE = re.compile(r"%([\w.\-]+) = (\w+\[[\d,]*\])")
 _CONTRACT = re.compile(r" dot\(([^)]*)\), lhs_contracting_dims=\{(\d+)")
+_PLAIN_DOT = re.compile(
+    r"%(?P<name>[\w.\-]+) = (?P<out>\w+\[[\d,]*\])\S* dot\(.*?op_name=\"(?P<op>[^\"]*)\""
+)
 
 
 def kind(event_name: str) -> str:
@@ -74,19 +78,40 @@ def _layer_part(op_name: str) -> str:
     return "/".join(parts[layers[-1] + 1 :] if layers else parts)
 
 
-def dot_fusions(hlo: str) -> dict[str, dict[str, Any]]:
-    """The dot fusions of a compiled module's text: name -> layer part, pass, operand shapes and
-    FLOPs (``2 * output elements * contracted size``)."""
+def _group(op_name: str, operands: list[str]) -> str:
+    passes = "backward" if "transpose(" in op_name else "forward"
+    return f"{_layer_part(op_name)} {passes} {' x '.join(operands[:2])}"
+
+
+def dot_operations(hlo: str) -> dict[str, dict[str, Any]]:
+    """The matmuls of a compiled module's text, as the operations the runtime records: dot
+    fusions and plain ``dot`` instructions. Name -> group (layer part, pass, operand shapes) and
+    FLOPs (``2 * output elements * contracted size``).
+
+    Which matmuls XLA fuses depends on the CPU it compiles for, so both forms are read; a dot
+    inside a fused computation is listed too but never matches a recorded operation's name.
+    """
     shapes = dict(_SHAPE.findall(hlo))
     contracting = {}  # fused computation -> lhs contracting dim of its dot
     current = None
+    found_ops: dict[str, dict[str, Any]] = {}
     for line in hlo.splitlines():
         if line and not line.startswith(" ") and "{" in line:
             current = line.split()[0].lstrip("%")
         found = _CONTRACT.search(line)
-        if found and current:
+        if not found:
+            continue
+        if current:
             contracting[current] = int(found.group(2))
-    fusions = {}
+        plain = _PLAIN_DOT.search(line)
+        if plain:
+            args = [shapes.get(a.strip().lstrip("%"), "?") for a in found.group(1).split(",")]
+            if "?" not in args[0]:
+                k = _dims(args[0])[int(found.group(2))]
+                found_ops[plain["name"]] = {
+                    "group": _group(plain["op"], args),
+                    "flops": 2.0 * int(np.prod(_dims(plain["out"]))) * k,
+                }
     for m in _DOT.finditer(hlo):
         if m["comp"] not in contracting:
             continue
@@ -94,15 +119,11 @@ def dot_fusions(hlo: str) -> dict[str, dict[str, Any]]:
         if "?" in args[0]:
             continue
         k = _dims(args[0])[contracting[m["comp"]]]
-        out = int(np.prod(_dims(m["out"])))
-        op = m["op"]
-        part = _layer_part(op)
-        fusions[m["name"]] = {
-            "group": f"{part} {'backward' if 'transpose(' in op else 'forward'} "
-            f"{' x '.join(args[:2])}",
-            "flops": 2.0 * out * k,
+        found_ops[m["name"]] = {
+            "group": _group(m["op"], args),
+            "flops": 2.0 * int(np.prod(_dims(m["out"]))) * k,
         }
-    return fusions
+    return found_ops
 
 
 def summarise(events: dict[str, float], fusions: dict[str, dict[str, Any]], steps: int) -> dict:
@@ -177,11 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = trainer.init(jax.random.PRNGKey(0))
     first = {k: np.asarray(v[: args.batch]) for k, v in data.items()}
     hlo = trainer.step.lower(state, jax.device_put(first, trainer.batch_sharding)).compile()
-    fusions = dot_fusions(hlo.as_text())
+    matmuls = dot_operations(hlo.as_text())
     start = time.perf_counter()
     events = trace_events(loop.run, args.steps)
     traced = (time.perf_counter() - start) / args.steps
-    summary = summarise(events, fusions, args.steps)
+    summary = summarise(events, matmuls, args.steps)
     total = sum(summary["kinds"].values())
     print(f"cpu: {cpu_model()}; jax {jax.__version__} ({jax.default_backend()})")
     print(
