@@ -26,7 +26,8 @@ Mixes:
   ``both_mmlu_full`` (both_mmlu without the cuts, plus RouterDC's ARC-Easy train);
 * dev-clean variants (:data:`DEV_CLEAN_MIXES`): ``both_mmlu_dev`` and ``golden_mmlu_dev`` are
   ``both_mmlu`` and ``golden_mmlu`` without the golden split's dev part, which the development
-  suite (``routellm_jax.eval.dev_suite``) scores as its knowledge group.
+  suite (``routellm_jax.eval.dev_suite``) scores as its knowledge group; ``both_mmlu_dev_golden3``
+  and ``both_mmlu_dev_golden10`` repeat that mix's golden-split questions 3 and 10 times.
 
 Example:
     >>> [s["name"] for s in mixture("both_mmlu").sources][-1]
@@ -85,6 +86,9 @@ GOLDEN_TRAIN_PART = {"fraction": 0.7, "salt": "dev_suite"}
 _MMLU_GOLDEN_TRAIN = [
     {"name": "mmlu_golden", "decontaminate": False, "filters": {"hash_fraction": GOLDEN_TRAIN_PART}}
 ]
+# The pair's own correctness on the golden split, repeated (the "_goldenK" dev mixes): the same
+# prompts as both_mmlu_dev, more of the loss.
+GOLDEN_REPEATS = (3, 10)
 GRID_DECONTAMINATION = {
     "threshold": 0.95,
     "near_duplicate_encoder": "all-MiniLM-L6-v2",
@@ -116,12 +120,27 @@ MIXES: dict[str, dict[str, Any]] = {
     "both_mmlu_full": {**_GRID, "sources": _JUDGE + _GOLDEN_FULL + _MMLU_GOLDEN},
     "both_mmlu_dev": {**_GRID, "sources": _JUDGE + _GOLDEN + _MMLU_GOLDEN_TRAIN},
     "golden_mmlu_dev": {**_GRID, "sources": _GOLDEN + _MMLU_GOLDEN_TRAIN},
+    **{
+        f"both_mmlu_dev_golden{k}": {
+            **_GRID,
+            "sources": _JUDGE + _GOLDEN + [{**_MMLU_GOLDEN_TRAIN[0], "weight": float(k)}],
+        }
+        for k in GOLDEN_REPEATS
+    },
 }
 # The mixes that hold no dev-suite prompt (tests/experiments check it on the real data), so a
 # router trained on one of them may be chosen on the suite. The others train on part of it: the
 # "_mmlu" mixes on the knowledge group (the whole golden split), "_full" and
 # "outcomes_and_battles" on the code and reasoning groups (every RouterBench training row).
-DEV_CLEAN_MIXES = ("judge_battles", "judge", "golden", "both", "both_mmlu_dev", "golden_mmlu_dev")
+DEV_CLEAN_MIXES = (
+    "judge_battles",
+    "judge",
+    "golden",
+    "both",
+    "both_mmlu_dev",
+    "golden_mmlu_dev",
+    *(f"both_mmlu_dev_golden{k}" for k in GOLDEN_REPEATS),
+)
 
 
 def mixture(name: str, seed: int = 0) -> ml_collections.ConfigDict:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments._mixtures import GOLDEN_REPEATS
 from experiments.grid import SHAPE, SOURCE_GROUPS, Cell, config_for
 from routellm_jax.models.featurizers import base_spec, featurizer_dim
 from routellm_jax.training.config import ConfigError
@@ -156,6 +157,18 @@ CELLS: dict[str, Cell] = {
         "length buckets) on the same mix, the pair's correctness and its judge battles, against "
         "the embedding routers",
     ),
+    **{
+        f"irt_golden{k}_bw01": Cell(
+            "irt",
+            f"{MIX}_golden{k}",
+            f"irt bw=0.1, golden x{k}",
+            "",
+            {"battle_weight": 0.1},
+            why="added after the bert cell: the default's recipe with the golden split's "
+            f"questions repeated {k} times, more weight on the pair's own correctness",
+        )
+        for k in GOLDEN_REPEATS
+    },
 }
 
 
