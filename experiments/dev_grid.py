@@ -169,6 +169,24 @@ CELLS: dict[str, Cell] = {
         )
         for k in GOLDEN_REPEATS
     },
+    "irt_lenres_bw01": Cell(
+        "irt",
+        MIX,
+        "irt+length-for-its-kind bw=0.1",
+        LENGTH,
+        {"battle_weight": 0.1, "noise_dims": _MINILM_DIM, "residual_dims": 2},
+        why="added after the golden-repeat cells: the default's recipe with prompt length "
+        "relative to the prompt's kind (its residual against a linear fit from MiniLM, irt's "
+        "residual_dims), so length can rank prompts within a kind without naming the source",
+    ),
+    "irt_shaperes_bw01": Cell(
+        "irt",
+        MIX,
+        "irt+shape-for-its-kind bw=0.1",
+        SHAPE,
+        {"battle_weight": 0.1, "noise_dims": _MINILM_DIM, "residual_dims": featurizer_dim("shape")},
+        why="as irt_lenres_bw01 with all nine shape features relative to the prompt's kind",
+    ),
 }
 
 

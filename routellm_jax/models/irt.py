@@ -41,6 +41,17 @@ between-source level goes to the term, the within-source variation stays in the 
 source, so the router stays a pure function of ``(params, prompt inputs)`` and scores every
 prompt as one of an "average" source.
 
+Features relative to the prompt's kind (``residual_dims``, off by default): prompt length is a
+difficulty signal within a kind of prompt (a longer word problem takes more steps), but across
+kinds it names the source (chat prompts are long, code prompts short), and a router that learns
+the sources' levels from it routes whole kinds the wrong way. With ``residual_dims = r``, the last
+``r`` features (``"<encoder>+length"``'s log word and character counts) enter the MLP as
+``x_side - W x_text - c``: their residual against a linear fit from the encoder's features, which
+say what kind of prompt it is. The fit is trained only by an auxiliary mean squared error
+(``residual_weight``; the data loss sees it through a stop-gradient), so the MLP receives "longer
+than prompts like it" rather than "long". The fit is part of the parameters, and inference
+computes the same residual: the router stays a pure function of ``(params, prompt inputs)``.
+
 Loss: weighted BCE on outcomes (soft targets for grades) + weighted BT loss on battles, each row
 weighted by its source weight times ``outcome_weight`` / ``battle_weight``, normalised by the total
 weight of the batch; ``theta_l2`` fixes the scale ambiguity between ``a`` and ``theta``. Gaussian noise
@@ -88,6 +99,7 @@ from routellm_jax.models.registry import Architecture
 Params = Any
 WIN_RATE_MODES = ("gain", "bt")
 SOURCE_EFFECTS = ("none", "difficulty", "model")
+RESIDUAL_FIT_SCALE = 10.0  # output scale of the residual features' linear fit (IRTModule)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +122,13 @@ class IRTConfig:
     # embedding, but on the appended shape features it is as large as the spread of log prompt
     # length within one benchmark (experiments/results/README.md has what keeping it off changed).
     noise_dims: int | None = None
+    # The trailing ``residual_dims`` features (e.g. "+length"'s log word and character counts)
+    # reach the MLP as their residual against a linear prediction from the other features, fitted
+    # by an auxiliary least-squares loss (weight ``residual_weight``) that only trains that
+    # prediction: they then say how long a prompt is for its kind, not which kind it is
+    # (experiments/results/README.md, "prompt length relative to its kind").
+    residual_dims: int = 0
+    residual_weight: float = 1.0
     outcome_weight: float = 1.0  # loss weight of a per-model outcome
     battle_weight: float = 1.0  # loss weight of a battle
     grade_range: tuple[float, float] = (
@@ -139,6 +158,11 @@ class IRTConfig:
             raise ValueError(
                 f"IRTConfig.noise_dims must be in 0..text_dim={self.text_dim}, got {self.noise_dims}"
             )
+        if not 0 <= self.residual_dims < self.text_dim:
+            raise ValueError(
+                f"IRTConfig.residual_dims must be in 0..text_dim - 1 = {self.text_dim - 1}, got "
+                f"{self.residual_dims}"
+            )
         if len(set(self.source_groups)) != len(self.source_groups):
             raise ValueError(f"IRTConfig.source_groups has duplicates: {list(self.source_groups)}")
         if self.win_rate_mode not in WIN_RATE_MODES:
@@ -163,10 +187,19 @@ class IRTModule(nn.Module):
     hidden_dim: int
     source_effect: str = "none"
     num_sources: int = 0
+    residual_dims: int = 0
 
     @nn.compact
     def __call__(self, embedding: jax.Array, source: jax.Array | None = None) -> jax.Array:
         x = embedding
+        if self.residual_dims:
+            text, side = x[:, : -self.residual_dims], x[:, -self.residual_dims :]
+            # Zero-initialised and scaled up: Adam moves a parameter by about the learning rate
+            # per step, too slowly for a fit whose targets (log counts) sit several units from 0.
+            fit = nn.Dense(self.residual_dims, kernel_init=nn.initializers.zeros, name="residual")
+            predicted = RESIDUAL_FIT_SCALE * fit(text)
+            self.sow("intermediates", "residual_error", jnp.mean((side - predicted) ** 2, axis=1))
+            x = jnp.concatenate([text, side - jax.lax.stop_gradient(predicted)], axis=1)
         if self.hidden_dim:
             x = nn.gelu(nn.Dense(self.hidden_dim, name="hidden")(x))
         out = nn.Dense(self.latent_dim + 1, name="item")(x)  # [batch, k + 1]
@@ -198,6 +231,7 @@ def _module(config: IRTConfig) -> IRTModule:
         config.hidden_dim,
         config.source_effect,
         len(config.source_groups),
+        config.residual_dims,
     )
 
 
@@ -408,14 +442,17 @@ def loss(
                 "(examples_from_records adds it)"
             )
         source = batch["source"]
-    if source is None:
+    if source is None and not config.residual_dims:
         s = latent_scores(params, emb, config)  # [batch, M]
-        center = jnp.zeros(())
+        inter = {}
     else:
-        s, inter = _module(config).apply({"params": params}, emb, source, mutable=["intermediates"])
-        center = _center_penalty(
-            inter["intermediates"]["item_out"][0], params["theta"], source, config
+        s, variables = _module(config).apply(
+            {"params": params}, emb, source, mutable=["intermediates"]
         )
+        inter = variables["intermediates"]
+    center = jnp.zeros(())
+    if source is not None:
+        center = _center_penalty(inter["item_out"][0], params["theta"], source, config)
     ow = batch["outcome_weight"].astype(jnp.float32) * config.outcome_weight
     o_loss = optax.sigmoid_binary_cross_entropy(s, batch["outcome"].astype(jnp.float32))
     rows = jnp.arange(s.shape[0])
@@ -429,6 +466,12 @@ def loss(
     if config.source_effect != "none":
         reg = reg + 0.5 * config.source_l2 * jnp.sum(params["source_effect"] ** 2)
         reg = reg + config.source_center * center
+    metrics = {}
+    if config.residual_dims:
+        # Every row counts once: the fit is of the prompts' features, whatever their labels.
+        residual = inter["residual_error"][0].mean()
+        reg = reg + config.residual_weight * residual
+        metrics["residual_mse"] = residual
     value = data_loss + reg
     o_acc = (ow * ((s > 0) == (batch["outcome"] > 0.5))).sum() / jnp.maximum(o_w, 1e-12)
     return value, {
@@ -436,6 +479,7 @@ def loss(
         "outcome_loss": o_sum / jnp.maximum(o_w, 1e-12),
         "battle_loss": b_sum / jnp.maximum(b_w, 1e-12),
         "outcome_accuracy": o_acc,
+        **metrics,
     }
 
 

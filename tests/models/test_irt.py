@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -311,3 +313,82 @@ def test_noise_dims_keeps_the_appended_features_clean():
     assert loss_of() != pytest.approx(loss_of(noise_dims=4), rel=1e-3)
     with pytest.raises(ValueError, match="noise_dims"):
         irt.IRTConfig(text_dim=6, noise_dims=7)
+
+
+def _kinds_with_length(tmp_path, seed=0):
+    """Two kinds of prompt told apart by one embedding direction, plus one appended feature, a log
+    length: kind "long" sits 4 units above kind "short", and within a kind a longer prompt is
+    harder. Across kinds the long one is the easier (a level that is not about length)."""
+    rng = np.random.default_rng(seed)
+    prompts, vectors, outcomes, truth = [], [], [], []
+    for kind, (sign, level) in {"long": (1.0, -1.0), "short": (-1.0, 1.0)}.items():
+        for i in range(150):
+            u = rng.uniform(-1, 1)
+            prompt = f"{kind}-{i}"
+            prompts.append(prompt)
+            text = 2 * sign * np.eye(D)[0] + 0.05 * rng.normal(size=D)
+            vectors.append(np.concatenate([text, [5.0 + 2.0 * sign + u]]))
+            truth.append((kind, u))
+            for m, ability in enumerate((1.0, 0.0, -1.0)):
+                p = 1 / (1 + np.exp(-(ability - 1.5 * u - level) * 2))
+                outcomes.append(Outcome(prompt, f"m{m}", float(rng.random() < p), source=kind))
+    path = tmp_path / "emb3.npz"
+    np.savez(path, prompts=np.array(prompts), embeddings=np.array(vectors, np.float32))
+    data = TrainingData.of(outcomes=OutcomeTable.from_records(outcomes))
+    return data, f"precomputed:{path}", prompts, truth
+
+
+def test_residual_dims_give_the_length_for_its_kind(tmp_path):
+    """The appended length reaches the MLP as its residual against a fit from the other features:
+    after training, that residual is centred within each kind and small against the length's
+    spread, and within a kind longer (harder) prompts score lower. Only the auxiliary loss
+    trains the fit: the data loss has no gradient into it."""
+    data, spec, prompts, truth = _kinds_with_length(tmp_path)
+    cfg = irt.IRTConfig(
+        models=("m0", "m1", "m2"),
+        featurizer=spec,
+        text_dim=D + 1,
+        latent_dim=2,
+        hidden_dim=16,
+        alpha=0.0,
+        residual_dims=1,
+    )
+    feat = irt.make_featurizer(cfg)
+    ex = irt.examples_from_records(data, feat, cfg)
+    params = irt.init(jax.random.key(0), cfg)
+    assert params["residual"]["kernel"].shape == (D, 1)
+    opt = optax.adam(1e-2)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, batch, rng):
+        grads, metrics = jax.grad(irt.loss, has_aux=True)(params, batch, rng, cfg)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, metrics
+
+    key = jax.random.key(1)
+    n = len(ex["label"])
+    for _ in range(600):
+        key, kb, kn = jax.random.split(key, 3)
+        idx = np.asarray(jax.random.randint(kb, (128,), 0, n))
+        params, state, metrics = step(params, state, {k: v[idx] for k, v in ex.items()}, kn)
+    emb = np.asarray(feat.embed(prompts))
+    fit = irt.RESIDUAL_FIT_SCALE * (
+        emb[:, :D] @ np.asarray(params["residual"]["kernel"])
+        + np.asarray(params["residual"]["bias"])
+    )
+    residual = emb[:, D] - fit[:, 0]
+    kind = np.array([k for k, _ in truth])
+    u = np.array([x for _, x in truth])
+    assert float(metrics["residual_mse"]) < 0.1 * emb[:, D].var()
+    for name in ("long", "short"):
+        assert abs(residual[kind == name].mean()) < 0.15, (name, residual[kind == name].mean())
+        s = np.asarray(irt.latent_scores(params, jnp.asarray(emb), cfg)).mean(axis=1)
+        rho = np.corrcoef(u[kind == name], s[kind == name])[0, 1]
+        assert rho < -0.8, (name, rho)
+    no_fit = dataclasses.replace(cfg, residual_weight=0.0)
+    grads, _ = jax.grad(irt.loss, has_aux=True)(params, ex, jax.random.key(2), no_fit)
+    assert not np.any(np.asarray(grads["residual"]["kernel"]))
+    assert np.any(np.asarray(grads["hidden"]["kernel"]))
+    with pytest.raises(ValueError, match="residual_dims"):
+        irt.IRTConfig(text_dim=4, residual_dims=4)
