@@ -190,7 +190,12 @@ class IRTModule(nn.Module):
     residual_dims: int = 0
 
     @nn.compact
-    def __call__(self, embedding: jax.Array, source: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self,
+        embedding: jax.Array,
+        source: jax.Array | None = None,
+        noise: jax.Array | None = None,
+    ) -> jax.Array:
         x = embedding
         if self.residual_dims:
             text, side = x[:, : -self.residual_dims], x[:, -self.residual_dims :]
@@ -200,6 +205,10 @@ class IRTModule(nn.Module):
             predicted = RESIDUAL_FIT_SCALE * fit(text)
             self.sow("intermediates", "residual_error", jnp.mean((side - predicted) ** 2, axis=1))
             x = jnp.concatenate([text, side - jax.lax.stop_gradient(predicted)], axis=1)
+        if noise is not None:
+            # Training noise goes on the MLP's input, after the residual: the fit sees the
+            # clean features, as at inference.
+            x = x + noise
         if self.hidden_dim:
             x = nn.gelu(nn.Dense(self.hidden_dim, name="hidden")(x))
         out = nn.Dense(self.latent_dim + 1, name="item")(x)  # [batch, k + 1]
@@ -429,11 +438,11 @@ def loss(
     import optax
 
     emb = batch["embedding"].astype(jnp.float32)
+    noise = None
     if config.alpha > 0:
         noise = config.alpha * jax.random.normal(rng, emb.shape, emb.dtype)
         if config.noise_dims is not None:
             noise = noise * (jnp.arange(emb.shape[-1]) < config.noise_dims)
-        emb = emb + noise
     source = None
     if config.source_effect != "none":
         if "source" not in batch:
@@ -443,11 +452,11 @@ def loss(
             )
         source = batch["source"]
     if source is None and not config.residual_dims:
-        s = latent_scores(params, emb, config)  # [batch, M]
+        s = _module(config).apply({"params": params}, emb, None, noise)  # [batch, M]
         inter = {}
     else:
         s, variables = _module(config).apply(
-            {"params": params}, emb, source, mutable=["intermediates"]
+            {"params": params}, emb, source, noise, mutable=["intermediates"]
         )
         inter = variables["intermediates"]
     center = jnp.zeros(())

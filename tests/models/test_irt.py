@@ -392,3 +392,26 @@ def test_residual_dims_give_the_length_for_its_kind(tmp_path):
     assert np.any(np.asarray(grads["hidden"]["kernel"]))
     with pytest.raises(ValueError, match="residual_dims"):
         irt.IRTConfig(text_dim=4, residual_dims=4)
+
+
+def test_residual_fit_sees_the_clean_features():
+    """Training noise goes on the MLP's input after the residual: the fit's error is the clean
+    one whatever the noise draw, while the data loss does change with the draw."""
+    cfg = irt.IRTConfig(models=("a", "b"), text_dim=6, hidden_dim=4, alpha=3.0, residual_dims=2)
+    rng = np.random.default_rng(0)
+    batch = {
+        "embedding": jnp.asarray(rng.normal(size=(8, 6)), jnp.float32),
+        "outcome": jnp.asarray(rng.integers(0, 2, (8, 2)), jnp.float32),
+        "outcome_weight": jnp.ones((8, 2)),
+        "model_a": jnp.zeros(8, int),
+        "model_b": jnp.ones(8, int),
+        "label": jnp.zeros(8),
+        "battle_weight": jnp.zeros(8),
+    }
+    params = irt.init(jax.random.key(0), cfg)
+    params["residual"]["bias"] = jnp.array([0.3, -0.2])
+    runs = [irt.loss(params, batch, jax.random.key(k), cfg)[1] for k in (1, 2)]
+    clean = irt.loss(params, batch, jax.random.key(1), dataclasses.replace(cfg, alpha=0.0))[1]
+    assert float(runs[0]["residual_mse"]) == float(runs[1]["residual_mse"])
+    assert float(runs[0]["residual_mse"]) == float(clean["residual_mse"])
+    assert float(runs[0]["outcome_loss"]) != float(runs[1]["outcome_loss"])
