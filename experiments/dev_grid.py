@@ -40,6 +40,7 @@ LENGTH = "all-MiniLM-L6-v2+length"
 MPNET = "all-mpnet-base-v2"
 _MINILM_DIM = featurizer_dim(base_spec(LENGTH))
 _SRC = dict(source_effect="model", source_groups=SOURCE_GROUPS)
+JUDGE_GROUPS = SOURCE_GROUPS[:2]  # alpaca_eval, arena_bench_v1
 
 CELLS: dict[str, Cell] = {
     "irt_shape_bw003": Cell(
@@ -187,6 +188,19 @@ CELLS: dict[str, Cell] = {
         {"battle_weight": 0.1, "noise_dims": _MINILM_DIM, "residual_dims": featurizer_dim("shape")},
         why="as irt_lenres_bw01 with all nine shape features relative to the prompt's kind",
     ),
+    **{
+        f"irt_srcjudge_bw{tag}": Cell(
+            "irt",
+            MIX,
+            f"irt+judge-src bw={bw}",
+            "",
+            {"battle_weight": bw, "source_effect": "model", "source_groups": JUDGE_GROUPS},
+            why="added after the residual cells: a per-model term for the two judge sources only, "
+            "so the judges' level (gpt-4-1106 wins 77% of AlpacaEval) is dropped at inference "
+            "while the correctness sources keep theirs, and the battles can weigh more",
+        )
+        for tag, bw in (("03", 0.3), ("1", 1.0))
+    },
 }
 
 
