@@ -221,6 +221,12 @@ def _fit_two_sources(data, spec, effect):
         source_effect=effect,
         source_groups=groups,
     )
+    feat, ex, params, _ = _train(cfg, data)
+    return cfg, feat, ex, params
+
+
+def _train(cfg, data, steps=600):
+    """Adam on random batches of 128: (featurizer, examples, params, last metrics)."""
     feat = irt.make_featurizer(cfg)
     ex = irt.examples_from_records(data, feat, cfg)
     params = irt.init(jax.random.key(0), cfg)
@@ -229,17 +235,18 @@ def _fit_two_sources(data, spec, effect):
 
     @jax.jit
     def step(params, state, batch, rng):
-        grads, _ = jax.grad(irt.loss, has_aux=True)(params, batch, rng, cfg)
+        grads, metrics = jax.grad(irt.loss, has_aux=True)(params, batch, rng, cfg)
         updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
+        return optax.apply_updates(params, updates), state, metrics
 
     key = jax.random.key(1)
     n = len(ex["label"])
-    for _ in range(600):
+    metrics = {}
+    for _ in range(steps):
         key, kb, kn = jax.random.split(key, 3)
         idx = np.asarray(jax.random.randint(kb, (128,), 0, n))
-        params, state = step(params, state, {k: v[idx] for k, v in ex.items()}, kn)
-    return cfg, feat, ex, params
+        params, state, metrics = step(params, state, {k: v[idx] for k, v in ex.items()}, kn)
+    return feat, ex, params, metrics
 
 
 def test_source_effect_moves_the_level_out_of_the_prompt_score(tmp_path):
@@ -288,20 +295,25 @@ def test_source_effect_config_errors():
         irt.loss(irt.init(jax.random.key(0), cfg), batch, jax.random.key(1), cfg)
 
 
+def _outcome_batch(rows: int = 8, dim: int = 6) -> dict[str, jax.Array]:
+    """Random embeddings with 0/1 outcomes for two models, no battles."""
+    rng = np.random.default_rng(0)
+    return {
+        "embedding": jnp.asarray(rng.normal(size=(rows, dim)), jnp.float32),
+        "outcome": jnp.asarray(rng.integers(0, 2, (rows, 2)), jnp.float32),
+        "outcome_weight": jnp.ones((rows, 2)),
+        "model_a": jnp.zeros(rows, int),
+        "model_b": jnp.ones(rows, int),
+        "label": jnp.zeros(rows),
+        "battle_weight": jnp.zeros(rows),
+    }
+
+
 def test_noise_dims_keeps_the_appended_features_clean():
     """Training noise reaches only the first ``noise_dims`` features: none of them -> the
     noise-free loss; the first 4 of 6 -> noisy, and different from noise on all 6."""
     base = dict(models=("a", "b"), text_dim=6, hidden_dim=0, alpha=3.0)
-    rng = np.random.default_rng(0)
-    batch = {
-        "embedding": jnp.asarray(rng.normal(size=(8, 6)), jnp.float32),
-        "outcome": jnp.asarray(rng.integers(0, 2, (8, 2)), jnp.float32),
-        "outcome_weight": jnp.ones((8, 2)),
-        "model_a": jnp.zeros(8, int),
-        "model_b": jnp.ones(8, int),
-        "label": jnp.zeros(8),
-        "battle_weight": jnp.zeros(8),
-    }
+    batch = _outcome_batch()
 
     def loss_of(**kw):
         cfg = irt.IRTConfig(**{**base, **kw})
@@ -353,25 +365,8 @@ def test_residual_dims_give_the_length_for_its_kind(tmp_path):
         alpha=0.0,
         residual_dims=1,
     )
-    feat = irt.make_featurizer(cfg)
-    ex = irt.examples_from_records(data, feat, cfg)
-    params = irt.init(jax.random.key(0), cfg)
+    feat, ex, params, metrics = _train(cfg, data)
     assert params["residual"]["kernel"].shape == (D, 1)
-    opt = optax.adam(1e-2)
-    state = opt.init(params)
-
-    @jax.jit
-    def step(params, state, batch, rng):
-        grads, metrics = jax.grad(irt.loss, has_aux=True)(params, batch, rng, cfg)
-        updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, metrics
-
-    key = jax.random.key(1)
-    n = len(ex["label"])
-    for _ in range(600):
-        key, kb, kn = jax.random.split(key, 3)
-        idx = np.asarray(jax.random.randint(kb, (128,), 0, n))
-        params, state, metrics = step(params, state, {k: v[idx] for k, v in ex.items()}, kn)
     emb = np.asarray(feat.embed(prompts))
     fit = irt.RESIDUAL_FIT_SCALE * (
         emb[:, :D] @ np.asarray(params["residual"]["kernel"])
@@ -398,16 +393,7 @@ def test_residual_fit_sees_the_clean_features():
     """Training noise goes on the MLP's input after the residual: the fit's error is the clean
     one whatever the noise draw, while the data loss does change with the draw."""
     cfg = irt.IRTConfig(models=("a", "b"), text_dim=6, hidden_dim=4, alpha=3.0, residual_dims=2)
-    rng = np.random.default_rng(0)
-    batch = {
-        "embedding": jnp.asarray(rng.normal(size=(8, 6)), jnp.float32),
-        "outcome": jnp.asarray(rng.integers(0, 2, (8, 2)), jnp.float32),
-        "outcome_weight": jnp.ones((8, 2)),
-        "model_a": jnp.zeros(8, int),
-        "model_b": jnp.ones(8, int),
-        "label": jnp.zeros(8),
-        "battle_weight": jnp.zeros(8),
-    }
+    batch = _outcome_batch()
     params = irt.init(jax.random.key(0), cfg)
     params["residual"]["bias"] = jnp.array([0.3, -0.2])
     runs = [irt.loss(params, batch, jax.random.key(k), cfg)[1] for k in (1, 2)]
