@@ -41,7 +41,8 @@ call with the examples on the device (``config.data.device_budget_mb``; batches 
 index; the trainer's defaults). BERT is timed in float32 (the default) and, where the CPU
 multiplies bf16 natively (:func:`~routellm_jax.models.encoders.bert.native_bf16_matmul`), with
 bf16 matmul operands (``arch_config.dtype="bfloat16"``; float32 parameters, accumulation and
-residual stream). The CPU model, its bf16 support and the load average are printed with the
+residual stream), and then transformers is also timed under ``torch.autocast(bfloat16)``, torch's
+own mixed precision, so the option is compared precision for precision too. The CPU model, its bf16 support and the load average are printed with the
 results.
 
 With ``--length-buckets`` (default 32 64 128) BERT is also timed with the trainer's length
@@ -734,11 +735,15 @@ def prepare_bert_torch(
     dynamic_padding: bool = False,
     shapes: dict[str, int] = MINILM,
     device: str = "cpu",
+    autocast_bf16: bool = False,
 ) -> Loop:
     """transformers' ``BertForSequenceClassification`` fine-tuning loop on ``device``.
 
     ``dynamic_padding`` cuts each (random) batch to its longest row, as transformers'
-    ``DataCollatorWithPadding`` does: the usual way to fine-tune on variable-length text."""
+    ``DataCollatorWithPadding`` does: the usual way to fine-tune on variable-length text.
+    ``autocast_bf16`` runs the forward pass under ``torch.autocast(dtype=bfloat16)`` (torch's own
+    mixed precision: bf16 matmuls, float32 parameters and optimizer), the reference for our bf16
+    matmul option."""
     import torch  # local: torch + transformers (dev extra)
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -757,11 +762,12 @@ def prepare_bert_torch(
     def step(i):
         lo = (i * batch) % (n - batch + 1)
         width = int(lengths[lo : lo + batch].max()) if dynamic_padding else ids.shape[1]
-        out = model(
-            input_ids=ids[lo : lo + batch, :width],
-            attention_mask=mask[lo : lo + batch, :width],
-            labels=labels[lo : lo + batch],
-        )
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=autocast_bf16):
+            out = model(
+                input_ids=ids[lo : lo + batch, :width],
+                attention_mask=mask[lo : lo + batch, :width],
+                labels=labels[lo : lo + batch],
+            )
         opt.zero_grad()
         out.loss.backward()
         opt.step()
@@ -926,6 +932,10 @@ def bert_section(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     loops["ours, float32 (defaults)"] = prepare_bert_jax(bd, bb)
     if options:
         loops[f"ours, {label}"] = prepare_bert_jax(bd, bb, **options)
+        for t in threads:
+            loops[f"transformers bf16 autocast@{t}"] = at_threads(
+                t, prepare_bert_torch(bd, bb, autocast_bf16=True)
+            )
     if buckets:
         for t in threads:
             loops[f"transformers padded@{t}"] = at_threads(
@@ -939,7 +949,13 @@ def bert_section(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     timed = interleaved(loops, args.bert_steps, args.rounds)
     ref = best_of(timed, "transformers@")
     padded = best_of(timed, "transformers padded@") if buckets else None
-    out: dict[str, Any] = {"bert": timed, "transformers": ref, "transformers_padded": padded}
+    autocast = best_of(timed, "transformers bf16 autocast@") if options else None
+    out: dict[str, Any] = {
+        "bert": timed,
+        "transformers": ref,
+        "transformers_padded": padded,
+        "transformers_bf16_autocast": autocast,
+    }
     print(
         f"BERT-cls (MiniLM-L6, seq {args.seq}, batch {bb}): transformers "
         f"{ref['examples_per_s']:.1f} ex/s ({ref['threads']} threads)"
@@ -947,6 +963,12 @@ def bert_section(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
             f", padded to each batch's longest row {padded['examples_per_s']:.1f} ex/s "
             f"({padded['threads']} threads)"
             if padded
+            else ""
+        )
+        + (
+            f", under bf16 autocast {autocast['examples_per_s']:.1f} ex/s "
+            f"({autocast['threads']} threads)"
+            if autocast
             else ""
         )
     )
@@ -962,6 +984,12 @@ def bert_section(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
             f"{r['loss']:.4f}"
             + (f", {r['examples_per_s'] / full:.2f}x our float32 full width" if bucketed else "")
             + f") -> {r['examples_per_s'] / base['examples_per_s']:.2f}x {against}"
+            + (
+                f", {r['examples_per_s'] / autocast['examples_per_s']:.2f}x transformers under "
+                "bf16 autocast"
+                if autocast and label in name and not bucketed
+                else ""
+            )
         )
     return out
 
