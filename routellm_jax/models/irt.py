@@ -126,7 +126,8 @@ class IRTConfig:
     # reach the MLP as their residual against a linear prediction from the other features, fitted
     # by an auxiliary least-squares loss (weight ``residual_weight``) that only trains that
     # prediction: they then say how long a prompt is for its kind, not which kind it is
-    # (experiments/results/README.md, "prompt length relative to its kind").
+    # (experiments/results/README.md, "Later candidates: prompt length relative to the prompt's
+    # kind").
     residual_dims: int = 0
     residual_weight: float = 1.0
     outcome_weight: float = 1.0  # loss weight of a per-model outcome
@@ -200,7 +201,8 @@ class IRTModule(nn.Module):
         if self.residual_dims:
             text, side = x[:, : -self.residual_dims], x[:, -self.residual_dims :]
             # Zero-initialised and scaled up: Adam moves a parameter by about the learning rate
-            # per step, too slowly for a fit whose targets (log counts) sit several units from 0.
+            # per step, too slowly for a fit that needs weights or a bias of order 1 or more
+            # within a training run's few thousand steps.
             fit = nn.Dense(self.residual_dims, kernel_init=nn.initializers.zeros, name="residual")
             predicted = RESIDUAL_FIT_SCALE * fit(text)
             self.sow("intermediates", "residual_error", jnp.mean((side - predicted) ** 2, axis=1))
