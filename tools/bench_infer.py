@@ -235,10 +235,8 @@ def bench_token_router(
         rows[key]["padding"] = st["padded_tokens"] / max(1, st["tokens"])
     _print_rows(rows, load_before, load_after, unpadded="longest")
     for key in variants:
-        ratio = {k: rows[key][k] / rows["torch-ref"][k] for k in ("bs1", "bs16", "bs256")}
-        lat = {k: rows["torch-ref"][k] / rows[key][k] for k in ("p50_ms", "p99_ms")}
+        ratio, lat, fast = against_torch(rows, key, args.target_ratio)
         per = {k: rows[key][k] / rows[key]["bs1"] for k in ("bs16", "bs256")}
-        fast = all(v >= args.target_ratio for v in (*ratio.values(), *lat.values()))
         rows[key]["ratio_target_met"] = fast
         print(
             f"   {key} / torch: bs1 {ratio['bs1']:.2f}x, bs16 {ratio['bs16']:.2f}x, "
@@ -295,6 +293,21 @@ def _coarse_plan(runner, max_batch: int, lengths, max_rows=None) -> list:
             padded = next(b for b in rows if len(index) <= b)
             plan.append(Chunk(index, padded, int(length)))
     return plan
+
+
+def against_torch(rows: dict, key: str, target: float) -> tuple[dict, dict, bool]:
+    """Variant ``key`` against ``rows["torch-ref"]``: throughput ratios per batch size, how many
+    times faster its p50 and p99 latencies are, and whether all of them reach ``target``.
+
+    Example:
+        >>> rows = {"torch-ref": {"bs1": 10, "bs16": 20, "bs256": 40, "p50_ms": 6, "p99_ms": 9},
+        ...         "jax": {"bs1": 20, "bs16": 40, "bs256": 50, "p50_ms": 3, "p99_ms": 4.5}}
+        >>> against_torch(rows, "jax", 1.5)
+        ({'bs1': 2.0, 'bs16': 2.0, 'bs256': 1.25}, {'p50_ms': 2.0, 'p99_ms': 2.0}, False)
+    """
+    ratio = {k: rows[key][k] / rows["torch-ref"][k] for k in ("bs1", "bs16", "bs256")}
+    latency = {k: rows["torch-ref"][k] / rows[key][k] for k in ("p50_ms", "p99_ms")}
+    return ratio, latency, all(v >= target for v in (*ratio.values(), *latency.values()))
 
 
 def float32_ceiling(config, mean_tokens: float, rounds: int = 5, reps: int = 10) -> dict:
@@ -514,9 +527,7 @@ def bench_fused_router(
             f"bs16 {same['bs16']:.2f}x, bs256 {same['bs256']:.2f}x"
         )
     for key in variants if "torch-ref" in rows else ():
-        ratio = {k: rows[key][k] / rows["torch-ref"][k] for k in ("bs1", "bs16", "bs256")}
-        lat = {k: rows["torch-ref"][k] / rows[key][k] for k in ("p50_ms", "p99_ms")}
-        fast = all(v >= args.target_ratio for v in (*ratio.values(), *lat.values()))
+        ratio, lat, fast = against_torch(rows, key, args.target_ratio)
         pps = all(rows[key][f"bs{b}"] >= args.target_pps for b in (1, 16, 256))
         rows[key]["ratio_target_met"], rows[key]["pps_target_met"] = fast, pps
         print(

@@ -42,8 +42,8 @@ index; the trainer's defaults). BERT is timed in float32 (the default) and, wher
 multiplies bf16 natively (:func:`~routellm_jax.models.encoders.bert.native_bf16_matmul`), with
 bf16 matmul operands (``arch_config.dtype="bfloat16"``; float32 parameters, accumulation and
 residual stream), and then transformers is also timed under ``torch.autocast(bfloat16)``, torch's
-own mixed precision, so the option is compared precision for precision too. The CPU model, its bf16 support and the load average are printed with the
-results.
+own mixed precision, so the option is compared precision for precision too. The CPU model, its
+bf16 support and the load average are printed with the results.
 
 With ``--length-buckets`` (default 32 64 128) BERT is also timed with the trainer's length
 buckets (``config.data.length_buckets``: length-sorted windows, each batch cut to a bucket),
