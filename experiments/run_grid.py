@@ -587,13 +587,26 @@ def seed_means(rows: Sequence[dict]) -> list[dict]:
         devs = [x["dev"] for x in rs if "dev" in x]
         if len(devs) == len(rs):
             groups_ = list(devs[0]["apgr"])
+            sources = (
+                {
+                    g: {p: float(np.mean([d["source_apgr"][g][p] for d in devs])) for p in parts}
+                    for g, parts in devs[0]["source_apgr"].items()
+                }
+                if all("source_apgr" in d for d in devs)
+                else {}
+            )
             mean = DevScores(
                 router,
                 {g: float(np.mean([d["apgr"][g] for d in devs])) for g in groups_},
                 {g: float(np.mean([d["strong_share_at_50"][g] for d in devs])) for g in groups_},
+                sources,
             )
             row["dev"] = mean.to_dict()
             row["std"]["dev_mean_apgr"] = float(np.std([d["mean_apgr"] for d in devs]))
+            if sources:
+                row["std"]["dev_mean_source_apgr"] = float(
+                    np.std([d["mean_source_apgr"] for d in devs])
+                )
             row["std"]["dev_inversion_margin"] = float(
                 np.std([d["inversion_margin"] for d in devs])
             )
@@ -617,19 +630,23 @@ def dev_tables(rows: Sequence[dict]) -> list[str]:
         "",
         "| router | mix | seeds | "
         + " | ".join(groups)
-        + " | mean APGR | "
+        + " | mean APGR | mean by source | "
         + " | ".join(f"{g} share" for g in groups)
         + " | code/math - open |",
-        "|---|---|---|" + "---|" * (2 * len(groups) + 2),
+        "|---|---|---|" + "---|" * (2 * len(groups) + 3),
     ]
     for r in means:
         d = r["dev"]
         std = r["std"].get("dev_mean_apgr")
         mean = f"{d['mean_apgr']:.3f}" + ("" if not std else f" ({std:.3f})")
+        by_source = "-"
+        if "mean_source_apgr" in d:
+            std = r["std"].get("dev_mean_source_apgr")
+            by_source = f"{d['mean_source_apgr']:.3f}" + ("" if not std else f" ({std:.3f})")
         lines.append(
             f"| {r['router']} | {r['mix']} | {len(r['seeds'])} | "
             + " | ".join(f"{d['apgr'][g]:.3f}" for g in groups)
-            + f" | {mean} | "
+            + f" | {mean} | {by_source} | "
             + " | ".join(f"{100 * d['strong_share_at_50'][g]:.0f}%" for g in groups)
             + f" | {100 * d['inversion_margin']:+.0f} pt |"
         )

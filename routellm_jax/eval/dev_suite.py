@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -290,11 +290,33 @@ class DevScores:
     router: str
     apgr: dict[str, float]
     strong_share: dict[str, float]
+    # APGR of each source of a group that pools several (group -> source -> APGR), each scored
+    # with its own thresholds; empty when the scores were recorded without them.
+    source_apgr: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def mean_apgr(self) -> float:
         """The selection aggregate: the mean of the group APGRs (equal weights)."""
         return float(np.mean([self.apgr[g] for g in self.apgr]))
+
+    @property
+    def mean_source_apgr(self) -> float:
+        """The revised aggregate (rule v2, experiments/results/README.md): the mean over groups of
+        each group's mean source APGR (a one-source group: its APGR). A pooled group's APGR also
+        rewards ranking one whole source above the other, which no threshold within one benchmark
+        uses; per source, only the ranking within each counts. NaN without ``source_apgr``.
+
+        Example:
+            >>> DevScores("r", {"a": 0.6, "b": 0.5}, {}, {"b": {"x": 0.7, "y": 0.5}}).mean_source_apgr
+            0.6
+        """
+        if not self.source_apgr:
+            return float("nan")
+        per_group = [
+            float(np.mean(list(self.source_apgr[g].values()))) if g in self.source_apgr else a
+            for g, a in self.apgr.items()
+        ]
+        return float(np.mean(per_group))
 
     @property
     def worst_apgr(self) -> float:
@@ -312,10 +334,11 @@ class DevScores:
     @classmethod
     def from_dict(cls, d: Mapping) -> DevScores:
         """Inverse of :meth:`to_dict` (the derived numbers are recomputed)."""
-        return cls(str(d["router"]), dict(d["apgr"]), dict(d["strong_share_at_50"]))
+        sources = {g: dict(v) for g, v in d.get("source_apgr", {}).items()}
+        return cls(str(d["router"]), dict(d["apgr"]), dict(d["strong_share_at_50"]), sources)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "router": self.router,
             "apgr": self.apgr,
             "strong_share_at_50": self.strong_share,
@@ -323,6 +346,10 @@ class DevScores:
             "worst_apgr": self.worst_apgr,
             "inversion_margin": self.inversion_margin,
         }
+        if self.source_apgr:
+            out["source_apgr"] = self.source_apgr
+            out["mean_source_apgr"] = self.mean_source_apgr
+        return out
 
 
 def score_dev_suite(
@@ -337,11 +364,22 @@ def score_dev_suite(
         0.5
     """
 
-    apgr = {}
+    apgr: dict[str, float] = {}
+    sources: dict[str, dict[str, float]] = {}
     for g, bench in suite.items():
-        res = evaluate_win_rates(bench, np.asarray(win_rates[g]), name=router)
-        apgr[g] = float(res.metrics.apgr_trapezoid)
-    return DevScores(router, apgr, group_shares({g: win_rates[g] for g in suite}))
+        rates = np.asarray(win_rates[g])
+        apgr[g] = float(evaluate_win_rates(bench, rates, name=router).metrics.apgr_trapezoid)
+        parts = bench.metadata.get("parts", {})
+        # ``take`` keeps the metadata: parts count only while they still add up to the group.
+        if len(parts) > 1 and sum(parts.values()) == len(bench):
+            sources[g] = {}
+            lo = 0
+            for part, n in parts.items():
+                piece = bench.take(np.arange(lo, lo + n))
+                res = evaluate_win_rates(piece, rates[lo : lo + n], name=router)
+                sources[g][part] = float(res.metrics.apgr_trapezoid)
+                lo += n
+    return DevScores(router, apgr, group_shares({g: win_rates[g] for g in suite}), sources)
 
 
 def route_suite(
@@ -376,13 +414,34 @@ def dev_table_markdown(rows: Sequence[DevScores], suite: Mapping[str, Benchmark]
     """
     groups = list(suite)
     head = " | ".join(f"{g} (n={len(suite[g])})" for g in groups)
+    by_source = any(r.source_apgr for r in rows)
     lines = [
-        f"| router | {head} | mean | worst |",
-        "|---|" + "---|" * (len(groups) + 2),
+        f"| router | {head} | mean | worst |" + (" mean by source |" if by_source else ""),
+        "|---|" + "---|" * (len(groups) + 2 + by_source),
     ]
     for r in rows:
         cells = " | ".join(f"{r.apgr[g]:.3f}" for g in groups)
-        lines.append(f"| {r.router} | {cells} | {r.mean_apgr:.3f} | {r.worst_apgr:.3f} |")
+        line = f"| {r.router} | {cells} | {r.mean_apgr:.3f} | {r.worst_apgr:.3f} |"
+        lines.append(line + (f" {r.mean_source_apgr:.3f} |" if by_source else ""))
+    pooled = [g for g in groups if any(g in r.source_apgr for r in rows)]
+    if pooled:
+        parts = [
+            (g, p)
+            for g in pooled
+            for p in next(r for r in rows if g in r.source_apgr).source_apgr[g]
+        ]
+        lines += [
+            "",
+            "APGR per source of the groups that pool several (each with its own thresholds):",
+            "",
+            "| router | " + " | ".join(f"{g}: {p}" for g, p in parts) + " |",
+            "|---|" + "---|" * len(parts),
+        ]
+        for r in rows:
+            cells = " | ".join(
+                f"{r.source_apgr[g][p]:.3f}" if g in r.source_apgr else "-" for g, p in parts
+            )
+            lines.append(f"| {r.router} | {cells} |")
     lines += [
         "",
         f"Strong share per task type at {_pct(SHARE)} overall (groups weighted equally):",

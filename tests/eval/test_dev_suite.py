@@ -117,3 +117,38 @@ def test_a_suite_without_the_compared_groups_has_no_margin_and_still_tabulates()
     r = D.score_dev_suite({"open_ended": b}, {"open_ended": np.array([0.9, 0.1])}, "x")
     assert np.isnan(r.inversion_margin)
     assert D.dev_table_markdown([r], {"open_ended": b}).splitlines()[-1].endswith("| - |")
+
+
+def _pooled(rng: np.random.Generator) -> Benchmark:
+    """Two sources of 20 prompts with different gaps, pooled as one group."""
+    parts = []
+    for name, gap in (("arc", 0.6), ("wino", 0.2)):
+        strong = (rng.random(20) < 0.5 + gap / 2).astype(float)
+        weak = (rng.random(20) < 0.5 - gap / 2).astype(float)
+        prompts = np.array([f"{name} {i}" for i in range(20)], dtype=object)
+        parts.append(Benchmark(name, prompts, strong, weak, "s", "w"))
+    return D._concat("reasoning", parts)
+
+
+def test_source_apgr_ignores_how_one_source_ranks_against_the_other() -> None:
+    bench = _pooled(np.random.default_rng(0))
+    rates = np.random.default_rng(1).random(40)
+    # The same ranking within each source; one source lifted above or dropped below the other.
+    up, down = rates.copy(), rates.copy()
+    up[:20] += 1.0
+    down[20:] += 1.0
+    a = D.score_dev_suite({"reasoning": bench}, {"reasoning": up / 2})
+    b = D.score_dev_suite({"reasoning": bench}, {"reasoning": down / 2})
+    assert a.apgr["reasoning"] != pytest.approx(b.apgr["reasoning"])
+    assert a.source_apgr["reasoning"] == pytest.approx(b.source_apgr["reasoning"])
+    assert set(a.source_apgr["reasoning"]) == {"arc", "wino"}
+    assert a.mean_source_apgr == pytest.approx(np.mean(list(a.source_apgr["reasoning"].values())))
+    assert D.DevScores.from_dict(a.to_dict()) == a
+    assert "mean by source" in D.dev_table_markdown([a], {"reasoning": bench})
+
+
+def test_a_subset_of_a_pooled_group_is_scored_without_its_stale_parts() -> None:
+    bench = _pooled(np.random.default_rng(0)).take(np.arange(30))  # metadata still says 20 + 20
+    scores = D.score_dev_suite({"reasoning": bench}, {"reasoning": np.linspace(0, 1, 30)})
+    assert scores.source_apgr == {}
+    assert np.isnan(scores.mean_source_apgr)
