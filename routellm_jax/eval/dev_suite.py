@@ -9,7 +9,10 @@ dev-clean (``experiments/_mixtures.py``: ``DEV_CLEAN_MIXES``), by construction:
   text is in no other correctness training file (LLMRouter grades MBPP too); the pair's own 0/1
   correctness (gpt-4-1106-preview vs Mixtral-8x7B).
 * ``reasoning``: the same for RouterBench ARC-Challenge and Winogrande, a seeded part of them
-  (:data:`REASONING_FRACTION`) so that the group is not twice the size of the others.
+  (:data:`REASONING_FRACTION`) so that the group is not twice the size of the others. Each prompt
+  is its question alone: the file's shared few-shot demonstrations, longer than the encoder's
+  window, are removed (:func:`without_shared_prefix`), and questions a training file asks in its
+  own format (RouterDC's ARC train) are dropped (:func:`question_line`).
 * ``math``: RouterDC's MATH-prealgebra file (graded for 7 open ~7B models only, and in no mix),
   a seeded half. No strong/weak labels exist, so the group is a *difficulty proxy*: strong score 1,
   weak score the mean correctness of the 7 graded models, i.e. the gain of sending a problem to the
@@ -35,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -80,7 +84,8 @@ SHARE = 0.5
 GROUP_SOURCES = {
     "code": "RouterBench MBPP train, rows outside the mixes' 20% cut (pair labels)",
     "math": "RouterDC MATH-prealgebra, seeded half (proxy: 1 - mean correctness of 7 open models)",
-    "reasoning": "RouterBench ARC-Challenge + Winogrande train outside the 20% cut (pair labels)",
+    "reasoning": "RouterBench ARC-Challenge + Winogrande train outside the 20% cut, the question "
+    "without the file's shared few-shot prefix, none asked in a training file (pair labels)",
     "open_ended": "held-out AlpacaEval + arena-bench-v1 judge split (pair preferences / grades)",
     "knowledge": "MMLU golden split, hashed 30% dev part (pair labels)",
 }
@@ -124,13 +129,56 @@ def _concat(name: str, parts: Sequence[Benchmark], **metadata) -> Benchmark:
     )
 
 
+def without_shared_prefix(prompts: Sequence[str]) -> list[str]:
+    """``prompts`` without the text all of them begin with, cut back to its last blank line: a
+    benchmark file's few-shot demonstrations. RouterBench's ARC-Challenge and Winogrande prompts
+    repeat the same 1,200-1,700 characters of worked examples before the question, longer than
+    the encoders' token window, so every prompt of a file embeds the same and no router can rank
+    within it; the question is what a router is asked to route.
+
+    Example:
+        >>> without_shared_prefix(["Q: 1+1?\\nA: 2\\n\\nQ: 2+3?", "Q: 1+1?\\nA: 2\\n\\nQ: 2+2?"])
+        ['Q: 2+3?', 'Q: 2+2?']
+        >>> without_shared_prefix(["Which is red?", "Which is blue?"])
+        ['Which is red?', 'Which is blue?']
+    """
+    prompts = [str(p) for p in prompts]
+    cut = os.path.commonprefix(prompts).rfind("\n\n")
+    return [p[cut + 2 :] for p in prompts] if cut >= 0 else prompts
+
+
+def question_line(prompt: str) -> str:
+    """A prompt's question, normalised: its first line without a leading ``Question:`` label
+    (RouterDC writes ``Question:<q>\\nAnswer:``, RouterBench ``<q>\\nA) ...``), so that one question
+    is recognised across the two formats.
+
+    Example:
+        >>> question_line("Question:Why is the sky blue?\\nAnswer:"), question_line("Why is the sky blue?\\nA) x")
+        ('why is the sky blue', 'why is the sky blue')
+    """
+    text = str(prompt).lstrip()
+    if text[:9].lower() == "question:":
+        text = text[9:]
+    return normalize_text(text.split("\n", 1)[0])
+
+
 def _routerbench_group(
-    root: Path, files: Sequence[str], fraction: float, name: str, exclude: frozenset[str]
+    root: Path,
+    files: Sequence[str],
+    fraction: float,
+    name: str,
+    exclude: frozenset[str],
+    exclude_questions: frozenset[str] = frozenset(),
 ) -> Benchmark:
+    """The pair's correctness on the rows of RouterBench ``files`` outside the mixes' cut, a
+    seeded ``fraction`` of them. With ``exclude_questions``, each file's shared few-shot prefix is
+    removed (:func:`without_shared_prefix`) and a question whose :func:`question_line` is in
+    ``exclude_questions`` (a training file asks it too, in its own format) is dropped."""
 
     parts = []
     for f in files:
         t = read_routerbench_csv(root / ROUTERBENCH_DIR / f"{f}_train.csv", skip_bad_rows=True)
+        # The cut and the seeded sample are of the file's own text, as the mixes' cut is.
         t = _take_prompts(
             t,
             lambda p: (
@@ -139,6 +187,10 @@ def _routerbench_group(
                 and normalize_text(p) not in exclude
             ),
         )
+        if exclude_questions:
+            questions = np.array(without_shared_prefix(t.prompt.tolist()), dtype=object)
+            t = dataclasses.replace(t, prompt=questions)
+            t = _take_prompts(t, lambda q: question_line(q) not in exclude_questions)
         parts.append(
             benchmark_from_outcomes(t, STRONG_MODEL, WEAK_MODEL, name=f, duplicates="mean")
         )
@@ -153,6 +205,17 @@ def training_correctness_prompts(
     the mixes' cut). The groups drop these, so that a prompt repeated in another training file
     (LLMRouter grades MBPP too) is no dev prompt."""
 
+    texts = _training_correctness_texts(root, routerbench_cut_only=routerbench_cut_only)
+    return frozenset(normalize_text(t) for t in texts)
+
+
+def training_questions(root: Path) -> frozenset[str]:
+    """:func:`question_line` of every prompt of the correctness training files (RouterDC's ARC
+    train asks about half of RouterBench's ARC-Challenge questions, in another format)."""
+    return frozenset(question_line(t) for t in _training_correctness_texts(root))
+
+
+def _training_correctness_texts(root: Path, *, routerbench_cut_only: bool = False) -> set[str]:
     texts: set[str] = set()
     for f in sorted((root / ROUTERBENCH_DIR).glob("*_train.csv")):
         rb = read_routerbench_csv(f, skip_bad_rows=True).prompt.tolist()
@@ -161,7 +224,7 @@ def training_correctness_prompts(
         if f.stem.endswith(("_train", "-train")):
             texts.update(read_scores_json(f, skip_bad_rows=True).prompt.tolist())
     texts.update(read_scores_json(root / LLMROUTER_TRAIN, skip_bad_rows=True).prompt.tolist())
-    return frozenset(normalize_text(str(t)) for t in texts)
+    return {str(t) for t in texts}
 
 
 def math_proxy_benchmark(
@@ -226,7 +289,12 @@ def build_dev_suite(
     math_table = _take_prompts(math_table, lambda p: hash_fraction(p, DEV_SALT) < MATH_FRACTION)
     suite["math"] = math_proxy_benchmark(math_table, training_correctness_prompts(root))
     suite["reasoning"] = _routerbench_group(
-        root, ["arc_challenge", "winograde"], REASONING_FRACTION, "reasoning", elsewhere
+        root,
+        ["arc_challenge", "winograde"],
+        REASONING_FRACTION,
+        "reasoning",
+        elsewhere,
+        exclude_questions=training_questions(root),
     )
     judge = judge_heldout_benchmarks(root, read_split(split_file))
     suite["open_ended"] = _concat(

@@ -65,3 +65,30 @@ def test_control_the_golden_mix_without_the_dev_cut_overlaps(
     """both_mmlu trains on the whole golden split: the check above would catch it."""
     spec = MixtureSpec.from_dict(M.mixture("both_mmlu").to_dict())
     assert suite_texts["knowledge"] & _source_texts(spec, data_dir)
+
+
+@pytest.mark.parametrize("mix", M.DEV_CLEAN_MIXES)
+def test_dev_clean_mix_asks_no_reasoning_question_in_another_format(data_dir: Path, mix: str):
+    # RouterDC's ARC train asks RouterBench's ARC-Challenge questions as "Question:<q>\nAnswer:";
+    # the exact-text check above cannot see that.
+    reasoning = D.build_dev_suite(data_dir)["reasoning"]
+    questions = {D.question_line(str(p)) for p in reasoning.prompts}
+    spec = MixtureSpec.from_dict(M.mixture(mix).to_dict())
+    asked: set[str] = set()
+    for s in spec.sources:
+        if s.name not in JUDGE_SOURCES:
+            data = load_source(s, data_dir)
+            asked |= {D.question_line(str(p)) for p in data.outcomes.prompt.tolist()}
+    assert not questions & asked, f"{mix}: {len(questions & asked)} reasoning questions in training"
+
+
+def test_reasoning_prompts_are_questions_without_the_shared_demonstrations(data_dir: Path):
+    reasoning = D.build_dev_suite(data_dir)["reasoning"]
+    assert set(reasoning.metadata["parts"]) == {"arc_challenge", "winograde"}
+    prompts = [str(p) for p in reasoning.prompts]
+    assert len(set(prompts)) == len(prompts)
+    # The few-shot files' prompts ran to 1,200-2,000 characters; a question with its options and
+    # the answer instruction is a few hundred.
+    assert max(len(p) for p in prompts) < 1200
+    assert all("Answer:" in p for p in prompts)
+    assert all(p.count("Answer:") == 1 for p in prompts)
