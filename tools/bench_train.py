@@ -545,6 +545,15 @@ MINILM = {
     "intermediate_size": 1536,
     "max_position_embeddings": 512,
 }
+# A 2-layer, 32-wide encoder: the BERT-step tools' quick check of themselves (``--tiny``).
+TINY = {
+    **MINILM,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
 
 
 def bert_data(

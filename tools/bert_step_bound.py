@@ -45,6 +45,7 @@ from routellm_jax.models.encoders import bert as bert_module
 from tools.bench_startup import cpu_model
 from tools.bench_train import (
     MINILM,
+    TINY,
     at_threads,
     bert_data,
     best_of,
@@ -208,10 +209,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--tiny", action="store_true", help="a 2-layer, 32-wide encoder (a quick check of the tool)"
     )
     args = parser.parse_args(argv)
-    shapes = dict(MINILM)
-    if args.tiny:
-        shapes.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
-        shapes.update(intermediate_size=64, max_position_embeddings=64)
+    shapes = dict(TINY if args.tiny else MINILM)
     before = machine()["load"]
     dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
     autocast = dtype == jnp.bfloat16

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tools.bench_startup import cpu_model
-from tools.bench_train import MINILM, bert_data, machine, prepare_bert_jax
+from tools.bench_train import MINILM, TINY, bert_data, machine, prepare_bert_jax
 
 _DOT = re.compile(
     r"%(?P<name>[\w.\-]+) = (?P<out>\w+\[[\d,]*\])\S* fusion\((?P<args>[^)]*)\).*?"
@@ -199,10 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tiny", action="store_true", help="a 2-layer, 32-wide encoder (a quick check of the tool)"
     )
     args = parser.parse_args(argv)
-    shapes = dict(MINILM)
-    if args.tiny:
-        shapes.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
-        shapes.update(intermediate_size=64, max_position_embeddings=64)
+    shapes = dict(TINY if args.tiny else MINILM)
     before = machine()["load"]
     data = bert_data(args.batch * 4, args.seq, shapes["vocab_size"])
     dtype = jnp.float32 if args.dtype == "float32" else jnp.bfloat16
