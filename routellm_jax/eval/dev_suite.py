@@ -133,8 +133,8 @@ def without_shared_prefix(prompts: Sequence[str]) -> list[str]:
     """``prompts`` without the text all of them begin with, cut back to its last blank line: a
     benchmark file's few-shot demonstrations. RouterBench's ARC-Challenge and Winogrande prompts
     repeat the same 1,200-1,700 characters of worked examples before the question, longer than
-    the encoders' token window, so every prompt of a file embeds the same and no router can rank
-    within it; the question is what a router is asked to route.
+    the encoders' token window, so every prompt of a file embeds the same and an encoder's
+    features cannot rank within it; the question is what a router is asked to route.
 
     Example:
         >>> without_shared_prefix(["Q: 1+1?\\nA: 2\\n\\nQ: 2+3?", "Q: 1+1?\\nA: 2\\n\\nQ: 2+2?"])
