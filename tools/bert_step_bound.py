@@ -24,8 +24,8 @@ The reference is transformers' ``BertForSequenceClassification`` loop in float32
 ``--torch-threads`` count, its best counting; rounds alternate the loops and each side's best
 round counts (``tools/bench_train.py``'s rules). The matmul table times each dense layer's three
 products (forward, input gradient, weight gradient) alone, as jitted ``dot_general`` calls and as
-torch matmuls in the same process: a gap between the two libraries on these shapes would show
-there.
+torch matmuls in the same process, the two taking turns: a gap between the two libraries on
+these shapes would show there.
 """
 
 from __future__ import annotations
@@ -106,13 +106,17 @@ def variant_loops(data: dict, batch: int, dtype: Any, shapes: dict[str, int] = M
     return loops
 
 
-def _best_seconds(run: Callable[..., Any], operands: tuple, repeats: int) -> float:
-    run(*operands)
-    best = float("inf")
+def _best_seconds(runs: dict[str, tuple[Callable[..., Any], tuple]], repeats: int) -> dict:
+    """Each ``name -> (fn, operands)``'s best time over ``repeats`` calls, the calls taking turns
+    so that a change of load reaches every side alike (after one untimed call each)."""
+    for fn, operands in runs.values():
+        fn(*operands)
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        run(*operands)
-        best = min(best, time.perf_counter() - start)
+        for name, (fn, operands) in runs.items():
+            start = time.perf_counter()
+            fn(*operands)
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -129,8 +133,8 @@ def matmul_shapes(
     tokens: int, hidden: int, intermediate: int
 ) -> list[tuple[str, int, int, int, int]]:
     """``(name, count, m, k, n)`` of one encoder layer's dense products over ``tokens`` rows, one
-    per layer shape (``count``: how many layers of the layer have it): forward ``x @ W``, input
-    gradient ``dy @ W.T`` and weight gradient ``x.T @ dy``.
+    per layer shape (``count``: how many of the layer's dense layers have it): forward ``x @ W``,
+    input gradient ``dy @ W.T`` and weight gradient ``x.T @ dy``.
 
     Example:
         >>> matmul_shapes(8, 4, 16)[:3]
@@ -187,11 +191,12 @@ def matmul_rates(
         ja, jb = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
         ta, tb = torch.from_numpy(a).to(torch_dtype), torch.from_numpy(b).to(torch_dtype)
         flops = 2.0 * m * k * n
-        jax_s = _best_seconds(product, (ja, jb), repeats)
-        torch_s = _best_seconds(torch.matmul, (ta, tb), repeats)
+        best = _best_seconds(
+            {"jax": (product, (ja, jb)), "torch": (torch.matmul, (ta, tb))}, repeats
+        )
         rows.append(
-            {"name": name, "count": count, "shape": (m, k, n), "jax": flops / jax_s / 1e9,
-             "torch": flops / torch_s / 1e9}
+            {"name": name, "count": count, "shape": (m, k, n),
+             **{library: flops / seconds / 1e9 for library, seconds in best.items()}}
         )  # fmt: skip
     return rows
 

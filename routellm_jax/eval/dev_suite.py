@@ -209,12 +209,6 @@ def training_correctness_prompts(
     return frozenset(normalize_text(t) for t in texts)
 
 
-def training_questions(root: Path) -> frozenset[str]:
-    """:func:`question_line` of every prompt of the correctness training files (RouterDC's ARC
-    train asks about half of RouterBench's ARC-Challenge questions, in another format)."""
-    return frozenset(question_line(t) for t in _training_correctness_texts(root))
-
-
 def _training_correctness_texts(root: Path, *, routerbench_cut_only: bool = False) -> set[str]:
     texts: set[str] = set()
     for f in sorted((root / ROUTERBENCH_DIR).glob("*_train.csv")):
@@ -287,14 +281,18 @@ def build_dev_suite(
     suite["code"] = _routerbench_group(root, ["mbpp"], 1.0, "code", elsewhere)
     math_table = read_scores_json(root / MATH_FILE, skip_bad_rows=True, source="routerdc/MATH")
     math_table = _take_prompts(math_table, lambda p: hash_fraction(p, DEV_SALT) < MATH_FRACTION)
-    suite["math"] = math_proxy_benchmark(math_table, training_correctness_prompts(root))
+    # Every correctness training file, read once: the math group drops their texts, the
+    # reasoning group their questions (RouterDC's ARC train asks about half of RouterBench's
+    # ARC-Challenge questions, in another format).
+    trained = _training_correctness_texts(root)
+    suite["math"] = math_proxy_benchmark(math_table, frozenset(map(normalize_text, trained)))
     suite["reasoning"] = _routerbench_group(
         root,
         ["arc_challenge", "winograde"],
         REASONING_FRACTION,
         "reasoning",
         elsewhere,
-        exclude_questions=training_questions(root),
+        exclude_questions=frozenset(map(question_line, trained)),
     )
     judge = judge_heldout_benchmarks(root, read_split(split_file))
     suite["open_ended"] = _concat(
