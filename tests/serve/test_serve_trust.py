@@ -138,7 +138,9 @@ def test_a_prompt_the_router_fails_on_fails_only_its_own_request(start_server):
             return super().win_rate(prompts, strong, weak)
 
     router = Fussy("mf-minilm")
-    server = start_server({"mf-minilm": router}, batch_window_ms=5.0)
+    # A window far longer than the 21 requests take to arrive: the poisoned prompt must share a
+    # batch (on a loaded machine a 5 ms window could close before it came, and it ran alone).
+    server = start_server({"mf-minilm": router}, batch_window_ms=50.0)
     prompts = [f"question {i}" for i in range(20)] + ["POISON pill"]
 
     async def main():
