@@ -27,7 +27,10 @@ Mixes:
 * dev-clean variants (:data:`DEV_CLEAN_MIXES`): ``both_mmlu_dev`` and ``golden_mmlu_dev`` are
   ``both_mmlu`` and ``golden_mmlu`` without the golden split's dev part, which the development
   suite (``routellm_jax.eval.dev_suite``) scores as its knowledge group; ``both_mmlu_dev_golden3``
-  and ``both_mmlu_dev_golden10`` repeat that mix's golden-split questions 3 and 10 times.
+  and ``both_mmlu_dev_golden10`` repeat that mix's golden-split questions 3 and 10 times;
+  ``both_mmlu_dev_questions`` is ``both_mmlu_dev`` with RouterBench's few-shot demonstrations
+  stripped from its rows, so its ARC-Challenge and Winogrande rows are questions and survive the
+  near-duplicate pass.
 
 Example:
     >>> [s["name"] for s in mixture("both_mmlu").sources][-1]
@@ -73,6 +76,15 @@ def _routerdc(prefixes: tuple[str, ...]) -> dict[str, Any]:
 
 _JUDGE = [{"name": "alpaca_eval"}, {"name": "arena_bench_v1"}]
 _GOLDEN = [_hashed("routerbench_train"), _routerdc(ROUTERDC_PREFIXES), _hashed("llmrouter_train")]
+# RouterBench's ARC-Challenge and Winogrande prompts repeat one file-wide block of few-shot
+# demonstrations before the question, longer than MiniLM's window: each file embeds as one vector,
+# the same as its test file's, so the MiniLM near-duplicate pass removes every one of those rows
+# from the mixes above (the pair's own correctness on 355 reasoning questions). The "_questions"
+# mixes strip the block after the cut (filter strip_shared_prefix) and check the stripped rows
+# against the test files' questions too (evaluation set routerbench_test_questions).
+_ROUTERBENCH_QUESTIONS = _hashed("routerbench_train")
+_ROUTERBENCH_QUESTIONS["filters"]["strip_shared_prefix"] = True
+_GOLDEN_QUESTIONS = [_ROUTERBENCH_QUESTIONS, *_GOLDEN[1:]]
 _GOLDEN_FULL = [
     {"name": "routerbench_train"},
     _routerdc(FULL_ROUTERDC_PREFIXES),
@@ -95,6 +107,7 @@ GRID_DECONTAMINATION = {
     "lexical_threshold": 0.9,
 }
 _GRID = {"eval_sets": list(GRID_EVAL_SETS), "heldout_split": HELDOUT_SPLIT, **GRID_DECONTAMINATION}
+_GRID_QUESTIONS = {**_GRID, "eval_sets": [*GRID_EVAL_SETS, "routerbench_test_questions"]}
 
 MIXES: dict[str, dict[str, Any]] = {
     "judge_battles": {
@@ -127,6 +140,10 @@ MIXES: dict[str, dict[str, Any]] = {
         }
         for k in GOLDEN_REPEATS
     },
+    "both_mmlu_dev_questions": {
+        **_GRID_QUESTIONS,
+        "sources": _JUDGE + _GOLDEN_QUESTIONS + _MMLU_GOLDEN_TRAIN,
+    },
 }
 # The mixes that hold no dev-suite prompt (tests/experiments check it on the real data), so a
 # router trained on one of them may be chosen on the suite. The others train on part of it: the
@@ -140,6 +157,7 @@ DEV_CLEAN_MIXES = (
     "both_mmlu_dev",
     "golden_mmlu_dev",
     *(f"both_mmlu_dev_golden{k}" for k in GOLDEN_REPEATS),
+    "both_mmlu_dev_questions",
 )
 
 

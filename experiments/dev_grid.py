@@ -201,6 +201,17 @@ CELLS: dict[str, Cell] = {
         )
         for tag, bw in (("03", 0.3), ("1", 1.0))
     },
+    "irt_questions_bw01": Cell(
+        "irt",
+        f"{MIX}_questions",
+        "irt bw=0.1, RouterBench questions",
+        "",
+        {"battle_weight": 0.1},
+        why="added after rule v2's confirmation: the default's recipe on the same mix with "
+        "RouterBench's few-shot demonstrations stripped, so the pair's correctness on its "
+        "ARC-Challenge and Winogrande training questions is no longer removed whole by the "
+        "near-duplicate pass (each file embedded as one vector, the same as its test file's)",
+    ),
 }
 
 

@@ -299,7 +299,11 @@ def standard_eval_sets(
     """The paper's evaluation prompts from the data folder (all of them, before their own
     decontamination): MMLU (14,042), GSM8K (1,319), MT-Bench (80 questions, every turn); on
     request also ``routerbench_test``, the distinct prompts of RouterBench's ``*_test`` files (a
-    transfer benchmark of experiments/run_grid.py).
+    transfer benchmark of experiments/run_grid.py), and ``routerbench_test_questions``, the same
+    prompts without each file's shared few-shot demonstrations
+    (:func:`~routellm_jax.data.sources.correctness.strip_shared_prefixes`): the set a mix whose
+    RouterBench rows have their prefix stripped is checked against, since with the demonstrations
+    every prompt of a file embeds the same.
     """
     from routellm_jax.data.sources import routellm_evals as re_
 
@@ -322,8 +326,18 @@ def standard_eval_sets(
 
             t = BUILTIN_SOURCES["routerbench_test"](data_dir(data_root)).outcomes
             out[name] = list(dict.fromkeys(t.prompt.tolist()))
+        elif name == "routerbench_test_questions":
+            from routellm_jax.data.mixtures import BUILTIN_SOURCES
+            from routellm_jax.data.sources.correctness import strip_shared_prefixes
+            from routellm_jax.paths import data_dir
+
+            t = strip_shared_prefixes(
+                BUILTIN_SOURCES["routerbench_test"](data_dir(data_root)).outcomes
+            )
+            out[name] = list(dict.fromkeys(t.prompt.tolist()))
         else:
             raise ValueError(
-                f"unknown evaluation set {name!r}; known: mmlu, gsm8k, mt_bench, routerbench_test"
+                f"unknown evaluation set {name!r}; known: mmlu, gsm8k, mt_bench, routerbench_test, "
+                "routerbench_test_questions"
             )
     return out

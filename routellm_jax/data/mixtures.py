@@ -71,6 +71,7 @@ from routellm_jax.data.model_names import ModelTable, default_table
 from routellm_jax.data.records import ComparisonTable, OutcomeTable, TrainingData
 from routellm_jax.data.sources._common import ReadReport
 from routellm_jax.data.sources.builtin import BUILTIN_SOURCES
+from routellm_jax.data.sources.correctness import strip_shared_prefixes
 from routellm_jax.paths import data_dir, location, write_whole
 
 Loader = Callable[[Path], TrainingData]
@@ -118,6 +119,11 @@ class SourceSpec:
             )
         if "hash_fraction" in self.filters:
             _check_hash_filter(self.name, self.filters["hash_fraction"])
+        if not isinstance(self.filters.get("strip_shared_prefix", False), bool):
+            raise ValueError(
+                f"source {self.name!r}: filter strip_shared_prefix must be true or false, "
+                f"got {self.filters['strip_shared_prefix']!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "loader"}
@@ -212,7 +218,14 @@ class MixtureSpec:
 
 
 # ------------------------------------------------------------------------ steps
-FILTER_KEYS = ("models", "exclude_models", "source_prefixes", "kinds", "hash_fraction")
+FILTER_KEYS = (
+    "models",
+    "exclude_models",
+    "source_prefixes",
+    "kinds",
+    "hash_fraction",
+    "strip_shared_prefix",
+)
 HASH_FILTER_KEYS = ("fraction", "salt")
 
 
@@ -244,7 +257,12 @@ def apply_filters(
     * ``kinds``: outcomes of these kinds (``"correct"``, ``"grade"``);
     * ``hash_fraction``: ``{"fraction": F, "salt": S}`` keeps the rows whose prompt has
       :func:`~routellm_jax.data.hashing.hash_fraction` ``(prompt, S) < F``, a seeded part that
-      depends only on the prompt text (all of a prompt's rows stay or go together).
+      depends only on the prompt text (all of a prompt's rows stay or go together);
+    * ``strip_shared_prefix``: ``True`` keeps every row and rewrites its prompt: the few-shot
+      demonstrations every prompt of its ``source`` (one benchmark file) begins with are removed
+      (:func:`~routellm_jax.data.sources.correctness.strip_shared_prefixes`), so that the rows
+      carry their questions. Applied last, after ``hash_fraction``, whose seeded part is of the
+      file's own text.
 
     Example:
         >>> from routellm_jax.data.records import Outcome
@@ -286,6 +304,8 @@ def apply_filters(
         salt = str(filters["hash_fraction"]["salt"])
         comps = comps.take(_hash_keep(comps.prompt, fraction, salt))
         outs = outs.take(_hash_keep(outs.prompt, fraction, salt))
+    if filters.get("strip_shared_prefix", False):
+        comps, outs = strip_shared_prefixes(comps), strip_shared_prefixes(outs)
     return TrainingData(comps, outs)
 
 

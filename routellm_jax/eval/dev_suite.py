@@ -52,7 +52,11 @@ from routellm_jax.data.hashing import hash_fraction
 from routellm_jax.data.judge_split import prompt_id as judge_prompt_id
 from routellm_jax.data.judge_split import read_split
 from routellm_jax.data.records import OutcomeTable
-from routellm_jax.data.sources.correctness import read_routerbench_csv, read_scores_json
+from routellm_jax.data.sources.correctness import (
+    read_routerbench_csv,
+    read_scores_json,
+    without_shared_prefix,
+)
 from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL, evals_dir, read_mmlu
 from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes
 from routellm_jax.eval.evaluate import evaluate_win_rates
@@ -127,24 +131,6 @@ def _concat(name: str, parts: Sequence[Benchmark], **metadata) -> Benchmark:
         kind="correct" if all(b.kind == "correct" for b in parts) else "grade",
         metadata={"parts": {b.name: len(b) for b in parts}, **metadata},
     )
-
-
-def without_shared_prefix(prompts: Sequence[str]) -> list[str]:
-    """``prompts`` without the text all of them begin with, cut back to its last blank line: a
-    benchmark file's few-shot demonstrations. RouterBench's ARC-Challenge and Winogrande prompts
-    repeat the same 1,200-1,700 characters of worked examples before the question, longer than
-    the encoders' token window, so every prompt of a file embeds the same and an encoder's
-    features cannot rank within it; the question is what a router is asked to route.
-
-    Example:
-        >>> without_shared_prefix(["Q: 1+1?\\nA: 2\\n\\nQ: 2+3?", "Q: 1+1?\\nA: 2\\n\\nQ: 2+2?"])
-        ['Q: 2+3?', 'Q: 2+2?']
-        >>> without_shared_prefix(["Which is red?", "Which is blue?"])
-        ['Which is red?', 'Which is blue?']
-    """
-    prompts = [str(p) for p in prompts]
-    cut = os.path.commonprefix(prompts).rfind("\n\n")
-    return [p[cut + 2 :] for p in prompts] if cut >= 0 else prompts
 
 
 def question_line(prompt: str) -> str:

@@ -226,6 +226,63 @@ def test_hash_fraction_filter_is_checked(value, match) -> None:
         SourceSpec("alpaca_eval", filters={"hash_fraction": value})
 
 
+DEMOS = "Q: Is ice cold?\nA: yes\n\nQ: Is fire cold?\nA: no\n\n"
+
+
+def few_shot_loader(root: Path) -> TrainingData:
+    """Two benchmark files (sources): one with shared demonstrations, one without; 2 models."""
+    rows = []
+    for i in range(30):
+        for model, score in (("gpt-4-1106-preview", 1.0), ("mixtral-8x7b-instruct-v0.1", i % 2)):
+            rows.append(Outcome(f"{DEMOS}Q: Is item {i} cold?\nA:", model, score, "rb/arc"))
+            rows.append(Outcome(f"Write function {i}.", model, score, "rb/mbpp"))
+    return TrainingData.of(outcomes=OutcomeTable.from_records(rows))
+
+
+def test_strip_shared_prefix_keeps_every_row_and_cuts_by_the_files_own_text() -> None:
+    cut = {"fraction": 0.5, "salt": "fs"}
+    filters = {"hash_fraction": cut, "strip_shared_prefix": True}
+    data = load_source(SourceSpec("fs", loader=few_shot_loader, filters=filters))
+    plain = load_source(SourceSpec("fs", loader=few_shot_loader, filters={"hash_fraction": cut}))
+    # The seeded part is the same rows: the cut hashes the text as the file has it.
+    assert len(data.outcomes) == len(plain.outcomes) > 0
+    assert data.outcomes.model.tolist() == plain.outcomes.model.tolist()
+    assert data.outcomes.score.tolist() == plain.outcomes.score.tolist()
+    for new, old, source in zip(data.outcomes.prompt, plain.outcomes.prompt, plain.outcomes.source):
+        if source == "rb/arc":
+            assert old == DEMOS + new and new.startswith("Q: Is item ")
+        else:  # a file without demonstrations is left as it is
+            assert new == old
+    assert (
+        MixtureSpec.from_dict(
+            MixtureSpec([SourceSpec("routerbench_train", filters=filters)]).to_dict()
+        )
+        .sources[0]
+        .filters
+        == filters
+    )
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_strip_shared_prefix_filter_is_checked(value) -> None:
+    with pytest.raises(ValueError, match="'alpaca_eval': filter strip_shared_prefix must be"):
+        SourceSpec("alpaca_eval", filters={"strip_shared_prefix": value})
+
+
+def test_routerbench_test_questions_are_the_test_prompts_without_demonstrations(
+    data_dir: Path,
+) -> None:
+    from routellm_jax.data.decontaminate import standard_eval_sets
+
+    sets = standard_eval_sets(data_dir, names=("routerbench_test", "routerbench_test_questions"))
+    full, questions = sets["routerbench_test"], sets["routerbench_test_questions"]
+    assert len(full) == len(questions) == len(set(questions))
+    # Every question is its prompt's end; the few-shot files' prompts lose 1,000+ characters.
+    assert all(f.endswith(q) for f, q in zip(full, questions))
+    shortened = [len(f) - len(q) for f, q in zip(full, questions) if f != q]
+    assert len(shortened) > 700 and min(shortened) > 1000
+
+
 def test_mmlu_golden_is_a_builtin_source_without_options(tmp_path) -> None:
     spec = MixtureSpec.from_dict({"sources": [{"name": "mmlu_golden", "decontaminate": False}]})
     assert spec.sources[0].loader is None and not spec.sources[0].decontaminate

@@ -15,6 +15,7 @@ The RouteLLM MMLU/GSM8K evaluation CSVs are read by ``routellm_evals.py``.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from routellm_jax.data.model_names import ModelTable
-from routellm_jax.data.records import OutcomeTable
+from routellm_jax.data.records import ComparisonTable, OutcomeTable
 from routellm_jax.data.sources._common import (
     ReadReport,
     RowValidator,
@@ -163,6 +164,57 @@ def read_routerbench_csv(
     if report is not None:
         report.records += len(out)
     return out
+
+
+def without_shared_prefix(prompts: Sequence[str]) -> list[str]:
+    """``prompts`` without the text all of them begin with, cut back to its last blank line: a
+    benchmark file's few-shot demonstrations. RouterBench's ARC-Challenge and Winogrande prompts
+    repeat the same 1,200-1,700 characters of worked examples before the question, longer than
+    the encoders' token window, so every prompt of such a file embeds the same: an encoder's
+    features cannot rank within it, and an encoder's near-duplicate check against another file with
+    the same demonstrations matches every prompt. The question is what a router is asked to route.
+    Fewer than two distinct prompts share nothing, and are returned as they are.
+
+    Example:
+        >>> without_shared_prefix(["Q: 1+1?\\nA: 2\\n\\nQ: 2+3?", "Q: 1+1?\\nA: 2\\n\\nQ: 2+2?"])
+        ['Q: 2+3?', 'Q: 2+2?']
+        >>> without_shared_prefix(["Which is red?", "Which is blue?"])
+        ['Which is red?', 'Which is blue?']
+        >>> without_shared_prefix(["One prompt.\\n\\nIts last paragraph."])
+        ['One prompt.\\n\\nIts last paragraph.']
+    """
+    prompts = [str(p) for p in prompts]
+    if len(set(prompts)) < 2:
+        return prompts
+    cut = os.path.commonprefix(prompts).rfind("\n\n")
+    if cut < 0:
+        return prompts
+    stripped = [p[cut + 2 :] for p in prompts]
+    # A prompt that is only the demonstrations has no question to route: keep the file as it is.
+    return stripped if all(q.strip() for q in stripped) else prompts
+
+
+def strip_shared_prefixes(
+    table: OutcomeTable | ComparisonTable,
+) -> OutcomeTable | ComparisonTable:
+    """``table`` with :func:`without_shared_prefix` applied to the distinct prompts of each
+    ``source`` (one benchmark file each, for the correctness readers), every row kept.
+
+    Example:
+        >>> from routellm_jax.data.records import Outcome
+        >>> t = OutcomeTable.from_records([Outcome("Ex.\\n\\nQ1", "m", 1.0, source="s"),
+        ...     Outcome("Ex.\\n\\nQ2", "m", 0.0, source="s"), Outcome("Ex.\\n\\nQ3", "m", 1.0, source="t")])
+        >>> strip_shared_prefixes(t).prompt.tolist()
+        ['Q1', 'Q2', 'Ex.\\n\\nQ3']
+    """
+    prompts = table.prompt.copy()
+    sources = np.asarray(table.source, dtype=object)
+    for source in dict.fromkeys(sources.tolist()):
+        rows = np.flatnonzero(sources == source)
+        distinct = list(dict.fromkeys(str(p) for p in prompts[rows]))
+        new = dict(zip(distinct, without_shared_prefix(distinct)))
+        prompts[rows] = [new[str(p)] for p in prompts[rows]]
+    return dataclasses.replace(table, prompt=prompts)
 
 
 def _parse_scores(value: object) -> dict | None:
