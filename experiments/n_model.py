@@ -3,7 +3,8 @@
     python -m experiments.n_model --out experiments/results/n_model
 
 RouterBench zero-shot test split (ARC-Challenge, MBPP, Winogrande: 0/1 correctness and the
-measured cost of each of 11 models on each prompt). Each router estimates every candidate's
+measured cost of each of 11 models on each prompt). Each router sees the question without its
+file's shared few-shot demonstrations (:func:`routed_prompts`) and estimates every candidate's
 quality (``Router.model_quality``) and routes on a price list known in advance: each model's mean
 cost per call on the *train* split. Curves: the trade-off policy swept over lambda, and "cheapest
 adequate" (the cheapest model whose estimated quality reaches a floor) swept over the floor;
@@ -38,6 +39,7 @@ import routellm_jax
 from experiments._mixtures import mixture
 from experiments.run_grid import EmbeddingStore
 from routellm_jax.data.mixtures import SourceSpec, load_source
+from routellm_jax.data.sources.correctness import without_shared_prefix
 from routellm_jax.eval import n_model as N
 
 ROUTERS = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
@@ -95,6 +97,22 @@ def _plot(path: Path, title: str, curves: list[N.CostQualityCurve], singles, mod
     plt.close(fig)
 
 
+def routed_prompts(bench: N.NModelBenchmark) -> list[str]:
+    """What the routers see: each prompt without its task file's shared few-shot demonstrations.
+    ARC-Challenge and Winogrande repeat one block of worked examples, longer than MiniLM's window,
+    before every question; with it, a router could only choose per file. The models answered the
+    whole prompt; the router routes the question, as the development suite's reasoning group does.
+    """
+    out = np.array([str(p) for p in bench.prompts], dtype=object)
+    if bench.task is None:
+        return out.tolist()
+    tasks = np.asarray(bench.task, dtype=object)
+    for task in dict.fromkeys(tasks.tolist()):
+        rows = np.flatnonzero(tasks == task)
+        out[rows] = without_shared_prefix(out[rows].tolist())
+    return out.tolist()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE / "results" / "n_model"))
@@ -107,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = N.routerbench_n_model(split="train")
     if train.models != test.models:
         raise SystemExit(f"train and test model columns differ: {train.models} vs {test.models}")
-    prompts = [str(p) for p in test.prompts]
+    prompts = routed_prompts(test)
     store = EmbeddingStore(Path(args.cache) if args.cache else None)
     groups: dict[tuple[str, ...], list[N.CostQualityCurve]] = {}
     estimates: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
@@ -164,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "# N-model routing on RouterBench (held-out test split)",
         "",
         f"{len(prompts)} prompts (ARC-Challenge, MBPP, Winogrande), correctness and measured cost",
-        "per call of each model. Routers route on each model's mean cost per call on the train",
+        "per call of each model. Routers see each question without its file's shared few-shot",
+        "demonstrations, and route on each model's mean cost per call on the train",
         "split. Spend in USD per 1,000 prompts; AIQ = mean correctness of the curve's convex",
         "hull over the single models' spend range; 'spend to best' = least spend reaching the",
         f"best single model's correctness. Command: `{COMMAND}`.",

@@ -103,3 +103,18 @@ def test_unseen_prompts_drop_exact_and_near_duplicates_of_training_prompts() -> 
     held = _bench(n=4).rows(keep, "toy held out")
     assert held.name == "toy held out" and held.prompts.tolist() == ["p1", "p3"]
     assert held.correct.shape == (2, 3) and held.cost.shape == (2, 3)
+
+
+def test_n_model_experiment_routes_each_question_without_its_files_demonstrations(
+    data_dir,
+) -> None:
+    from experiments.n_model import routed_prompts
+
+    test = N.routerbench_n_model(data_dir, "test")
+    routed = routed_prompts(test)
+    assert len(routed) == len(test.prompts)
+    assert all(str(p).endswith(q) for p, q in zip(test.prompts, routed))
+    for task in N.ROUTERBENCH_TASKS:
+        rows = [q for q, t in zip(routed, test.task) if t == task]
+        assert len(set(rows)) > 0.95 * len(rows)  # questions, not one block per file
+    assert max(map(len, routed)) < 1500

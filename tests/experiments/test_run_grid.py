@@ -307,3 +307,22 @@ def test_judge_heldout_benchmarks_are_the_split(data_dir: Path) -> None:
     assert (len(benches["alpaca_heldout"]), len(benches["arena_heldout"])) == (242, 89)
     assert {prompt_id(p) for p in benches["alpaca_heldout"].prompts} == split["alpaca_eval"]
     assert {prompt_id(p) for p in benches["arena_heldout"].prompts} <= split["arena_bench_v1"]
+
+
+def test_routerbench_transfer_columns_route_questions_of_the_same_slice(data_dir: Path) -> None:
+    """The slice is the files' own text hashed; each prompt a router sees is that prompt's
+    question, without its file's few-shot demonstrations (one block for every ARC-Challenge and
+    Winogrande prompt, longer than MiniLM's window)."""
+    from routellm_jax.data.hashing import hash_fraction
+
+    full = G._routerbench_test(data_dir)
+    in_slice = {p for p in full.prompt if hash_fraction(p, "rb_test") < G.RB_TEST_FRACTION}
+    benches = G.build_benchmarks(data_dir, G.read_split())
+    bench = benches[f"routerbench_test:{G.STRONG}/{G.WEAK}"]
+    prompts = [str(p) for p in bench.prompts]
+    # Distinct questions (a question two of the slice's prompts ask is one row, its mean).
+    assert len(prompts) == len(set(prompts)) and len(in_slice) - 2 <= len(prompts) <= len(in_slice)
+    assert all(any(f.endswith(q) for f in in_slice) for q in prompts)
+    # The few-shot files' prompts ran to 1,200-2,200 characters; their questions are a few hundred.
+    assert max(map(len, prompts)) < 1200
+    assert sum(p not in in_slice for p in prompts) > 80
