@@ -319,21 +319,15 @@ def standard_eval_sets(
         elif name == "mt_bench":
             qs = re_.read_mt_bench_questions(Path(evals) / "mt_bench" / "question.jsonl")
             out[name] = [turn for q in qs for turn in q.turns]
-        elif name == "routerbench_test":
-            # A local import: mixtures imports this module.
-            from routellm_jax.data.mixtures import BUILTIN_SOURCES
-            from routellm_jax.paths import data_dir
-
-            t = BUILTIN_SOURCES["routerbench_test"](data_dir(data_root)).outcomes
-            out[name] = list(dict.fromkeys(t.prompt.tolist()))
-        elif name == "routerbench_test_questions":
+        elif name in ("routerbench_test", "routerbench_test_questions"):
+            # Local imports: mixtures imports this module.
             from routellm_jax.data.mixtures import BUILTIN_SOURCES
             from routellm_jax.data.sources.correctness import strip_shared_prefixes
             from routellm_jax.paths import data_dir
 
-            t = strip_shared_prefixes(
-                BUILTIN_SOURCES["routerbench_test"](data_dir(data_root)).outcomes
-            )
+            t = BUILTIN_SOURCES["routerbench_test"](data_dir(data_root)).outcomes
+            if name == "routerbench_test_questions":
+                t = strip_shared_prefixes(t)
             out[name] = list(dict.fromkeys(t.prompt.tolist()))
         else:
             raise ValueError(
