@@ -212,6 +212,15 @@ CELLS: dict[str, Cell] = {
         "ARC-Challenge and Winogrande training questions is no longer removed whole by the "
         "near-duplicate pass (each file embedded as one vector, the same as its test file's)",
     ),
+    "bert_ft_bw01": Cell(
+        "bert",
+        MIX,
+        "bert (fine-tuned MiniLM) bw=0.1",
+        arch_config={"battle_weight": 0.1},
+        why="added after the RouterBench-questions cell: bert_ft with the mix's judge battles "
+        "weighted 0.1 against the pair's correctness, as the default's irt recipe weighs them "
+        "(bert_ft sent 99% of open-ended and 1% of code prompts to the strong model)",
+    ),
 }
 
 

@@ -95,6 +95,10 @@ class BertClassifierConfig:
     # Also train on per-model correctness: each prompt graded for a strong and a weak model
     # becomes one strong-vs-weak battle (both right or both wrong: a tie).
     use_outcomes: bool = False
+    # Loss weight of the mix's battles (judge labels) against the battles formed from per-model
+    # outcomes, as irt's battle_weight: the pair's judge battles (gpt-4-1106 wins 77% of
+    # AlpacaEval's, judged against itself) otherwise set the level of every chat-like prompt.
+    battle_weight: float = 1.0
     dropout: float = 0.1  # encoder (hidden + attention) and head dropout while training
     num_labels: int = 3
     pooling: str = "cls"  # "cls": BertForSequenceClassification's pooler; "mean": masked mean
@@ -114,6 +118,10 @@ class BertClassifierConfig:
             raise ValueError(f"BertClassifierConfig.dtype must be one of {sorted(_DTYPES)}")
         if self.pooling not in _POOLINGS:
             raise ValueError(f"BertClassifierConfig.pooling must be one of {_POOLINGS}")
+        if not self.battle_weight >= 0.0:
+            raise ValueError(
+                f"BertClassifierConfig.battle_weight must be >= 0, got {self.battle_weight}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"BertClassifierConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.pretrained and self.encoder_config is not None:
@@ -275,9 +283,16 @@ def examples_from_records(
     """Strong-vs-weak battles -> ``input_ids``/``attention_mask [n, max_length]`` int32,
     ``label [n]`` int32 (LABEL_STRONG / LABEL_WEAK / LABEL_TIE), ``weight [n]`` float32.
     Per-model outcomes count too when ``config.use_outcomes`` (only the strong x weak pairs are
-    formed, see ``featurizers.pair_battles``).
+    formed, see ``featurizers.pair_battles``); the mix's own battles weigh ``config.battle_weight``
+    times their weight.
     """
 
+    if config.battle_weight != 1.0:
+        battles = data.comparisons
+        data = TrainingData(
+            dataclasses.replace(battles, weight=battles.weight * np.float32(config.battle_weight)),
+            data.outcomes,
+        )
     table, labels = pair_battles(
         data, config.use_outcomes, config.strong_models, config.weak_models
     )

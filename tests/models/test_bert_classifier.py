@@ -99,6 +99,14 @@ def test_outcomes_become_pair_battles_only_when_asked(setup) -> None:
     # One strong-vs-weak battle per prompt graded for both; the OTHER model forms none.
     assert ex["label"][32:].tolist() == [LABEL_STRONG, LABEL_WEAK, LABEL_TIE]
     assert ex["input_ids"].shape == (35, 32)
+    # battle_weight scales the mix's own battles (judge labels), not the outcome battles.
+    weighted = dataclasses.replace(with_outcomes, battle_weight=0.1)
+    ex_w = arch.examples_from_records(data, tok, weighted)
+    np.testing.assert_allclose(ex_w["weight"][:32], 0.1 * ex["weight"][:32], rtol=1e-6)
+    np.testing.assert_array_equal(ex_w["weight"][32:], ex["weight"][32:])
+    np.testing.assert_array_equal(ex_w["label"], ex["label"])
+    with pytest.raises(ValueError, match="battle_weight must be >= 0"):
+        dataclasses.replace(cfg, battle_weight=-1.0)
 
 
 def test_few_sgd_steps_reduce_the_loss(setup) -> None:
