@@ -253,14 +253,8 @@ def test_strip_shared_prefix_keeps_every_row_and_cuts_by_the_files_own_text() ->
             assert old == DEMOS + new and new.startswith("Q: Is item ")
         else:  # a file without demonstrations is left as it is
             assert new == old
-    assert (
-        MixtureSpec.from_dict(
-            MixtureSpec([SourceSpec("routerbench_train", filters=filters)]).to_dict()
-        )
-        .sources[0]
-        .filters
-        == filters
-    )
+    declared = MixtureSpec([SourceSpec("routerbench_train", filters=filters)])
+    assert MixtureSpec.from_dict(declared.to_dict()).sources[0].filters == filters
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])

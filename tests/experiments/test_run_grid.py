@@ -320,7 +320,7 @@ def test_routerbench_transfer_columns_route_questions_of_the_same_slice(data_dir
     benches = G.build_benchmarks(data_dir, G.read_split())
     bench = benches[f"routerbench_test:{G.STRONG}/{G.WEAK}"]
     prompts = [str(p) for p in bench.prompts]
-    # Distinct questions (a question two of the slice's prompts ask is one row, its mean).
+    # Distinct questions, one per prompt of the slice (one prompt lacks a score of the pair).
     assert len(prompts) == len(set(prompts)) and len(in_slice) - 2 <= len(prompts) <= len(in_slice)
     assert all(any(f.endswith(q) for f in in_slice) for q in prompts)
     # The few-shot files' prompts ran to 1,200-2,200 characters; their questions are a few hundred.
