@@ -39,7 +39,7 @@ import routellm_jax
 from experiments._mixtures import mixture
 from experiments.run_grid import EmbeddingStore
 from routellm_jax.data.mixtures import SourceSpec, load_source
-from routellm_jax.data.sources.correctness import without_shared_prefix
+from routellm_jax.data.sources.correctness import without_shared_prefixes
 from routellm_jax.eval import n_model as N
 
 ROUTERS = ("irt-mix-minilm", "irt-shape-minilm", "irt-minilm", "mf-minilm", "sw-ranking-minilm")
@@ -103,14 +103,9 @@ def routed_prompts(bench: N.NModelBenchmark) -> list[str]:
     before every question; with it, a router could only choose per file. The models answered the
     whole prompt; the router routes the question, as the development suite's reasoning group does.
     """
-    out = np.array([str(p) for p in bench.prompts], dtype=object)
     if bench.task is None:
-        return out.tolist()
-    tasks = np.asarray(bench.task, dtype=object)
-    for task in dict.fromkeys(tasks.tolist()):
-        rows = np.flatnonzero(tasks == task)
-        out[rows] = without_shared_prefix(out[rows].tolist())
-    return out.tolist()
+        return [str(p) for p in bench.prompts]
+    return without_shared_prefixes(bench.prompts, bench.task)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ dev-clean (``experiments/_mixtures.py``: ``DEV_CLEAN_MIXES``), by construction:
 * ``reasoning``: the same for RouterBench ARC-Challenge and Winogrande, a seeded part of them
   (:data:`REASONING_FRACTION`) so that the group is not twice the size of the others. Each prompt
   is its question alone: the file's shared few-shot demonstrations, longer than the encoder's
-  window, are removed (:func:`without_shared_prefix`), and questions a training file asks in its
+  window, are removed (:func:`~routellm_jax.data.sources.correctness.without_shared_prefix`), and questions a training file asks in its
   own format (RouterDC's ARC train) are dropped (:func:`question_line`).
 * ``math``: RouterDC's MATH-prealgebra file (graded for 7 open ~7B models only, and in no mix),
   a seeded half. No strong/weak labels exist, so the group is a *difficulty proxy*: strong score 1,
@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -55,7 +54,7 @@ from routellm_jax.data.records import OutcomeTable
 from routellm_jax.data.sources.correctness import (
     read_routerbench_csv,
     read_scores_json,
-    without_shared_prefix,
+    strip_shared_prefixes,
 )
 from routellm_jax.data.sources.routellm_evals import STRONG_MODEL, WEAK_MODEL, evals_dir, read_mmlu
 from routellm_jax.eval.benchmarks import Benchmark, benchmark_from_outcomes
@@ -158,7 +157,7 @@ def _routerbench_group(
 ) -> Benchmark:
     """The pair's correctness on the rows of RouterBench ``files`` outside the mixes' cut, a
     seeded ``fraction`` of them. With ``exclude_questions``, each file's shared few-shot prefix is
-    removed (:func:`without_shared_prefix`) and a question whose :func:`question_line` is in
+    removed (:func:`strip_shared_prefixes`) and a question whose :func:`question_line` is in
     ``exclude_questions`` (a training file asks it too, in its own format) is dropped."""
 
     parts = []
@@ -174,8 +173,7 @@ def _routerbench_group(
             ),
         )
         if exclude_questions:
-            questions = np.array(without_shared_prefix(t.prompt.tolist()), dtype=object)
-            t = dataclasses.replace(t, prompt=questions)
+            t = strip_shared_prefixes(t)  # one file: one source
             t = _take_prompts(t, lambda q: question_line(q) not in exclude_questions)
         parts.append(
             benchmark_from_outcomes(t, STRONG_MODEL, WEAK_MODEL, name=f, duplicates="mean")

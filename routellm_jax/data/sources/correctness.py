@@ -194,11 +194,27 @@ def without_shared_prefix(prompts: Sequence[str]) -> list[str]:
     return stripped if all(q.strip() for q in stripped) else prompts
 
 
+def without_shared_prefixes(prompts: Sequence[str], files: Sequence[str]) -> list[str]:
+    """:func:`without_shared_prefix` within each file: ``files[i]`` names the benchmark file of
+    ``prompts[i]``.
+
+    Example:
+        >>> without_shared_prefixes(["Ex.\\n\\nQ1", "Ex.\\n\\nQ2", "Ex.\\n\\nQ3"], ["s", "s", "t"])
+        ['Q1', 'Q2', 'Ex.\\n\\nQ3']
+    """
+    out = np.array([str(p) for p in prompts], dtype=object)
+    keys = np.asarray(files, dtype=object)
+    for key in dict.fromkeys(keys.tolist()):
+        rows = np.flatnonzero(keys == key)
+        out[rows] = without_shared_prefix(out[rows].tolist())
+    return out.tolist()
+
+
 def strip_shared_prefixes(
     table: OutcomeTable | ComparisonTable,
 ) -> OutcomeTable | ComparisonTable:
-    """``table`` with :func:`without_shared_prefix` applied to the distinct prompts of each
-    ``source`` (one benchmark file each, for the correctness readers), every row kept.
+    """``table`` with :func:`without_shared_prefixes` applied per ``source`` (one benchmark file
+    each, for the correctness readers), every row kept.
 
     Example:
         >>> from routellm_jax.data.records import Outcome
@@ -207,13 +223,8 @@ def strip_shared_prefixes(
         >>> strip_shared_prefixes(t).prompt.tolist()
         ['Q1', 'Q2', 'Ex.\\n\\nQ3']
     """
-    prompts = table.prompt.copy()
-    sources = np.asarray(table.source, dtype=object)
-    for source in dict.fromkeys(sources.tolist()):
-        rows = np.flatnonzero(sources == source)
-        distinct = list(dict.fromkeys(str(p) for p in prompts[rows]))
-        new = dict(zip(distinct, without_shared_prefix(distinct)))
-        prompts[rows] = [new[str(p)] for p in prompts[rows]]
+    prompts = np.empty(len(table.prompt), dtype=object)
+    prompts[:] = without_shared_prefixes(table.prompt, table.source)
     return dataclasses.replace(table, prompt=prompts)
 
 
