@@ -11,8 +11,9 @@ dev-clean (``experiments/_mixtures.py``: ``DEV_CLEAN_MIXES``), by construction:
 * ``reasoning``: the same for RouterBench ARC-Challenge and Winogrande, a seeded part of them
   (:data:`REASONING_FRACTION`) so that the group is not twice the size of the others. Each prompt
   is its question alone: the file's shared few-shot demonstrations, longer than the encoder's
-  window, are removed (:func:`~routellm_jax.data.sources.correctness.without_shared_prefix`), and questions a training file asks in its
-  own format (RouterDC's ARC train) are dropped (:func:`question_line`).
+  window, are removed (:func:`~routellm_jax.data.sources.correctness.without_shared_prefix`),
+  and questions a training file asks in its own format (RouterDC's ARC train) are dropped
+  (:func:`question_line`).
 * ``math``: RouterDC's MATH-prealgebra file (graded for 7 open ~7B models only, and in no mix),
   a seeded half. No strong/weak labels exist, so the group is a *difficulty proxy*: strong score 1,
   weak score the mean correctness of the 7 graded models, i.e. the gain of sending a problem to the
